@@ -1,0 +1,88 @@
+"""Change: an id and an ordered list of ops, merged per table into one set of sync rules."""
+
+from __future__ import annotations
+
+import re
+
+from .ddl import Intent, SetNullable
+from .errors import ColumnAlreadySyncedError, ValidationError
+from .ops.base import Op
+from .schema import Schema
+from .sync import TableSync
+
+
+class Change:
+    """A schema change declared once; crossfade runs it in expand / migrate / contract."""
+
+    def __init__(self, *ops: Op, id: str | None = None):
+        if not ops:
+            raise ValidationError("a Change needs at least one operation")
+        for op in ops:
+            if not isinstance(op, Op):
+                raise ValidationError(f"{op!r} is not a crossfade operation (use crossfade.ops)")
+        self.ops = tuple(ops)
+        self.id = id or _default_id(self.ops)
+        if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,200}", self.id):
+            raise ValidationError(f"change id {self.id!r} must be 1-200 letters, digits or _.:-")
+
+    def __repr__(self) -> str:
+        return f"Change(id={self.id!r}, ops=[{', '.join(op.describe() for op in self.ops)}])"
+
+    def tables(self) -> set[str]:
+        return {op.table for op in self.ops}
+
+    def validate(self, schema: Schema) -> None:
+        """Typed errors for anything that cannot work, checked against release N's schema."""
+        for op in self.ops:
+            op.validate(schema)
+        self.table_syncs(schema)  # raises when two ops fight over one column
+
+    def table_syncs(self, schema: Schema) -> dict[str, TableSync]:
+        """The sync rules of all ops, merged into one TableSync per table (one trigger each)."""
+        merged: dict[str, TableSync] = {}
+        claimed: set[tuple[str, str]] = set()
+        for op in self.ops:
+            sync = op.sync(schema)
+            if not sync.groups and not sync.fills:
+                continue
+            table_sync = merged.setdefault(op.table, TableSync(schema.table(op.table)))
+            for group in sync.groups:
+                written = group.new + (group.old if group.down is not None else ())
+                _claim(claimed, group.table, written)
+                table_sync.groups.append(group)
+            for fill in sync.fills:
+                _claim(claimed, fill.table, (fill.column,))
+                table_sync.fills.append(fill)
+        return merged
+
+    def expand_intents(self, schema: Schema) -> list[Intent]:
+        return [intent for op in self.ops for intent in op.expand(schema)]
+
+    def contract_intents(self, schema: Schema) -> list[Intent]:
+        return [intent for op in self.ops for intent in op.contract(schema)]
+
+    def rollback_intents(self, schema: Schema) -> list[Intent]:
+        return [intent for op in reversed(self.ops) for intent in op.rollback(schema)]
+
+    def not_null_at_contract(self, schema: Schema) -> list[tuple[str, str]]:
+        return [(i.table, i.column) for i in self.contract_intents(schema)
+                if isinstance(i, SetNullable) and not i.nullable]
+
+    def added_columns(self) -> list[tuple[str, str]]:
+        return [(op.table, c) for op in self.ops for c in op.added_columns()]
+
+    def dropped_columns(self) -> list[tuple[str, str]]:
+        return [(op.table, c) for op in self.ops for c in op.dropped_columns()]
+
+
+def _claim(claimed: set[tuple[str, str]], table: str, columns: tuple[str, ...]) -> None:
+    """A column may be written by at most one sync rule, or two triggers' writes would race."""
+    for column in columns:
+        if (table, column) in claimed:
+            raise ColumnAlreadySyncedError(table, column)
+        claimed.add((table, column))
+
+
+def _default_id(ops: tuple[Op, ...]) -> str:
+    words = "-".join(op.describe().replace(" -> ", "-to-").replace(" ", "-") for op in ops)
+    return re.sub(r"[^A-Za-z0-9_.:-]", "_", words)[:200]

@@ -1,0 +1,274 @@
+"""What every dialect shares: quoting, compiling, naming, the DDL steps and the sync law's program.
+
+A subclass per dialect overrides only what differs (after Alembic's `DefaultImpl`). PostgreSQL
+and MySQL/MariaDB both run the law procedurally in a BEFORE trigger, so that program is built
+once here (`ProceduralTriggers`); each says only how to assign and how to wrap the body.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.sql.elements import ColumnElement
+
+from ..ddl import AddColumn, DropColumn, Intent, SetDefault, SetNullable, Step, apply_to_schema
+from ..schema import Schema
+from ..sync import FillRule, SyncGroup, TableSync, all_null, changed, conflict, row
+
+PREFIX = "crossfade_"
+
+
+@dataclass(frozen=True)
+class DbObject:
+    """A trigger or trigger function crossfade installs, with the SQL to create and drop it."""
+
+    kind: str  # "trigger" | "function"
+    name: str
+    table: str
+    create: tuple[str, ...]
+    drop: tuple[str, ...]
+
+    @property
+    def checksum(self) -> str:
+        return sha("\n".join(self.create))
+
+
+def sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class TriggerDialect:
+    name = "base"
+    max_identifier_length = 63
+    # PostgreSQL and MariaDB check NOT NULL after BEFORE triggers fill the row; SQLite checks
+    # before its AFTER triggers run, so old NOT NULL columns must be relaxed there (DESIGN 2).
+    relaxes_old_not_null = False
+    transactional_ddl = True
+
+    def __init__(self, sa_dialect: sa.Dialect):
+        self.sa_dialect = sa_dialect
+        self.preparer = sa_dialect.identifier_preparer
+
+    # --- rendering -------------------------------------------------------------------------
+    def quote(self, name: str) -> str:
+        return self.preparer.quote(name)
+
+    def compile(self, clause) -> str:
+        """SQL for an expression, with values inlined by SQLAlchemy (never string-formatted)."""
+        return str(clause.compile(dialect=self.sa_dialect, compile_kwargs={"literal_binds": True}))
+
+    def column_spec(self, column: sa.Column) -> str:
+        compiler = self.sa_dialect.ddl_compiler(self.sa_dialect, None)
+        return compiler.get_column_specification(column)
+
+    def default_sql(self, default) -> str:
+        if isinstance(default, str):
+            return self.compile(sa.literal(default))
+        return self.compile(default)
+
+    def object_name(self, table: str, suffix: str) -> str:
+        """crossfade_<table>_<suffix>, shortened with a hash when the dialect's limit demands."""
+        name = f"{PREFIX}{table}_{suffix}"
+        if len(name) <= self.max_identifier_length:
+            return name
+        digest = sha(name)[:8]
+        keep = self.max_identifier_length - len(PREFIX) - len(suffix) - len(digest) - 2
+        return f"{PREFIX}{table[:keep]}{digest}_{suffix}"
+
+    # --- triggers --------------------------------------------------------------------------
+    def trigger_objects(self, table_sync: TableSync) -> list[DbObject]:
+        raise NotImplementedError
+
+    def catalog_objects(self, conn: sa.Connection, tables: set[str]) -> dict[str, tuple[str, str, str]]:
+        """crossfade's objects in the database: name -> (kind, table, definition as stored)."""
+        raise NotImplementedError
+
+    def foreign_triggers(self, conn: sa.Connection, table: str) -> list[str]:
+        raise NotImplementedError
+
+    def privilege_problems(self, conn: sa.Connection, tables: list[str]) -> list[str]:
+        return []
+
+    def cascade_problems(self, conn: sa.Connection, table: str, columns: set[str]) -> list[str]:
+        return []
+
+    def orphan_functions(self, conn: sa.Connection) -> list[str]:
+        """crossfade functions no trigger uses any more (only PostgreSQL has functions)."""
+        return []
+
+    # --- DDL steps -------------------------------------------------------------------------
+    def steps(self, intents: list[Intent], schema: Schema) -> list[Step]:
+        steps: list[Step] = []
+        for intent in intents:
+            steps.extend(self.intent_steps(intent, schema))
+            apply_to_schema(schema, intent)
+        return steps
+
+    def intent_steps(self, intent: Intent, schema: Schema) -> list[Step]:
+        if isinstance(intent, AddColumn):
+            return [self.add_column_step(intent)]
+        if isinstance(intent, DropColumn):
+            return [self.drop_column_step(intent, schema)]
+        if isinstance(intent, SetDefault):
+            return [self.set_default_step(intent, schema)]
+        if isinstance(intent, SetNullable):
+            return self.set_nullable_steps(intent, schema)
+        raise TypeError(f"unknown intent {intent!r}")
+
+    def alter_table(self, table: str) -> str:
+        return f"ALTER TABLE {self.quote(table)}"
+
+    def add_column_step(self, intent: AddColumn) -> Step:
+        sql = f"{self.alter_table(intent.table)} ADD COLUMN {self.column_spec(intent.column)}"
+        return Step(intent.describe(), [sql], is_done=_column_exists(intent.table, intent.column.name))
+
+    def drop_column_step(self, intent: DropColumn, schema: Schema) -> Step:
+        sql = f"{self.alter_table(intent.table)} DROP COLUMN {self.quote(intent.column)}"
+        return Step(intent.describe(), [sql], is_done=_not(_column_exists(intent.table, intent.column)))
+
+    def set_default_step(self, intent: SetDefault, schema: Schema) -> Step:
+        column = f"{self.alter_table(intent.table)} ALTER COLUMN {self.quote(intent.column)}"
+        if intent.default is None:
+            return Step(intent.describe(), [f"{column} DROP DEFAULT"])
+        return Step(intent.describe(), [f"{column} SET DEFAULT {self.default_sql(intent.default)}"])
+
+    def set_nullable_steps(self, intent: SetNullable, schema: Schema) -> list[Step]:
+        raise NotImplementedError
+
+    # --- locks -----------------------------------------------------------------------------
+    @contextmanager
+    def ddl_transaction(self, conn: sa.Connection, lock_timeout: float, rebuild: bool = False):
+        """One attempt of a DDL step: a transaction whose lock waits end after `lock_timeout`."""
+        with conn.begin():
+            self.set_lock_timeout(conn, lock_timeout)
+            yield
+
+    def set_lock_timeout(self, conn: sa.Connection, seconds: float) -> None:
+        raise NotImplementedError
+
+    def is_lock_timeout(self, exc: sa.exc.DBAPIError) -> bool:
+        raise NotImplementedError
+
+    def prepare_ddl_connection(self, conn: sa.Connection) -> sa.Connection:
+        return conn
+
+    def store_as(self, expr, type_: sa.types.TypeEngine):
+        """`expr` converted as storing it in a column of `type_` would convert it."""
+        return sa.cast(expr, type_)
+
+    # --- backfill --------------------------------------------------------------------------
+    def batch_key(self, table: sa.Table) -> list[ColumnElement]:
+        """The key backfill batches walk: the primary key."""
+        return list(table.primary_key.columns)
+
+
+class ProceduralTriggers(TriggerDialect):
+    """The sync law as an IF/ELSE program that assigns NEW in a BEFORE trigger."""
+
+    elsif = "ELSIF"
+
+    def assign(self, target: str, value: str) -> str:
+        raise NotImplementedError
+
+    def insert_program(self, ts: TableSync) -> list[str]:
+        new = row(ts.table, "NEW")
+        lines: list[str] = []
+        for group in ts.groups:
+            lines += [f"IF {self.compile(all_null([new.c[n] for n in group.new]))} THEN"]
+            lines += self._indent(self._assign_all(new, group.new, group.up_exprs(new)))
+            if group.down is not None:
+                lines += [f"{self.elsif} {self.compile(conflict(group, new))} THEN"]
+                lines += self._indent(self._assign_all(new, group.old, group.down_exprs(new)))
+            lines += ["END IF;"]
+        return lines + self._fill_program(ts.fills, new)
+
+    def update_program(self, ts: TableSync) -> list[str]:
+        new, old = row(ts.table, "NEW"), row(ts.table, "OLD")
+        lines: list[str] = []
+        for group in ts.groups:
+            if not group.old:
+                continue  # a constant default: only inserts need it
+            lines += self._two_way_update(group, new, old) if group.down else self._one_way_update(group, new, old)
+        return lines + self._fill_program(ts.fills, new)
+
+    def update_condition(self, ts: TableSync) -> ColumnElement | None:
+        """When an UPDATE can need the trigger at all: a synced column changed, or a fill is due."""
+        new, old = row(ts.table, "NEW"), row(ts.table, "OLD")
+        return update_condition(ts, new, old)
+
+    def has_update_work(self, ts: TableSync) -> bool:
+        return bool(ts.fills) or any(g.old for g in ts.groups)
+
+    def _two_way_update(self, group: SyncGroup, new, old) -> list[str]:
+        is_conflict = self.compile(conflict(group, new))
+        return [
+            f"IF {self.compile(changed(group.new, new, old))} THEN",
+            f"  IF {is_conflict} THEN",
+            *self._indent(self._assign_all(new, group.old, group.down_exprs(new)), 2),
+            "  END IF;",
+            f"{self.elsif} {self.compile(changed(group.old, new, old))} THEN",
+            f"  IF {is_conflict} THEN",
+            *self._indent(self._assign_all(new, group.new, group.up_exprs(new)), 2),
+            "  END IF;",
+            "END IF;",
+        ]
+
+    def _one_way_update(self, group: SyncGroup, new, old) -> list[str]:
+        when = sa.and_(changed(group.old, new, old), sa.not_(changed(group.new, new, old)))
+        return [f"IF {self.compile(when)} THEN",
+                *self._indent(self._assign_all(new, group.new, group.up_exprs(new))),
+                "END IF;"]
+
+    def _fill_program(self, fills: list[FillRule], new) -> list[str]:
+        lines: list[str] = []
+        for fill in fills:
+            target = new.c[fill.column]
+            lines += [f"IF {self.compile(target.is_(None))} THEN",
+                      f"  {self.assign(self.compile(target), self.compile(fill.fill_expr(new)))}",
+                      "END IF;"]
+        return lines
+
+    def _assign_all(self, new, targets, values) -> list[str]:
+        return [self.assign(self.compile(new.c[t]), self.compile(v)) for t, v in zip(targets, values)]
+
+    @staticmethod
+    def _indent(lines: list[str], depth: int = 1) -> list[str]:
+        return ["  " * depth + line for line in lines]
+
+
+def update_condition(ts: TableSync, new, old) -> ColumnElement | None:
+    parts: list[ColumnElement] = []
+    for group in ts.groups:
+        if group.old:
+            parts.append(changed(group.old + group.new, new, old))
+    parts += [new.c[f.column].is_(None) for f in ts.fills]
+    return sa.or_(*parts) if parts else None
+
+
+def _column_exists(table: str, column: str):
+    def probe(conn: sa.Connection) -> bool:
+        return column in {c["name"] for c in sa.inspect(conn).get_columns(table)}
+    return probe
+
+
+def _not(probe):
+    return lambda conn: not probe(conn)
+
+
+def column_nullable(table: str, column: str):
+    def probe(conn: sa.Connection) -> bool | None:
+        for c in sa.inspect(conn).get_columns(table):
+            if c["name"] == column:
+                return bool(c["nullable"])
+        return None
+    return probe
+
+
+def retry_sleep(attempt: int) -> float:
+    """Backoff between lock attempts: short at first, capped, so writers get the table back."""
+    return min(0.01 * (2 ** attempt), 0.5)
+
+

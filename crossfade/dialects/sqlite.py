@@ -1,0 +1,190 @@
+"""SQLite: AFTER INSERT / AFTER UPDATE triggers that UPDATE the row by key, guarded by WHEN.
+
+SQLite cannot assign NEW, so each rule of the sync law is one guarded UPDATE. The guards make
+every nested firing a no-op, so the triggers are correct with `recursive_triggers` on or off.
+SQLite checks NOT NULL before AFTER triggers run, hence `relaxes_old_not_null`; and changing a
+column's NULL-ability or default means rebuilding the table (which drops its triggers).
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import sqlalchemy as sa
+from sqlalchemy.sql.elements import ColumnElement
+
+from ..ddl import DropColumn, Intent, SetDefault, SetNullable, Step, apply_to_schema
+from ..schema import Schema
+from ..sync import TableSync, all_null, changed, conflict, row
+from .base import PREFIX, DbObject, TriggerDialect, update_condition
+
+REBUILD_PREFIX = "_crossfade_new_"
+
+
+class SQLiteDialect(TriggerDialect):
+    name = "sqlite"
+    max_identifier_length = 1000
+    relaxes_old_not_null = True
+
+    # --- triggers ------------------------------------------------------------------------
+    def trigger_objects(self, ts: TableSync) -> list[DbObject]:
+        new, old = row(ts.table, "NEW"), row(ts.table, "OLD")
+        events = [("insert", "INSERT", self._insert_rules(ts, new))]
+        events.append(("update", "UPDATE", self._update_rules(ts, new, old)))
+        objects = []
+        for suffix, event, rules in events:
+            if not rules:
+                continue
+            name = self.object_name(ts.name, suffix)
+            when = sa.or_(*[guard for guard, _ in rules])
+            body = "\n".join(f"  {self._update(ts, new, guard, sets)};" for guard, sets in rules)
+            create = (f"CREATE TRIGGER {self.quote(name)} AFTER {event} ON {self.quote(ts.name)}\n"
+                      f"FOR EACH ROW WHEN {self.compile(when)}\nBEGIN\n{body}\nEND")
+            drop = f"DROP TRIGGER IF EXISTS {self.quote(name)}"
+            objects.append(DbObject("trigger", name, ts.name, (drop, create), (drop,)))
+        return objects
+
+    def _insert_rules(self, ts: TableSync, new) -> list[tuple[ColumnElement, dict]]:
+        rules = []
+        for group in ts.groups:
+            b_is_null = all_null([new.c[n] for n in group.new])
+            rules.append((b_is_null, dict(zip(group.new, group.up_exprs(new)))))
+            if group.down is not None:
+                rules.append((sa.and_(sa.not_(b_is_null), conflict(group, new)),
+                              dict(zip(group.old, group.down_exprs(new)))))
+        return rules + self._fill_rules(ts, new)
+
+    def _update_rules(self, ts: TableSync, new, old) -> list[tuple[ColumnElement, dict]]:
+        rules = []
+        for group in ts.groups:
+            if not group.old:
+                continue
+            b_changed, a_changed = changed(group.new, new, old), changed(group.old, new, old)
+            if group.down is None:
+                rules.append((sa.and_(a_changed, sa.not_(b_changed)), dict(zip(group.new, group.up_exprs(new)))))
+                continue
+            rules.append((sa.and_(b_changed, conflict(group, new)), dict(zip(group.old, group.down_exprs(new)))))
+            rules.append((sa.and_(sa.not_(b_changed), a_changed, conflict(group, new)),
+                          dict(zip(group.new, group.up_exprs(new)))))
+        return rules + self._fill_rules(ts, new)
+
+    def _fill_rules(self, ts: TableSync, new) -> list[tuple[ColumnElement, dict]]:
+        return [(new.c[f.column].is_(None), {f.column: f.fill_expr(new)}) for f in ts.fills]
+
+    def _update(self, ts: TableSync, new, guard: ColumnElement, sets: dict) -> str:
+        assignments = ", ".join(f"{self.quote(c)} = ({self.compile(v)})" for c, v in sets.items())
+        key = self._key_columns(ts.table)
+        match = sa.and_(*[sa.column(k) == (new.c[k] if k in new.c else sa.literal_column(f"NEW.{k}"))
+                          for k in key])
+        return (f"UPDATE {self.quote(ts.name)} SET {assignments} "
+                f"WHERE {self.compile(match)} AND ({self.compile(guard)})")
+
+    @staticmethod
+    def _key_columns(table: sa.Table) -> list[str]:
+        # The primary key (works for WITHOUT ROWID tables too); rowid when there is none.
+        return [c.name for c in table.primary_key.columns] or ["rowid"]
+
+    def update_condition(self, ts: TableSync):
+        return update_condition(ts, row(ts.table, "NEW"), row(ts.table, "OLD"))
+
+    def catalog_objects(self, conn: sa.Connection, tables: set[str]) -> dict[str, tuple[str, str, str]]:
+        rows = conn.execute(sa.text(
+            "SELECT name, tbl_name, sql FROM sqlite_master WHERE type = 'trigger' "
+            "AND name LIKE :prefix ESCAPE '\\'"
+        ), {"prefix": PREFIX.replace("_", "\\_") + "%"})
+        return {name: ("trigger", table, sql) for name, table, sql in rows if table in tables}
+
+    def foreign_triggers(self, conn: sa.Connection, table: str) -> list[str]:
+        return list(conn.execute(sa.text(
+            "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = :table "
+            "AND name NOT LIKE :prefix ESCAPE '\\' ORDER BY 1"
+        ), {"table": table, "prefix": PREFIX.replace("_", "\\_") + "%"}).scalars())
+
+    # --- DDL: what SQLite cannot ALTER, it rebuilds -------------------------------------
+    def steps(self, intents: list[Intent], schema: Schema) -> list[Step]:
+        """Plain ALTERs first, then one rebuild per table for everything ALTER cannot do."""
+        plain: list[Step] = []
+        rebuild: dict[str, list[Intent]] = {}
+        for intent in intents:
+            if self._needs_rebuild(intent, schema):
+                rebuild.setdefault(intent.table, []).append(intent)
+            else:
+                plain.extend(self.intent_steps(intent, schema))
+            apply_to_schema(schema, intent)
+        return plain + [self._rebuild_step(table, group, schema) for table, group in rebuild.items()]
+
+    def _needs_rebuild(self, intent: Intent, schema: Schema) -> bool:
+        if isinstance(intent, (SetNullable, SetDefault)):
+            return True
+        if isinstance(intent, DropColumn) and schema.has_column(intent.table, intent.column):
+            table = schema.table(intent.table)
+            indexed = any(intent.column in {c.name for c in i.columns} for i in table.indexes)
+            constrained = any(intent.column in {c.name for c in k.columns}
+                              for k in table.constraints if isinstance(k, sa.UniqueConstraint))
+            return indexed or constrained
+        return False
+
+    def _rebuild_step(self, table_name: str, intents: list[Intent], schema: Schema) -> Step:
+        target = schema.table(table_name)
+        temp = REBUILD_PREFIX + table_name
+        copy = target.to_metadata(sa.MetaData(), name=temp)
+        for index in list(copy.indexes):
+            copy.indexes.discard(index)
+        column_list = ", ".join(self.quote(c.name) for c in target.columns)
+        sql = [
+            f"DROP TABLE IF EXISTS {self.quote(temp)}",
+            str(sa.schema.CreateTable(copy).compile(dialect=self.sa_dialect)).strip(),
+            f"INSERT INTO {self.quote(temp)} ({column_list}) SELECT {column_list} FROM {self.quote(table_name)}",
+            f"DROP TABLE {self.quote(table_name)}",
+            f"ALTER TABLE {self.quote(temp)} RENAME TO {self.quote(table_name)}",
+            *[str(sa.schema.CreateIndex(i).compile(dialect=self.sa_dialect)).strip() for i in target.indexes],
+        ]
+        name = f"rebuild table {table_name} ({'; '.join(i.describe() for i in intents)})"
+        return Step(name, sql, is_done=_table_matches(target), rebuild=True)
+
+    # --- locks -----------------------------------------------------------------------------
+    def prepare_ddl_connection(self, conn: sa.Connection) -> sa.Connection:
+        # pysqlite would otherwise run each DDL statement in its own implicit transaction.
+        return conn.execution_options(isolation_level="AUTOCOMMIT")
+
+    @contextmanager
+    def ddl_transaction(self, conn: sa.Connection, lock_timeout: float, rebuild: bool = False):
+        conn.exec_driver_sql(f"PRAGMA busy_timeout = {max(1, int(lock_timeout * 1000))}")
+        foreign_keys = conn.exec_driver_sql("PRAGMA foreign_keys").scalar()
+        if rebuild and foreign_keys:
+            # DROP TABLE would cascade into child tables; the pragma only changes outside a transaction.
+            conn.exec_driver_sql("PRAGMA foreign_keys = OFF")
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            try:
+                yield
+                if rebuild and foreign_keys and conn.exec_driver_sql("PRAGMA foreign_key_check").first():
+                    raise sa.exc.IntegrityError("PRAGMA foreign_key_check", {}, Exception("foreign key violation after rebuild"))
+                conn.exec_driver_sql("COMMIT")
+            except BaseException:
+                conn.exec_driver_sql("ROLLBACK")
+                raise
+        finally:
+            if rebuild and foreign_keys:
+                conn.exec_driver_sql("PRAGMA foreign_keys = ON")
+
+    def set_lock_timeout(self, conn: sa.Connection, seconds: float) -> None:
+        conn.exec_driver_sql(f"PRAGMA busy_timeout = {max(1, int(seconds * 1000))}")
+
+    def is_lock_timeout(self, exc: sa.exc.DBAPIError) -> bool:
+        return "database is locked" in str(exc.orig) or "database table is locked" in str(exc.orig)
+
+    def batch_key(self, table: sa.Table) -> list[ColumnElement]:
+        return list(table.primary_key.columns) or [sa.literal_column("rowid")]
+
+
+def _table_matches(target: sa.Table):
+    """The rebuild already happened: columns, NULL-ability and defaults are as targeted."""
+    def probe(conn: sa.Connection) -> bool:
+        live = {c["name"]: c for c in sa.inspect(conn).get_columns(target.name)}
+        if set(live) != {c.name for c in target.columns}:
+            return False
+        return all(bool(live[c.name]["nullable"]) == bool(c.nullable)
+                   and (live[c.name]["default"] is None) == (c.server_default is None)
+                   for c in target.columns if not c.primary_key)
+    return probe

@@ -1,0 +1,126 @@
+"""Typed errors: each names exactly what is wrong, so an operator can act on the message alone."""
+
+from __future__ import annotations
+
+
+class CrossfadeError(Exception):
+    """Base of every error crossfade raises on purpose."""
+
+
+class ValidationError(CrossfadeError):
+    """A change cannot be applied as declared; raised before any DDL runs."""
+
+
+class UnknownTableError(ValidationError):
+    def __init__(self, table: str):
+        self.table = table
+        super().__init__(f"table {table!r} does not exist")
+
+
+class UnknownColumnError(ValidationError):
+    def __init__(self, table: str, column: str):
+        self.table, self.column = table, column
+        super().__init__(f"column {table}.{column} does not exist")
+
+
+class ColumnExistsError(ValidationError):
+    def __init__(self, table: str, column: str):
+        self.table, self.column = table, column
+        super().__init__(f"column {table}.{column} already exists")
+
+
+class ColumnAlreadySyncedError(ValidationError):
+    def __init__(self, table: str, column: str):
+        self.table, self.column = table, column
+        super().__init__(
+            f"column {table}.{column} is used by two operations of the same change; "
+            "split them into two changes"
+        )
+
+
+class NotNullWithoutFillError(ValidationError):
+    def __init__(self, table: str, column: str, hint: str):
+        self.table, self.column = table, column
+        super().__init__(f"column {table}.{column} is NOT NULL but has no way to be filled: {hint}")
+
+
+class TransformError(ValidationError):
+    """A transform does not compile, or fails when the database evaluates it."""
+
+    def __init__(self, table: str, column: str, dialect: str, detail: str):
+        self.table, self.column, self.dialect = table, column, dialect
+        super().__init__(f"transform for {table}.{column} fails on {dialect}: {detail}")
+
+
+class RoundTripError(ValidationError):
+    """down(up(a)) != a for some value a that release N can store."""
+
+    def __init__(self, table: str, columns: tuple[str, ...], value, up_value, back_value):
+        self.table, self.columns = table, columns
+        self.value, self.up_value, self.back_value = value, up_value, back_value
+        cols = ", ".join(f"{table}.{c}" for c in columns)
+        super().__init__(
+            f"round-trip law broken for {cols}: a={value!r} -> up(a)={up_value!r} "
+            f"-> down(up(a))={back_value!r}, expected {value!r}"
+        )
+
+
+class NullsRemainError(ValidationError):
+    def __init__(self, table: str, column: str, count: int):
+        self.table, self.column, self.count = table, column, count
+        super().__init__(
+            f"column {table}.{column} still holds {count} NULL row(s); it cannot become NOT NULL. "
+            "Give the operation a fill, or fix the rows, then contract again"
+        )
+
+
+class TableBusyError(ValidationError):
+    def __init__(self, table: str, other_change: str):
+        self.table, self.other_change = table, other_change
+        super().__init__(
+            f"table {table!r} is still synced by change {other_change!r}; "
+            "contract or roll it back first"
+        )
+
+
+class PreflightError(CrossfadeError):
+    """The database or the table is not fit for online changes; raised before any DDL runs."""
+
+
+class PhaseError(CrossfadeError):
+    """A phase was asked for out of order (e.g. contract before migrate)."""
+
+
+class LockTimeoutError(CrossfadeError):
+    def __init__(self, statement: str, attempts: int, waited: float):
+        self.statement, self.attempts, self.waited = statement, attempts, waited
+        super().__init__(
+            f"could not take the lock for DDL after {attempts} attempts over {waited:.1f}s "
+            f"(a long transaction holds the table): {statement.splitlines()[0][:120]}"
+        )
+
+
+class VerificationError(CrossfadeError):
+    """The database does not look the way the phase that just ran should have left it."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
+class ChangeLoadError(CrossfadeError):
+    """A change module could not be found or does not define a Change."""
+
+
+class PrimaryKeyColumnError(ValidationError):
+    def __init__(self, table: str, column: str):
+        self.table, self.column = table, column
+        super().__init__(
+            f"column {table}.{column} is part of the primary key; crossfade cannot change it online"
+        )
+
+
+class ColumnNotNullableError(ValidationError):
+    def __init__(self, table: str, column: str):
+        self.table, self.column = table, column
+        super().__init__(f"column {table}.{column} is already NOT NULL")

@@ -1,0 +1,48 @@
+"""SQL constructs crossfade needs that SQLAlchemy does not render correctly with literal values.
+
+`is_distinct`: SQLAlchemy's MySQL and SQLite `is_distinct_from` drop `literal_binds` for their
+operands (they render `%s` / `?` inside trigger bodies), so crossfade compiles its own null-safe
+comparison, once per dialect, always parenthesised so NOT / AND / OR never regroup it.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql import operators
+from sqlalchemy.sql.elements import ColumnElement
+
+
+class IsDistinct(ColumnElement):
+    inherit_cache = True
+    type = sa.Boolean()
+    _is_implicitly_boolean = True  # no '= 1' appended on dialects without a boolean type
+
+    def __init__(self, left: ColumnElement, right: ColumnElement):
+        self.left = sa.sql.coercions.expect(sa.sql.roles.ExpressionElementRole, left)
+        self.right = sa.sql.coercions.expect(sa.sql.roles.ExpressionElementRole, right)
+
+    def _operands(self, compiler, kw) -> tuple[str, str]:
+        return tuple(compiler.process(side.self_group(against=operators.eq), **kw)
+                     for side in (self.left, self.right))
+
+
+def is_distinct(left: ColumnElement, right: ColumnElement) -> IsDistinct:
+    """Null-safe inequality: true when exactly one side is NULL or both differ."""
+    return IsDistinct(left, right)
+
+
+@compiles(IsDistinct)
+def _standard(element: IsDistinct, compiler, **kw) -> str:
+    return "(%s IS DISTINCT FROM %s)" % element._operands(compiler, kw)
+
+
+@compiles(IsDistinct, "mysql")
+@compiles(IsDistinct, "mariadb")
+def _mysql(element: IsDistinct, compiler, **kw) -> str:
+    return "(NOT (%s <=> %s))" % element._operands(compiler, kw)
+
+
+@compiles(IsDistinct, "sqlite")
+def _sqlite(element: IsDistinct, compiler, **kw) -> str:
+    return "(%s IS NOT %s)" % element._operands(compiler, kw)

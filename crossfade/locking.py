@@ -1,0 +1,68 @@
+"""Run DDL so that application traffic never queues behind crossfade for long.
+
+A DDL statement waiting for a table lock blocks every writer that arrives after it. So each
+attempt waits at most `lock_timeout`, then gives the table back, sleeps with backoff, and tries
+again, until `max_wait` runs out (DESIGN section 6).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from .ddl import Step
+from .dialects.base import TriggerDialect
+from .errors import LockTimeoutError
+
+
+@dataclass(frozen=True)
+class LockPolicy:
+    lock_timeout: float = 0.05  # seconds one attempt may wait for a lock
+    max_wait: float = 120.0  # seconds before giving up with LockTimeoutError
+
+
+def backoff(attempt: int) -> float:
+    return min(0.005 * (2 ** attempt), 0.25)
+
+
+def run_with_lock_timeout(conn: sa.Connection, dialect: TriggerDialect, statements: list[str],
+                          policy: LockPolicy, rebuild: bool = False) -> int:
+    """Run `statements` in one attempt-transaction, retried on lock timeouts. Returns attempts."""
+    started = time.monotonic()
+    attempt = 0
+    while True:
+        attempt += 1
+        if conn.in_transaction():
+            conn.rollback()  # end any read transaction left by catalog probes
+        try:
+            with dialect.ddl_transaction(conn, policy.lock_timeout, rebuild=rebuild):
+                for statement in statements:
+                    conn.exec_driver_sql(statement)
+            return attempt
+        except sa.exc.DBAPIError as exc:
+            if not dialect.is_lock_timeout(exc):
+                raise
+            if conn.in_transaction():
+                conn.rollback()
+            waited = time.monotonic() - started
+            if waited >= policy.max_wait:
+                raise LockTimeoutError(statements[0], attempt, waited) from exc
+            time.sleep(backoff(attempt))
+
+
+def run_step(conn: sa.Connection, dialect: TriggerDialect, step: Step, policy: LockPolicy) -> bool:
+    """Run a step unless its probe says it already happened. Returns whether it ran."""
+    if step.is_done is not None:
+        done = step.is_done(conn)
+        if conn.in_transaction():
+            conn.rollback()  # the probe's read transaction must not hold locks or block begin()
+        if done:
+            return False
+    if step.one_transaction:
+        run_with_lock_timeout(conn, dialect, step.sql, policy, rebuild=step.rebuild)
+    else:
+        for statement in step.sql:
+            run_with_lock_timeout(conn, dialect, [statement], policy)
+    return True

@@ -1,0 +1,92 @@
+"""The shape every operation shares (after pgroll's Start/Complete/Rollback/Validate).
+
+An op is a small dataclass holding what the user wrote. It describes intent only:
+`validate` checks it against the release-N schema, `expand` / `contract` / `rollback` return DDL
+intents, and `sync` returns the sync groups and fill rules that the triggers and the backfill
+enforce. Dialects turn all of these into SQL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from ..ddl import Intent, SetDefault, SetNullable
+from ..errors import ColumnExistsError, PrimaryKeyColumnError
+from ..schema import Schema
+from ..sync import FillRule, SyncGroup
+
+
+@dataclass(frozen=True)
+class Sync:
+    groups: tuple[SyncGroup, ...] = ()
+    fills: tuple[FillRule, ...] = ()
+
+
+class Op:
+    table: str
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+    def validate(self, schema: Schema) -> None:
+        raise NotImplementedError
+
+    def expand(self, schema: Schema) -> list[Intent]:
+        return []
+
+    def sync(self, schema: Schema) -> Sync:
+        return Sync()
+
+    def contract(self, schema: Schema) -> list[Intent]:
+        return []
+
+    def rollback(self, schema: Schema) -> list[Intent]:
+        return []
+
+    def added_columns(self) -> tuple[str, ...]:
+        """Columns expand adds (rollback drops them; post-expand checks look for them)."""
+        return ()
+
+    def dropped_columns(self) -> tuple[str, ...]:
+        """Columns contract drops."""
+        return ()
+
+
+def require_column(schema: Schema, table: str, column: str) -> sa.Column:
+    return schema.column(table, column)
+
+
+def require_new_column(schema: Schema, table: str, column: str) -> None:
+    schema.table(table)  # unknown table first: it is the clearer message
+    if schema.has_column(table, column):
+        raise ColumnExistsError(table, column)
+
+
+def transitional(column: sa.Column) -> sa.Column:
+    """The column as expand adds it: nullable, no server default (DESIGN section 2)."""
+    return sa.Column(column.name, column.type, nullable=True)
+
+
+def final_constraints(table: str, column: sa.Column) -> list[Intent]:
+    """Contract's intents that give a new column its declared default and NOT NULL."""
+    intents: list[Intent] = []
+    if column.server_default is not None:
+        intents.append(SetDefault(table, column.name, column.server_default.arg))
+    if not column.nullable:
+        intents.append(SetNullable(table, column.name, False))
+    return intents
+
+
+def default_expr(column: sa.Column):
+    """A server default as an expression, so triggers and backfill can fill with it."""
+    arg = column.server_default.arg
+    if isinstance(arg, str):
+        return sa.literal(arg, column.type)
+    return arg
+
+
+def check_not_primary_key(schema: Schema, table: str, column: str) -> None:
+    if column in schema.primary_key(table):
+        raise PrimaryKeyColumnError(table, column)

@@ -1,0 +1,50 @@
+"""drop_column: release N+1 stops writing the column; contract drops it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..ddl import DropColumn, Intent
+from ..errors import NotNullWithoutFillError
+from ..schema import Schema
+from ..sync import FillRule
+from .base import Op, Sync, check_not_primary_key
+
+
+@dataclass(frozen=True)
+class DropColumnOp(Op):
+    table: str
+    column: str
+    fill: Callable[..., Any] | Any = None
+
+    def describe(self) -> str:
+        return f"drop_column {self.table}.{self.column}"
+
+    def validate(self, schema: Schema) -> None:
+        column = schema.column(self.table, self.column)
+        check_not_primary_key(schema, self.table, self.column)
+        if not column.nullable and column.server_default is None and self.fill is None:
+            raise NotNullWithoutFillError(
+                self.table, self.column,
+                "release N+1 inserts rows without it; give fill=... (what release N reads for them)",
+            )
+
+    def sync(self, schema: Schema) -> Sync:
+        if self.fill is None:
+            return Sync()
+        fill = self.fill if callable(self.fill) else (lambda _row, value=self.fill: value)
+        return Sync(fills=(FillRule(self.table, self.column, fill),))
+
+    def contract(self, schema: Schema) -> list[Intent]:
+        return [DropColumn(self.table, self.column)]
+
+    def dropped_columns(self) -> tuple[str, ...]:
+        return (self.column,)
+
+
+def drop_column(table: str, column: str, *, fill: Callable | Any = None) -> DropColumnOp:
+    """Drop `table.column` at contract. `fill(row)` (or a constant) fills it for rows release N+1
+    inserts, when the column is NOT NULL without a server default."""
+    return DropColumnOp(table, column, fill)

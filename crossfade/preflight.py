@@ -1,0 +1,52 @@
+"""Checks before any DDL: is this database and this table fit for online sync triggers?
+
+Each problem is one precise sentence. Errors stop the phase before it touches anything;
+warnings are reported and the phase goes on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+
+from .dialects.base import TriggerDialect
+from .errors import PreflightError
+from .schema import Schema
+from .sync import TableSync
+
+
+@dataclass
+class Preflight:
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def raise_for_errors(self) -> None:
+        if self.errors:
+            raise PreflightError("preflight failed:\n  - " + "\n  - ".join(self.errors))
+
+
+def run_preflight(conn: sa.Connection, dialect: TriggerDialect, schema: Schema,
+                  syncs: dict[str, TableSync], *, allow_foreign_triggers: bool = False) -> Preflight:
+    result = Preflight()
+    result.errors += dialect.privilege_problems(conn, sorted(syncs))
+    for name, table_sync in sorted(syncs.items()):
+        _check_primary_key(dialect, schema.table(name), result)
+        foreign = dialect.foreign_triggers(conn, name)
+        if foreign:
+            message = (f"table {name!r} already has triggers crossfade did not write ({', '.join(foreign)}); "
+                       "they may fight the sync triggers")
+            (result.warnings if allow_foreign_triggers else result.errors).append(
+                message + ("" if allow_foreign_triggers else " (pass allow_foreign_triggers to accept them)"))
+        result.errors += dialect.cascade_problems(conn, name, table_sync.synced_columns())
+    return result
+
+
+def _check_primary_key(dialect: TriggerDialect, table: sa.Table, result: Preflight) -> None:
+    if table.primary_key.columns:
+        return
+    if dialect.name == "sqlite":
+        result.warnings.append(f"table {table.name!r} has no primary key; crossfade keys its rows by rowid")
+    else:
+        result.errors.append(
+            f"table {table.name!r} has no primary key; crossfade's backfill walks rows by primary key")

@@ -1,0 +1,119 @@
+"""The round-trip law, checked in the target database before any trigger is installed.
+
+For every value `a` release N can store, `down(up(a))` must equal `a`, or release N would read
+back something it never wrote. The database evaluates the compiled transforms on sample values of
+the old columns' types (and on values already in the table), storing `up(a)` in the new column's
+type on the way, exactly as the trigger would.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import itertools
+from typing import Any
+
+import sqlalchemy as sa
+
+from .dialects.base import TriggerDialect
+from .errors import RoundTripError, TransformError
+from .expressions import is_distinct
+from .schema import Schema
+from .sync import SyncGroup
+
+MAX_COMBINATIONS = 200
+EXISTING_VALUES = 50
+
+_STRINGS = ["", "a", "public", "private", "shared", "community", "Hello, World", "it's", "üñî", "0", " x "]
+
+
+def sample_values(column: sa.Column) -> list[Any]:
+    """Representative values of a column's type, NULL included when the column allows it."""
+    values = _type_samples(column.type)
+    return values + [None] if column.nullable else values
+
+
+def _type_samples(type_: sa.types.TypeEngine) -> list[Any]:
+    if _is_mysql_boolean(type_):
+        return [False, True]
+    if isinstance(type_, sa.Enum) and type_.enums:
+        return list(type_.enums)
+    try:
+        python_type = type_.python_type
+    except NotImplementedError:
+        return []
+    if python_type is bool:
+        return [False, True]
+    if python_type is int:
+        small = isinstance(type_, sa.SmallInteger)
+        return [0, 1, -1, 42] + ([] if small else [2**31 - 1, -(2**31)])
+    if python_type is decimal.Decimal:
+        scale = getattr(type_, "scale", None) or 0
+        return [decimal.Decimal(v).quantize(decimal.Decimal(1).scaleb(-scale)) for v in ("0", "1.5", "-2.25", "1000")]
+    if python_type is float:
+        return [0.0, 1.5, -2.25, 1e6]
+    if python_type is str:
+        length = getattr(type_, "length", None)
+        return list(dict.fromkeys(s[:length] if length else s for s in _STRINGS))
+    if python_type is dt.datetime:
+        return [dt.datetime(2000, 1, 1), dt.datetime(2026, 11, 25, 13, 45, 30)]
+    if python_type is dt.date:
+        return [dt.date(2000, 1, 1), dt.date(2026, 11, 25)]
+    return []
+
+
+def _is_mysql_boolean(type_: sa.types.TypeEngine) -> bool:
+    # MySQL has no boolean type: SQLAlchemy's Boolean is TINYINT(1), and reflects as such.
+    return type(type_).__name__ == "TINYINT" and getattr(type_, "display_width", None) == 1
+
+
+def check_group(conn: sa.Connection, dialect: TriggerDialect, schema: Schema, group: SyncGroup) -> int:
+    """Raise RoundTripError on the first counter-example; return how many values were checked."""
+    if group.down is None:
+        return 0
+    table = schema.table(group.table)
+    per_column = [_values_for(conn, table, name) for name in group.old]
+    checked = 0
+    for values in itertools.islice(itertools.product(*per_column), MAX_COMBINATIONS):
+        _check_one(conn, dialect, schema, group, dict(zip(group.old, values)))
+        checked += 1
+    return checked
+
+
+def _values_for(conn: sa.Connection, table: sa.Table, name: str) -> list[Any]:
+    column = table.c[name]
+    existing = conn.execute(sa.select(column).distinct().where(column.is_not(None))
+                            .limit(EXISTING_VALUES)).scalars().all()
+    return list(dict.fromkeys([*sample_values(column), *existing]))
+
+
+def _check_one(conn, dialect: TriggerDialect, schema: Schema, group: SyncGroup, value: dict) -> None:
+    table = schema.table(group.table)
+    a = sa.select(*[sa.type_coerce(sa.literal(v, table.c[n].type), table.c[n].type).label(n)
+                    for n, v in value.items()]).subquery("a")
+    stored = [dialect.store_as(e, table.c[n].type) for n, e in zip(group.new, group.up_exprs(a))]
+    b = sa.select(*[a.c[n] for n in group.old], *[e.label(n) for n, e in zip(group.new, stored)]).subquery("b")
+    back = group.down_exprs(b)
+    query = sa.select(
+        *[b.c[n] for n in group.new],
+        *[e.label(f"back_{i}") for i, e in enumerate(back)],
+        sa.or_(*[is_distinct(b.c[n], e) for n, e in zip(group.old, back)]).label("broken"),
+    )
+    try:
+        result = conn.execute(query).one()
+    except sa.exc.DBAPIError as exc:
+        conn.rollback()
+        detail = f"evaluating a={_show(value)}: {str(exc.orig).splitlines()[0]}"
+        raise TransformError(group.table, ", ".join(group.new), dialect.name, detail) from None
+    if result.broken:
+        up_values = tuple(result[: len(group.new)])
+        back_values = tuple(result[len(group.new): len(group.new) + len(group.old)])
+        raise RoundTripError(group.table, group.old, _show(value), _one(up_values), _one(back_values))
+
+
+def _show(value: dict) -> Any:
+    return next(iter(value.values())) if len(value) == 1 else value
+
+
+def _one(values: tuple) -> Any:
+    return values[0] if len(values) == 1 else values

@@ -1,0 +1,342 @@
+"""The phase runner: expand, migrate, contract and rollback, each resumable and verified.
+
+Every phase is a list of steps. A step either probes the catalog and skips itself when already
+done, or is idempotent by construction, and the phase's progress is recorded in
+`crossfade_state`. So a crash, a kill or a lock timeout at any point leaves a state that simply
+running the same phase again finishes (MariaDB's DDL is not transactional; this is why).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+
+from . import backfill, checks, roundtrip, state
+from .change import Change
+from .ddl import SetNullable, Step
+from .dialects import for_dialect
+from .errors import (NullsRemainError, PhaseError, TableBusyError, TransformError,
+                     VerificationError)
+from .locking import LockPolicy, run_step, run_with_lock_timeout
+from .preflight import run_preflight
+from .schema import Schema
+from .state import IN_FLIGHT, SYNCING, ChangeState, Phase
+from .sync import TableSync
+
+StepHook = Callable[[str, str], None]
+
+
+@dataclass
+class ChangeStatus:
+    change_id: str
+    phase: Phase
+    backfill: dict[str, float] = field(default_factory=dict)  # table -> fraction done
+    triggers: list[dict] = field(default_factory=list)  # name, table, kind, installed, matches
+    problems: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {"change": self.change_id, "phase": self.phase.value, "backfill": self.backfill,
+                "triggers": self.triggers, "problems": self.problems}
+
+
+class Runner:
+    """Runs a Change's phases against one database."""
+
+    def __init__(self, engine: sa.Engine, *, lock_timeout: float = 0.05, max_lock_wait: float = 120.0,
+                 batch_size: int = 2000, pause: float = 0.0, allow_foreign_triggers: bool = False,
+                 on_step: StepHook | None = None, on_progress: Callable | None = None,
+                 log: Callable[[str], None] | None = None):
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self.engine = engine
+        self.dialect = for_dialect(engine.dialect)
+        self.policy = LockPolicy(lock_timeout, max_lock_wait)
+        self.batch_size = batch_size
+        self.pause = pause
+        self.allow_foreign_triggers = allow_foreign_triggers
+        self.on_step = on_step
+        self.on_progress = on_progress
+        self.log = log or (lambda message: None)
+        self.warnings: list[str] = []
+
+    # --- phases ------------------------------------------------------------------------------
+    def expand(self, change: Change) -> None:
+        """Additive DDL, then the sync triggers. Release N keeps working throughout."""
+        current = self.load(change)
+        if current.phase in SYNCING:
+            return self._repair_triggers(change, current)
+        if current.phase in (Phase.CONTRACTING, Phase.CONTRACTED):
+            raise PhaseError(f"change {change.id} is {current.phase.value}; there is nothing to expand")
+        if current.phase is Phase.ROLLING_BACK:
+            raise PhaseError(f"change {change.id} is rolling back; run rollback again to finish it first")
+        if current.phase in (Phase.PENDING, Phase.ROLLED_BACK):
+            current = self._prepare_expand(change)
+        with self._ddl_connection() as conn:
+            schema = self._reflect(conn, change)
+            for step in self.dialect.steps(change.expand_intents(schema), schema):
+                self._run(conn, "expand", step)
+            relax = [SetNullable(t, c, True) for t, c in current.relaxed]
+            for step in self.dialect.steps(relax, self._reflect(conn, change)):
+                self._run(conn, "expand", step)
+            expected = self._install_triggers(conn, change)
+            current.triggers = checks.catalog_checksums(self.dialect, conn, expected)
+        current.phase = Phase.EXPANDED
+        self._save(current, "expand", "record expanded")
+        self._verify(change, current)
+
+    def migrate(self, change: Change) -> None:
+        """Backfill existing rows in keyed batches; resumes from the last checkpoint."""
+        current = self.load(change)
+        if current.phase is Phase.MIGRATED:
+            return
+        if current.phase not in (Phase.EXPANDED, Phase.MIGRATING):
+            raise PhaseError(f"change {change.id} is {current.phase.value}; migrate needs it expanded")
+        self._verify(change, current)
+        current.phase = Phase.MIGRATING
+        self._save(current, "migrate", "record migrating")
+        with self.engine.connect() as conn:
+            syncs = change.table_syncs(self._reflect(conn, change))
+        for name, table_sync in sorted(syncs.items()):
+            self._backfill(change, current, table_sync)
+        current.phase = Phase.MIGRATED
+        self._save(current, "migrate", "record migrated")
+
+    def contract(self, change: Change) -> None:
+        """Drop triggers and old columns, then apply final NOT NULL and defaults online."""
+        current = self.load(change)
+        if current.phase is Phase.CONTRACTED:
+            return
+        if current.phase not in (Phase.MIGRATED, Phase.CONTRACTING):
+            raise PhaseError(f"change {change.id} is {current.phase.value}; contract needs it migrated "
+                             "(and no node of release N left)")
+        with self._ddl_connection() as conn:
+            schema = self._reflect(conn, change)
+            self._refuse_remaining_nulls(conn, change, schema)
+            if current.phase is Phase.MIGRATED:
+                current.phase = Phase.CONTRACTING
+                self._save(current, "contract", "record contracting")
+            self._drop_triggers(conn, change, current)
+            schema = self._reflect(conn, change)
+            for step in self.dialect.steps(change.contract_intents(schema), schema):
+                self._run(conn, "contract", step)
+        current.phase, current.triggers = Phase.CONTRACTED, {}
+        self._save(current, "contract", "record contracted")
+        self._verify(change, current)
+
+    def rollback(self, change: Change) -> None:
+        """Undo expand: triggers and new columns go; release N's columns are intact."""
+        current = self.load(change)
+        if current.phase in (Phase.PENDING, Phase.ROLLED_BACK):
+            return
+        if current.phase in (Phase.CONTRACTING, Phase.CONTRACTED):
+            raise PhaseError(f"change {change.id} is {current.phase.value}; contract has dropped "
+                             "release N's columns, so it can no longer be rolled back")
+        current.phase = Phase.ROLLING_BACK
+        self._save(current, "rollback", "record rolling back")
+        with self._ddl_connection() as conn:
+            self._drop_triggers(conn, change, current)
+            schema = self._reflect(conn, change)
+            intents = change.rollback_intents(schema)
+            intents += [SetNullable(t, c, False) for t, c in current.relaxed]
+            for step in self.dialect.steps(intents, schema):
+                self._run(conn, "rollback", step)
+        current.phase, current.triggers, current.checkpoint = Phase.ROLLED_BACK, {}, {}
+        self._save(current, "rollback", "record rolled back")
+        self._verify(change, current)
+
+    # --- inspection --------------------------------------------------------------------------
+    def load(self, change: Change) -> ChangeState:
+        with self.engine.connect() as conn:
+            return state.load(conn, change.id)
+
+    def status(self, change: Change) -> ChangeStatus:
+        current = self.load(change)
+        result = ChangeStatus(change.id, current.phase)
+        result.backfill = {t: (c["done"] / c["total"] if c.get("total") else 1.0)
+                           for t, c in current.checkpoint.items()}
+        with self.engine.connect() as conn:
+            catalog = self.dialect.catalog_objects(conn, set(current.tables) or change.tables())
+            for name, recorded in sorted(current.triggers.items()):
+                found = catalog.get(name)
+                result.triggers.append({
+                    "name": name, "table": recorded["table"], "kind": recorded["kind"],
+                    "installed": found is not None,
+                    "matches": found is not None and checks.sha(found[2]) == recorded["catalog"],
+                })
+        result.problems = self.problems(change, current)
+        return result
+
+    def problems(self, change: Change, current: ChangeState | None = None) -> list[str]:
+        """What is wrong with the database for the change's recorded phase (empty: all good)."""
+        current = current or self.load(change)
+        with self.engine.connect() as conn:
+            if current.phase in SYNCING:
+                expected = checks.expected_objects(self.dialect, change.table_syncs(self._reflect(conn, change)))
+                return checks.syncing_problems(self.dialect, conn, current, expected, change.added_columns())
+            if current.phase is Phase.CONTRACTED:
+                return checks.clean_problems(self.dialect, conn, change.tables(), change.dropped_columns())
+            if current.phase is Phase.ROLLED_BACK:
+                return checks.clean_problems(self.dialect, conn, change.tables(), change.added_columns())
+            if current.phase in (Phase.EXPANDING, Phase.CONTRACTING, Phase.ROLLING_BACK):
+                return [f"change {change.id} stopped while {current.phase.value}; run that phase again to finish it"]
+            return []
+
+    # --- expand helpers ----------------------------------------------------------------------
+    def _prepare_expand(self, change: Change) -> ChangeState:
+        """Everything that can refuse the change, before the first DDL statement."""
+        with self.engine.connect() as conn:
+            schema = self._reflect(conn, change)
+            change.validate(schema)
+            planned = schema.copy()
+            self.dialect.steps(change.expand_intents(planned), planned)  # simulates expand on `planned`
+            syncs = change.table_syncs(planned)
+            self._check_transforms_compile(syncs)
+            self._refuse_busy_tables(conn, change)
+            preflight = run_preflight(conn, self.dialect, schema, syncs,
+                                      allow_foreign_triggers=self.allow_foreign_triggers)
+            preflight.raise_for_errors()
+            for warning in preflight.warnings:
+                self.warnings.append(warning)
+                self.log(f"warning: {warning}")
+            for table_sync in syncs.values():
+                for group in table_sync.groups:
+                    checked = roundtrip.check_group(conn, self.dialect, planned, group)
+                    if checked:
+                        self.log(f"round-trip law holds for {group.table}.{', '.join(group.old)} "
+                                 f"on {checked} value(s)")
+        relaxed = self._columns_to_relax(schema, syncs)
+        current = ChangeState(change.id, Phase.EXPANDING, tables=sorted(change.tables()), relaxed=relaxed)
+        with self.engine.begin() as conn:
+            state.ensure_table(conn)
+        self._save(current, "expand", "record expanding")
+        return current
+
+    def _check_transforms_compile(self, syncs: dict[str, TableSync]) -> None:
+        for table_sync in syncs.values():
+            new_row = table_sync.table
+            for group in table_sync.groups:
+                self._compile_or_raise(group.table, group.new, lambda g=group: g.up_exprs(new_row))
+                if group.down is not None:
+                    self._compile_or_raise(group.table, group.old, lambda g=group: g.down_exprs(new_row))
+            for fill in table_sync.fills:
+                self._compile_or_raise(fill.table, (fill.column,), lambda f=fill: (f.fill_expr(new_row),))
+            self.dialect.trigger_objects(table_sync)
+
+    def _compile_or_raise(self, table: str, columns: tuple[str, ...], build) -> None:
+        try:
+            for expr in build():
+                self.dialect.compile(expr)
+        except (sa.exc.SQLAlchemyError, TypeError, AttributeError, KeyError, NotImplementedError) as exc:
+            raise TransformError(table, ", ".join(columns), self.dialect.name, str(exc).splitlines()[0]) from None
+
+    def _refuse_busy_tables(self, conn: sa.Connection, change: Change) -> None:
+        for other in state.load_all(conn):
+            if other.change_id != change.id and other.phase in IN_FLIGHT:
+                for table in sorted(change.tables() & set(other.tables)):
+                    raise TableBusyError(table, other.change_id)
+
+    def _columns_to_relax(self, schema: Schema, syncs: dict[str, TableSync]) -> list[list[str]]:
+        """Old NOT NULL columns that release N+1 will not write (SQLite only: DESIGN section 2)."""
+        if not self.dialect.relaxes_old_not_null:
+            return []
+        written = [(g.table, c) for ts in syncs.values() for g in ts.groups if g.down for c in g.old]
+        written += [(f.table, f.column) for ts in syncs.values() for f in ts.fills]
+        return [[t, c] for t, c in written if schema.has_column(t, c)
+                and not schema.column(t, c).nullable and schema.column(t, c).server_default is None]
+
+    def _install_triggers(self, conn: sa.Connection, change: Change) -> dict:
+        syncs = change.table_syncs(self._reflect(conn, change))
+        expected = checks.expected_objects(self.dialect, syncs)
+        for name in sorted(syncs):
+            objects = [o for o in expected.values() if o.table == name]
+            statements = [sql for o in objects for sql in o.create]
+            self._run(conn, "expand", Step(f"install triggers on {name}", statements))
+        return expected
+
+    def _repair_triggers(self, change: Change, current: ChangeState) -> None:
+        """expand on an expanded change reinstalls missing or drifted triggers (e.g. after a
+        SQLite table rebuild), and otherwise does nothing."""
+        if not self.problems(change, current):
+            return
+        self.log("triggers are missing or out of date; reinstalling them")
+        with self._ddl_connection() as conn:
+            expected = self._install_triggers(conn, change)
+            current.triggers = checks.catalog_checksums(self.dialect, conn, expected)
+        self._save(current, "expand", "record repaired triggers")
+        self._verify(change, current)
+
+    # --- shared helpers ----------------------------------------------------------------------
+    def _drop_triggers(self, conn: sa.Connection, change: Change, current: ChangeState) -> None:
+        tables = set(current.tables) or change.tables()
+        for name in sorted(tables):
+            def none_left(c, table=name):
+                return not self.dialect.catalog_objects(c, {table})
+            present = self.dialect.catalog_objects(conn, {name})
+            # Triggers before functions: a function cannot be dropped while a trigger uses it.
+            ordered = sorted(present.items(), key=lambda item: item[1][0] != "trigger")
+            statements = [self._drop_sql(obj_name, kind, name) for obj_name, (kind, _, _) in ordered]
+            self._run(conn, current.phase.value, Step(f"drop triggers on {name}", statements, is_done=none_left))
+
+    def _drop_sql(self, name: str, kind: str, table: str) -> str:
+        quoted = self.dialect.quote(name)
+        if kind == "function":
+            return f"DROP FUNCTION IF EXISTS {quoted}()"
+        if self.dialect.name == "postgresql":
+            return f"DROP TRIGGER IF EXISTS {quoted} ON {self.dialect.quote(table)}"
+        return f"DROP TRIGGER IF EXISTS {quoted}"
+
+    def _refuse_remaining_nulls(self, conn: sa.Connection, change: Change, schema: Schema) -> None:
+        for table, column in change.not_null_at_contract(schema):
+            if not schema.has_column(table, column) or not schema.column(table, column).nullable:
+                continue
+            t = schema.table(table)
+            count = conn.execute(sa.select(sa.func.count()).select_from(t).where(t.c[column].is_(None))).scalar()
+            if count:
+                raise NullsRemainError(table, column, count)
+
+    def _backfill(self, change: Change, current: ChangeState, table_sync: TableSync) -> None:
+        def save(conn: sa.Connection, checkpoint: dict) -> None:
+            current.checkpoint[table_sync.name] = checkpoint
+            state.save(conn, current)
+
+        def on_batch(progress: backfill.Progress) -> None:
+            if self.on_progress is not None:
+                self.on_progress(progress)
+            self._after_step("migrate", f"batch of {progress.table} up to {progress.done}")
+
+        backfill.backfill_table(self.engine, self.dialect, table_sync,
+                                current.checkpoint.get(table_sync.name, {}), save,
+                                batch_size=self.batch_size, pause=self.pause, on_batch=on_batch)
+
+    def _run(self, conn: sa.Connection, phase: str, step: Step) -> None:
+        ran = run_step(conn, self.dialect, step, self.policy)
+        self.log(f"{phase}: {step.name}" + ("" if ran else " (already done)"))
+        self._after_step(phase, step.name)
+
+    def _save(self, current: ChangeState, phase: str, step_name: str) -> None:
+        with self.engine.begin() as conn:
+            state.save(conn, current)
+        self._after_step(phase, step_name)
+
+    def _after_step(self, phase: str, step_name: str) -> None:
+        if self.on_step is not None:
+            self.on_step(phase, step_name)
+
+    def _verify(self, change: Change, current: ChangeState) -> None:
+        problems = self.problems(change, current)
+        if problems:
+            raise VerificationError(problems)
+
+    def _reflect(self, conn: sa.Connection, change: Change) -> Schema:
+        return Schema.reflect(conn, change.tables())
+
+    @contextmanager
+    def _ddl_connection(self):
+        with self.engine.connect() as conn:
+            yield self.dialect.prepare_ddl_connection(conn)
+
+
+__all__ = ["Runner", "ChangeStatus", "run_with_lock_timeout"]

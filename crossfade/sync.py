@@ -1,0 +1,132 @@
+"""Sync groups and the sync law, free of any dialect.
+
+A sync group ties old columns A (release N) to new columns B (release N+1) with `up: A -> B` and
+`down: B -> A`. Triggers keep `A = down(B)` after every statement (DESIGN section 2). This module
+builds the law's conditions as SQLAlchemy expressions over the trigger's NEW and OLD rows; each
+dialect only decides how to say "assign" and "if".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.sql import quoted_name
+from sqlalchemy.sql.elements import ColumnElement
+
+from .expressions import is_distinct
+
+Transform = Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class SyncGroup:
+    """Old columns `old` kept equal to `down(new)`; new columns filled with `up(old)`.
+
+    `up` receives the old columns positionally and returns one expression per new column (a
+    single expression when there is one). `down` is the reverse; None makes a one-way group
+    (a derived column that release N+1 may not write independently).
+    """
+
+    table: str
+    old: tuple[str, ...]
+    new: tuple[str, ...]
+    up: Transform
+    down: Transform | None = None
+
+    def up_exprs(self, row: sa.TableClause) -> tuple[ColumnElement, ...]:
+        result = self.up(*[row.c[name] for name in self.old])
+        return _as_exprs(result, _types(row, self.new), "up")
+
+    def down_exprs(self, row: sa.TableClause) -> tuple[ColumnElement, ...]:
+        assert self.down is not None
+        result = self.down(*[row.c[name] for name in self.new])
+        return _as_exprs(result, _types(row, self.old), "down")
+
+
+@dataclass(frozen=True)
+class FillRule:
+    """Whenever `column` is NULL after a write, set it to `fill(row)`.
+
+    Used where release N+1 stops writing a NOT NULL column (drop_column) and where a column is
+    about to become NOT NULL while release N may still write NULL (set_not_null).
+    """
+
+    table: str
+    column: str
+    fill: Transform  # receives the row's columns as attributes (`row.name`)
+
+    def fill_expr(self, row: sa.TableClause) -> ColumnElement:
+        return _as_exprs(self.fill(row_namespace(row)), _types(row, (self.column,)), "fill")[0]
+
+
+@dataclass
+class TableSync:
+    """Everything one table's triggers must do: the merged rules of every op on that table."""
+
+    table: sa.Table
+    groups: list[SyncGroup] = field(default_factory=list)
+    fills: list[FillRule] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.table.name
+
+    def synced_columns(self) -> set[str]:
+        columns = {f.column for f in self.fills}
+        for group in self.groups:
+            columns.update(group.old + group.new)
+        return columns
+
+
+def row(table: sa.Table, which: str) -> sa.TableClause:
+    """The trigger's NEW or OLD row as a table clause, so transforms compile to `NEW.col`."""
+    return sa.table(
+        quoted_name(which, quote=False), *[sa.column(c.name, c.type) for c in table.columns]
+    )
+
+
+def row_namespace(row_clause: sa.TableClause) -> SimpleNamespace:
+    return SimpleNamespace(**{c.name: c for c in row_clause.columns})
+
+
+# --- the law's conditions ------------------------------------------------------------------
+
+def all_null(columns: Sequence[ColumnElement]) -> ColumnElement:
+    return sa.and_(*[c.is_(None) for c in columns])
+
+
+def any_distinct(left: Sequence[ColumnElement], right: Sequence[ColumnElement]) -> ColumnElement:
+    return sa.or_(*[is_distinct(a, b) for a, b in zip(left, right)])
+
+
+def changed(names: Sequence[str], new: sa.TableClause, old: sa.TableClause) -> ColumnElement:
+    return any_distinct([new.c[n] for n in names], [old.c[n] for n in names])
+
+
+def conflict(group: SyncGroup, new: sa.TableClause) -> ColumnElement:
+    """A is distinct from down(B) in the NEW row."""
+    return any_distinct([new.c[n] for n in group.old], group.down_exprs(new))
+
+
+def _types(source, names: tuple[str, ...]) -> list:
+    """The target columns' types where `source` has them (a plain value becomes a typed literal)."""
+    return [source.c[n].type if n in source.c else None for n in names]
+
+
+def _as_exprs(result: Any, types: list, what: str) -> tuple[ColumnElement, ...]:
+    values = result if isinstance(result, (tuple, list)) else (result,)
+    if len(values) != len(types):
+        raise TypeError(f"{what} returned {len(values)} value(s) for {len(types)} column(s)")
+    return tuple(_as_expr(v, t) for v, t in zip(values, types))
+
+
+def _as_expr(value: Any, type_) -> ColumnElement:
+    if isinstance(value, sa.sql.ClauseElement):
+        return value
+    if value is None:
+        return sa.null()
+    return sa.literal(value, type_)
