@@ -35,6 +35,11 @@ class Change:
         """Typed errors for anything that cannot work, checked against release N's schema."""
         for op in self.ops:
             op.validate(schema)
+        # Two ops adding one column would be silently merged into whichever expand adds first
+        # (a column without a sync rule claims nothing below), so refuse that here.
+        added: set[tuple[str, str]] = set()
+        for table, column in self.added_columns():
+            _claim(added, table, (column,))
         self.table_syncs(schema)  # raises when two ops fight over one column
 
     def table_syncs(self, schema: Schema) -> dict[str, TableSync]:

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from . import backfill, checks, roundtrip, state
 from .change import Change
-from .ddl import SetNullable, Step
+from .ddl import SetDefault, SetNullable, Step
 from .dialects import for_dialect
 from .errors import (NullsRemainError, PhaseError, TableBusyError, TransformError,
                      VerificationError)
@@ -113,13 +113,14 @@ class Runner:
             raise PhaseError(f"change {change.id} is {current.phase.value}; contract needs it migrated "
                              "(and no node of release N left)")
         with self._ddl_connection() as conn:
-            schema = self._reflect(conn, change)
+            schema = self._release_n_schema(conn, change, current)
             self._refuse_remaining_nulls(conn, change, schema)
             if current.phase is Phase.MIGRATED:
                 current.phase = Phase.CONTRACTING
                 self._save(current, "contract", "record contracting")
+            self._ready_for_no_triggers(conn, change, current)
             self._drop_triggers(conn, change, current)
-            schema = self._reflect(conn, change)
+            schema = self._release_n_schema(conn, change, current)
             for step in self.dialect.steps(change.contract_intents(schema), schema):
                 self._run(conn, "contract", step)
         current.phase, current.triggers = Phase.CONTRACTED, {}
@@ -288,6 +289,25 @@ class Runner:
             return f"DROP TRIGGER IF EXISTS {quoted} ON {self.dialect.quote(table)}"
         return f"DROP TRIGGER IF EXISTS {quoted}"
 
+    def _ready_for_no_triggers(self, conn: sa.Connection, change: Change, current: ChangeState) -> None:
+        """Release N+1 keeps inserting while contract runs, and once the triggers are gone nothing
+        fills the old columns (still there until dropped, maybe behind a lock wait) nor the new
+        ones N+1 leaves to their server default. So first the new columns get their defaults and
+        the old NOT NULL columns accept NULL; N+1's writes then never fail in between."""
+        schema = self._reflect(conn, change)
+        intents = [i for i in change.contract_intents(schema) if isinstance(i, SetDefault)]
+        relax = [(t, c) for t, c in change.dropped_columns() if schema.has_column(t, c)
+                 and not schema.column(t, c).nullable and schema.column(t, c).server_default is None]
+        intents += [SetNullable(t, c, True) for t, c in relax]
+        unrecorded = [[t, c] for t, c in relax if [t, c] not in current.relaxed]
+        if unrecorded:
+            # Recorded before relaxing: ops read release N's NOT NULL back from the state
+            # (_release_n_schema), e.g. rename_column's new column keeps it.
+            current.relaxed += unrecorded
+            self._save(current, "contract", "record columns to relax")
+        for step in self.dialect.steps(intents, schema):
+            self._run(conn, "contract", step)
+
     def _refuse_remaining_nulls(self, conn: sa.Connection, change: Change, schema: Schema) -> None:
         for table, column in change.not_null_at_contract(schema):
             if not schema.has_column(table, column) or not schema.column(table, column).nullable:
@@ -332,6 +352,16 @@ class Runner:
 
     def _reflect(self, conn: sa.Connection, change: Change) -> Schema:
         return Schema.reflect(conn, change.tables())
+
+    def _release_n_schema(self, conn: sa.Connection, change: Change, current: ChangeState) -> Schema:
+        """The live schema with the NOT NULLs crossfade relaxed (expand on SQLite, contract before
+        dropping triggers) put back: ops derive final constraints from release N's columns
+        (rename_column keeps the old NOT NULL), not from the transition's relaxed ones."""
+        schema = self._reflect(conn, change)
+        for table, column in current.relaxed:
+            if schema.has_column(table, column):
+                schema.set_nullable(table, column, False)
+        return schema
 
     @contextmanager
     def _ddl_connection(self):

@@ -52,7 +52,8 @@ class ChangeState:
     checkpoint: dict = field(default_factory=dict)
     # object name -> {"kind", "table", "catalog": sha of the definition as stored, "generated": sha}
     triggers: dict = field(default_factory=dict)
-    # [table, column] pairs whose NOT NULL expand relaxed (SQLite), restored by rollback
+    # [table, column] pairs whose NOT NULL expand relaxed (SQLite), restored by rollback; and
+    # old columns contract relaxed just before dropping the triggers (then dropped with them)
     relaxed: list = field(default_factory=list)
 
 

@@ -75,6 +75,15 @@ class TableSync:
     def name(self) -> str:
         return self.table.name
 
+    def ordered_groups(self) -> list[SyncGroup]:
+        """The groups in the order a trigger must run them: two-way before one-way.
+
+        A one-way group may read an old column that a two-way group's `down` writes in the same
+        row (a label derived from is_public, which visibility's down sets). Nothing reads what a
+        one-way group writes: its new column is unknown to the other ops' transforms.
+        """
+        return sorted(self.groups, key=lambda group: group.down is None)
+
     def synced_columns(self) -> set[str]:
         columns = {f.column for f in self.fills}
         for group in self.groups:

@@ -43,7 +43,9 @@ _checked: dict[str, Exception | None] = {}
 def _server_url(url: str) -> sa.URL:
     parsed = sa.make_url(url)
     admin_db = "postgres" if parsed.get_backend_name() == "postgresql" else None
-    return parsed.set(database=admin_db)
+    # URL.set() ignores database=None, so build the server URL afresh.
+    return sa.URL.create(parsed.drivername, parsed.username, parsed.password, parsed.host,
+                         parsed.port, admin_db, parsed.query)
 
 
 def _ensure_database(url: str) -> None:

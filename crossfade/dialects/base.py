@@ -175,24 +175,26 @@ class ProceduralTriggers(TriggerDialect):
 
     def insert_program(self, ts: TableSync) -> list[str]:
         new = row(ts.table, "NEW")
-        lines: list[str] = []
-        for group in ts.groups:
+        # Fills first: a fill stands in for what the writer left NULL, and a group may derive
+        # its new columns from that very column (full_name from a filled first_name).
+        lines: list[str] = self._fill_program(ts.fills, new)
+        for group in ts.ordered_groups():
             lines += [f"IF {self.compile(all_null([new.c[n] for n in group.new]))} THEN"]
             lines += self._indent(self._assign_all(new, group.new, group.up_exprs(new)))
             if group.down is not None:
                 lines += [f"{self.elsif} {self.compile(conflict(group, new))} THEN"]
                 lines += self._indent(self._assign_all(new, group.old, group.down_exprs(new)))
             lines += ["END IF;"]
-        return lines + self._fill_program(ts.fills, new)
+        return lines
 
     def update_program(self, ts: TableSync) -> list[str]:
         new, old = row(ts.table, "NEW"), row(ts.table, "OLD")
-        lines: list[str] = []
-        for group in ts.groups:
+        lines: list[str] = self._fill_program(ts.fills, new)  # first, as on insert
+        for group in ts.ordered_groups():
             if not group.old:
                 continue  # a constant default: only inserts need it
             lines += self._two_way_update(group, new, old) if group.down else self._one_way_update(group, new, old)
-        return lines + self._fill_program(ts.fills, new)
+        return lines
 
     def update_condition(self, ts: TableSync) -> ColumnElement | None:
         """When an UPDATE can need the trigger at all: a synced column changed, or a fill is due."""

@@ -28,9 +28,9 @@ class SQLiteDialect(TriggerDialect):
 
     # --- triggers ------------------------------------------------------------------------
     def trigger_objects(self, ts: TableSync) -> list[DbObject]:
-        new, old = row(ts.table, "NEW"), row(ts.table, "OLD")
-        events = [("insert", "INSERT", self._insert_rules(ts, new))]
-        events.append(("update", "UPDATE", self._update_rules(ts, new, old)))
+        new, old, now = row(ts.table, "NEW"), row(ts.table, "OLD"), _current_row(ts.table)
+        events = [("insert", "INSERT", self._insert_rules(ts, new, now))]
+        events.append(("update", "UPDATE", self._update_rules(ts, new, old, now)))
         objects = []
         for suffix, event, rules in events:
             if not rules:
@@ -44,32 +44,38 @@ class SQLiteDialect(TriggerDialect):
             objects.append(DbObject("trigger", name, ts.name, (drop, create), (drop,)))
         return objects
 
-    def _insert_rules(self, ts: TableSync, new) -> list[tuple[ColumnElement, dict]]:
-        rules = []
-        for group in ts.groups:
+    # Guards read NEW and OLD: what the statement wrote. Values read `now`, the row as earlier
+    # rules (and the triggers their UPDATEs fired) left it, since SQLite's NEW never changes.
+    # Fills come first: a group may derive its new columns from a filled column.
+    def _insert_rules(self, ts: TableSync, new, now) -> list[tuple[ColumnElement, dict]]:
+        rules = self._fill_rules(ts, new, now)
+        for group in ts.ordered_groups():
             b_is_null = all_null([new.c[n] for n in group.new])
-            rules.append((b_is_null, dict(zip(group.new, group.up_exprs(new)))))
+            rules.append((b_is_null, dict(zip(group.new, group.up_exprs(now)))))
             if group.down is not None:
                 rules.append((sa.and_(sa.not_(b_is_null), conflict(group, new)),
-                              dict(zip(group.old, group.down_exprs(new)))))
-        return rules + self._fill_rules(ts, new)
+                              dict(zip(group.old, group.down_exprs(now)))))
+        return rules
 
-    def _update_rules(self, ts: TableSync, new, old) -> list[tuple[ColumnElement, dict]]:
-        rules = []
-        for group in ts.groups:
+    def _update_rules(self, ts: TableSync, new, old, now) -> list[tuple[ColumnElement, dict]]:
+        rules = self._fill_rules(ts, new, now)
+        for group in ts.ordered_groups():
             if not group.old:
                 continue
-            b_changed, a_changed = changed(group.new, new, old), changed(group.old, new, old)
+            b_changed = changed(group.new, new, old)
+            # NEW does not show what earlier rules wrote (a fill, another group's down), and with
+            # recursive_triggers off their UPDATEs do not fire this trigger again: count them here.
+            a_changed = sa.or_(changed(group.old, new, old), *_written_by(rules, group.old))
             if group.down is None:
-                rules.append((sa.and_(a_changed, sa.not_(b_changed)), dict(zip(group.new, group.up_exprs(new)))))
+                rules.append((sa.and_(a_changed, sa.not_(b_changed)), dict(zip(group.new, group.up_exprs(now)))))
                 continue
-            rules.append((sa.and_(b_changed, conflict(group, new)), dict(zip(group.old, group.down_exprs(new)))))
+            rules.append((sa.and_(b_changed, conflict(group, new)), dict(zip(group.old, group.down_exprs(now)))))
             rules.append((sa.and_(sa.not_(b_changed), a_changed, conflict(group, new)),
-                          dict(zip(group.new, group.up_exprs(new)))))
-        return rules + self._fill_rules(ts, new)
+                          dict(zip(group.new, group.up_exprs(now)))))
+        return rules
 
-    def _fill_rules(self, ts: TableSync, new) -> list[tuple[ColumnElement, dict]]:
-        return [(new.c[f.column].is_(None), {f.column: f.fill_expr(new)}) for f in ts.fills]
+    def _fill_rules(self, ts: TableSync, new, now) -> list[tuple[ColumnElement, dict]]:
+        return [(new.c[f.column].is_(None), {f.column: f.fill_expr(now)}) for f in ts.fills]
 
     def _update(self, ts: TableSync, new, guard: ColumnElement, sets: dict) -> str:
         assignments = ", ".join(f"{self.quote(c)} = ({self.compile(v)})" for c, v in sets.items())
@@ -176,6 +182,16 @@ class SQLiteDialect(TriggerDialect):
 
     def batch_key(self, table: sa.Table) -> list[ColumnElement]:
         return list(table.primary_key.columns) or [sa.literal_column("rowid")]
+
+
+def _written_by(rules: list[tuple[ColumnElement, dict]], columns: tuple[str, ...]) -> list[ColumnElement]:
+    """The guards of the rules that set any of `columns`."""
+    return [guard for guard, sets in rules if set(sets) & set(columns)]
+
+
+def _current_row(table: sa.Table) -> sa.TableClause:
+    """The table's own columns (`images.is_public`), read by a trigger's UPDATE of the row."""
+    return sa.table(table.name, *[sa.column(c.name, c.type) for c in table.columns])
 
 
 def _table_matches(target: sa.Table):

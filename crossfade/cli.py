@@ -1,0 +1,369 @@
+"""The `crossfade` command: plan, expand, migrate, contract, rollback, status, check, demo.
+
+Every command takes CHANGES (a change module, a dotted module name or a directory of modules,
+see `crossfade.loader`) and, when it needs a database, `--url` or the CROSSFADE_URL variable.
+crossfade's own errors are printed as one red line with exit code 1, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from enum import Enum
+from typing import Annotated
+
+import sqlalchemy as sa
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+from rich.tree import Tree
+
+from . import plan as planning
+from . import state
+from .backfill import Progress as BackfillProgress
+from .change import Change
+from .dialects import NAMES, TriggerDialect, for_dialect, offline
+from .errors import ChangeLoadError, CrossfadeError
+from .loader import LoadedChanges, load_changes
+from .runner import ChangeStatus, Runner
+from .schema import Schema
+from .state import IN_FLIGHT, Phase
+
+app = typer.Typer(
+    help="Zero-downtime rolling upgrades for SQLAlchemy applications: expand, migrate, contract.",
+    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+)
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+
+class DialectName(str, Enum):
+    postgresql = "postgresql"
+    mysql = "mysql"
+    sqlite = "sqlite"
+
+
+# Exit codes of `check`, as Keystone's `db_sync --check`.
+UP_TO_DATE, PROBLEM, NEEDS_EXPAND, NEEDS_MIGRATE, NEEDS_CONTRACT = 0, 1, 2, 3, 4
+_NEEDS = {
+    Phase.PENDING: NEEDS_EXPAND, Phase.ROLLED_BACK: NEEDS_EXPAND,
+    Phase.EXPANDED: NEEDS_MIGRATE, Phase.MIGRATING: NEEDS_MIGRATE,
+    Phase.MIGRATED: NEEDS_CONTRACT, Phase.CONTRACTED: UP_TO_DATE,
+}
+_CHECK_WORDS = {UP_TO_DATE: "up to date", PROBLEM: "problem", NEEDS_EXPAND: "needs expand",
+                NEEDS_MIGRATE: "needs migrate", NEEDS_CONTRACT: "needs contract"}
+
+ChangesArg = Annotated[str, typer.Argument(
+    metavar="CHANGES", help="A change module (file or dotted name), or a directory of them (run in file-name order).")]
+UrlOpt = Annotated[str | None, typer.Option(
+    "--url", envvar="CROSSFADE_URL", show_envvar=True, help="SQLAlchemy database URL.")]
+LockTimeoutOpt = Annotated[float, typer.Option(
+    "--lock-timeout", min=0.0, help="Seconds each DDL attempt may wait for its lock before retrying.")]
+ForeignTriggersOpt = Annotated[bool, typer.Option(
+    "--allow-foreign-triggers", help="Proceed although the table has triggers crossfade did not write.")]
+
+
+# --- plan --------------------------------------------------------------------------------
+
+@app.command()
+def plan(
+    changes: ChangesArg,
+    sql: Annotated[bool, typer.Option("--sql", help="Print every phase's SQL, not just the steps.")] = False,
+    dialect: Annotated[DialectName | None, typer.Option(
+        "--dialect", help="Render for this database (default: all three). Not with --url.")] = None,
+    url: Annotated[str | None, typer.Option(
+        "--url", help="Plan against this live database's tables instead of the modules' `metadata`.")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Backfill batch size to show.")] = 2000,
+) -> None:
+    """Show what each phase will do, without changing any database."""
+    with _clean_errors():
+        loaded = load_changes(changes)
+        for target, schema, pending in _plan_targets(loaded, dialect, url):
+            sections = planning.build_plan(pending, target, schema, batch_size=batch_size)
+            if sql:
+                typer.echo(planning.render_sql(sections, target))
+            else:
+                out.print(_plan_tree(sections, target))
+
+
+def _plan_targets(loaded: LoadedChanges, dialect: DialectName | None,
+                  url: str | None) -> Iterator[tuple[TriggerDialect, Schema, list[Change]]]:
+    """(dialect, release N's schema, changes to plan) for each database the plan is for."""
+    if url is None:
+        if loaded.metadata is None:
+            raise ChangeLoadError("the change modules define no `metadata` (release N's sqlalchemy.MetaData); "
+                                  "add one, or plan against a live database with --url")
+        for name in [dialect.value] if dialect else NAMES:
+            yield offline(name), Schema.from_metadata(loaded.metadata), loaded.changes
+        return
+    engine = _engine(url)
+    try:
+        target = _trigger_dialect(engine)
+        if dialect is not None and target.name != dialect.value:
+            raise CrossfadeError(f"--dialect {dialect.value} does not match the {target.name} database at --url")
+        with engine.connect() as conn:
+            schema = Schema.reflect(conn, set().union(*(c.tables() for c in loaded.changes)))
+            phases = {c.id: state.load(conn, c.id).phase for c in loaded.changes}
+    finally:
+        engine.dispose()
+    # The live tables are release N's only for changes this database has not started.
+    pending = [c for c in loaded.changes if phases[c.id] in (Phase.PENDING, Phase.ROLLED_BACK)]
+    for change in loaded.changes:
+        if change not in pending:
+            err.print(f"[dim]{escape(change.id)} is {phases[change.id].value} in this database; "
+                      "not planned (plan without --url shows all of it)[/dim]", soft_wrap=True)
+    yield target, schema, pending
+
+
+def _plan_tree(sections: list[planning.Section], target: TriggerDialect) -> Tree:
+    tree = Tree(f"[bold]plan for {target.name}[/bold] [dim](add --sql for the statements)[/dim]")
+    changes: dict[str, Tree] = {}
+    for section in sections:
+        node = changes.get(section.change_id) or tree.add(f"[bold]{escape(section.change_id)}[/bold]")
+        changes[section.change_id] = node
+        phase = node.add(f"[cyan]{section.phase}[/cyan] [dim]{escape(section.note)}[/dim]")
+        for step in section.steps:
+            phase.add(f"{escape(step.name)} [dim]({len(step.sql)} statement{'s' * (len(step.sql) != 1)})[/dim]")
+    return tree
+
+
+# --- phases ------------------------------------------------------------------------------
+
+@app.command()
+def expand(changes: ChangesArg, url: UrlOpt = None, lock_timeout: LockTimeoutOpt = 0.05,
+           allow_foreign_triggers: ForeignTriggersOpt = False) -> None:
+    """Additive DDL and the sync triggers; release N keeps working."""
+    with _runner(changes, url, lock_timeout, allow_foreign_triggers) as (runner, loaded):
+        for change in loaded.changes:
+            if _skip_contracted(runner, change, "expand"):
+                continue
+            _run_phase("expand", change, runner.expand, "expanded: both releases can write now")
+
+
+@app.command()
+def migrate(
+    changes: ChangesArg, url: UrlOpt = None, lock_timeout: LockTimeoutOpt = 0.05,
+    allow_foreign_triggers: ForeignTriggersOpt = False,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Rows per backfill batch.")] = 2000,
+    pause: Annotated[float, typer.Option("--pause", min=0.0, help="Seconds to sleep between batches.")] = 0.0,
+) -> None:
+    """Backfill existing rows in keyed batches (resumes where it stopped)."""
+    with _runner(changes, url, lock_timeout, allow_foreign_triggers, batch_size=batch_size, pause=pause) as (runner, loaded):
+        for change in loaded.changes:
+            if _skip_contracted(runner, change, "migrate"):
+                continue
+            _run_phase("migrate", change, _with_progress_bar(runner, runner.migrate),
+                       "migrated: roll your nodes to release N+1, then contract")
+
+
+@app.command()
+def contract(changes: ChangesArg, url: UrlOpt = None, lock_timeout: LockTimeoutOpt = 0.05,
+             allow_foreign_triggers: ForeignTriggersOpt = False) -> None:
+    """Only when no node of release N is left: drop triggers and old columns, apply NOT NULL."""
+    with _runner(changes, url, lock_timeout, allow_foreign_triggers) as (runner, loaded):
+        for change in loaded.changes:
+            _run_phase("contract", change, runner.contract, "contracted: release N+1's schema is final")
+
+
+@app.command()
+def rollback(changes: ChangesArg, url: UrlOpt = None, lock_timeout: LockTimeoutOpt = 0.05,
+             allow_foreign_triggers: ForeignTriggersOpt = False) -> None:
+    """Before contract: undo expand (newest change first); release N's data is intact."""
+    with _runner(changes, url, lock_timeout, allow_foreign_triggers) as (runner, loaded):
+        ordered = list(reversed(loaded.changes))
+        phases = {c.id: runner.load(c).phase for c in ordered}
+        in_flight = [c for c in ordered if phases[c.id] in IN_FLIGHT]
+        if not in_flight:
+            contracted = [c for c in ordered if phases[c.id] is Phase.CONTRACTED]
+            if contracted:
+                runner.rollback(contracted[0])  # raises the runner's PhaseError, which says why
+            out.print("nothing to roll back: no change is in flight")
+            return
+        for change in in_flight:
+            _run_phase("rollback", change, runner.rollback, "rolled back: release N's schema is back")
+
+
+# --- watching and scripting --------------------------------------------------------------
+
+@app.command()
+def status(changes: ChangesArg, url: UrlOpt = None,
+           as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False) -> None:
+    """Per change: phase, backfill progress, triggers installed and unchanged, problems."""
+    with _runner(changes, url) as (runner, loaded):
+        statuses = [runner.status(change) for change in loaded.changes]
+        if as_json:
+            typer.echo(json.dumps([s.to_json() for s in statuses], indent=2))
+            return
+        for change_status in statuses:
+            out.print(_status_table(change_status))
+
+
+def _status_table(status_: ChangeStatus) -> Table:
+    ok, bad = "[green]yes[/green]", "[red]no[/red]"
+    table = Table(title=f"[bold]{escape(status_.change_id)}[/bold]", title_justify="left", show_header=False)
+    table.add_column("what", style="dim")
+    table.add_column("state")
+    table.add_row("phase", f"[cyan]{status_.phase.value}[/cyan]")
+    for name, fraction in sorted(status_.backfill.items()):
+        table.add_row(f"backfill {escape(name)}", f"{fraction:.0%}")
+    for trigger in status_.triggers:
+        table.add_row(f"{trigger['kind']} {escape(trigger['name'])}",
+                      f"installed {ok if trigger['installed'] else bad}, "
+                      f"checksum matches {ok if trigger['matches'] else bad}")
+    for problem in status_.problems:
+        table.add_row("[red]problem[/red]", f"[red]{escape(problem)}[/red]")
+    if not status_.problems:
+        table.add_row("problems", "[green]none[/green]")
+    return table
+
+
+@app.command()
+def check(changes: ChangesArg, url: UrlOpt = None) -> None:
+    """Exit 0 up to date, 2 needs expand, 3 needs migrate, 4 needs contract, 1 a problem."""
+    with _runner(changes, url) as (runner, loaded):
+        codes = []
+        for change in loaded.changes:
+            current = runner.load(change)
+            problems = runner.problems(change, current)
+            code = PROBLEM if problems else _NEEDS.get(current.phase, PROBLEM)
+            codes.append(code)
+            detail = f": {escape('; '.join(problems))}" if problems else ""
+            out.print(f"{escape(change.id)}: {current.phase.value}, {_CHECK_WORDS[code]}{detail}", soft_wrap=True)
+    raise typer.Exit(_overall(codes))
+
+
+def _overall(codes: list[int]) -> int:
+    """A problem wins; otherwise the earliest phase any change still needs."""
+    if PROBLEM in codes:
+        return PROBLEM
+    needed = [c for c in codes if c != UP_TO_DATE]
+    return min(needed) if needed else UP_TO_DATE
+
+
+# --- demo --------------------------------------------------------------------------------
+
+@app.command()
+def demo(
+    url: Annotated[str | None, typer.Option(
+        "--url", help="Run on this database instead of a temporary SQLite file (it must have no `images` table).")] = None,
+    rows: Annotated[int, typer.Option("--rows", min=1, help="Rows of release N to start with.")] = 1000,
+    keep: Annotated[bool, typer.Option("--keep", help="Keep the demo's table and database afterwards.")] = False,
+) -> None:
+    """A complete rolling upgrade of Glance's is_public -> visibility, narrated."""
+    from .demo import run_demo
+
+    with _clean_errors():
+        run_demo(url, console=out, rows=rows, keep=keep)
+
+
+# --- shared ------------------------------------------------------------------------------
+
+def _run_phase(phase: str, change: Change, run: Callable[[Change], None], done: str) -> None:
+    out.print(f"[bold]{phase}[/bold] {escape(change.id)}")
+    run(change)
+    out.print(f"  [green]{escape(done)}[/green]")
+
+
+def _skip_contracted(runner: Runner, change: Change, phase: str) -> bool:
+    if runner.load(change).phase is Phase.CONTRACTED:
+        out.print(f"[bold]{phase}[/bold] {escape(change.id)}: [dim]already contracted, nothing to do[/dim]")
+        return True
+    return False
+
+
+def _with_progress_bar(runner: Runner, run: Callable[[Change], None]) -> Callable[[Change], None]:
+    """`run` with a Rich progress bar per table fed by the runner's backfill progress."""
+    def run_with_bar(change: Change) -> None:
+        progress = Progress(TextColumn("  backfill {task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TaskProgressColumn(), TimeElapsedColumn(), console=out)
+        tasks: dict[str, TaskID] = {}
+
+        def on_progress(p: BackfillProgress) -> None:
+            if p.table not in tasks:
+                tasks[p.table] = progress.add_task(escape(p.table), total=p.total)
+            progress.update(tasks[p.table], completed=p.done, total=p.total)
+
+        runner.on_progress = on_progress
+        try:
+            with progress:
+                run(change)
+        finally:
+            runner.on_progress = None
+    return run_with_bar
+
+
+@contextmanager
+def _runner(changes: str, url: str | None, lock_timeout: float = 0.05, allow_foreign_triggers: bool = False,
+            **options):
+    with _clean_errors():
+        loaded = load_changes(changes)
+        engine = _engine(url)
+        try:
+            _trigger_dialect(engine)
+            runner = Runner(engine, lock_timeout=lock_timeout, allow_foreign_triggers=allow_foreign_triggers,
+                            log=lambda message: out.print(f"  [dim]{escape(message)}[/dim]"), **options)
+            yield runner, loaded
+            for warning in runner.warnings:
+                err.print(f"[yellow]warning:[/yellow] {escape(warning)}", soft_wrap=True)
+        finally:
+            engine.dispose()
+
+
+def _engine(url: str | None) -> sa.Engine:
+    if not url:
+        raise CrossfadeError("no database given: pass --url or set CROSSFADE_URL")
+    return sa.create_engine(url)
+
+
+def _trigger_dialect(engine: sa.Engine) -> TriggerDialect:
+    try:
+        return for_dialect(engine.dialect)
+    except ValueError as exc:
+        raise CrossfadeError(str(exc)) from None
+
+
+@contextmanager
+def _clean_errors():
+    """crossfade's errors and database errors as one red line and exit code 1."""
+    try:
+        yield
+    except CrossfadeError as exc:
+        _fail(str(exc))
+    except sa.exc.DBAPIError as exc:
+        _fail(f"database error: {_first_line(exc.orig if exc.orig is not None else exc)}")
+    except sa.exc.SQLAlchemyError as exc:
+        _fail(f"database error: {_first_line(exc)}")
+    except KeyboardInterrupt:
+        _fail("interrupted; every phase is resumable: run the same command again to finish it", code=130)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _fail(message: str, code: int = PROBLEM) -> None:
+    err.print(f"[bold red]error:[/bold red] [red]{escape(message)}[/red]", soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
+
+
+__all__ = ["app", "main"]

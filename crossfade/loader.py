@@ -1,0 +1,162 @@
+"""Finding the changes a command works on: a module file, a dotted module name, or a directory.
+
+A change module defines `change` (a Change) or `changes` (a list of them), and optionally
+`metadata`: release N's `sa.MetaData`, which lets `crossfade plan` render SQL without a database.
+A directory holds one module per change, applied in file-name order (`0001_...`, `0002_...`);
+files starting with `_` are helpers and are not loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+
+import sqlalchemy as sa
+
+from .change import Change
+from .errors import ChangeLoadError, CrossfadeError
+
+_DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+
+
+@dataclass
+class LoadedChanges:
+    changes: list[Change]
+    # Release N's schema, from the first module that defines `metadata` (None when none does).
+    metadata: sa.MetaData | None = None
+    sources: list[str] = field(default_factory=list)
+
+
+def load_changes(target: str | Path) -> LoadedChanges:
+    """The changes defined at `target`, in the order they must run."""
+    path = Path(target)
+    if path.is_dir():
+        modules = [_import_file(p) for p in _change_files(path)]
+    elif path.is_file():
+        modules = [_import_file(path)]
+    elif _looks_like_module_name(str(target)):
+        modules = [_import_module_name(str(target))]
+    else:
+        raise ChangeLoadError(f"no such file or directory: {target}")
+    loaded = LoadedChanges([])
+    for module in modules:
+        found = _changes_of(module)
+        loaded.changes += found
+        loaded.sources += [_source(module)] * len(found)
+        if loaded.metadata is None:
+            loaded.metadata = _metadata_of(module)
+    _refuse_duplicate_ids(loaded.changes)
+    return loaded
+
+
+def import_file(path: str | Path) -> ModuleType:
+    """Import a Python file by path, e.g. release N's models next to a change module:
+    `release_n = import_file(Path(__file__).parents[1] / "release_n.py")`."""
+    path = Path(path)
+    if not path.is_file():
+        raise ChangeLoadError(f"no such file: {path}")
+    return _import_file(path)
+
+
+def _change_files(directory: Path) -> list[Path]:
+    files = sorted(p for p in directory.glob("*.py") if not p.name.startswith("_"))
+    if not files:
+        raise ChangeLoadError(f"directory {directory} holds no change modules (*.py)")
+    return files
+
+
+def _looks_like_module_name(target: str) -> bool:
+    return not target.endswith(".py") and _DOTTED.fullmatch(target) is not None
+
+
+def _import_file(path: Path) -> ModuleType:
+    resolved = path.resolve()
+    # A unique name per file, so two `0001_x.py` in different directories never collide.
+    digest = hashlib.sha256(str(resolved).encode()).hexdigest()[:10]
+    name = f"_crossfade_change_{re.sub(r'[^A-Za-z0-9_]', '_', resolved.stem)}_{digest}"
+    spec = importlib.util.spec_from_file_location(name, resolved)
+    if spec is None or spec.loader is None:
+        raise ChangeLoadError(f"{path} is not a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses and pickling look modules up by name
+    try:
+        spec.loader.exec_module(module)
+    except CrossfadeError:
+        raise
+    except Exception as exc:
+        sys.modules.pop(name, None)
+        raise ChangeLoadError(f"{path}: {_describe(exc)}") from exc
+    return module
+
+
+def _import_module_name(name: str) -> ModuleType:
+    # Like `python -m`: modules of the current directory are importable.
+    added = "" not in sys.path and str(Path.cwd()) not in sys.path
+    if added:
+        sys.path.insert(0, str(Path.cwd()))
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name and name.startswith(exc.name):
+            raise ChangeLoadError(f"no such file, directory or module: {name}") from None
+        raise ChangeLoadError(f"module {name}: {_describe(exc)}") from exc
+    except CrossfadeError:
+        raise
+    except Exception as exc:
+        raise ChangeLoadError(f"module {name}: {_describe(exc)}") from exc
+    finally:
+        if added:
+            sys.path.remove(str(Path.cwd()))
+
+
+def _changes_of(module: ModuleType) -> list[Change]:
+    where = _source(module)
+    if hasattr(module, "changes"):
+        found = module.changes
+        if not isinstance(found, (list, tuple)) or not found:
+            raise ChangeLoadError(f"{where}: `changes` must be a non-empty list of Change")
+    elif hasattr(module, "change"):
+        found = [module.change]
+    else:
+        raise ChangeLoadError(f"{where} defines no Change: give it `change = Change(...)` "
+                              "or `changes = [Change(...), ...]`")
+    for item in found:
+        if not isinstance(item, Change):
+            raise ChangeLoadError(f"{where}: {item!r} is not a crossfade Change")
+    return list(found)
+
+
+def _metadata_of(module: ModuleType) -> sa.MetaData | None:
+    metadata = getattr(module, "metadata", None)
+    if metadata is None:
+        return None
+    if not isinstance(metadata, sa.MetaData):
+        raise ChangeLoadError(f"{_source(module)}: `metadata` must be release N's sqlalchemy.MetaData")
+    return metadata
+
+
+def _refuse_duplicate_ids(changes: list[Change]) -> None:
+    seen: set[str] = set()
+    for change in changes:
+        if change.id in seen:
+            raise ChangeLoadError(f"two changes share the id {change.id!r}; each needs its own")
+        seen.add(change.id)
+
+
+def _source(module: ModuleType) -> str:
+    return getattr(module, "__file__", None) or module.__name__
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, SyntaxError):
+        return f"syntax error at line {exc.lineno}: {exc.msg}"
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")
+
+
+__all__ = ["LoadedChanges", "import_file", "load_changes"]

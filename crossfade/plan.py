@@ -1,0 +1,166 @@
+"""Every phase's SQL for review, without a database (DESIGN section 5: `plan --sql`).
+
+The plan simulates what the runner does on a schema snapshot (release N's metadata, or a live
+database's reflected tables): expand's DDL mutates the snapshot into the post-expand schema, the
+triggers and the backfill are rendered from that, and contract (or rollback) continues from it.
+Several changes are planned one after the other, each starting from the schema the previous
+one's contract left.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+
+from . import backfill
+from .change import Change
+from .ddl import SetNullable, Step
+from .dialects import TriggerDialect, offline
+from .dialects.base import DbObject
+from .errors import TransformError
+from .schema import Schema
+from .sync import TableSync
+
+PHASES = ("expand", "migrate", "contract", "rollback")
+
+
+@dataclass
+class PlannedStep:
+    name: str
+    sql: list[str]
+    notes: list[str] = field(default_factory=list)  # rendered as `--` comments before the SQL
+
+
+@dataclass
+class Section:
+    change_id: str
+    phase: str
+    steps: list[PlannedStep] = field(default_factory=list)
+    note: str = ""
+
+
+def plan(changes: Sequence[Change], dialect_name: str | TriggerDialect,
+         metadata: sa.MetaData | Schema, *, batch_size: int = 2000) -> str:
+    """Every phase's DDL, trigger and backfill SQL for `changes`, as one reviewable script."""
+    dialect = offline(dialect_name) if isinstance(dialect_name, str) else dialect_name
+    return render_sql(build_plan(changes, dialect, metadata, batch_size=batch_size), dialect)
+
+
+def build_plan(changes: Sequence[Change], dialect: TriggerDialect, metadata: sa.MetaData | Schema,
+               *, batch_size: int = 2000) -> list[Section]:
+    snapshot = metadata.copy() if isinstance(metadata, Schema) else Schema.from_metadata(metadata)
+    sections: list[Section] = []
+    for change in changes:
+        sections += _plan_change(change, dialect, snapshot, batch_size)
+    return sections
+
+
+def render_sql(sections: list[Section], dialect: TriggerDialect) -> str:
+    out = [f"-- crossfade plan for {dialect.name}"
+           + (" (MariaDB)" if getattr(dialect, "is_mariadb", False) else ""),
+           "-- Statements end with `;`. A statement with `;` inside (a trigger or function body)",
+           "-- is marked; send it whole, as a driver does (no DELIMITER needed).", ""]
+    for section in sections:
+        out.append(f"-- crossfade plan: {section.change_id} / {section.phase}")
+        if section.note:
+            out.append(f"-- {section.note}")
+        if not section.steps:
+            out.append("-- (nothing to do)")
+        for step in section.steps:
+            out.append(f"-- {step.name}")
+            out += [f"--   {note}" for note in step.notes]
+            for statement in step.sql:
+                out += _statement(statement)
+        out.append("")
+    return "\n".join(out).rstrip() + "\n"
+
+
+# --- simulation ----------------------------------------------------------------------------
+
+def _plan_change(change: Change, dialect: TriggerDialect, snapshot: Schema, batch_size: int) -> list[Section]:
+    change.validate(snapshot)
+    release_n = snapshot.copy()
+
+    expand = Section(change.id, "expand", note="additive DDL, then the sync triggers; release N keeps working")
+    expand.steps += _ddl(dialect.steps(change.expand_intents(snapshot), snapshot))
+    relaxed = _columns_to_relax(dialect, release_n, change.table_syncs(snapshot))
+    expand.steps += _ddl(dialect.steps(relaxed, snapshot))
+    syncs = change.table_syncs(snapshot)
+    objects = _trigger_objects(dialect, syncs)
+    for table in sorted(syncs):
+        on_table = [o for o in objects if o.table == table]
+        expand.steps.append(PlannedStep(f"install triggers on {table}",
+                                        [sql for o in on_table for sql in o.create]))
+
+    migrate = Section(change.id, "migrate", note="backfill existing rows in keyed batches, resumable")
+    for table in sorted(syncs):
+        migrate.steps.append(_backfill_step(dialect, syncs[table], batch_size))
+
+    after_expand = snapshot.copy()
+    contract = Section(change.id, "contract", note="only when no node of release N is left")
+    contract.steps += _drop_triggers(objects)
+    contract.steps += _ddl(dialect.steps(change.contract_intents(snapshot), snapshot))
+
+    rollback = Section(change.id, "rollback", note="instead of contract: undoes expand; release N's data is intact")
+    rollback.steps += _drop_triggers(objects)
+    intents = change.rollback_intents(after_expand) + [SetNullable(i.table, i.column, False) for i in relaxed]
+    rollback.steps += _ddl(dialect.steps(intents, after_expand))
+    return [expand, migrate, contract, rollback]
+
+
+def _columns_to_relax(dialect: TriggerDialect, release_n: Schema, syncs: dict[str, TableSync]) -> list[SetNullable]:
+    """What the runner relaxes in expand on SQLite: old NOT NULL columns release N+1 won't write.
+
+    Mirrors Runner._columns_to_relax (private there); keep the two in step.
+    """
+    if not dialect.relaxes_old_not_null:
+        return []
+    written = [(g.table, c) for ts in syncs.values() for g in ts.groups if g.down for c in g.old]
+    written += [(f.table, f.column) for ts in syncs.values() for f in ts.fills]
+    return [SetNullable(t, c, True) for t, c in written if release_n.has_column(t, c)
+            and not release_n.column(t, c).nullable and release_n.column(t, c).server_default is None]
+
+
+def _trigger_objects(dialect: TriggerDialect, syncs: dict[str, TableSync]) -> list[DbObject]:
+    objects: list[DbObject] = []
+    for table in sorted(syncs):
+        try:
+            objects += dialect.trigger_objects(syncs[table])
+        except (sa.exc.SQLAlchemyError, TypeError, AttributeError, KeyError, NotImplementedError) as exc:
+            columns = ", ".join(sorted(syncs[table].synced_columns()))
+            raise TransformError(table, columns, dialect.name, str(exc).splitlines()[0]) from None
+    return objects
+
+
+def _drop_triggers(objects: list[DbObject]) -> list[PlannedStep]:
+    steps = []
+    for table in sorted({o.table for o in objects}):
+        # Triggers before functions: a function cannot be dropped while a trigger uses it.
+        ordered = sorted((o for o in objects if o.table == table), key=lambda o: o.kind != "trigger")
+        steps.append(PlannedStep(f"drop triggers on {table}", [sql for o in ordered for sql in o.drop]))
+    return steps
+
+
+def _backfill_step(dialect: TriggerDialect, ts: TableSync, batch_size: int) -> PlannedStep:
+    key = ", ".join(getattr(k, "name", str(k)) for k in dialect.batch_key(ts.table))
+    statements = [dialect.compile(s) for s in backfill.backfill_statements(ts, sa.true())]
+    notes = [f"each batch: one transaction over at most {batch_size} rows, keyed by ({key}):",
+             f"AND ({key}) > <last key of the previous batch> AND ({key}) <= <key of the batch's last row>",
+             "rows release N+1 already wrote are left alone (the new columns are not NULL there)"]
+    return PlannedStep(f"backfill {ts.name}", statements, notes)
+
+
+def _ddl(steps: list[Step]) -> list[PlannedStep]:
+    return [PlannedStep(step.name, list(step.sql)) for step in steps]
+
+
+def _statement(sql: str) -> list[str]:
+    text = sql.strip().rstrip(";")
+    if ";" in text:
+        return ["-- >>> one statement (its body holds `;`)", text + ";", "-- <<< end of statement"]
+    return [text + ";"]
+
+
+__all__ = ["PHASES", "PlannedStep", "Section", "build_plan", "plan", "render_sql"]

@@ -1,0 +1,305 @@
+"""The crossfade command, end to end on real databases (SQLite, PostgreSQL, MariaDB)."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from crossfade.cli import app
+from crossfade.loader import import_file, load_changes
+
+GLANCE = Path(__file__).resolve().parents[1] / "examples" / "glance"
+CHANGES = str(GLANCE / "changes")
+release_n = import_file(GLANCE / "release_n.py")
+release_n1 = import_file(GLANCE / "release_n1.py")
+
+cli = CliRunner()
+
+
+def run(*args: str, url: str | None = None):
+    argv = [str(a) for a in args] + (["--url", url] if url else [])
+    return cli.invoke(app, argv, catch_exceptions=False)
+
+
+def url_of(engine: sa.Engine) -> str:
+    return engine.url.render_as_string(hide_password=False)
+
+
+def seed_release_n(engine: sa.Engine, rows: int = 300) -> None:
+    release_n.metadata.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(release_n.images.insert(), [{"name": f"image-{i}", "is_public": i % 2 == 0} for i in range(rows)])
+
+
+def check_code(url: str, changes: str | Path = CHANGES) -> int:
+    return run("check", changes, url=url).exit_code
+
+
+def status_json(url: str) -> dict:
+    result = run("status", CHANGES, "--json", url=url)
+    assert result.exit_code == 0, result.output
+    [found] = json.loads(result.stdout)
+    return found
+
+
+# --- plan: reviewable SQL without a database ------------------------------------------------
+
+TRIGGER_SHAPE = {
+    "postgresql": ["CREATE OR REPLACE FUNCTION crossfade_images_sync()", "BEFORE INSERT ON images",
+                   "NEW.visibility := CASE WHEN NEW.is_public THEN 'public' ELSE 'shared' END;",
+                   "DROP FUNCTION IF EXISTS crossfade_images_sync();",
+                   "ALTER TABLE images ALTER COLUMN visibility SET NOT NULL;"],
+    "mysql": ["CREATE TRIGGER crossfade_images_insert BEFORE INSERT ON images",
+              "SET NEW.visibility = (CASE WHEN NEW.is_public THEN 'public' ELSE 'shared' END);",
+              "NOT (NEW.is_public <=> (NEW.visibility = 'public'))",
+              "MODIFY COLUMN visibility VARCHAR(16) NOT NULL DEFAULT 'shared'"],
+    "sqlite": ["CREATE TRIGGER crossfade_images_insert AFTER INSERT ON images",
+               "UPDATE images SET visibility = (CASE WHEN ",
+               "rebuild table images (allow NULL in images.is_public)",
+               "visibility VARCHAR(16) DEFAULT 'shared' NOT NULL"],
+}
+
+
+@pytest.mark.parametrize("dialect", sorted(TRIGGER_SHAPE))
+def test_plan_sql_shows_every_phase_ddl_and_triggers_without_a_database(dialect):
+    result = run("plan", CHANGES, "--sql", "--dialect", dialect)
+
+    assert result.exit_code == 0, result.output
+    sql = result.stdout
+    for phase in ("expand", "migrate", "contract", "rollback"):
+        assert f"-- crossfade plan: 0001_visibility / {phase}" in sql
+    assert "ALTER TABLE images ADD COLUMN visibility VARCHAR(16);" in sql
+    assert "ALTER TABLE images DROP COLUMN is_public;" in sql
+    assert "ALTER TABLE images DROP COLUMN visibility;" in sql  # rollback
+    assert "UPDATE images SET visibility=CASE WHEN images.is_public THEN 'public' ELSE 'shared' END" in sql
+    assert "DROP TRIGGER IF EXISTS crossfade_images_update" in sql
+    for shape in TRIGGER_SHAPE[dialect]:
+        assert shape in sql, shape
+
+
+def test_plan_marks_compound_statements_so_boundaries_are_obvious():
+    sql = run("plan", CHANGES, "--sql", "--dialect", "mysql").stdout
+    trigger = sql.split("-- >>> one statement")[1].split("-- <<< end of statement")[0]
+    assert "BEGIN" in trigger and trigger.rstrip().endswith("END;")
+    assert "\nDELIMITER" not in sql
+
+
+def test_plan_without_sql_lists_each_phase_steps_for_all_dialects():
+    result = run("plan", CHANGES)
+    assert result.exit_code == 0, result.output
+    for dialect in ("postgresql", "mysql", "sqlite"):
+        assert f"plan for {dialect}" in result.stdout
+    assert "install triggers on images" in result.stdout
+
+
+def test_plan_against_a_live_database_reflects_its_tables(engine):
+    seed_release_n(engine, rows=1)
+    result = run("plan", CHANGES, "--sql", url=url_of(engine))
+    assert result.exit_code == 0, result.output
+    assert re.search(r"CREATE (OR REPLACE )?TRIGGER crossfade_images_insert", result.stdout)
+    assert "ADD COLUMN visibility VARCHAR(16)" in result.stdout
+
+    assert run("expand", CHANGES, url=url_of(engine)).exit_code == 0
+    result = run("plan", CHANGES, "--sql", url=url_of(engine))
+    assert result.exit_code == 0, result.output
+    assert "0001_visibility is expanded in this database; not planned" in result.stderr
+    assert "ADD COLUMN" not in result.stdout
+
+
+# --- the rolling upgrade through the CLI -----------------------------------------------------
+
+def test_cli_runs_expand_migrate_contract_with_check_codes_at_every_phase(engine):
+    url = url_of(engine)
+    seed_release_n(engine)
+    assert check_code(url) == 2  # needs expand
+    assert status_json(url)["phase"] == "pending"
+
+    expanded = run("expand", CHANGES, "--lock-timeout", "0.2", url=url)
+    assert expanded.exit_code == 0, expanded.output
+    assert "install triggers on images" in expanded.stdout
+    assert check_code(url) == 3  # needs migrate
+    found = status_json(url)
+    assert found["phase"] == "expanded" and found["problems"] == []
+    assert found["triggers"] and all(t["installed"] and t["matches"] for t in found["triggers"])
+
+    with engine.begin() as conn:  # release N+1 writes meanwhile; the trigger fills is_public
+        conn.execute(release_n1.images.insert().values(name="n+1", visibility="community"))
+
+    migrated = run("migrate", CHANGES, "--batch-size", "64", "--pause", "0", url=url)
+    assert migrated.exit_code == 0, migrated.output
+    assert "backfill images" in migrated.stdout and "301/301" in migrated.stdout  # the progress bar
+    assert check_code(url) == 4  # needs contract
+    assert status_json(url)["backfill"] == {"images": 1.0}
+
+    contracted = run("contract", CHANGES, url=url)
+    assert contracted.exit_code == 0, contracted.output
+    assert check_code(url) == 0  # up to date
+    found = status_json(url)
+    assert found == {"change": "0001_visibility", "phase": "contracted", "backfill": {"images": 1.0},
+                     "triggers": [], "problems": []}
+    with engine.connect() as conn:
+        values = dict(conn.execute(sa.select(release_n1.images.c.name, release_n1.images.c.visibility)).all())
+    assert values["image-0"] == "public" and values["image-1"] == "shared" and values["n+1"] == "community"
+    assert "is_public" not in {c["name"] for c in sa.inspect(engine).get_columns("images")}
+
+
+def test_rollback_from_the_cli_returns_to_release_n(engine):
+    url = url_of(engine)
+    seed_release_n(engine, rows=20)
+    assert run("expand", CHANGES, url=url).exit_code == 0
+
+    result = run("rollback", CHANGES, url=url)
+
+    assert result.exit_code == 0, result.output
+    assert status_json(url)["phase"] == "rolled_back"
+    assert check_code(url) == 2
+    assert "visibility" not in {c["name"] for c in sa.inspect(engine).get_columns("images")}
+
+
+def test_check_returns_1_when_a_trigger_is_dropped_behind_crossfades_back(engine):
+    url = url_of(engine)
+    seed_release_n(engine, rows=5)
+    assert run("expand", CHANGES, url=url).exit_code == 0
+    on_table = " ON images" if engine.dialect.name == "postgresql" else ""
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"DROP TRIGGER crossfade_images_insert{on_table}")
+
+    result = run("check", CHANGES, url=url)
+
+    assert result.exit_code == 1
+    assert "crossfade_images_insert on images is missing" in result.stdout
+    found = status_json(url)
+    assert any("missing" in p for p in found["problems"])
+    assert [t["installed"] for t in found["triggers"] if t["name"] == "crossfade_images_insert"] == [False]
+    assert run("expand", CHANGES, url=url).exit_code == 0  # expand reinstalls it
+    assert check_code(url) == 3
+
+
+def test_check_returns_1_for_a_phase_that_stopped_half_way(engine):
+    url = url_of(engine)
+    seed_release_n(engine, rows=5)
+    assert run("expand", CHANGES, url=url).exit_code == 0
+    with engine.begin() as conn:  # as if contract was killed after recording that it started
+        conn.execute(sa.text("UPDATE crossfade_state SET phase = 'contracting'"))
+
+    result = run("check", CHANGES, url=url)
+
+    assert result.exit_code == 1
+    assert "stopped while contracting" in result.stdout
+
+
+def test_check_over_several_changes_reports_the_earliest_phase_still_needed(tmp_path):
+    changes = tmp_path / "changes"
+    changes.mkdir()
+    (changes / "0001_visibility.py").write_text((GLANCE / "changes" / "0001_visibility.py").read_text()
+                                                .replace("Path(__file__).resolve().parents[1]", f"Path({str(GLANCE)!r})"))
+    (changes / "0002_members.py").write_text(
+        "import sqlalchemy as sa\nfrom crossfade import Change, ops\n"
+        "change = Change(ops.add_column('image_members', sa.Column('can_share', sa.Boolean, nullable=False,"
+        " server_default=sa.false())), id='0002_can_share')\n")
+    url = f"sqlite:///{tmp_path / 'glance.db'}"
+    engine = sa.create_engine(url)
+    seed_release_n(engine, rows=5)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE image_members (id INTEGER PRIMARY KEY, member VARCHAR(255))")
+
+    assert run("expand", str(changes / "0001_visibility.py"), url=url).exit_code == 0
+    assert check_code(url, changes) == 2  # 0002 still needs expand
+    assert run("expand", str(changes), url=url).exit_code == 0
+    assert run("migrate", str(changes), url=url).exit_code == 0
+    assert run("contract", str(changes / "0001_visibility.py"), url=url).exit_code == 0
+    assert check_code(url, changes) == 4  # 0002 needs contract
+    result = run("expand", str(changes), url=url)  # a contracted change is skipped, not an error
+    assert result.exit_code == 0 and "already contracted" in result.stdout
+    assert run("contract", str(changes), url=url).exit_code == 0
+    assert check_code(url, changes) == 0
+
+
+def test_contract_before_migrate_is_a_one_line_error(engine):
+    url = url_of(engine)
+    seed_release_n(engine, rows=5)
+    assert run("expand", CHANGES, url=url).exit_code == 0
+
+    result = run("contract", CHANGES, url=url)
+
+    assert result.exit_code == 1
+    assert result.stderr.strip() == ("error: change 0001_visibility is expanded; contract needs it migrated "
+                                     "(and no node of release N left)")
+
+
+# --- demo ------------------------------------------------------------------------------------
+
+def test_demo_runs_a_whole_rolling_upgrade_on_sqlite_without_a_server():
+    result = run("demo", "--rows", "200")
+    assert result.exit_code == 0, result.output
+    assert "N+1 reads visibility='community'" in result.stdout
+    assert "phase: contracted, problems: none" in result.stdout
+    assert "columns of images now: id, name, visibility" in result.stdout
+
+
+def test_demo_runs_on_every_database_and_leaves_it_as_it_found_it(engine):
+    result = run("demo", "--rows", "50", url=url_of(engine))
+    assert result.exit_code == 0, result.output
+    assert "phase: contracted, problems: none" in result.stdout
+    assert sa.inspect(engine).get_table_names() == []
+
+
+# --- errors ----------------------------------------------------------------------------------
+
+def test_a_missing_path_is_a_clean_error_from_a_real_process(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "crossfade.cli", "expand", str(tmp_path / "nowhere.py"),
+                           "--url", "sqlite://"], check=False, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == f"error: no such file or directory: {tmp_path / 'nowhere.py'}"
+    assert "Traceback" not in proc.stderr + proc.stdout
+
+
+def test_a_module_without_a_change_is_a_clean_error(tmp_path):
+    module = tmp_path / "empty.py"
+    module.write_text("x = 1\n")
+    result = run("status", str(module), url="sqlite://")
+    assert result.exit_code == 1
+    assert "defines no Change" in result.stderr
+
+
+def test_an_unreachable_database_is_a_one_line_error():
+    result = run("check", CHANGES, url="postgresql+psycopg://nobody@127.0.0.1:1/none")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: database error:") and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_database_commands_need_a_url(monkeypatch):
+    monkeypatch.delenv("CROSSFADE_URL", raising=False)
+    result = run("status", CHANGES)
+    assert result.exit_code == 1
+    assert "pass --url or set CROSSFADE_URL" in result.stderr
+
+
+def test_the_url_can_come_from_crossfade_url(tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'glance.db'}"
+    seed_release_n(sa.create_engine(url), rows=1)
+    monkeypatch.setenv("CROSSFADE_URL", url)
+    assert run("check", CHANGES).exit_code == 2
+
+
+# --- loading changes -------------------------------------------------------------------------
+
+def test_changes_load_from_a_directory_a_file_or_a_dotted_module(tmp_path, monkeypatch):
+    package = tmp_path / "myapp_changes"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "visibility.py").write_text((GLANCE / "changes" / "0001_visibility.py").read_text()
+                                           .replace("Path(__file__).resolve().parents[1]", f"Path({str(GLANCE)!r})"))
+    monkeypatch.chdir(tmp_path)
+
+    for target in (CHANGES, str(GLANCE / "changes" / "0001_visibility.py"), "myapp_changes.visibility"):
+        loaded = load_changes(target)
+        assert [c.id for c in loaded.changes] == ["0001_visibility"]
+        assert set(loaded.metadata.tables) == {"images"}
