@@ -31,6 +31,7 @@ from _common import (DIALECTS, SOURCE, TABLE, drop_all, images_table, maintain, 
 from crossfade.runner import Runner
 
 WRITER_PAUSE = 0.002
+PAUSE = 0.0  # Runner(pause=...) between batches; --pause
 
 
 class Writer(threading.Thread):
@@ -92,7 +93,7 @@ def run_once(engine: sa.Engine, ddl_engine: sa.Engine, rows: int, variant: str |
             conn.exec_driver_sql(f"UPDATE {TABLE} SET visibility = CASE WHEN is_public THEN 'public' "
                                  "ELSE 'shared' END WHERE visibility IS NULL")
     else:
-        Runner(ddl_engine, batch_size=int(variant)).migrate(the_change(change_id))
+        Runner(ddl_engine, batch_size=int(variant), pause=PAUSE).migrate(the_change(change_id))
     t1 = time.perf_counter()
     time.sleep(0.1)
     writer.stop.set()
@@ -137,14 +138,18 @@ def main(argv=None) -> int:
     parser.add_argument("--dialect", nargs="+", choices=DIALECTS, default=list(DIALECTS))
     parser.add_argument("--batch-sizes", nargs="+", type=int, default=[1000, 5000, 20000])
     parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--pause", type=float, default=0.0, help="Runner(pause=...) between batches, seconds")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
+    global PAUSE
+    PAUSE = args.pause
     log = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
 
     print(f"# crossfade backfill: {args.rows:,} rows, median of {args.reps} interleaved runs, "
           f"concurrent writer (1 autocommit INSERT/UPDATE every ~{WRITER_PAUSE * 1000:.0f} ms)")
     print(f"# python benchmarks/backfill.py --rows {args.rows} --reps {args.reps} "
-          f"--batch-sizes {' '.join(map(str, args.batch_sizes))} --dialect {' '.join(args.dialect)}")
+          f"--batch-sizes {' '.join(map(str, args.batch_sizes))} --dialect {' '.join(args.dialect)}"
+          + (f" --pause {args.pause}" if args.pause else ""))
     print()
     headers = ["dialect", "method", "seconds", "vs set-based", "writer worst stall ms", "writer p99 ms",
                "writes", "targets (<=2x; stall<100ms)"]

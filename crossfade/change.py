@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Sequence
 
 from .ddl import Intent, SetNullable
 from .errors import ColumnAlreadySyncedError, ValidationError
@@ -42,8 +43,11 @@ class Change:
             _claim(added, table, (column,))
         self.table_syncs(schema)  # raises when two ops fight over one column
 
-    def table_syncs(self, schema: Schema) -> dict[str, TableSync]:
-        """The sync rules of all ops, merged into one TableSync per table (one trigger each)."""
+    def table_syncs(self, schema: Schema, relaxed: Iterable[Sequence[str]] = ()) -> dict[str, TableSync]:
+        """The sync rules of all ops, merged into one TableSync per table (one trigger each).
+
+        `relaxed`: (table, column) pairs whose NOT NULL expand relaxed; triggers re-impose it.
+        """
         merged: dict[str, TableSync] = {}
         claimed: set[tuple[str, str]] = set()
         for op in self.ops:
@@ -58,6 +62,9 @@ class Change:
             for fill in sync.fills:
                 _claim(claimed, fill.table, (fill.column,))
                 table_sync.fills.append(fill)
+        for table, column in relaxed:
+            if table in merged:
+                merged[table].required.append(column)
         return merged
 
     def expand_intents(self, schema: Schema) -> list[Intent]:

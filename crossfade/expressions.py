@@ -22,6 +22,9 @@ class IsDistinct(ColumnElement):
         self.left = sa.sql.coercions.expect(sa.sql.roles.ExpressionElementRole, left)
         self.right = sa.sql.coercions.expect(sa.sql.roles.ExpressionElementRole, right)
 
+    def compares_strings(self) -> bool:
+        return any(isinstance(side.type, sa.String) for side in (self.left, self.right))
+
     def _operands(self, compiler, kw) -> tuple[str, str]:
         return tuple(compiler.process(side.self_group(against=operators.eq), **kw)
                      for side in (self.left, self.right))
@@ -40,7 +43,12 @@ def _standard(element: IsDistinct, compiler, **kw) -> str:
 @compiles(IsDistinct, "mysql")
 @compiles(IsDistinct, "mariadb")
 def _mysql(element: IsDistinct, compiler, **kw) -> str:
-    return "(NOT (%s <=> %s))" % element._operands(compiler, kw)
+    left, right = element._operands(compiler, kw)
+    if element.compares_strings():
+        # `<=>` uses the column's collation: case-insensitive and PAD SPACE by default, so
+        # 'abc' -> 'ABC' or 'abc ' would look unchanged. The sync law needs exact bytes.
+        left, right = f"BINARY {left}", f"BINARY {right}"
+    return "(NOT (%s <=> %s))" % (left, right)
 
 
 @compiles(IsDistinct, "sqlite")

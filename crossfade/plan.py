@@ -85,9 +85,9 @@ def _plan_change(change: Change, dialect: TriggerDialect, snapshot: Schema, batc
 
     expand = Section(change.id, "expand", note="additive DDL, then the sync triggers; release N keeps working")
     expand.steps += _ddl(dialect.steps(change.expand_intents(snapshot), snapshot))
-    relaxed = _columns_to_relax(dialect, release_n, change.table_syncs(snapshot))
-    expand.steps += _ddl(dialect.steps(relaxed, snapshot))
-    syncs = change.table_syncs(snapshot)
+    relaxed = dialect.columns_to_relax(release_n, change.table_syncs(snapshot))
+    expand.steps += _ddl(dialect.steps([SetNullable(t, c, True) for t, c in relaxed], snapshot))
+    syncs = change.table_syncs(snapshot, relaxed)
     objects = _trigger_objects(dialect, syncs)
     for table in sorted(syncs):
         on_table = [o for o in objects if o.table == table]
@@ -105,22 +105,9 @@ def _plan_change(change: Change, dialect: TriggerDialect, snapshot: Schema, batc
 
     rollback = Section(change.id, "rollback", note="instead of contract: undoes expand; release N's data is intact")
     rollback.steps += _drop_triggers(objects)
-    intents = change.rollback_intents(after_expand) + [SetNullable(i.table, i.column, False) for i in relaxed]
+    intents = change.rollback_intents(after_expand) + [SetNullable(t, c, False) for t, c in relaxed]
     rollback.steps += _ddl(dialect.steps(intents, after_expand))
     return [expand, migrate, contract, rollback]
-
-
-def _columns_to_relax(dialect: TriggerDialect, release_n: Schema, syncs: dict[str, TableSync]) -> list[SetNullable]:
-    """What the runner relaxes in expand on SQLite: old NOT NULL columns release N+1 won't write.
-
-    Mirrors Runner._columns_to_relax (private there); keep the two in step.
-    """
-    if not dialect.relaxes_old_not_null:
-        return []
-    written = [(g.table, c) for ts in syncs.values() for g in ts.groups if g.down for c in g.old]
-    written += [(f.table, f.column) for ts in syncs.values() for f in ts.fills]
-    return [SetNullable(t, c, True) for t, c in written if release_n.has_column(t, c)
-            and not release_n.column(t, c).nullable and release_n.column(t, c).server_default is None]
 
 
 def _trigger_objects(dialect: TriggerDialect, syncs: dict[str, TableSync]) -> list[DbObject]:

@@ -81,7 +81,7 @@ class Runner:
             relax = [SetNullable(t, c, True) for t, c in current.relaxed]
             for step in self.dialect.steps(relax, self._reflect(conn, change)):
                 self._run(conn, "expand", step)
-            expected = self._install_triggers(conn, change)
+            expected = self._install_triggers(conn, change, current)
             current.triggers = checks.catalog_checksums(self.dialect, conn, expected)
         current.phase = Phase.EXPANDED
         self._save(current, "expand", "record expanded")
@@ -175,7 +175,8 @@ class Runner:
         current = current or self.load(change)
         with self.engine.connect() as conn:
             if current.phase in SYNCING:
-                expected = checks.expected_objects(self.dialect, change.table_syncs(self._reflect(conn, change)))
+                syncs = change.table_syncs(self._reflect(conn, change), current.relaxed)
+                expected = checks.expected_objects(self.dialect, syncs)
                 return checks.syncing_problems(self.dialect, conn, current, expected, change.added_columns())
             if current.phase is Phase.CONTRACTED:
                 return checks.clean_problems(self.dialect, conn, change.tables(), change.dropped_columns())
@@ -208,7 +209,7 @@ class Runner:
                     if checked:
                         self.log(f"round-trip law holds for {group.table}.{', '.join(group.old)} "
                                  f"on {checked} value(s)")
-        relaxed = self._columns_to_relax(schema, syncs)
+        relaxed = [list(pair) for pair in self.dialect.columns_to_relax(schema, syncs)]
         current = ChangeState(change.id, Phase.EXPANDING, tables=sorted(change.tables()), relaxed=relaxed)
         with self.engine.begin() as conn:
             state.ensure_table(conn)
@@ -239,17 +240,8 @@ class Runner:
                 for table in sorted(change.tables() & set(other.tables)):
                     raise TableBusyError(table, other.change_id)
 
-    def _columns_to_relax(self, schema: Schema, syncs: dict[str, TableSync]) -> list[list[str]]:
-        """Old NOT NULL columns that release N+1 will not write (SQLite only: DESIGN section 2)."""
-        if not self.dialect.relaxes_old_not_null:
-            return []
-        written = [(g.table, c) for ts in syncs.values() for g in ts.groups if g.down for c in g.old]
-        written += [(f.table, f.column) for ts in syncs.values() for f in ts.fills]
-        return [[t, c] for t, c in written if schema.has_column(t, c)
-                and not schema.column(t, c).nullable and schema.column(t, c).server_default is None]
-
-    def _install_triggers(self, conn: sa.Connection, change: Change) -> dict:
-        syncs = change.table_syncs(self._reflect(conn, change))
+    def _install_triggers(self, conn: sa.Connection, change: Change, current: ChangeState) -> dict:
+        syncs = change.table_syncs(self._reflect(conn, change), current.relaxed)
         expected = checks.expected_objects(self.dialect, syncs)
         for name in sorted(syncs):
             objects = [o for o in expected.values() if o.table == name]
@@ -264,7 +256,7 @@ class Runner:
             return
         self.log("triggers are missing or out of date; reinstalling them")
         with self._ddl_connection() as conn:
-            expected = self._install_triggers(conn, change)
+            expected = self._install_triggers(conn, change, current)
             current.triggers = checks.catalog_checksums(self.dialect, conn, expected)
         self._save(current, "expand", "record repaired triggers")
         self._verify(change, current)
@@ -365,8 +357,8 @@ class Runner:
 
     @contextmanager
     def _ddl_connection(self):
-        with self.engine.connect() as conn:
-            yield self.dialect.prepare_ddl_connection(conn)
+        with self.engine.connect() as conn, self.dialect.ddl_session(conn) as ddl:
+            yield ddl
 
 
 __all__ = ["Runner", "ChangeStatus", "run_with_lock_timeout"]

@@ -70,6 +70,8 @@ class TableSync:
     table: sa.Table
     groups: list[SyncGroup] = field(default_factory=list)
     fills: list[FillRule] = field(default_factory=list)
+    # Old NOT NULL columns that expand relaxed (SQLite): the triggers must still refuse NULL there.
+    required: list[str] = field(default_factory=list)
 
     @property
     def name(self) -> str:

@@ -187,10 +187,6 @@ def test_ddl_connection_gives_back_normal_lock_waits(engine, request):
     """After a phase, the pooled connections wait for locks as the application expects again."""
     create_images(engine)
     Runner(engine).expand(visibility_change())
-    if engine.dialect.name == "mysql":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "dialects/mysql.py sets SESSION lock_wait_timeout=0 and never restores it: the pooled "
-            "connection then fails any metadata-lock wait at once")))
     with engine.connect() as conn:
         if engine.dialect.name == "postgresql":
             assert conn.exec_driver_sql("SHOW lock_timeout").scalar() == "0"

@@ -465,10 +465,6 @@ def test_backfill_resumes_from_its_checkpoint(engine):
 
 @pytest.mark.parametrize("old_value, new_value", [("abc", "ABC"), ("abc", "abc ")], ids=["letter-case", "trailing-space"])
 def test_rename_syncs_changes_a_collation_would_call_equal(engine, request, old_value, new_value):
-    if engine.dialect.name == "mysql":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "expressions.is_distinct renders NOT (a <=> b) on MySQL/MariaDB, which compares with the "
-            "column's collation (case-insensitive, PAD SPACE by default): such edits are not synced")))
     create_images(engine)
     runner, change = Runner(engine), _rename_change()
     runner.expand(change)
@@ -481,13 +477,9 @@ def test_rename_syncs_changes_a_collation_would_call_equal(engine, request, old_
     assert (found[1], found[2]) == ((new_value, new_value), (new_value, new_value))
 
 
-def test_release_n1_insert_leaving_new_column_to_its_default(engine, request):
-    if engine.dialect.name != "sqlite":  # SQLite's nested AFTER UPDATE trigger sets A := down(B)
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "sync law gap (DESIGN 2, ProceduralTriggers.insert_program): an INSERT where B is NULL only "
-            "sets B := up(A); when release N+1 leaves B to its (not yet existing) server default, A "
-            "stays NULL: a NOT NULL violation on PostgreSQL/MariaDB. Setting A := down(B) after "
-            "B := up(A) when they differ would close it")))
+def test_release_n1_insert_leaving_new_column_to_its_default(engine):
+    """N+1's model has a server default, so it omits visibility; the trigger gives the row
+    B := up(A) and then A := down(B), so is_public's NOT NULL holds before contract."""
     create_images(engine)
     runner, change = Runner(engine), _replace_change()
     runner.expand(change)

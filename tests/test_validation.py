@@ -172,10 +172,6 @@ def test_lossy_round_trip_on_strings(images):
 
 
 def test_lossy_round_trip_in_letter_case(images, request):
-    if images.dialect.name == "mysql":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "MySQL/MariaDB compare with the column's case-insensitive collation: "
-            "expressions.is_distinct renders NOT (a <=> b), so 'hello, world' equals 'Hello, World'")))
     # release N can store 'Hello, World'; lower() loses it
     change = Change(ops.replace_column("images", "name", sa.Column("title", sa.String(50)),
                                        up=lambda n: sa.func.lower(n), down=lambda t: t))

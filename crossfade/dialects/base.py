@@ -99,6 +99,16 @@ class TriggerDialect:
         """crossfade functions no trigger uses any more (only PostgreSQL has functions)."""
         return []
 
+    def columns_to_relax(self, release_n: Schema, syncs: dict[str, TableSync]) -> list[tuple[str, str]]:
+        """Old NOT NULL columns (without default) release N+1 will not write: where NOT NULL is
+        checked before the triggers could fill them (SQLite), expand must relax them."""
+        if not self.relaxes_old_not_null:
+            return []
+        written = [(g.table, c) for ts in syncs.values() for g in ts.groups if g.down for c in g.old]
+        written += [(f.table, f.column) for ts in syncs.values() for f in ts.fills]
+        return [(t, c) for t, c in written if release_n.has_column(t, c)
+                and not release_n.column(t, c).nullable and release_n.column(t, c).server_default is None]
+
     # --- DDL steps -------------------------------------------------------------------------
     def steps(self, intents: list[Intent], schema: Schema) -> list[Step]:
         steps: list[Step] = []
@@ -152,8 +162,11 @@ class TriggerDialect:
     def is_lock_timeout(self, exc: sa.exc.DBAPIError) -> bool:
         raise NotImplementedError
 
-    def prepare_ddl_connection(self, conn: sa.Connection) -> sa.Connection:
-        return conn
+    @contextmanager
+    def ddl_session(self, conn: sa.Connection):
+        """The connection a phase runs its DDL on; session settings are restored afterwards,
+        so the pooled connection goes back to the application with normal lock waits."""
+        yield conn
 
     def store_as(self, expr, type_: sa.types.TypeEngine):
         """`expr` converted as storing it in a column of `type_` would convert it."""
@@ -182,6 +195,11 @@ class ProceduralTriggers(TriggerDialect):
             lines += [f"IF {self.compile(all_null([new.c[n] for n in group.new]))} THEN"]
             lines += self._indent(self._assign_all(new, group.new, group.up_exprs(new)))
             if group.down is not None:
+                # Values release N can store round-trip, so this only fires for a NULL that a NOT
+                # NULL old column cannot hold: release N+1 leaving B to its final server default.
+                lines += self._indent([f"IF {self.compile(conflict(group, new))} THEN",
+                                       *self._indent(self._assign_all(new, group.old, group.down_exprs(new))),
+                                       "END IF;"])
                 lines += [f"{self.elsif} {self.compile(conflict(group, new))} THEN"]
                 lines += self._indent(self._assign_all(new, group.old, group.down_exprs(new)))
             lines += ["END IF;"]

@@ -36,8 +36,10 @@ class SQLiteDialect(TriggerDialect):
             if not rules:
                 continue
             name = self.object_name(ts.name, suffix)
-            when = sa.or_(*[guard for guard, _ in rules])
-            body = "\n".join(f"  {self._update(ts, new, guard, sets)};" for guard, sets in rules)
+            when = sa.or_(*[guard for guard, _ in rules], *[new.c[c].is_(None) for c in ts.required])
+            statements = [self._update(ts, new, guard, sets) for guard, sets in rules]
+            statements += [self._refuse_null(ts, new, column) for column in ts.required]
+            body = "\n".join(f"  {statement};" for statement in statements)
             create = (f"CREATE TRIGGER {self.quote(name)} AFTER {event} ON {self.quote(ts.name)}\n"
                       f"FOR EACH ROW WHEN {self.compile(when)}\nBEGIN\n{body}\nEND")
             drop = f"DROP TRIGGER IF EXISTS {self.quote(name)}"
@@ -79,11 +81,20 @@ class SQLiteDialect(TriggerDialect):
 
     def _update(self, ts: TableSync, new, guard: ColumnElement, sets: dict) -> str:
         assignments = ", ".join(f"{self.quote(c)} = ({self.compile(v)})" for c, v in sets.items())
-        key = self._key_columns(ts.table)
-        match = sa.and_(*[sa.column(k) == (new.c[k] if k in new.c else sa.literal_column(f"NEW.{k}"))
-                          for k in key])
         return (f"UPDATE {self.quote(ts.name)} SET {assignments} "
-                f"WHERE {self.compile(match)} AND ({self.compile(guard)})")
+                f"WHERE {self._same_row(ts, new)} AND ({self.compile(guard)})")
+
+    def _refuse_null(self, ts: TableSync, new, column: str) -> str:
+        """Expand relaxed this NOT NULL column (SQLite checks it before AFTER triggers run); the
+        trigger re-imposes it once the sync rules have filled what they could."""
+        message = self.compile(sa.literal(f"NOT NULL constraint failed: {ts.name}.{column}"))
+        return (f"SELECT RAISE(ABORT, {message}) FROM {self.quote(ts.name)} "
+                f"WHERE {self._same_row(ts, new)} AND {self.quote(column)} IS NULL")
+
+    def _same_row(self, ts: TableSync, new) -> str:
+        key = self._key_columns(ts.table)
+        return self.compile(sa.and_(*[sa.column(k) == (new.c[k] if k in new.c else sa.literal_column(f"NEW.{k}"))
+                                      for k in key]))
 
     @staticmethod
     def _key_columns(table: sa.Table) -> list[str]:
@@ -149,9 +160,16 @@ class SQLiteDialect(TriggerDialect):
         return Step(name, sql, is_done=_table_matches(target), rebuild=True)
 
     # --- locks -----------------------------------------------------------------------------
-    def prepare_ddl_connection(self, conn: sa.Connection) -> sa.Connection:
-        # pysqlite would otherwise run each DDL statement in its own implicit transaction.
-        return conn.execution_options(isolation_level="AUTOCOMMIT")
+    @contextmanager
+    def ddl_session(self, conn: sa.Connection):
+        # pysqlite would otherwise run each DDL statement in its own implicit transaction;
+        # in AUTOCOMMIT mode crossfade issues BEGIN IMMEDIATE / COMMIT itself.
+        busy_timeout = conn.exec_driver_sql("PRAGMA busy_timeout").scalar()
+        conn.rollback()
+        try:
+            yield conn.execution_options(isolation_level="AUTOCOMMIT")
+        finally:
+            conn.exec_driver_sql(f"PRAGMA busy_timeout = {int(busy_timeout)}")
 
     @contextmanager
     def ddl_transaction(self, conn: sa.Connection, lock_timeout: float, rebuild: bool = False):
