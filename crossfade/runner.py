@@ -270,16 +270,8 @@ class Runner:
             present = self.dialect.catalog_objects(conn, {name})
             # Triggers before functions: a function cannot be dropped while a trigger uses it.
             ordered = sorted(present.items(), key=lambda item: item[1][0] != "trigger")
-            statements = [self._drop_sql(obj_name, kind, name) for obj_name, (kind, _, _) in ordered]
+            statements = [self.dialect.drop_sql(kind, obj_name, name) for obj_name, (kind, _, _) in ordered]
             self._run(conn, current.phase.value, Step(f"drop triggers on {name}", statements, is_done=none_left))
-
-    def _drop_sql(self, name: str, kind: str, table: str) -> str:
-        quoted = self.dialect.quote(name)
-        if kind == "function":
-            return f"DROP FUNCTION IF EXISTS {quoted}()"
-        if self.dialect.name == "postgresql":
-            return f"DROP TRIGGER IF EXISTS {quoted} ON {self.dialect.quote(table)}"
-        return f"DROP TRIGGER IF EXISTS {quoted}"
 
     def _ready_for_no_triggers(self, conn: sa.Connection, change: Change, current: ChangeState) -> None:
         """Release N+1 keeps inserting while contract runs, and once the triggers are gone nothing

@@ -54,13 +54,13 @@ class Schema:
     # --- simulation of DDL, for plans without a database -------------------------------
     def add_column(self, table: str, column: sa.Column) -> None:
         if not self.has_column(table, column.name):
-            self.table(table).append_column(column.copy())
+            self.table(table).append_column(_fresh(column))
 
     def drop_column(self, table: str, name: str) -> None:
         t = self.table(table)
         if name in t.columns:
             # sa.Table has no public remove; rebuild the table without the column.
-            self._replace_table(t, [c.copy() for c in t.columns if c.name != name])
+            self._replace_table(t, [_fresh(c) for c in t.columns if c.name != name])
 
     def set_nullable(self, table: str, name: str, nullable: bool) -> None:
         self.column(table, name).nullable = nullable
@@ -87,3 +87,10 @@ def _copy_metadata(metadata: sa.MetaData) -> sa.MetaData:
     for table in metadata.sorted_tables:
         table.to_metadata(copied)
     return copied
+
+
+def _fresh(column: sa.Column) -> sa.Column:
+    """An unattached copy of a column's definition (Column.copy() is deprecated)."""
+    default = column.server_default.arg if column.server_default is not None else None
+    return sa.Column(column.name, column.type, nullable=column.nullable, primary_key=column.primary_key,
+                     server_default=default, autoincrement=column.autoincrement)

@@ -82,6 +82,10 @@ class TriggerDialect:
     def trigger_objects(self, table_sync: TableSync) -> list[DbObject]:
         raise NotImplementedError
 
+    def drop_sql(self, kind: str, name: str, table: str) -> str:
+        """DROP for one of crossfade's objects (triggers are named per table; see PostgreSQL)."""
+        return f"DROP TRIGGER IF EXISTS {self.quote(name)}"
+
     def catalog_objects(self, conn: sa.Connection, tables: set[str]) -> dict[str, tuple[str, str, str]]:
         """crossfade's objects in the database: name -> (kind, table, definition as stored)."""
         raise NotImplementedError

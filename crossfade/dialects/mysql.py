@@ -42,7 +42,7 @@ class MySQLDialect(ProceduralTriggers):
             create_verb = "CREATE OR REPLACE TRIGGER" if self.is_mariadb else "CREATE TRIGGER"
             create = (f"{create_verb} {self.quote(name)} BEFORE {event} ON {self.quote(ts.name)}\n"
                       "FOR EACH ROW\nBEGIN\n" + "\n".join(self._indent(program)) + "\nEND")
-            drop = f"DROP TRIGGER IF EXISTS {self.quote(name)}"
+            drop = self.drop_sql("trigger", name, ts.name)
             statements = (create,) if self.is_mariadb else (drop, create)
             objects.append(DbObject("trigger", name, ts.name, statements, (drop,)))
         return objects

@@ -40,7 +40,7 @@ class PostgresDialect(ProceduralTriggers):
             + "\n".join(self._indent(body)) + "\nEND\n$crossfade$"
         )
         objects = [DbObject("function", function, ts.name, (create_function,),
-                            (f"DROP FUNCTION IF EXISTS {self.quote(function)}()",))]
+                            (self.drop_sql("function", function, ts.name),))]
         events = [("insert", "INSERT", None)]
         condition = self.update_condition(ts)
         if condition is not None:
@@ -48,12 +48,17 @@ class PostgresDialect(ProceduralTriggers):
         for suffix, event, when in events:
             name = self.quote(self.object_name(ts.name, suffix))
             when_sql = f"\nWHEN ({self.compile(when)})" if when is not None else ""
-            drop = f"DROP TRIGGER IF EXISTS {name} ON {table}"
+            drop = self.drop_sql("trigger", self.object_name(ts.name, suffix), ts.name)
             create = (f"CREATE TRIGGER {name} BEFORE {event} ON {table}\nFOR EACH ROW{when_sql}\n"
                       f"EXECUTE FUNCTION {self.quote(function)}()")
             objects.append(DbObject("trigger", self.object_name(ts.name, suffix), ts.name,
                                     (drop, create), (drop,)))
         return objects
+
+    def drop_sql(self, kind: str, name: str, table: str) -> str:
+        if kind == "function":
+            return f"DROP FUNCTION IF EXISTS {self.quote(name)}()"
+        return f"DROP TRIGGER IF EXISTS {self.quote(name)} ON {self.quote(table)}"
 
     def catalog_objects(self, conn: sa.Connection, tables: set[str]) -> dict[str, tuple[str, str, str]]:
         found: dict[str, tuple[str, str, str]] = {}

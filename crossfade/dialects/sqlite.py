@@ -42,7 +42,7 @@ class SQLiteDialect(TriggerDialect):
             body = "\n".join(f"  {statement};" for statement in statements)
             create = (f"CREATE TRIGGER {self.quote(name)} AFTER {event} ON {self.quote(ts.name)}\n"
                       f"FOR EACH ROW WHEN {self.compile(when)}\nBEGIN\n{body}\nEND")
-            drop = f"DROP TRIGGER IF EXISTS {self.quote(name)}"
+            drop = self.drop_sql("trigger", name, ts.name)
             objects.append(DbObject("trigger", name, ts.name, (drop, create), (drop,)))
         return objects
 
