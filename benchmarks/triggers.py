@@ -175,7 +175,7 @@ def main(argv=None) -> int:
     print(f"# python benchmarks/triggers.py --rows {args.rows} --reps {args.reps} --dialect {' '.join(args.dialect)}")
     print()
     headers = ["dialect", "workload", "none ms", "hand ms", "crossfade ms",
-               "crossfade/none", "crossfade/hand", "hand/none", "targets"]
+               "crossfade/none", "crossfade/hand", "cf/hand (min)", "hand/none", "targets"]
     rows = []
     started = time.perf_counter()
     for dialect in args.dialect:
@@ -186,7 +186,9 @@ def main(argv=None) -> int:
             if dialect == "postgresql" and workload == "update unrelated":
                 verdicts.append(("ok" if cf / none <= 1.10 else "MISS") + " cf/none<=1.10")
             rows.append([dialect, workload, f"{none * 1000:.0f}", f"{hand * 1000:.0f}", f"{cf * 1000:.0f}",
-                         f"{cf / none:.2f}", f"{cf / hand:.2f}", f"{hand / none:.2f}", "; ".join(verdicts)])
+                         f"{cf / none:.2f}", f"{cf / hand:.2f}",
+                         f"{result['spread', workload, 'crossfade'][0] / result['spread', workload, 'hand'][0]:.2f}",
+                         f"{hand / none:.2f}", "; ".join(verdicts)])
             for extra in EXTRA:
                 rows[-1].append(f"{extra}: {result[workload, extra] * 1000:.0f} ms "
                                 f"({result[workload, extra] / hand:.2f} x hand)")

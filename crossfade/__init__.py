@@ -9,4 +9,4 @@ from .change import Change
 from .errors import CrossfadeError
 from .runner import Runner
 
-__all__ = ["Change", "ops", "Runner", "CrossfadeError"]
+__all__ = ["Change", "CrossfadeError", "Runner", "ops"]

@@ -37,7 +37,8 @@ def is_distinct(left: ColumnElement, right: ColumnElement) -> IsDistinct:
 
 @compiles(IsDistinct)
 def _standard(element: IsDistinct, compiler, **kw) -> str:
-    return "(%s IS DISTINCT FROM %s)" % element._operands(compiler, kw)
+    left, right = element._operands(compiler, kw)
+    return f"({left} IS DISTINCT FROM {right})"
 
 
 @compiles(IsDistinct, "mysql")
@@ -48,9 +49,10 @@ def _mysql(element: IsDistinct, compiler, **kw) -> str:
         # `<=>` uses the column's collation: case-insensitive and PAD SPACE by default, so
         # 'abc' -> 'ABC' or 'abc ' would look unchanged. The sync law needs exact bytes.
         left, right = f"BINARY {left}", f"BINARY {right}"
-    return "(NOT (%s <=> %s))" % (left, right)
+    return f"(NOT ({left} <=> {right}))"
 
 
 @compiles(IsDistinct, "sqlite")
 def _sqlite(element: IsDistinct, compiler, **kw) -> str:
-    return "(%s IS NOT %s)" % element._operands(compiler, kw)
+    left, right = element._operands(compiler, kw)
+    return f"({left} IS NOT {right})"

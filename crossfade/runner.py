@@ -18,8 +18,7 @@ from . import backfill, checks, roundtrip, state
 from .change import Change
 from .ddl import SetDefault, SetNullable, Step
 from .dialects import for_dialect
-from .errors import (NullsRemainError, PhaseError, TableBusyError, TransformError,
-                     VerificationError)
+from .errors import NullsRemainError, PhaseError, TableBusyError, TransformError, VerificationError
 from .locking import LockPolicy, run_step, run_with_lock_timeout
 from .preflight import run_preflight
 from .schema import Schema
@@ -220,11 +219,11 @@ class Runner:
         for table_sync in syncs.values():
             new_row = table_sync.table
             for group in table_sync.groups:
-                self._compile_or_raise(group.table, group.new, lambda g=group: g.up_exprs(new_row))
+                self._compile_or_raise(group.table, group.new, lambda g=group, r=new_row: g.up_exprs(r))
                 if group.down is not None:
-                    self._compile_or_raise(group.table, group.old, lambda g=group: g.down_exprs(new_row))
+                    self._compile_or_raise(group.table, group.old, lambda g=group, r=new_row: g.down_exprs(r))
             for fill in table_sync.fills:
-                self._compile_or_raise(fill.table, (fill.column,), lambda f=fill: (f.fill_expr(new_row),))
+                self._compile_or_raise(fill.table, (fill.column,), lambda f=fill, r=new_row: (f.fill_expr(r),))
             self.dialect.trigger_objects(table_sync)
 
     def _compile_or_raise(self, table: str, columns: tuple[str, ...], build) -> None:
@@ -353,4 +352,4 @@ class Runner:
             yield ddl
 
 
-__all__ = ["Runner", "ChangeStatus", "run_with_lock_timeout"]
+__all__ = ["ChangeStatus", "Runner", "run_with_lock_timeout"]

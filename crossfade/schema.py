@@ -16,7 +16,7 @@ class Schema:
         self.metadata = metadata
 
     @classmethod
-    def reflect(cls, conn: sa.Connection, tables: set[str]) -> "Schema":
+    def reflect(cls, conn: sa.Connection, tables: set[str]) -> Schema:
         metadata = sa.MetaData()
         existing = set(sa.inspect(conn).get_table_names())
         for name in sorted(tables & existing):
@@ -24,10 +24,10 @@ class Schema:
         return cls(metadata)
 
     @classmethod
-    def from_metadata(cls, metadata: sa.MetaData) -> "Schema":
+    def from_metadata(cls, metadata: sa.MetaData) -> Schema:
         return cls(_copy_metadata(metadata))
 
-    def copy(self) -> "Schema":
+    def copy(self) -> Schema:
         return Schema(_copy_metadata(self.metadata))
 
     def has_table(self, name: str) -> bool:

@@ -89,7 +89,7 @@ def check_expanded(runner: Runner, change: Change, engine: sa.Engine) -> None:
     assert runner.problems(change) == []
     assert len(crossfade_objects(runner, engine)) == expected_object_count(engine)
     assert columns(engine)["visibility"]["nullable"] is True
-    found = read(engine, "SELECT id, name, is_public, size FROM images WHERE id <= %d ORDER BY id" % ROWS)
+    found = read(engine, f"SELECT id, name, is_public, size FROM images WHERE id <= {ROWS} ORDER BY id")
     assert {i: (n, bool(p), s) for i, (n, p, s) in found.items()} == release_n_rows()
     with engine.begin() as conn:  # the triggers work: release N's insert gets its visibility
         conn.exec_driver_sql("INSERT INTO images (id, name, is_public) VALUES (900, 'probe', true)")

@@ -11,10 +11,20 @@ import pytest
 import sqlalchemy as sa
 
 from crossfade import Change, ops
-from crossfade.errors import (ColumnAlreadySyncedError, ColumnExistsError, ColumnNotNullableError,
-                              NotNullWithoutFillError, PreflightError, PrimaryKeyColumnError,
-                              RoundTripError, TableBusyError, TransformError, UnknownColumnError,
-                              UnknownTableError, ValidationError)
+from crossfade.errors import (
+    ColumnAlreadySyncedError,
+    ColumnExistsError,
+    ColumnNotNullableError,
+    NotNullWithoutFillError,
+    PreflightError,
+    PrimaryKeyColumnError,
+    RoundTripError,
+    TableBusyError,
+    TransformError,
+    UnknownColumnError,
+    UnknownTableError,
+    ValidationError,
+)
 from crossfade.runner import Runner
 
 

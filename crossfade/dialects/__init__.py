@@ -39,4 +39,4 @@ def offline(name: str) -> TriggerDialect:
     return for_dialect(sa_dialect)
 
 
-__all__ = ["DbObject", "TriggerDialect", "for_dialect", "offline", "NAMES"]
+__all__ = ["NAMES", "DbObject", "TriggerDialect", "for_dialect", "offline"]

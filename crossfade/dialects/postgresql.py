@@ -121,12 +121,12 @@ class PostgresDialect(ProceduralTriggers):
         # and SET NOT NULL then trusts the validated check instead of scanning under a lock.
         check = self.object_name(f"{intent.table}_{intent.column}", "nn")
         table = self.alter_table(intent.table)
-        is_not_null = lambda conn: is_nullable(conn) is False  # noqa: E731
+        is_not_null = lambda conn: is_nullable(conn) is False
         has_check = _constraint_exists(intent.table, check)
         return [
             Step(f"{intent.describe()}: add CHECK NOT VALID",
-                 [f"{table} ADD CONSTRAINT {self.quote(check)} "
-                  f"CHECK ({self.quote(intent.column)} IS NOT NULL) NOT VALID"],
+                 [(f"{table} ADD CONSTRAINT {self.quote(check)} "
+                   f"CHECK ({self.quote(intent.column)} IS NOT NULL) NOT VALID")],
                  is_done=lambda conn: is_not_null(conn) or has_check(conn)),
             Step(f"{intent.describe()}: validate the check",
                  [f"{table} VALIDATE CONSTRAINT {self.quote(check)}"], is_done=is_not_null),

@@ -8,7 +8,16 @@ from .replace_column import ReplaceColumnOp, replace_column
 from .set_not_null import SetNotNullOp, set_not_null
 
 __all__ = [
-    "Op", "Sync",
-    "add_column", "drop_column", "rename_column", "replace_column", "set_not_null",
-    "AddColumnOp", "DropColumnOp", "RenameColumnOp", "ReplaceColumnOp", "SetNotNullOp",
+    "AddColumnOp",
+    "DropColumnOp",
+    "Op",
+    "RenameColumnOp",
+    "ReplaceColumnOp",
+    "SetNotNullOp",
+    "Sync",
+    "add_column",
+    "drop_column",
+    "rename_column",
+    "replace_column",
+    "set_not_null",
 ]
