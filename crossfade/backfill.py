@@ -31,9 +31,13 @@ class Progress:
 
 SaveCheckpoint = Callable[[sa.Connection, dict], None]
 
+# Measured (benchmarks/backfill.py): about 2x one set-based UPDATE on PostgreSQL and MariaDB,
+# with a concurrent writer's worst stall under 50 ms; 20,000 stalled MariaDB writers ~100 ms.
+DEFAULT_BATCH_SIZE = 5000
+
 
 def backfill_table(engine: sa.Engine, dialect: TriggerDialect, ts: TableSync, checkpoint: dict,
-                   save: SaveCheckpoint, *, batch_size: int = 2000, pause: float = 0.0,
+                   save: SaveCheckpoint, *, batch_size: int = DEFAULT_BATCH_SIZE, pause: float = 0.0,
                    on_batch: Callable[[Progress], None] | None = None) -> dict:
     """Run the remaining batches for one table; returns the final checkpoint."""
     table = ts.table

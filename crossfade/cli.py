@@ -31,6 +31,7 @@ from rich.tree import Tree
 
 from . import plan as planning
 from . import state
+from .backfill import DEFAULT_BATCH_SIZE
 from .backfill import Progress as BackfillProgress
 from .change import Change
 from .dialects import NAMES, TriggerDialect, for_dialect, offline
@@ -84,7 +85,7 @@ def plan(
         "--dialect", help="Render for this database (default: all three). Not with --url.")] = None,
     url: Annotated[str | None, typer.Option(
         "--url", help="Plan against this live database's tables instead of the modules' `metadata`.")] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Backfill batch size to show.")] = 2000,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Backfill batch size to show.")] = DEFAULT_BATCH_SIZE,
 ) -> None:
     """Show what each phase will do, without changing any database."""
     with _clean_errors():
@@ -155,7 +156,7 @@ def expand(changes: ChangesArg, url: UrlOpt = None, lock_timeout: LockTimeoutOpt
 def migrate(
     changes: ChangesArg, url: UrlOpt = None, lock_timeout: LockTimeoutOpt = 0.05,
     allow_foreign_triggers: ForeignTriggersOpt = False,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Rows per backfill batch.")] = 2000,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Rows per backfill batch.")] = DEFAULT_BATCH_SIZE,
     pause: Annotated[float, typer.Option("--pause", min=0.0, help="Seconds to sleep between batches.")] = 0.0,
 ) -> None:
     """Backfill existing rows in keyed batches (resumes where it stopped)."""

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 
 from . import backfill
+from .backfill import DEFAULT_BATCH_SIZE
 from .change import Change
 from .ddl import SetNullable, Step
 from .dialects import TriggerDialect, offline
@@ -42,14 +43,14 @@ class Section:
 
 
 def plan(changes: Sequence[Change], dialect_name: str | TriggerDialect,
-         metadata: sa.MetaData | Schema, *, batch_size: int = 2000) -> str:
+         metadata: sa.MetaData | Schema, *, batch_size: int = DEFAULT_BATCH_SIZE) -> str:
     """Every phase's DDL, trigger and backfill SQL for `changes`, as one reviewable script."""
     dialect = offline(dialect_name) if isinstance(dialect_name, str) else dialect_name
     return render_sql(build_plan(changes, dialect, metadata, batch_size=batch_size), dialect)
 
 
 def build_plan(changes: Sequence[Change], dialect: TriggerDialect, metadata: sa.MetaData | Schema,
-               *, batch_size: int = 2000) -> list[Section]:
+               *, batch_size: int = DEFAULT_BATCH_SIZE) -> list[Section]:
     snapshot = metadata.copy() if isinstance(metadata, Schema) else Schema.from_metadata(metadata)
     sections: list[Section] = []
     for change in changes:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 
 from . import backfill, checks, roundtrip, state
+from .backfill import DEFAULT_BATCH_SIZE
 from .change import Change
 from .ddl import SetDefault, SetNullable, Step
 from .dialects import for_dialect
@@ -45,7 +46,7 @@ class Runner:
     """Runs a Change's phases against one database."""
 
     def __init__(self, engine: sa.Engine, *, lock_timeout: float = 0.05, max_lock_wait: float = 120.0,
-                 batch_size: int = 2000, pause: float = 0.0, allow_foreign_triggers: bool = False,
+                 batch_size: int = DEFAULT_BATCH_SIZE, pause: float = 0.0, allow_foreign_triggers: bool = False,
                  on_step: StepHook | None = None, on_progress: Callable | None = None,
                  log: Callable[[str], None] | None = None):
         if batch_size < 1:

@@ -201,7 +201,8 @@ class ProceduralTriggers(TriggerDialect):
             if group.down is not None:
                 # Values release N can store round-trip, so this only fires for a NULL that a NOT
                 # NULL old column cannot hold: release N+1 leaving B to its final server default.
-                lines += self._indent([f"IF {self.compile(conflict(group, new))} THEN",
+                # Checked only when A is NULL: it is cheaper, and no other A can need it.
+                lines += self._indent([f"IF {self.compile(all_null([new.c[n] for n in group.old]))} THEN",
                                        *self._indent(self._assign_all(new, group.old, group.down_exprs(new))),
                                        "END IF;"])
                 lines += [f"{self.elsif} {self.compile(conflict(group, new))} THEN"]

@@ -88,8 +88,11 @@ class SQLiteDialect(TriggerDialect):
         """Expand relaxed this NOT NULL column (SQLite checks it before AFTER triggers run); the
         trigger re-imposes it once the sync rules have filled what they could."""
         message = self.compile(sa.literal(f"NOT NULL constraint failed: {ts.name}.{column}"))
+        # NEW.column IS NULL first: a constant for the statement, so SQLite skips the row lookup
+        # for every row that did not leave the column NULL (nearly all of them).
         return (f"SELECT RAISE(ABORT, {message}) FROM {self.quote(ts.name)} "
-                f"WHERE {self._same_row(ts, new)} AND {self.quote(column)} IS NULL")
+                f"WHERE {self.compile(new.c[column].is_(None))} AND {self._same_row(ts, new)} "
+                f"AND {self.quote(column)} IS NULL")
 
     def _same_row(self, ts: TableSync, new) -> str:
         key = self._key_columns(ts.table)
