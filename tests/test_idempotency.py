@@ -7,6 +7,7 @@ must finish the job. The final state is read back from the database: rows, colum
 
 from __future__ import annotations
 
+import glance_schema
 import pytest
 import sqlalchemy as sa
 
@@ -32,27 +33,15 @@ def fresh_table(engine: sa.Engine) -> None:
         else:
             for table in sa.inspect(conn).get_table_names():
                 conn.exec_driver_sql(f"DROP TABLE {engine.dialect.identifier_preparer.quote(table)}")
-    metadata = sa.MetaData()
-    images = sa.Table(
-        "images", metadata,
-        sa.Column("id", sa.Integer, primary_key=True),
-        sa.Column("name", sa.String(50), nullable=False),
-        sa.Column("is_public", sa.Boolean, nullable=False),
-        sa.Column("size", sa.Integer, nullable=True),
-    )
-    with engine.begin() as conn:
-        metadata.create_all(conn)
-        conn.execute(images.insert(), [{"id": i, "name": f"i{i}", "is_public": i % 2 == 0,
-                                        "size": None if i % 3 == 0 else i} for i in range(1, ROWS + 1)])
+    glance_schema.create_images(engine, [{"id": i, "name": f"i{i}", "is_public": i % 2 == 0,
+                                          "size": None if i % 3 == 0 else i} for i in range(1, ROWS + 1)])
 
 
 def make_change() -> Change:
     """Two ops on one table, so every phase has several steps: Glance's visibility change and a
     NOT NULL with a fill."""
     return Change(
-        ops.replace_column("images", "is_public",
-                           sa.Column("visibility", sa.String(16), nullable=False, server_default="shared"),
-                           up=lambda p: sa.case((p, "public"), else_="shared"), down=lambda v: v == "public"),
+        glance_schema.visibility_op(),
         ops.set_not_null("images", "size", fill=0),
         id="visibility-and-size",
     )

@@ -11,10 +11,12 @@ from __future__ import annotations
 import threading
 import time
 
+import glance_schema
 import pytest
 import sqlalchemy as sa
+from glance_schema import visibility_change
 
-from crossfade import Change, ops
+from crossfade import Change
 from crossfade.errors import LockTimeoutError
 from crossfade.runner import Runner
 from crossfade.state import Phase
@@ -29,22 +31,7 @@ def dialect_name(request) -> str:
 
 
 def create_images(engine: sa.Engine) -> None:
-    metadata = sa.MetaData()
-    images = sa.Table(
-        "images", metadata,
-        sa.Column("id", sa.Integer, primary_key=True),
-        sa.Column("name", sa.String(50), nullable=False),
-        sa.Column("is_public", sa.Boolean, nullable=False),
-    )
-    with engine.begin() as conn:
-        metadata.create_all(conn)
-        conn.execute(images.insert(), [{"name": f"i{i}", "is_public": i % 2 == 0} for i in range(200)])
-
-
-def visibility_change() -> Change:
-    return Change(ops.replace_column(
-        "images", "is_public", sa.Column("visibility", sa.String(16), nullable=False, server_default="shared"),
-        up=lambda p: sa.case((p, "public"), else_="shared"), down=lambda v: v == "public"), id="visibility")
+    glance_schema.create_images(engine, [{"name": f"i{i}", "is_public": i % 2 == 0} for i in range(200)])
 
 
 class Holder(threading.Thread):

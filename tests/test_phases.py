@@ -11,6 +11,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import glance_schema
 import pytest
 import sqlalchemy as sa
 
@@ -24,20 +25,9 @@ ROWS = 30
 
 def create_images(engine: sa.Engine) -> None:
     """Release N's table, with ROWS rows: every third size NULL."""
-    metadata = sa.MetaData()
-    images = sa.Table(
-        "images", metadata,
-        sa.Column("id", sa.Integer, primary_key=True),
-        sa.Column("name", sa.String(50), nullable=False),
-        sa.Column("is_public", sa.Boolean, nullable=False),
-        sa.Column("size", sa.Integer, nullable=True),
-        sa.Column("kind", sa.String(20), nullable=False),
-    )
-    with engine.begin() as conn:
-        metadata.create_all(conn)
-        conn.execute(images.insert(), [
-            {"id": i, "name": f"i{i}", "is_public": i % 2 == 0, "size": None if i % 3 == 0 else i, "kind": "k"}
-            for i in range(1, ROWS + 1)])
+    glance_schema.create_images(engine, [
+        {"id": i, "name": f"i{i}", "is_public": i % 2 == 0, "size": None if i % 3 == 0 else i, "kind": "k"}
+        for i in range(1, ROWS + 1)], sa.Column("kind", sa.String(20), nullable=False))
 
 
 def sql(conn: sa.Connection, statement: str, **params):
@@ -156,9 +146,7 @@ def _rename_rolled_back(engine):
 
 # replace_column: is_public (bool) -> visibility (string), Glance's change
 def _replace_change():
-    return Change(ops.replace_column(
-        "images", "is_public", sa.Column("visibility", sa.String(16), nullable=False, server_default="shared"),
-        up=lambda p: sa.case((p, "public"), else_="shared"), down=lambda v: v == "public"), id="visibility")
+    return glance_schema.visibility_change()
 
 
 def _replace_old(conn):

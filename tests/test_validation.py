@@ -7,6 +7,7 @@ must not even have been created.
 
 from __future__ import annotations
 
+import glance_schema
 import pytest
 import sqlalchemy as sa
 
@@ -29,17 +30,7 @@ from crossfade.runner import Runner
 
 
 def create_images(engine: sa.Engine) -> None:
-    metadata = sa.MetaData()
-    images = sa.Table(
-        "images", metadata,
-        sa.Column("id", sa.Integer, primary_key=True),
-        sa.Column("name", sa.String(50), nullable=False),
-        sa.Column("is_public", sa.Boolean, nullable=False),
-        sa.Column("size", sa.Integer, nullable=True),
-    )
-    with engine.begin() as conn:
-        metadata.create_all(conn)
-        conn.execute(images.insert(), [{"name": f"i{i}", "is_public": i % 2 == 0, "size": i} for i in range(5)])
+    glance_schema.create_images(engine, [{"name": f"i{i}", "is_public": i % 2 == 0, "size": i} for i in range(5)])
 
 
 def snapshot(engine: sa.Engine) -> dict:
