@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
-from .ddl import Intent, SetNullable
+from .ddl import Intent, SetDefault, SetNullable
 from .errors import ColumnAlreadySyncedError, ValidationError
 from .ops.base import Op
 from .schema import Schema
@@ -75,6 +75,19 @@ class Change:
 
     def rollback_intents(self, schema: Schema) -> list[Intent]:
         return [intent for op in reversed(self.ops) for intent in op.rollback(schema)]
+
+    def before_dropping_triggers(self, schema: Schema) -> list[Intent]:
+        """Release N+1 keeps inserting while contract runs, and once the triggers are gone nothing
+        fills the old columns (still there until dropped, maybe behind a lock wait) nor the new
+        ones N+1 leaves to their server default. So first the new columns get their defaults and
+        the old NOT NULL columns to be dropped accept NULL; N+1's writes never fail in between."""
+        intents = [i for i in self.contract_intents(schema) if isinstance(i, SetDefault)]
+        return intents + [SetNullable(t, c, True) for t, c in self.dropped_columns()
+                          if schema.has_column(t, c) and schema.needs_a_value(t, c)]
+
+    def after_dropping_triggers(self, schema: Schema) -> list[Intent]:
+        """The rest of contract: its defaults were already set before the triggers went."""
+        return [i for i in self.contract_intents(schema) if not isinstance(i, SetDefault)]
 
     def not_null_at_contract(self, schema: Schema) -> list[tuple[str, str]]:
         return [(i.table, i.column) for i in self.contract_intents(schema)

@@ -20,7 +20,6 @@ from .change import Change
 from .ddl import SetNullable, Step
 from .dialects import TriggerDialect, offline
 from .dialects.base import DbObject
-from .errors import TransformError
 from .schema import Schema
 from .sync import TableSync
 
@@ -89,7 +88,7 @@ def _plan_change(change: Change, dialect: TriggerDialect, snapshot: Schema, batc
     relaxed = dialect.columns_to_relax(release_n, change.table_syncs(snapshot))
     expand.steps += _ddl(dialect.steps([SetNullable(t, c, True) for t, c in relaxed], snapshot))
     syncs = change.table_syncs(snapshot, relaxed)
-    objects = _trigger_objects(dialect, syncs)
+    objects = dialect.compile_triggers(syncs)
     for table in sorted(syncs):
         on_table = [o for o in objects if o.table == table]
         expand.steps.append(PlannedStep(f"install triggers on {table}",
@@ -101,34 +100,21 @@ def _plan_change(change: Change, dialect: TriggerDialect, snapshot: Schema, batc
 
     after_expand = snapshot.copy()
     contract = Section(change.id, "contract", note="only when no node of release N is left")
-    contract.steps += _drop_triggers(objects)
-    contract.steps += _ddl(dialect.steps(change.contract_intents(snapshot), snapshot))
+    contract.steps += _ddl(dialect.steps(change.before_dropping_triggers(snapshot), snapshot))
+    contract.steps += _drop_triggers(dialect, objects)
+    contract.steps += _ddl(dialect.steps(change.after_dropping_triggers(snapshot), snapshot))
 
     rollback = Section(change.id, "rollback", note="instead of contract: undoes expand; release N's data is intact")
-    rollback.steps += _drop_triggers(objects)
+    rollback.steps += _drop_triggers(dialect, objects)
     intents = change.rollback_intents(after_expand) + [SetNullable(t, c, False) for t, c in relaxed]
     rollback.steps += _ddl(dialect.steps(intents, after_expand))
     return [expand, migrate, contract, rollback]
 
 
-def _trigger_objects(dialect: TriggerDialect, syncs: dict[str, TableSync]) -> list[DbObject]:
-    objects: list[DbObject] = []
-    for table in sorted(syncs):
-        try:
-            objects += dialect.trigger_objects(syncs[table])
-        except (sa.exc.SQLAlchemyError, TypeError, AttributeError, KeyError, NotImplementedError) as exc:
-            columns = ", ".join(sorted(syncs[table].synced_columns()))
-            raise TransformError(table, columns, dialect.name, str(exc).splitlines()[0]) from None
-    return objects
-
-
-def _drop_triggers(objects: list[DbObject]) -> list[PlannedStep]:
-    steps = []
-    for table in sorted({o.table for o in objects}):
-        # Triggers before functions: a function cannot be dropped while a trigger uses it.
-        ordered = sorted((o for o in objects if o.table == table), key=lambda o: o.kind != "trigger")
-        steps.append(PlannedStep(f"drop triggers on {table}", [sql for o in ordered for sql in o.drop]))
-    return steps
+def _drop_triggers(dialect: TriggerDialect, objects: list[DbObject]) -> list[PlannedStep]:
+    return [PlannedStep(f"drop triggers on {table}",
+                        dialect.drop_statements([(o.kind, o.name, o.table) for o in objects if o.table == table]))
+            for table in sorted({o.table for o in objects})]
 
 
 def _backfill_step(dialect: TriggerDialect, ts: TableSync, batch_size: int) -> PlannedStep:

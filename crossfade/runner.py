@@ -17,9 +17,9 @@ import sqlalchemy as sa
 from . import backfill, checks, roundtrip, state
 from .backfill import DEFAULT_BATCH_SIZE
 from .change import Change
-from .ddl import SetDefault, SetNullable, Step
+from .ddl import SetNullable, Step
 from .dialects import for_dialect
-from .errors import NullsRemainError, PhaseError, TableBusyError, TransformError, VerificationError
+from .errors import NullsRemainError, PhaseError, TableBusyError, VerificationError
 from .locking import LockPolicy, run_step, run_with_lock_timeout
 from .preflight import run_preflight
 from .schema import Schema
@@ -121,7 +121,7 @@ class Runner:
             self._ready_for_no_triggers(conn, change, current)
             self._drop_triggers(conn, change, current)
             schema = self._release_n_schema(conn, change, current)
-            for step in self.dialect.steps(change.contract_intents(schema), schema):
+            for step in self.dialect.steps(change.after_dropping_triggers(schema), schema):
                 self._run(conn, "contract", step)
         current.phase, current.triggers = Phase.CONTRACTED, {}
         self._save(current, "contract", "record contracted")
@@ -195,7 +195,7 @@ class Runner:
             planned = schema.copy()
             self.dialect.steps(change.expand_intents(planned), planned)  # simulates expand on `planned`
             syncs = change.table_syncs(planned)
-            self._check_transforms_compile(syncs)
+            self.dialect.compile_triggers(syncs)
             self._refuse_busy_tables(conn, change)
             preflight = run_preflight(conn, self.dialect, schema, syncs,
                                       allow_foreign_triggers=self.allow_foreign_triggers)
@@ -215,24 +215,6 @@ class Runner:
             state.ensure_table(conn)
         self._save(current, "expand", "record expanding")
         return current
-
-    def _check_transforms_compile(self, syncs: dict[str, TableSync]) -> None:
-        for table_sync in syncs.values():
-            new_row = table_sync.table
-            for group in table_sync.groups:
-                self._compile_or_raise(group.table, group.new, lambda g=group, r=new_row: g.up_exprs(r))
-                if group.down is not None:
-                    self._compile_or_raise(group.table, group.old, lambda g=group, r=new_row: g.down_exprs(r))
-            for fill in table_sync.fills:
-                self._compile_or_raise(fill.table, (fill.column,), lambda f=fill, r=new_row: (f.fill_expr(r),))
-            self.dialect.trigger_objects(table_sync)
-
-    def _compile_or_raise(self, table: str, columns: tuple[str, ...], build) -> None:
-        try:
-            for expr in build():
-                self.dialect.compile(expr)
-        except (sa.exc.SQLAlchemyError, TypeError, AttributeError, KeyError, NotImplementedError) as exc:
-            raise TransformError(table, ", ".join(columns), self.dialect.name, str(exc).splitlines()[0]) from None
 
     def _refuse_busy_tables(self, conn: sa.Connection, change: Change) -> None:
         for other in state.load_all(conn):
@@ -268,22 +250,16 @@ class Runner:
             def none_left(c, table=name):
                 return not self.dialect.catalog_objects(c, {table})
             present = self.dialect.catalog_objects(conn, {name})
-            # Triggers before functions: a function cannot be dropped while a trigger uses it.
-            ordered = sorted(present.items(), key=lambda item: item[1][0] != "trigger")
-            statements = [self.dialect.drop_sql(kind, obj_name, name) for obj_name, (kind, _, _) in ordered]
+            statements = self.dialect.drop_statements([(kind, obj_name, table)
+                                                       for obj_name, (kind, table, _) in present.items()])
             self._run(conn, current.phase.value, Step(f"drop triggers on {name}", statements, is_done=none_left))
 
     def _ready_for_no_triggers(self, conn: sa.Connection, change: Change, current: ChangeState) -> None:
-        """Release N+1 keeps inserting while contract runs, and once the triggers are gone nothing
-        fills the old columns (still there until dropped, maybe behind a lock wait) nor the new
-        ones N+1 leaves to their server default. So first the new columns get their defaults and
-        the old NOT NULL columns accept NULL; N+1's writes then never fail in between."""
+        """Change.before_dropping_triggers: defaults first, dropped NOT NULL columns relaxed."""
         schema = self._reflect(conn, change)
-        intents = [i for i in change.contract_intents(schema) if isinstance(i, SetDefault)]
-        relax = [(t, c) for t, c in change.dropped_columns() if schema.has_column(t, c)
-                 and not schema.column(t, c).nullable and schema.column(t, c).server_default is None]
-        intents += [SetNullable(t, c, True) for t, c in relax]
-        unrecorded = [[t, c] for t, c in relax if [t, c] not in current.relaxed]
+        intents = change.before_dropping_triggers(schema)
+        relax = [[i.table, i.column] for i in intents if isinstance(i, SetNullable)]
+        unrecorded = [pair for pair in relax if pair not in current.relaxed]
         if unrecorded:
             # Recorded before relaxing: ops read release N's NOT NULL back from the state
             # (_release_n_schema), e.g. rename_column's new column keeps it.

@@ -48,6 +48,11 @@ class Schema:
     def has_column(self, table: str, name: str) -> bool:
         return self.has_table(table) and name in self.table(table).columns
 
+    def needs_a_value(self, table: str, name: str) -> bool:
+        """NOT NULL without a server default: an INSERT that leaves the column out fails."""
+        column = self.column(table, name)
+        return not column.nullable and column.server_default is None
+
     def primary_key(self, table: str) -> tuple[str, ...]:
         return tuple(c.name for c in self.table(table).primary_key.columns)
 

@@ -80,6 +80,10 @@ def test_plan_sql_shows_every_phase_ddl_and_triggers_without_a_database(dialect)
     assert "ALTER TABLE images DROP COLUMN visibility;" in sql  # rollback
     assert "UPDATE images SET visibility=CASE WHEN images.is_public THEN 'public' ELSE 'shared' END" in sql
     assert "DROP TRIGGER IF EXISTS crossfade_images_update" in sql
+    contract = sql.split("/ contract")[1].split("/ rollback")[0]
+    # as the runner does it: the default lands before the triggers go, and only once
+    assert contract.count("set default of images.visibility") == 1
+    assert contract.index("set default of images.visibility") < contract.index("DROP TRIGGER")
     for shape in TRIGGER_SHAPE[dialect]:
         assert shape in sql, shape
 

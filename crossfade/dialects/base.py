@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
 from ..ddl import AddColumn, DropColumn, Intent, SetDefault, SetNullable, Step, apply_to_schema
+from ..errors import TransformError
 from ..schema import Schema
 from ..sync import FillRule, SyncGroup, TableSync, all_null, changed, conflict, row
 
@@ -23,13 +24,13 @@ PREFIX = "crossfade_"
 
 @dataclass(frozen=True)
 class DbObject:
-    """A trigger or trigger function crossfade installs, with the SQL to create and drop it."""
+    """A trigger or trigger function crossfade installs, with the SQL that creates it (its DROP
+    comes from the dialect's `drop_statements`)."""
 
     kind: str  # "trigger" | "function"
     name: str
     table: str
     create: tuple[str, ...]
-    drop: tuple[str, ...]
 
     @property
     def checksum(self) -> str:
@@ -82,9 +83,43 @@ class TriggerDialect:
     def trigger_objects(self, table_sync: TableSync) -> list[DbObject]:
         raise NotImplementedError
 
+    def compile_triggers(self, syncs: dict[str, TableSync]) -> list[DbObject]:
+        """Every table's trigger objects; a transform that does not compile for this dialect is
+        a TransformError naming its table and columns."""
+        objects: list[DbObject] = []
+        for table_sync in syncs.values():
+            source = table_sync.table
+            for group in table_sync.groups:
+                with self._transform_errors(group.table, group.new):
+                    self._compile_all(group.up_exprs(source))
+                if group.down is not None:
+                    with self._transform_errors(group.table, group.old):
+                        self._compile_all(group.down_exprs(source))
+            for fill in table_sync.fills:
+                with self._transform_errors(fill.table, (fill.column,)):
+                    self._compile_all([fill.fill_expr(source)])
+            objects += self.trigger_objects(table_sync)
+        return objects
+
+    def _compile_all(self, exprs) -> None:
+        for expr in exprs:
+            self.compile(expr)
+
+    @contextmanager
+    def _transform_errors(self, table: str, columns: tuple[str, ...]):
+        try:
+            yield
+        except (sa.exc.SQLAlchemyError, TypeError, AttributeError, KeyError, NotImplementedError) as exc:
+            raise TransformError(table, ", ".join(columns), self.name, str(exc).splitlines()[0]) from None
+
     def drop_sql(self, kind: str, name: str, table: str) -> str:
         """DROP for one of crossfade's objects (triggers are named per table; see PostgreSQL)."""
         return f"DROP TRIGGER IF EXISTS {self.quote(name)}"
+
+    def drop_statements(self, objects: list[tuple[str, str, str]]) -> list[str]:
+        """DROPs for (kind, name, table) objects, triggers before the functions they call."""
+        ordered = sorted(objects, key=lambda obj: obj[0] != "trigger")
+        return [self.drop_sql(kind, name, table) for kind, name, table in ordered]
 
     def catalog_objects(self, conn: sa.Connection, tables: set[str]) -> dict[str, tuple[str, str, str]]:
         """crossfade's objects in the database: name -> (kind, table, definition as stored)."""
@@ -110,8 +145,7 @@ class TriggerDialect:
             return []
         written = [(g.table, c) for ts in syncs.values() for g in ts.groups if g.down for c in g.old]
         written += [(f.table, f.column) for ts in syncs.values() for f in ts.fills]
-        return [(t, c) for t, c in written if release_n.has_column(t, c)
-                and not release_n.column(t, c).nullable and release_n.column(t, c).server_default is None]
+        return [(t, c) for t, c in written if release_n.has_column(t, c) and release_n.needs_a_value(t, c)]
 
     # --- DDL steps -------------------------------------------------------------------------
     def steps(self, intents: list[Intent], schema: Schema) -> list[Step]:
@@ -199,14 +233,13 @@ class ProceduralTriggers(TriggerDialect):
             lines += [f"IF {self.compile(all_null([new.c[n] for n in group.new]))} THEN"]
             lines += self._indent(self._assign_all(new, group.new, group.up_exprs(new)))
             if group.down is not None:
+                down = self._assign_all(new, group.old, group.down_exprs(new))
                 # Values release N can store round-trip, so this only fires for a NULL that a NOT
                 # NULL old column cannot hold: release N+1 leaving B to its final server default.
                 # Checked only when A is NULL: it is cheaper, and no other A can need it.
                 lines += self._indent([f"IF {self.compile(all_null([new.c[n] for n in group.old]))} THEN",
-                                       *self._indent(self._assign_all(new, group.old, group.down_exprs(new))),
-                                       "END IF;"])
-                lines += [f"{self.elsif} {self.compile(conflict(group, new))} THEN"]
-                lines += self._indent(self._assign_all(new, group.old, group.down_exprs(new)))
+                                       *self._indent(down), "END IF;"])
+                lines += [f"{self.elsif} {self.compile(conflict(group, new))} THEN", *self._indent(down)]
             lines += ["END IF;"]
         return lines
 

@@ -44,7 +44,7 @@ class MySQLDialect(ProceduralTriggers):
                       "FOR EACH ROW\nBEGIN\n" + "\n".join(self._indent(program)) + "\nEND")
             drop = self.drop_sql("trigger", name, ts.name)
             statements = (create,) if self.is_mariadb else (drop, create)
-            objects.append(DbObject("trigger", name, ts.name, statements, (drop,)))
+            objects.append(DbObject("trigger", name, ts.name, statements))
         return objects
 
     def catalog_objects(self, conn: sa.Connection, tables: set[str]) -> dict[str, tuple[str, str, str]]:

@@ -39,20 +39,19 @@ class PostgresDialect(ProceduralTriggers):
             f"LANGUAGE plpgsql AS $crossfade$\nBEGIN\n"
             + "\n".join(self._indent(body)) + "\nEND\n$crossfade$"
         )
-        objects = [DbObject("function", function, ts.name, (create_function,),
-                            (self.drop_sql("function", function, ts.name),))]
+        objects = [DbObject("function", function, ts.name, (create_function,))]
         events = [("insert", "INSERT", None)]
         condition = self.update_condition(ts)
         if condition is not None:
             events.append(("update", "UPDATE", condition))
         for suffix, event, when in events:
-            name = self.quote(self.object_name(ts.name, suffix))
+            name = self.object_name(ts.name, suffix)
             when_sql = f"\nWHEN ({self.compile(when)})" if when is not None else ""
-            drop = self.drop_sql("trigger", self.object_name(ts.name, suffix), ts.name)
-            create = (f"CREATE TRIGGER {name} BEFORE {event} ON {table}\nFOR EACH ROW{when_sql}\n"
+            create = (f"CREATE TRIGGER {self.quote(name)} BEFORE {event} ON {table}\nFOR EACH ROW{when_sql}\n"
                       f"EXECUTE FUNCTION {self.quote(function)}()")
-            objects.append(DbObject("trigger", self.object_name(ts.name, suffix), ts.name,
-                                    (drop, create), (drop,)))
+            # Drop and create in one transaction: CREATE OR REPLACE TRIGGER needs PostgreSQL 14.
+            drop = self.drop_sql("trigger", name, ts.name)
+            objects.append(DbObject("trigger", name, ts.name, (drop, create)))
         return objects
 
     def drop_sql(self, kind: str, name: str, table: str) -> str:

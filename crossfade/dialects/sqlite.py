@@ -43,7 +43,7 @@ class SQLiteDialect(TriggerDialect):
             create = (f"CREATE TRIGGER {self.quote(name)} AFTER {event} ON {self.quote(ts.name)}\n"
                       f"FOR EACH ROW WHEN {self.compile(when)}\nBEGIN\n{body}\nEND")
             drop = self.drop_sql("trigger", name, ts.name)
-            objects.append(DbObject("trigger", name, ts.name, (drop, create), (drop,)))
+            objects.append(DbObject("trigger", name, ts.name, (drop, create)))
         return objects
 
     # Guards read NEW and OLD: what the statement wrote. Values read `now`, the row as earlier

@@ -23,9 +23,8 @@ class DropColumnOp(Op):
         return f"drop_column {self.table}.{self.column}"
 
     def validate(self, schema: Schema) -> None:
-        column = schema.column(self.table, self.column)
         check_not_primary_key(schema, self.table, self.column)
-        if not column.nullable and column.server_default is None and self.fill is None:
+        if schema.needs_a_value(self.table, self.column) and self.fill is None:
             raise NotNullWithoutFillError(
                 self.table, self.column,
                 "release N+1 inserts rows without it; give fill=... (what release N reads for them)",
