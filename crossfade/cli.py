@@ -110,7 +110,7 @@ def _plan_targets(loaded: LoadedChanges, dialect: DialectName | None,
         return
     engine = _engine(url)
     try:
-        target = _trigger_dialect(engine)
+        target = for_dialect(engine.dialect)
         if dialect is not None and target.name != dialect.value:
             raise CrossfadeError(f"--dialect {dialect.value} does not match the {target.name} database at --url")
         with engine.connect() as conn:
@@ -311,7 +311,6 @@ def _runner(changes: str, url: str | None, lock_timeout: float = 0.05, allow_for
         loaded = load_changes(changes)
         engine = _engine(url)
         try:
-            _trigger_dialect(engine)
             runner = Runner(engine, lock_timeout=lock_timeout, allow_foreign_triggers=allow_foreign_triggers,
                             log=lambda message: out.print(f"  [dim]{escape(message)}[/dim]"), **options)
             yield runner, loaded
@@ -325,13 +324,6 @@ def _engine(url: str | None) -> sa.Engine:
     if not url:
         raise CrossfadeError("no database given: pass --url or set CROSSFADE_URL")
     return sa.create_engine(url)
-
-
-def _trigger_dialect(engine: sa.Engine) -> TriggerDialect:
-    try:
-        return for_dialect(engine.dialect)
-    except ValueError as exc:
-        raise CrossfadeError(str(exc)) from None
 
 
 @contextmanager

@@ -108,6 +108,10 @@ class VerificationError(CrossfadeError):
         super().__init__("; ".join(problems))
 
 
+class UnsupportedDialectError(CrossfadeError):
+    """The database is not one crossfade writes triggers for."""
+
+
 class ChangeLoadError(CrossfadeError):
     """A change module could not be found or does not define a Change."""
 

@@ -222,3 +222,15 @@ def test_change_without_ops_or_with_a_bad_id():
         Change("drop table images")
     with pytest.raises(ValidationError, match="change id"):
         Change(ops.drop_column("images", "size"), id="no spaces; DROP TABLE")
+
+
+def test_a_database_crossfade_does_not_support_is_a_clear_error():
+    from sqlalchemy.dialects import mssql
+
+    from crossfade.dialects import for_dialect, offline
+    from crossfade.errors import UnsupportedDialectError
+
+    with pytest.raises(UnsupportedDialectError, match="not mssql"):
+        for_dialect(mssql.dialect())
+    with pytest.raises(UnsupportedDialectError, match="unknown dialect 'oracle'"):
+        offline("oracle")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from ..errors import UnsupportedDialectError
 from .base import DbObject, TriggerDialect
 from .mysql import MySQLDialect
 from .postgresql import PostgresDialect
@@ -23,7 +24,8 @@ def for_dialect(sa_dialect: sa.Dialect) -> TriggerDialect:
     try:
         return _BY_NAME[sa_dialect.name](sa_dialect)
     except KeyError:
-        raise ValueError(f"crossfade supports PostgreSQL, MySQL/MariaDB and SQLite, not {sa_dialect.name}") from None
+        raise UnsupportedDialectError(
+            f"crossfade supports PostgreSQL, MySQL/MariaDB and SQLite, not {sa_dialect.name}") from None
 
 
 def offline(name: str) -> TriggerDialect:
@@ -32,7 +34,7 @@ def offline(name: str) -> TriggerDialect:
 
     modules = {"postgresql": postgresql, "mysql": mysql, "mariadb": mysql, "sqlite": sqlite}
     if name not in modules:
-        raise ValueError(f"unknown dialect {name!r}; choose one of {', '.join(NAMES)}")
+        raise UnsupportedDialectError(f"unknown dialect {name!r}; choose one of {', '.join(NAMES)}")
     sa_dialect = modules[name].dialect()
     if name == "mariadb":
         sa_dialect.is_mariadb = True
