@@ -475,3 +475,22 @@ def test_release_n1_insert_leaving_new_column_to_its_default(engine):
         sql(conn, "INSERT INTO images (id, name, kind) VALUES (102, 'n', 'k')")
     found = rows(engine, "is_public", "visibility")[102]
     assert (bool(found[0]) if found[0] is not None else None, found[1]) == (False, "shared")
+
+
+LOCK_WAIT = {"sqlite": "PRAGMA busy_timeout", "mysql": "SELECT @@SESSION.lock_wait_timeout",
+             "postgresql": "SHOW lock_timeout"}
+
+
+def test_phases_give_the_pooled_connection_back_with_its_lock_wait(engine):
+    """crossfade shortens lock waits for its DDL only; the application's connections keep theirs."""
+    create_images(engine)
+
+    def lock_wait():
+        with engine.connect() as conn:
+            return conn.exec_driver_sql(LOCK_WAIT[engine.dialect.name]).scalar()
+
+    before = lock_wait()
+    runner, change = Runner(engine), _replace_change()
+    for phase in (runner.expand, runner.migrate, runner.contract):
+        phase(change)
+        assert lock_wait() == before

@@ -202,9 +202,24 @@ class TriggerDialect:
 
     @contextmanager
     def ddl_session(self, conn: sa.Connection):
-        """The connection a phase runs its DDL on; session settings are restored afterwards,
-        so the pooled connection goes back to the application with normal lock waits."""
-        yield conn
+        """The connection a phase runs its DDL on. Where `set_lock_timeout` changes a session
+        setting, it is put back afterwards, so the pooled connection goes back to the
+        application with the lock waits it had."""
+        saved = self.session_lock_timeout(conn)
+        conn.rollback()
+        try:
+            yield self.ddl_connection(conn)
+        finally:
+            if saved is not None:
+                self.set_lock_timeout(conn, saved)
+
+    def session_lock_timeout(self, conn: sa.Connection) -> float | None:
+        """The session's lock wait in seconds, or None where `set_lock_timeout` only lasts for
+        the attempt's transaction (PostgreSQL's SET LOCAL)."""
+        return None
+
+    def ddl_connection(self, conn: sa.Connection) -> sa.Connection:
+        return conn
 
     def store_as(self, expr, type_: sa.types.TypeEngine):
         """`expr` converted as storing it in a column of `type_` would convert it."""

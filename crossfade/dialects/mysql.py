@@ -6,8 +6,6 @@ every step is checked before it runs and a rerun picks up where a crash left off
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import sqlalchemy as sa
 
 from ..ddl import SetNullable, Step
@@ -117,14 +115,8 @@ class MySQLDialect(ProceduralTriggers):
         return [Step(intent.describe(), [sql], is_done=lambda conn: probe(conn) is intent.nullable)]
 
     # --- locks -------------------------------------------------------------------------------
-    @contextmanager
-    def ddl_session(self, conn: sa.Connection):
-        saved = conn.exec_driver_sql("SELECT @@SESSION.lock_wait_timeout").scalar()
-        conn.rollback()
-        try:
-            yield conn
-        finally:
-            conn.exec_driver_sql(f"SET SESSION lock_wait_timeout = {int(saved)}")
+    def session_lock_timeout(self, conn: sa.Connection) -> float:
+        return float(conn.exec_driver_sql("SELECT @@SESSION.lock_wait_timeout").scalar())
 
     def set_lock_timeout(self, conn: sa.Connection, seconds: float) -> None:
         # lock_wait_timeout counts whole seconds; 0 fails at once, and retrying such attempts

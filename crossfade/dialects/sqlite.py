@@ -163,20 +163,17 @@ class SQLiteDialect(TriggerDialect):
         return Step(name, sql, is_done=_table_matches(target), rebuild=True)
 
     # --- locks -----------------------------------------------------------------------------
-    @contextmanager
-    def ddl_session(self, conn: sa.Connection):
+    def ddl_connection(self, conn: sa.Connection) -> sa.Connection:
         # pysqlite would otherwise run each DDL statement in its own implicit transaction;
         # in AUTOCOMMIT mode crossfade issues BEGIN IMMEDIATE / COMMIT itself.
-        busy_timeout = conn.exec_driver_sql("PRAGMA busy_timeout").scalar()
-        conn.rollback()
-        try:
-            yield conn.execution_options(isolation_level="AUTOCOMMIT")
-        finally:
-            conn.exec_driver_sql(f"PRAGMA busy_timeout = {int(busy_timeout)}")
+        return conn.execution_options(isolation_level="AUTOCOMMIT")
+
+    def session_lock_timeout(self, conn: sa.Connection) -> float:
+        return conn.exec_driver_sql("PRAGMA busy_timeout").scalar() / 1000
 
     @contextmanager
     def ddl_transaction(self, conn: sa.Connection, lock_timeout: float, rebuild: bool = False):
-        conn.exec_driver_sql(f"PRAGMA busy_timeout = {max(1, int(lock_timeout * 1000))}")
+        self.set_lock_timeout(conn, lock_timeout)
         foreign_keys = conn.exec_driver_sql("PRAGMA foreign_keys").scalar()
         if rebuild and foreign_keys:
             # DROP TABLE would cascade into child tables; the pragma only changes outside a transaction.
@@ -196,7 +193,8 @@ class SQLiteDialect(TriggerDialect):
                 conn.exec_driver_sql("PRAGMA foreign_keys = ON")
 
     def set_lock_timeout(self, conn: sa.Connection, seconds: float) -> None:
-        conn.exec_driver_sql(f"PRAGMA busy_timeout = {max(1, int(seconds * 1000))}")
+        # round(): a saved busy_timeout read back in seconds must be restored to the same ms.
+        conn.exec_driver_sql(f"PRAGMA busy_timeout = {round(seconds * 1000)}")
 
     def is_lock_timeout(self, exc: sa.exc.DBAPIError) -> bool:
         return "database is locked" in str(exc.orig) or "database table is locked" in str(exc.orig)
