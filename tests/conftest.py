@@ -17,19 +17,6 @@ MYSQL_URL = os.environ.get("CROSSFADE_TEST_MYSQL_URL", "mysql+pymysql://root@127
 DIALECTS = ("sqlite", "postgresql", "mysql")
 
 
-def pytest_addoption(parser):
-    parser.addoption("--soak", action="store_true", help="run the long soak tests too")
-
-
-def pytest_collection_modifyitems(config, items):
-    if config.getoption("--soak"):
-        return
-    skip = pytest.mark.skip(reason="soak test: run with --soak")
-    for item in items:
-        if "soak" in item.keywords:
-            item.add_marker(skip)
-
-
 def _unreachable(name: str, exc: Exception):
     message = f"{name} is not reachable: {str(exc).splitlines()[0]}"
     if os.environ.get("CI", "").lower() == "true":
