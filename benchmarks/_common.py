@@ -42,8 +42,10 @@ def make_engine(dialect: str) -> sa.Engine:
 
 
 def _create_database(url: sa.URL) -> None:
-    admin = sa.create_engine(url.set(database="postgres" if url.get_backend_name() == "postgresql" else None),
-                             isolation_level="AUTOCOMMIT")
+    # URL.set() ignores database=None, so the server URL is built afresh.
+    server = sa.URL.create(url.drivername, url.username, url.password, url.host, url.port,
+                           "postgres" if url.get_backend_name() == "postgresql" else None, url.query)
+    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         if url.get_backend_name() == "postgresql":
             if not conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :d"), {"d": url.database}).first():

@@ -231,6 +231,22 @@ def test_update_of_unrelated_column_on_a_row_not_yet_backfilled_changes_nothing(
     assert runner.problems(visibility_change()) == []
 
 
+@pytest.mark.parametrize("dialect_name", ["postgresql"])
+def test_postgresql_update_of_unrelated_column_never_calls_the_sync_function(engine):
+    """UPDATE OF keeps the function (and even the WHEN clause) out of unrelated UPDATEs."""
+    db = engine
+    expanded_images(db)
+    row_id = insert(db, images_n, name="a", is_public=True)
+    with db.begin() as conn:
+        conn.exec_driver_sql("SET LOCAL track_functions = 'pl'")
+        calls = sa.text("SELECT pg_stat_get_xact_function_calls('crossfade_images_sync'::regproc)")
+        conn.execute(images_n.update().values(name="renamed"))
+        assert conn.execute(calls).scalar() in (None, 0)
+        conn.execute(images_n.update().values(is_public=False))
+        assert conn.execute(calls).scalar() == 1
+    assert visibility_row(db, row_id) == (False, "shared")
+
+
 # --- backfill ----------------------------------------------------------------------------------
 
 def test_backfill_fills_rows_written_before_expand_and_leaves_old_values(db):
