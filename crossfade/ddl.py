@@ -64,8 +64,9 @@ class Step:
     is_done: Callable[[sa.Connection], bool] | None = None
     # Statements run one per transaction (PostgreSQL's online NOT NULL needs that), or together.
     one_transaction: bool = True
-    # SQLite table rebuilds must run with foreign keys off (DROP TABLE would cascade).
-    rebuild: bool = False
+    # The table a SQLite rebuild replaces: it runs with foreign keys off (DROP TABLE would
+    # cascade) and keeps the table's triggers.
+    rebuild: str | None = None
     extra: dict = field(default_factory=dict)
 
 

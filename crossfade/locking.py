@@ -23,12 +23,18 @@ class LockPolicy:
     max_wait: float = 120.0  # seconds before giving up with LockTimeoutError
 
 
-def backoff(attempt: int) -> float:
+def backoff(attempt: int, lock_timeout: float) -> float:
+    """The pause before the next attempt. An attempt that waited lets the writers queued behind
+    it through first, so the pause grows. An attempt that cannot wait at all (MariaDB counts
+    whole seconds, so a short timeout means NOWAIT) blocks nobody; it must instead retry
+    often, or a table that is never idle for long would never be caught free."""
+    if lock_timeout == 0:
+        return 0.002
     return min(0.005 * (2 ** attempt), 0.25)
 
 
 def run_with_lock_timeout(conn: sa.Connection, dialect: TriggerDialect, statements: list[str],
-                          policy: LockPolicy, rebuild: bool = False) -> int:
+                          policy: LockPolicy, rebuild: str | None = None) -> int:
     """Run `statements` in one attempt-transaction, retried on lock timeouts. Returns attempts."""
     started = time.monotonic()
     attempt = 0
@@ -49,7 +55,7 @@ def run_with_lock_timeout(conn: sa.Connection, dialect: TriggerDialect, statemen
             waited = time.monotonic() - started
             if waited >= policy.max_wait:
                 raise LockTimeoutError(statements[0], attempt, waited) from exc
-            time.sleep(backoff(attempt))
+            time.sleep(backoff(attempt, dialect.effective_lock_timeout(policy.lock_timeout)))
 
 
 def run_step(conn: sa.Connection, dialect: TriggerDialect, step: Step, policy: LockPolicy) -> bool:

@@ -12,6 +12,8 @@ import os
 import pytest
 import sqlalchemy as sa
 
+from crossfade.testing.databases import empty_database, ensure_database
+
 PG_URL = os.environ.get("CROSSFADE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/crossfade_test")
 MYSQL_URL = os.environ.get("CROSSFADE_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/crossfade_test")
 DIALECTS = ("sqlite", "postgresql", "mysql")
@@ -27,49 +29,18 @@ def _unreachable(name: str, exc: Exception):
 _checked: dict[str, Exception | None] = {}
 
 
-def _server_url(url: str) -> sa.URL:
-    parsed = sa.make_url(url)
-    admin_db = "postgres" if parsed.get_backend_name() == "postgresql" else None
-    # URL.set() ignores database=None, so build the server URL afresh.
-    return sa.URL.create(parsed.drivername, parsed.username, parsed.password, parsed.host,
-                         parsed.port, admin_db, parsed.query)
-
-
 def _ensure_database(url: str) -> None:
     """Create the test database once per session, or remember why the server is unreachable."""
     if url in _checked:
         if _checked[url] is not None:
             raise _checked[url]
         return
-    parsed = sa.make_url(url)
-    engine = sa.create_engine(_server_url(url), isolation_level="AUTOCOMMIT")
     try:
-        with engine.connect() as conn:
-            if parsed.get_backend_name() == "postgresql":
-                exists = conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"),
-                                      {"n": parsed.database}).first()
-                if not exists:
-                    conn.exec_driver_sql(f'CREATE DATABASE "{parsed.database}"')
-            else:
-                conn.exec_driver_sql(f"CREATE DATABASE IF NOT EXISTS `{parsed.database}`")
+        ensure_database(url)
         _checked[url] = None
     except sa.exc.OperationalError as exc:
         _checked[url] = exc
         raise
-    finally:
-        engine.dispose()
-
-
-def _empty(engine: sa.Engine) -> None:
-    with engine.begin() as conn:
-        if engine.dialect.name == "postgresql":
-            conn.exec_driver_sql("DROP SCHEMA IF EXISTS public CASCADE")
-            conn.exec_driver_sql("CREATE SCHEMA public")
-        else:
-            database = engine.url.database
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{database}`")
-            conn.exec_driver_sql(f"CREATE DATABASE `{database}`")
-            conn.exec_driver_sql(f"USE `{database}`")
 
 
 def make_engine(dialect: str, tmp_path) -> sa.Engine:
@@ -82,7 +53,7 @@ def make_engine(dialect: str, tmp_path) -> sa.Engine:
     except sa.exc.OperationalError as exc:
         _unreachable(dialect, exc)
     engine = sa.create_engine(url)
-    _empty(engine)
+    empty_database(engine)
     engine.dispose()
     return sa.create_engine(url)
 

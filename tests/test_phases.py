@@ -494,3 +494,56 @@ def test_phases_give_the_pooled_connection_back_with_its_lock_wait(engine):
     for phase in (runner.expand, runner.migrate, runner.contract):
         phase(change)
         assert lock_wait() == before
+
+
+# --- found by the simulator -------------------------------------------------------------------
+
+def _n1_insert_syncs(engine: sa.Engine, row_id: int) -> bool:
+    """Release N+1 inserts a 'community' image; does is_public follow (down -> False)?"""
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"INSERT INTO images (id, name, visibility) VALUES ({row_id}, 'n1', 'community')")
+        return conn.exec_driver_sql(f"SELECT is_public FROM images WHERE id = {row_id}").scalar() is not None
+
+
+def test_the_triggers_keep_syncing_through_every_contract_step_until_dropped(engine):
+    """SQLite's contract rebuilds the table (to set visibility's default) while the triggers are
+    still meant to run; the rebuild must re-create them, or N+1's writes go unsynced."""
+    glance_schema.create_images(engine, [{"id": 1, "name": "a", "is_public": True}])
+    change = glance_schema.visibility_change()
+    Runner(engine).expand(change)
+    Runner(engine).migrate(change)
+    synced_after: dict[str, bool] = {}
+
+    def write_after(phase: str, step: str) -> None:
+        triggers_left = not step.startswith("drop triggers") and "triggers dropped" not in synced_after
+        if phase == "contract" and triggers_left and "record" not in step:
+            synced_after[step] = _n1_insert_syncs(engine, 100 + len(synced_after))
+        if step.startswith("drop triggers"):
+            synced_after["triggers dropped"] = True
+
+    Runner(engine, on_step=write_after).contract(change)
+    steps = [s for s in synced_after if s != "triggers dropped"]
+    assert steps, "contract ran no step before dropping the triggers"
+    assert all(synced_after[s] for s in steps), synced_after
+
+
+@pytest.mark.parametrize("dialect_name", ["mysql"])
+def test_mariadb_creates_the_update_trigger_before_the_insert_trigger(engine):
+    """Each CREATE TRIGGER commits alone: an UPDATE between the two must not meet a row the
+    INSERT trigger already synced with no UPDATE trigger to keep it so."""
+    glance_schema.create_images(engine, [{"id": 1, "name": "a", "is_public": True}])
+    change = glance_schema.visibility_change()
+    created: list[str] = []
+    original = sa.Connection.exec_driver_sql
+
+    def record(conn, statement, *args, **kwargs):
+        if statement.startswith(("CREATE OR REPLACE TRIGGER", "CREATE TRIGGER")):
+            created.append(statement.split()[4] if "OR REPLACE" in statement else statement.split()[2])
+        return original(conn, statement, *args, **kwargs)
+
+    sa.Connection.exec_driver_sql = record
+    try:
+        Runner(engine).expand(change)
+    finally:
+        sa.Connection.exec_driver_sql = original
+    assert [name.strip("`").rsplit("_", 1)[1] for name in created] == ["update", "insert"]

@@ -188,7 +188,7 @@ class TriggerDialect:
 
     # --- locks -----------------------------------------------------------------------------
     @contextmanager
-    def ddl_transaction(self, conn: sa.Connection, lock_timeout: float, rebuild: bool = False):
+    def ddl_transaction(self, conn: sa.Connection, lock_timeout: float, rebuild: str | None = None):
         """One attempt of a DDL step: a transaction whose lock waits end after `lock_timeout`."""
         with conn.begin():
             self.set_lock_timeout(conn, lock_timeout)
@@ -196,6 +196,10 @@ class TriggerDialect:
 
     def set_lock_timeout(self, conn: sa.Connection, seconds: float) -> None:
         raise NotImplementedError
+
+    def effective_lock_timeout(self, seconds: float) -> float:
+        """What `set_lock_timeout(seconds)` really waits, where the database rounds it."""
+        return seconds
 
     def is_lock_timeout(self, exc: sa.exc.DBAPIError) -> bool:
         raise NotImplementedError

@@ -30,9 +30,12 @@ class MySQLDialect(ProceduralTriggers):
         return f"SET {target} = ({value});"
 
     def trigger_objects(self, ts: TableSync) -> list[DbObject]:
+        # UPDATE first: each CREATE TRIGGER commits on its own, and a row the INSERT trigger
+        # synced must never meet an UPDATE without its trigger (a row left unsynced by an
+        # INSERT before its trigger exists keeps B NULL, which the backfill fills).
         programs = [("insert", "INSERT", self.insert_program(ts))]
         if self.has_update_work(ts):
-            programs.append(("update", "UPDATE", self.update_program(ts)))
+            programs.insert(0, ("update", "UPDATE", self.update_program(ts)))
         objects = []
         for suffix, event, program in programs:
             name = self.object_name(ts.name, suffix)
@@ -122,6 +125,9 @@ class MySQLDialect(ProceduralTriggers):
         # lock_wait_timeout counts whole seconds; 0 fails at once, and retrying such attempts
         # keeps writers' worst stall at a few ms (DESIGN section 6).
         conn.exec_driver_sql(f"SET SESSION lock_wait_timeout = {int(seconds)}")
+
+    def effective_lock_timeout(self, seconds: float) -> float:
+        return float(int(seconds))
 
     def is_lock_timeout(self, exc: sa.exc.DBAPIError) -> bool:
         args = getattr(exc.orig, "args", ())

@@ -3,7 +3,8 @@
 SQLite cannot assign NEW, so each rule of the sync law is one guarded UPDATE. The guards make
 every nested firing a no-op, so the triggers are correct with `recursive_triggers` on or off.
 SQLite checks NOT NULL before AFTER triggers run, hence `relaxes_old_not_null`; and changing a
-column's NULL-ability or default means rebuilding the table (which drops its triggers).
+column's NULL-ability or default means rebuilding the table, in one transaction that re-creates
+the table's triggers (DROP TABLE drops them).
 """
 
 from __future__ import annotations
@@ -160,7 +161,7 @@ class SQLiteDialect(TriggerDialect):
             *[str(sa.schema.CreateIndex(i).compile(dialect=self.sa_dialect)).strip() for i in target.indexes],
         ]
         name = f"rebuild table {table_name} ({'; '.join(i.describe() for i in intents)})"
-        return Step(name, sql, is_done=_table_matches(target), rebuild=True)
+        return Step(name, sql, is_done=_table_matches(target), rebuild=table_name)
 
     # --- locks -----------------------------------------------------------------------------
     def ddl_connection(self, conn: sa.Connection) -> sa.Connection:
@@ -172,7 +173,10 @@ class SQLiteDialect(TriggerDialect):
         return conn.exec_driver_sql("PRAGMA busy_timeout").scalar() / 1000
 
     @contextmanager
-    def ddl_transaction(self, conn: sa.Connection, lock_timeout: float, rebuild: bool = False):
+    def ddl_transaction(self, conn: sa.Connection, lock_timeout: float, rebuild: str | None = None):
+        # Only the attempt waits briefly: the catalog reads between steps keep the session's
+        # busy timeout, or concurrent writers would make them fail with "database is locked".
+        session_timeout = self.session_lock_timeout(conn)
         self.set_lock_timeout(conn, lock_timeout)
         foreign_keys = conn.exec_driver_sql("PRAGMA foreign_keys").scalar()
         if rebuild and foreign_keys:
@@ -181,7 +185,10 @@ class SQLiteDialect(TriggerDialect):
         try:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
             try:
+                triggers = self._triggers_on(conn, rebuild) if rebuild else []
                 yield
+                for sql in triggers:  # DROP TABLE dropped them; writers must never miss one
+                    conn.exec_driver_sql(sql)
                 if rebuild and foreign_keys and conn.exec_driver_sql("PRAGMA foreign_key_check").first():
                     raise sa.exc.IntegrityError("PRAGMA foreign_key_check", {}, Exception("foreign key violation after rebuild"))
                 conn.exec_driver_sql("COMMIT")
@@ -191,6 +198,13 @@ class SQLiteDialect(TriggerDialect):
         finally:
             if rebuild and foreign_keys:
                 conn.exec_driver_sql("PRAGMA foreign_keys = ON")
+            self.set_lock_timeout(conn, session_timeout)
+
+    @staticmethod
+    def _triggers_on(conn: sa.Connection, table: str) -> list[str]:
+        return list(conn.execute(sa.text(
+            "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = :t ORDER BY name"
+        ), {"t": table}).scalars())
 
     def set_lock_timeout(self, conn: sa.Connection, seconds: float) -> None:
         # round(): a saved busy_timeout read back in seconds must be restored to the same ms.

@@ -1,0 +1,101 @@
+"""What every worker did: committed writes (the journal), refused writes, and latencies."""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Write:
+    """One committed statement: `start` is before it was sent, `end` after its commit returned."""
+
+    worker: str
+    release: str
+    phase: str
+    table: str
+    key: Any
+    kind: str  # insert / update / delete
+    values: dict
+    start: float
+    end: float
+
+    def describe(self) -> str:
+        shown = ", ".join(f"{k}={v!r}" for k, v in self.values.items())
+        return f"{self.worker} (release {self.release}, {self.phase}): {self.kind} {self.table} {self.key}" + (
+            f" SET {shown}" if shown else "")
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A statement the database refused: an error the application would have seen."""
+
+    worker: str
+    release: str
+    phase: str
+    kind: str
+    table: str
+    key: Any
+    error: str
+
+    def describe(self) -> str:
+        return f"{self.worker} (release {self.release}, {self.phase}): {self.kind} {self.table} {self.key}: {self.error}"
+
+
+class Stage:
+    """The phase the run is in, and how many writes each phase has seen; shared by all threads."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self._lock = threading.Lock()
+        self.counts: dict[str, int] = defaultdict(int)
+
+    def move_to(self, name: str) -> None:
+        with self._lock:
+            self.name = name
+
+    def count(self, phase: str) -> None:
+        with self._lock:
+            self.counts[phase] += 1
+
+    def writes_in(self, phase: str) -> int:
+        with self._lock:
+            return self.counts[phase]
+
+
+@dataclass
+class Journal:
+    """One worker's record; only its own thread appends to it."""
+
+    worker: str
+    release: str
+    writes: list[Write] = field(default_factory=list)
+    refusals: list[Refusal] = field(default_factory=list)
+    # phase -> latency of every statement attempted in it, committed or refused (seconds)
+    latencies: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+
+
+class LiveRows:
+    """The keys of rows that exist (as far as the workers know), per table; thread-safe."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._keys: dict[str, list] = defaultdict(list)
+
+    def add(self, table: str, key) -> None:
+        with self._lock:
+            self._keys[table].append(key)
+
+    def pick(self, table: str, rng) -> Any | None:
+        with self._lock:
+            keys = self._keys[table]
+            return rng.choice(keys) if keys else None
+
+    def remove(self, table: str, key) -> None:
+        with self._lock:
+            try:
+                self._keys[table].remove(key)
+            except ValueError:
+                pass

@@ -1,0 +1,247 @@
+"""The simulator's checks, computed from the database and the journals, never from the triggers.
+
+The transforms are compiled here afresh over the live (reflected) table, so a trigger that does
+something other than the declared law cannot vouch for itself.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from .. import state
+from ..change import Change
+from ..dialects.base import TriggerDialect
+from ..schema import Schema
+from ..sync import all_null, any_distinct
+from .journal import Write
+from .model import RELEASE_N, RELEASE_N1, TablePlan
+
+UNVIEWABLE = object()  # a release's column that the live schema cannot show (dropped, no down)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing wrong: which table and row, what, and the writes that led there."""
+
+    table: str
+    key: object
+    what: str
+    history: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        lines = [f"{self.table} row {self.key}: {self.what}"]
+        lines += [f"    {step}" for step in self.history]
+        return "\n".join(lines)
+
+
+# --- the sync law ------------------------------------------------------------------------------
+
+def law_violations(conn: sa.Connection, plans: dict[str, TablePlan], *, backfilled: bool,
+                   limit: int = 20) -> list[tuple[str, object, str]]:
+    """Rows breaking A = down(B) (two-way), B = up(A) (one-way) or a due fill, as committed now.
+
+    Before the backfill has finished, rows whose new columns are all NULL are not yet in scope.
+    """
+    schema = Schema.reflect(conn, set(plans))
+    found = []
+    for name, plan in plans.items():
+        table = schema.table(name)
+        key = table.c[plan.key]
+        for rule, columns, condition in _law_conditions(plan, table, backfilled):
+            query = sa.select(key, *[table.c[c] for c in columns]).where(condition).order_by(key).limit(limit)
+            for k, *values in conn.execute(query):
+                shown = ", ".join(f"{c}={v!r}" for c, v in zip(columns, values))
+                found.append((name, k, f"{rule} (reads {shown})"))
+    return found
+
+
+def _law_conditions(plan: TablePlan, table: sa.Table, backfilled: bool):
+    present = set(table.c.keys())
+    for group in plan.groups:
+        if not set(group.old + group.new) <= present:
+            continue
+        old, new = [table.c[n] for n in group.old], [table.c[n] for n in group.new]
+        if group.down is not None:
+            rule, condition = f"{_names(group.old)} != down({_names(group.new)})", any_distinct(
+                old, group.down_exprs(table))
+        else:
+            rule, condition = f"{_names(group.new)} != up({_names(group.old)})", any_distinct(
+                new, group.up_exprs(table))
+        if not backfilled:
+            condition = sa.and_(condition, sa.not_(all_null(new)))
+        yield rule, group.old + group.new, condition
+    if backfilled:
+        for fill in plan.fills:
+            if fill.column in present:
+                yield f"{fill.column} is NULL after the backfill", (fill.column,), table.c[fill.column].is_(None)
+
+
+def _names(columns: Iterable[str]) -> str:
+    return ", ".join(columns)
+
+
+# --- no lost writes --------------------------------------------------------------------------
+
+def release_views(conn: sa.Connection, plan: TablePlan) -> dict[str, dict]:
+    """Each release's reading of every row: release -> key -> {column: value or UNVIEWABLE}."""
+    table = Schema.reflect(conn, {plan.name}).table(plan.name)
+    views = {}
+    for release, model in plan.tables.items():
+        columns = [(c.name, _view_expr(plan, table, c.name)) for c in model.columns]
+        shown = [(n, e) for n, e in columns if e is not None]
+        query = sa.select(table.c[plan.key], *[e.label(f"v{i}") for i, (_, e) in enumerate(shown)])
+        rows = {}
+        for row in conn.execute(query):
+            values = dict(zip([n for n, _ in shown], row[1:]))
+            rows[row[0]] = {n: values.get(n, UNVIEWABLE) for n, _ in columns}
+        views[release] = rows
+    return views
+
+
+def _view_expr(plan: TablePlan, table: sa.Table, name: str):
+    """How a release reads column `name` from the live table: itself, or through down / up."""
+    if name in table.c:
+        return table.c[name]
+    present = set(table.c.keys())
+    for group in plan.groups:
+        if name in group.old and group.down is not None and set(group.new) <= present:
+            return group.down_exprs(table)[group.old.index(name)]
+        if name in group.new and set(group.old) <= present:
+            return group.up_exprs(table)[group.new.index(name)]
+    return None
+
+
+def lost_writes(conn: sa.Connection, plans: dict[str, TablePlan], writes: list[Write],
+                releases: tuple[str, ...] = (RELEASE_N, RELEASE_N1)) -> list[Finding]:
+    """Rows whose final state disagrees with the last committed write to any of their slots."""
+    by_row: dict[tuple, list[Write]] = defaultdict(list)
+    for write in writes:
+        by_row[write.table, write.key].append(write)
+    findings = []
+    for name, plan in plans.items():
+        views = release_views(conn, plan)
+        known = {k for (t, k) in by_row if t == name}
+        for key in sorted(known, key=repr):
+            history = sorted(by_row[name, key], key=lambda w: w.start)
+            what = _row_disagreement(plan, history, {r: views[r].get(key) for r in views}, releases)
+            if what:
+                findings.append(Finding(name, key, what, tuple(w.describe() for w in history)))
+        for key in sorted(set(views[RELEASE_N1]) - known, key=repr)[:20]:
+            findings.append(Finding(name, key, "a row that no worker wrote"))
+    return findings
+
+
+def _row_disagreement(plan: TablePlan, history: list[Write], rows: dict, releases) -> str | None:
+    present = next((r for r in rows.values() if r is not None), None)
+    history = _current_generation(history)
+    deletes = [w for w in history if w.kind == "delete"]
+    if deletes:
+        inserted = history[0]
+        surely_after = any(d.start > inserted.end for d in deletes)
+        if surely_after and present is not None:
+            return "deleted, but still there"
+        return None  # gone, or a delete that may have hit the previous row with this key
+    if present is None:
+        return "written and never deleted, but missing"
+    slots: dict[str, list[Write]] = defaultdict(list)
+    for write in history:
+        for column in write.values:
+            slot = plan.slot_of(column)
+            if not slots[slot] or slots[slot][-1] is not write:
+                slots[slot].append(write)
+    for slot, slot_writes in slots.items():
+        candidates = _possibly_last(slot_writes)
+        problems = [_disagrees(plan, slot, w, rows[w.release]) for w in candidates if w.release in releases]
+        if problems and all(problems):
+            return problems[0] + (f" (or {len(problems) - 1} other order(s))" if len(problems) > 1 else "")
+    return None
+
+
+def _current_generation(history: list[Write]) -> list[Write]:
+    """The writes to the row that now holds this key. SQLite hands a deleted row's rowid to
+    the next insert, so one key can name several rows in turn; each insert starts afresh."""
+    inserts = [w for w in history if w.kind == "insert"]
+    if not inserts:
+        return history
+    last = max(inserts, key=lambda w: w.start)
+    return [last] + [w for w in history if w is not last and w.kind != "insert" and w.end >= last.start]
+
+
+def _possibly_last(writes: list[Write]) -> list[Write]:
+    """Writes that may have committed last: none started after they had committed."""
+    latest_start = max(w.start for w in writes)
+    return [w for w in writes if w.end >= latest_start]
+
+
+def _disagrees(plan: TablePlan, slot: str, write: Write, row: dict | None) -> str | None:
+    for column, written in write.values.items():
+        if plan.slot_of(column) != slot or row is None or row.get(column, UNVIEWABLE) is UNVIEWABLE:
+            continue
+        read = row[column]
+        if written is None and plan.fill_of(column) is not None:
+            if read is None:
+                return f"release {write.release} reads {column} = NULL; its fill should have replaced the NULL"
+            continue
+        if not _same(read, written):
+            return (f"release {write.release} wrote {column} = {written!r} last, "
+                    f"but reads {column} = {read!r}")
+    return None
+
+
+def _same(read, written) -> bool:
+    if isinstance(written, bool) and isinstance(read, int):
+        return bool(read) == written  # MySQL's BOOLEAN is TINYINT
+    return read == written
+
+
+# --- a clean contract -------------------------------------------------------------------------
+
+def schema_differences(conn: sa.Connection, release_n1: sa.MetaData, tables: set[str]) -> list[str]:
+    """Alembic's comparison of the live tables with release N+1's metadata (empty: equal)."""
+    def include(name, type_, *_):
+        return type_ != "table" or name in tables
+
+    context = MigrationContext.configure(conn, opts={"include_name": include, "compare_type": True})
+    return [_describe_diff(d) for d in compare_metadata(context, _only(release_n1, tables))]
+
+
+def _only(metadata: sa.MetaData, tables: set[str]) -> sa.MetaData:
+    subset = sa.MetaData()
+    for name in sorted(tables):
+        metadata.tables[name].to_metadata(subset)
+    return subset
+
+
+def _describe_diff(diff) -> str:
+    if isinstance(diff, list):  # column modifications come grouped
+        return "; ".join(_describe_diff(d) for d in diff)
+    kind, *rest = diff
+    return f"{kind}: " + ", ".join(_short(r) for r in rest)
+
+
+def _short(value) -> str:
+    if isinstance(value, sa.Column):
+        return f"column {value.name} {value.type}"
+    if isinstance(value, sa.Table):
+        return f"table {value.name}"
+    return repr(value)
+
+
+def leftovers(conn: sa.Connection, dialect: TriggerDialect, change: Change) -> list[str]:
+    """Triggers, functions and in-flight state that contract should have removed."""
+    found = [f"{kind} {name} on {table}" for name, (kind, table, _)
+             in sorted(dialect.catalog_objects(conn, change.tables()).items())]
+    found += [f"function {name} (orphan)" for name in dialect.orphan_functions(conn)]
+    current = state.load(conn, change.id)
+    if current.phase is not state.Phase.CONTRACTED:
+        found.append(f"crossfade_state says {change.id} is {current.phase.value}, not contracted")
+    if current.triggers or current.checkpoint or current.relaxed:
+        found.append(f"crossfade_state still holds {change.id}'s trigger checksums, checkpoint "
+                     "or relaxed columns")
+    return found

@@ -1,0 +1,110 @@
+"""The simulator's results: one CheckResult per check and database, printed or as JSON."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from rich.console import Console
+from rich.table import Table
+
+CHECKS = (
+    ("phases", "every phase ran to the end"),
+    ("no refused writes", "release N never refused; release N+1 never refused after expand"),
+    ("sync law", "after every step, every row satisfies A = down(B)"),
+    ("no lost writes", "the final rows agree with every worker's journal"),
+    ("clean contract", "schema equals release N+1's; no trigger, function or state left"),
+    ("latency", "write latency per phase; the longest stall"),
+)
+
+
+@dataclass
+class CheckResult:
+    name: str
+    ok: bool
+    summary: str
+    details: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {"check": self.name, "ok": self.ok, "summary": self.summary, "details": self.details}
+
+
+@dataclass
+class DialectReport:
+    dialect: str
+    url: str
+    seconds: float = 0.0
+    checks: dict[str, CheckResult] = field(default_factory=dict)
+    # phase -> release -> {"writes", "p50_ms", "p99_ms", "max_ms"}
+    latency: dict[str, dict[str, dict]] = field(default_factory=dict)
+    writes: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks.values())
+
+    def to_json(self) -> dict:
+        return {"dialect": self.dialect, "url": self.url, "ok": self.ok, "seconds": round(self.seconds, 2),
+                "writes": self.writes, "checks": [c.to_json() for c in self.checks.values()],
+                "latency": self.latency}
+
+
+@dataclass
+class Report:
+    change_id: str
+    results: list[DialectReport] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.results)
+
+    def to_json(self) -> dict:
+        return {"change": self.change_id, "ok": self.ok, "results": [r.to_json() for r in self.results]}
+
+    def failures(self) -> str:
+        """Every failed check with its details, as text (an assertion message)."""
+        lines = []
+        for result in self.results:
+            for check in result.checks.values():
+                if not check.ok:
+                    lines.append(f"[{result.dialect}] {check.name}: {check.summary}")
+                    lines += ["  " + d.replace("\n", "\n  ") for d in check.details]
+        return "\n".join(lines)
+
+    def print(self, console: Console | None = None, *, details: int = 5) -> None:
+        console = console or Console()
+        matrix = Table(title=f"crossfade verify: {self.change_id}")
+        matrix.add_column("check")
+        for result in self.results:
+            matrix.add_column(result.dialect)
+        for name, meaning in CHECKS:
+            cells = []
+            for result in self.results:
+                check = result.checks.get(name)
+                if check is None:
+                    cells.append("-")
+                else:
+                    cells.append(("[green]ok[/]" if check.ok else "[red]FAIL[/]") + f" {check.summary}")
+            matrix.add_row(f"{name}\n[dim]{meaning}[/]", *cells)
+        matrix.add_row("time", *[f"{r.seconds:.1f} s, {r.writes} writes" for r in self.results])
+        console.print(matrix)
+        for result in self.results:
+            console.print(_latency_table(result))
+        for result in self.results:
+            for check in result.checks.values():
+                if not check.ok and check.details:
+                    console.print(f"[red]{result.dialect}: {check.name}[/]")
+                    for detail in check.details[:details]:
+                        console.print("  " + detail.replace("\n", "\n  "), markup=False, highlight=False)
+                    if len(check.details) > details:
+                        console.print(f"  ... and {len(check.details) - details} more")
+
+
+def _latency_table(result: DialectReport) -> Table:
+    table = Table(title=f"{result.dialect}: write latency per phase (ms)")
+    for header in ("phase", "release", "writes", "p50", "p99", "max"):
+        table.add_column(header, justify="left" if header in ("phase", "release") else "right")
+    for phase, by_release in result.latency.items():
+        for release, figures in by_release.items():
+            table.add_row(phase, release, str(figures["writes"]), f"{figures['p50_ms']:.1f}",
+                          f"{figures['p99_ms']:.1f}", f"{figures['max_ms']:.1f}")
+    return table

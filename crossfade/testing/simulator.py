@@ -1,0 +1,282 @@
+"""The rolling-upgrade simulator: release N and release N+1 write at once through every phase.
+
+    release N      expand         migrate        roll           contract       release N+1
+    [N writes] -> [N writes] -> [N, N+1]  ->  [N, N+1]  -> drain N -> [N+1] -> [N+1 writes]
+
+Each phase lasts until its own action (expand, migrate, contract) is done and the workers have
+made `writes_per_phase` writes in it. The sync law is checked after every runner step while the
+triggers are installed, the journals at the end of the roll and after contract.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+
+from .. import state
+from ..change import Change
+from ..dialects import for_dialect
+from ..runner import Runner
+from .databases import ensure_database
+from .journal import LiveRows, Stage, Write
+from .model import RELEASE_N, RELEASE_N1, TablePlan, plan_tables
+from .oracle import Finding, law_violations, leftovers, lost_writes, schema_differences
+from .report import CheckResult, DialectReport, Report
+from .values import ValueSource, ValueSpec
+from .workers import Worker, start_workers
+
+PHASES = ("release N", "expand", "migrate", "roll", "contract", "release N+1")
+
+
+@dataclass
+class Settings:
+    seed_rows: int = 200
+    writes_per_phase: int = 300
+    workers: int = 2  # per release
+    seed: int = 0
+    values: Mapping[str, ValueSpec] = field(default_factory=dict)
+    max_phase_seconds: float = 60.0  # a phase ends by then even if its writes are short
+    drain: bool = True  # False runs contract while release N still writes (it must then fail)
+    runner_options: dict = field(default_factory=dict)  # passed to Runner(...)
+    max_stall: float | None = None  # seconds; the latency check fails above it
+
+    def __post_init__(self):
+        for name in ("seed_rows", "writes_per_phase", "workers"):
+            if getattr(self, name) < (0 if name == "seed_rows" else 1):
+                raise ValueError(f"{name} must be at least {0 if name == 'seed_rows' else 1}")
+
+
+def verify(change: Change, release_n: sa.MetaData, release_n1: sa.MetaData, urls: list[str],
+           settings: Settings | None = None, *, on_phase: Callable[[str, str], None] | None = None) -> Report:
+    """Simulate the rolling upgrade on every database in `urls` (each a scratch database)."""
+    report = Report(change.id)
+    for url in urls:
+        report.results.append(simulate(change, release_n, release_n1, url, settings, on_phase=on_phase))
+    return report
+
+
+def simulate(change: Change, release_n: sa.MetaData, release_n1: sa.MetaData, url: str,
+             settings: Settings | None = None, *, on_phase=None) -> DialectReport:
+    return Simulation(change, release_n, release_n1, url, settings or Settings(), on_phase).run()
+
+
+class Simulation:
+    def __init__(self, change: Change, release_n: sa.MetaData, release_n1: sa.MetaData, url: str,
+                 settings: Settings, on_phase=None):
+        self.change, self.release_n, self.release_n1 = change, release_n, release_n1
+        self.settings = settings
+        self.on_phase = on_phase or (lambda dialect, phase: None)
+        self.plans: dict[str, TablePlan] = plan_tables(change, release_n, release_n1)
+        self.values = ValueSource(settings.values)
+        for plan in self.plans.values():
+            for table in plan.tables.values():
+                for column in table.columns:
+                    if column.name != plan.key:
+                        self.values.check(table, column)
+        self.url = sa.make_url(url)
+        ensure_database(self.url)
+        workers = settings.workers * 2 + 4
+        self.engine = sa.create_engine(self.url, pool_size=workers, max_overflow=workers)
+        # crossfade's own connections: its DDL session settings must not reach the workers' pool.
+        self.ddl_engine = sa.create_engine(self.url, poolclass=sa.pool.NullPool)
+        self.dialect = for_dialect(self.engine.dialect)
+        self.report = DialectReport(self.engine.dialect.name, self.url.render_as_string(hide_password=True))
+        self.stage = Stage("seed")
+        self.rows = LiveRows()
+        self.seed_writes: list[Write] = []
+        self.workers: dict[str, list[Worker]] = {RELEASE_N: [], RELEASE_N1: []}
+        self.law_active = self.backfilled = False
+        self.law_findings: dict[tuple, Finding] = {}
+        self.phase_errors: list[str] = []
+
+    # --- the run -----------------------------------------------------------------------------
+    def run(self) -> DialectReport:
+        started = time.perf_counter()
+        try:
+            self._build_release_n()
+            self._phases()
+        finally:
+            self._stop(RELEASE_N)
+            self._stop(RELEASE_N1)
+            self.report.seconds = time.perf_counter() - started
+            self._final_checks()
+            self.engine.dispose()
+            self.ddl_engine.dispose()
+        return self.report
+
+    def _phases(self) -> None:
+        runner = Runner(self.ddl_engine, on_step=self._after_runner_step, **self.settings.runner_options)
+        self._start(RELEASE_N)
+        steps = [
+            ("release N", None),
+            ("expand", lambda: (runner.expand(self.change), self._start(RELEASE_N1))),
+            ("migrate", lambda: (runner.migrate(self.change), self._backfill_done())),
+            ("roll", None),
+            ("contract", lambda: runner.contract(self.change)),
+            ("release N+1", None),
+        ]
+        for phase, action in steps:
+            if phase == "contract":
+                self.roll_findings = self._lost_writes()
+                if self.settings.drain:
+                    self._stop(RELEASE_N)
+            if not self._phase(phase, action):
+                return
+
+    def _phase(self, name: str, action) -> bool:
+        self.stage.move_to(name)
+        self.on_phase(self.report.dialect, name)
+        started = time.perf_counter()
+        if action is not None:
+            try:
+                action()
+            except Exception as exc:  # noqa: BLE001 - the report names it; later phases are skipped
+                self.phase_errors.append(f"{name}: {type(exc).__name__}: {exc}")
+                return False
+        while (self.stage.writes_in(name) < self.settings.writes_per_phase
+               and time.perf_counter() - started < self.settings.max_phase_seconds
+               and self._running()):
+            time.sleep(0.01)
+        self._check_law(f"end of {name}")
+        return True
+
+    # --- set-up and workers ------------------------------------------------------------------
+    def _build_release_n(self) -> None:
+        """Release N's tables, freshly made, with seed rows (journaled like any other write)."""
+        tables = [self.release_n.tables[name] for name in sorted(self.plans)]
+        with self.engine.begin() as conn:
+            self.release_n1.drop_all(conn, tables=[self.release_n1.tables[n] for n in sorted(self.plans)])
+            self.release_n.drop_all(conn, tables=tables)
+            if state.has_table(conn):
+                conn.execute(state.state_table.delete().where(state.state_table.c.change_id == self.change.id))
+            self.release_n.create_all(conn, tables=tables)
+        rng = random.Random(self.settings.seed)
+        for plan in self.plans.values():
+            table = plan.tables[RELEASE_N]
+            with self.engine.begin() as conn:
+                for _ in range(self.settings.seed_rows):
+                    values = {c.name: self.values.value(rng, table, c) for c in plan.writable(RELEASE_N)}
+                    t0 = time.perf_counter()
+                    key = conn.execute(table.insert().values(values)).inserted_primary_key[0]
+                    self.seed_writes.append(Write("seed", RELEASE_N, "seed", plan.name, key, "insert",
+                                                  values, t0, t0))
+                    self.rows.add(plan.name, key)
+
+    def _start(self, release: str) -> None:
+        offset = 0 if release == RELEASE_N else 1000
+
+        def make(name: str, i: int) -> Worker:
+            return Worker(name, release, self.engine, list(self.plans.values()), self.values, self.rows,
+                          self.stage, seed=self.settings.seed * 7919 + offset + i)
+
+        self.workers[release] += start_workers(self.settings.workers, release, make)
+
+    def _stop(self, release: str) -> None:
+        for worker in self.workers[release]:
+            worker.stop()
+        for worker in self.workers[release]:
+            worker.join()
+
+    def _running(self) -> bool:
+        return any(w.is_alive() for ws in self.workers.values() for w in ws)
+
+    def _all_workers(self) -> list[Worker]:
+        return [w for ws in self.workers.values() for w in ws]
+
+    def _writes(self) -> list[Write]:
+        return self.seed_writes + [w for worker in self._all_workers() for w in list(worker.journal.writes)]
+
+    # --- the sync law, after every step ------------------------------------------------------
+    def _after_runner_step(self, phase: str, step: str) -> None:
+        if step.startswith("drop triggers"):
+            self.law_active = False
+        self._check_law(f"{phase}: {step}")
+        if step.startswith("install triggers"):
+            self.law_active = True
+
+    def _backfill_done(self) -> None:
+        self.backfilled = True
+        self._check_law("migrate: done")
+
+    def _check_law(self, where: str) -> None:
+        if not self.law_active:
+            return
+        with self.ddl_engine.connect() as conn:
+            found = law_violations(conn, self.plans, backfilled=self.backfilled)
+        if not found:
+            return
+        writes = self._writes()
+        for table, key, rule in found:
+            if (table, key, rule.split(" (reads")[0]) not in self.law_findings:
+                history = tuple(w.describe() for w in sorted(writes, key=lambda w: w.start)
+                                if w.table == table and w.key == key)
+                self.law_findings[table, key, rule.split(" (reads")[0]] = Finding(table, key, f"{rule} after {where}", history)
+
+    # --- the checks --------------------------------------------------------------------------
+    def _lost_writes(self) -> list[Finding]:
+        """Journals against the table, with every worker paused: a write committed between
+        reading the journals and reading the table would otherwise look lost."""
+        alive = [w for w in self._all_workers() if w.is_alive()]
+        for worker in alive:
+            worker.pause_writing()
+        try:
+            for worker in alive:
+                while not worker.held.wait(0.05) and worker.is_alive():
+                    pass
+            with self.ddl_engine.connect() as conn:
+                return lost_writes(conn, self.plans, self._writes())
+        finally:
+            for worker in alive:
+                worker.resume_writing()
+
+    def _final_checks(self) -> None:
+        checks = self.report.checks
+        crashed = [f"{w.name}: {type(w.crash).__name__}: {w.crash}" for w in self._all_workers() if w.crash]
+        errors = self.phase_errors + crashed
+        checks["phases"] = CheckResult("phases", not errors, "all ran" if not errors else errors[0], errors)
+        refusals = [r for w in self._all_workers() for r in w.journal.refusals]
+        checks["no refused writes"] = _result("no refused writes", [r.describe() for r in refusals],
+                                              f"{len(refusals)} refused")
+        law = [f.describe() for f in self.law_findings.values()]
+        checks["sync law"] = _result("sync law", law, f"{len(law)} row(s) broke it")
+        if self.phase_errors:
+            return
+        roll = getattr(self, "roll_findings", [])
+        final = self._lost_writes()
+        lost = [f"at the end of the roll: {f.describe()}" for f in roll] + [
+            f"after contract: {f.describe()}" for f in final]
+        checks["no lost writes"] = _result("no lost writes", lost, f"{len(lost)} row(s) disagree")
+        with self.ddl_engine.connect() as conn:
+            dirty = schema_differences(conn, self.release_n1, set(self.plans))
+            dirty += leftovers(conn, self.dialect, self.change)
+        checks["clean contract"] = _result("clean contract", dirty, f"{len(dirty)} difference(s)")
+        checks["latency"] = self._latency()
+
+    def _latency(self) -> CheckResult:
+        worst = (0.0, "", "")
+        for phase in PHASES:
+            for release in (RELEASE_N, RELEASE_N1):
+                samples = [s for w in self.workers[release] for s in w.journal.latencies.get(phase, [])]
+                if not samples:
+                    continue
+                samples.sort()
+                self.report.latency.setdefault(phase, {})[release] = {
+                    "writes": len(samples), "p50_ms": statistics.median(samples) * 1000,
+                    "p99_ms": samples[min(len(samples) - 1, int(len(samples) * 0.99))] * 1000,
+                    "max_ms": samples[-1] * 1000}
+                self.report.writes += len(samples)
+                if samples[-1] > worst[0]:
+                    worst = (samples[-1], phase, release)
+        summary = f"longest stall {worst[0] * 1000:.0f} ms (release {worst[2]}, {worst[1]})"
+        limit = self.settings.max_stall
+        ok = limit is None or worst[0] <= limit
+        return CheckResult("latency", ok, summary, [] if ok else [f"above the limit of {limit * 1000:.0f} ms"])
+
+
+def _result(name: str, details: list[str], failed_summary: str) -> CheckResult:
+    return CheckResult(name, not details, "ok" if not details else failed_summary, details)

@@ -1,0 +1,133 @@
+"""Writer threads: release N's and release N+1's application code, one connection each.
+
+Each worker writes only through its own release's Table objects, exactly what that release's
+code would send, one statement per transaction, and journals what committed.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+
+import sqlalchemy as sa
+
+from .journal import Journal, LiveRows, Refusal, Stage, Write
+from .model import TablePlan
+from .values import ValueSource
+
+# How often each kind of write is chosen.
+WRITE_MIX = (("insert", 3), ("update synced", 3), ("update plain", 2), ("update row", 2), ("delete", 1))
+
+
+class Worker(threading.Thread):
+    def __init__(self, name: str, release: str, engine: sa.Engine, plans: list[TablePlan],
+                 values: ValueSource, rows: LiveRows, stage: Stage, seed: int,
+                 pause: float = 0.0):
+        super().__init__(name=name, daemon=True)
+        self.release, self.engine, self.plans = release, engine, plans
+        self.values, self.rows, self.stage, self.pause = values, rows, stage, pause
+        self.rng = random.Random(seed)
+        self.journal = Journal(name, release)
+        self.stopping = threading.Event()
+        self.holding = threading.Event()  # asked to stop writing for a moment
+        self.held = threading.Event()  # not writing until `holding` clears
+        self.crash: BaseException | None = None  # a bug in the worker itself, not a refused write
+
+    def run(self) -> None:
+        try:
+            while not self.stopping.is_set():
+                if self.holding.is_set():
+                    self._wait_while_held()
+                    continue
+                self.write_once()
+                if self.pause:
+                    time.sleep(self.pause)
+        except BaseException as exc:  # noqa: BLE001 - reported by the simulator, never lost
+            self.crash = exc
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    def pause_writing(self) -> None:
+        """Pause between two writes (returns at once; wait on `held`)."""
+        self.holding.set()
+
+    def resume_writing(self) -> None:
+        self.holding.clear()
+
+    def _wait_while_held(self) -> None:
+        self.held.set()
+        while self.holding.is_set() and not self.stopping.is_set():
+            time.sleep(0.002)
+        self.held.clear()
+
+    # --- one write ---------------------------------------------------------------------------
+    def write_once(self) -> None:
+        plan = self.rng.choice(self.plans)
+        kind = self._choose_kind()
+        statement, key, values = self._statement(plan, kind)
+        if statement is None:
+            return
+        phase = self.stage.name
+        start = time.perf_counter()
+        try:
+            with self.engine.begin() as conn:
+                result = conn.execute(statement)
+                if kind == "insert":
+                    key = result.inserted_primary_key[0]
+                affected = result.rowcount
+        except sa.exc.DBAPIError as exc:
+            self._refused(phase, kind, plan, key, exc, start)
+            return
+        end = time.perf_counter()
+        self.journal.latencies[phase].append(end - start)
+        self.stage.count(phase)
+        if kind != "insert" and affected == 0:
+            return  # another worker deleted the row first: nothing was written
+        self.journal.writes.append(Write(self.name, self.release, phase, plan.name, key,
+                                         kind.split()[0], values, start, end))
+        if kind == "insert":
+            self.rows.add(plan.name, key)
+        elif kind == "delete":
+            self.rows.remove(plan.name, key)
+
+    def _choose_kind(self) -> str:
+        kinds, weights = zip(*WRITE_MIX)
+        return self.rng.choices(kinds, weights)[0]
+
+    def _statement(self, plan: TablePlan, kind: str):
+        table = plan.tables[self.release]
+        if kind == "insert":
+            values = self._values(plan, plan.writable(self.release))
+            return table.insert().values(values), None, values
+        key = self.rows.pick(plan.name, self.rng)
+        if key is None:
+            return None, None, {}
+        where = table.c[plan.key] == key
+        if kind == "delete":
+            return table.delete().where(where), key, {}
+        columns = {"update synced": plan.synced, "update plain": plan.plain,
+                   "update row": plan.writable}[kind](self.release) or plan.writable(self.release)
+        if kind != "update row":
+            columns = self.rng.sample(columns, self.rng.randint(1, len(columns)))
+        values = self._values(plan, columns)
+        return table.update().where(where).values(values), key, values
+
+    def _values(self, plan: TablePlan, columns: list[sa.Column]) -> dict:
+        table = plan.tables[self.release]
+        return {c.name: self.values.value(self.rng, table, c) for c in columns}
+
+    def _refused(self, phase: str, kind: str, plan: TablePlan, key, exc: Exception, start: float) -> None:
+        self.journal.latencies[phase].append(time.perf_counter() - start)
+        self.stage.count(phase)
+        message = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+        self.journal.refusals.append(Refusal(self.name, self.release, phase, kind, plan.name, key, message))
+
+
+def start_workers(count: int, release: str, make: Callable[[str, int], Worker]) -> list[Worker]:
+    workers = [make(f"{release}-{i + 1}", i) for i in range(count)]
+    for worker in workers:
+        worker.start()
+    return workers
