@@ -68,3 +68,8 @@ def engine(dialect_name, tmp_path):
     engine = make_engine(dialect_name, tmp_path)
     yield engine
     engine.dispose()
+
+
+def pytest_addoption(parser):
+    parser.addoption("--soak", action="store_true",
+                     help="long simulator runs: 2,000 writes per phase instead of a short run")

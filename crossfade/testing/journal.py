@@ -50,19 +50,19 @@ class Stage:
     def __init__(self, name: str):
         self.name = name
         self._lock = threading.Lock()
-        self.counts: dict[str, int] = defaultdict(int)
+        self.counts: dict[tuple[str, str], int] = defaultdict(int)
 
     def move_to(self, name: str) -> None:
         with self._lock:
             self.name = name
 
-    def count(self, phase: str) -> None:
+    def count(self, phase: str, release: str) -> None:
         with self._lock:
-            self.counts[phase] += 1
+            self.counts[phase, release] += 1
 
-    def writes_in(self, phase: str) -> int:
+    def writes_in(self, phase: str, release: str) -> int:
         with self._lock:
-            return self.counts[phase]
+            return self.counts[phase, release]
 
 
 @dataclass

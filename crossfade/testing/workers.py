@@ -83,7 +83,7 @@ class Worker(threading.Thread):
             return
         end = time.perf_counter()
         self.journal.latencies[phase].append(end - start)
-        self.stage.count(phase)
+        self.stage.count(phase, self.release)
         if kind != "insert" and affected == 0:
             return  # another worker deleted the row first: nothing was written
         self.journal.writes.append(Write(self.name, self.release, phase, plan.name, key,
@@ -121,7 +121,7 @@ class Worker(threading.Thread):
 
     def _refused(self, phase: str, kind: str, plan: TablePlan, key, exc: Exception, start: float) -> None:
         self.journal.latencies[phase].append(time.perf_counter() - start)
-        self.stage.count(phase)
+        self.stage.count(phase, self.release)
         message = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
         self.journal.refusals.append(Refusal(self.name, self.release, phase, kind, plan.name, key, message))
 

@@ -1,0 +1,85 @@
+"""Deliberately broken crossfade, to prove the simulator catches what it claims to catch.
+
+Each mutant is a context manager that changes how crossfade builds or runs a change while it is
+active (on every dialect), the way a bug in crossfade or a hand-written trigger would:
+
+    with mutants.without_update_down_sync():
+        report = verify(change, release_n, release_n1, urls)
+    assert not report.results[0].checks["sync law"].ok
+
+Never use them outside tests: they patch crossfade's classes for the whole process.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import sqlalchemy as sa
+
+from .. import roundtrip
+from ..dialects.base import ProceduralTriggers, TriggerDialect
+from ..dialects.sqlite import SQLiteDialect
+from ..sync import all_null, changed, conflict, row
+
+
+@contextmanager
+def _patched(owner, name: str, replacement):
+    original = owner.__dict__[name]
+    setattr(owner, name, replacement)
+    try:
+        yield original
+    finally:
+        setattr(owner, name, original)
+
+
+@contextmanager
+def without_update_down_sync():
+    """UPDATE triggers forget `A := down(B)`: release N+1's edits never reach release N."""
+    def two_way_update(self, group, new, old):
+        when = sa.and_(changed(group.old, new, old), sa.not_(changed(group.new, new, old)))
+        return [f"IF {self.compile(sa.and_(when, conflict(group, new)))} THEN",
+                *self._indent(self._assign_all(new, group.new, group.up_exprs(new))), "END IF;"]
+
+    with _patched(ProceduralTriggers, "_two_way_update", two_way_update), \
+            _patched(SQLiteDialect, "_update_rules", _dropping_rules(SQLiteDialect._update_rules, "old")):
+        yield
+
+
+@contextmanager
+def without_insert_up_sync():
+    """INSERT triggers forget `B := up(A)`: release N's new rows stay invisible to release N+1."""
+    def insert_program(self, ts):
+        new = row(ts.table, "NEW")
+        lines = self._fill_program(ts.fills, new)
+        for group in ts.ordered_groups():
+            if group.down is not None:
+                guard = sa.and_(sa.not_(all_null([new.c[n] for n in group.new])), conflict(group, new))
+                lines += [f"IF {self.compile(guard)} THEN",
+                          *self._indent(self._assign_all(new, group.old, group.down_exprs(new))), "END IF;"]
+        return lines
+
+    with _patched(ProceduralTriggers, "insert_program", insert_program), \
+            _patched(SQLiteDialect, "_insert_rules", _dropping_rules(SQLiteDialect._insert_rules, "new")):
+        yield
+
+
+def _dropping_rules(original, side: str):
+    """SQLite's rules minus those that write a two-way group's `side` ("old" or "new")."""
+    def rules(self, ts, *args):
+        written = [set(getattr(g, side)) for g in ts.groups if g.down is not None]
+        return [(guard, sets) for guard, sets in original(self, ts, *args) if set(sets) not in written]
+    return rules
+
+
+@contextmanager
+def past_the_round_trip_law():
+    """Install a change whose transforms break down(up(a)) = a, as if forced past the check."""
+    with _patched(roundtrip, "check_group", lambda *args, **kwargs: 0):
+        yield
+
+
+@contextmanager
+def triggers_left_behind():
+    """Contract 'drops' the triggers without dropping them (and their PostgreSQL functions)."""
+    with _patched(TriggerDialect, "drop_statements", lambda self, objects: []):
+        yield

@@ -1,0 +1,108 @@
+"""The rolling-upgrade simulator, on real SQLite, PostgreSQL and MariaDB.
+
+Every operation must pass all five checks; every deliberately broken variant must be caught by
+the check meant to catch it. Runs are short here (`--soak` makes them long).
+"""
+
+from __future__ import annotations
+
+import pytest
+import simulated_changes
+import sqlalchemy as sa
+
+from crossfade import Change, ops
+from crossfade.errors import CrossfadeError
+from crossfade.testing import Settings, mutants, simulate
+
+
+def url_of(engine: sa.Engine) -> str:
+    return engine.url.render_as_string(hide_password=False)
+
+
+def settings(request, upgrade, **overrides) -> Settings:
+    soak = request.config.getoption("--soak")
+    base = {"seed_rows": 200 if soak else 40, "writes_per_phase": 2000 if soak else 120, "values": upgrade.values}
+    return Settings(**(base | overrides))
+
+
+def run(engine, request, upgrade, **overrides):
+    return simulate(upgrade.change, upgrade.release_n, upgrade.release_n1, url_of(engine),
+                    settings(request, upgrade, **overrides))
+
+
+@pytest.mark.parametrize("name", sorted(simulated_changes.ALL))
+def test_every_operation_passes_every_check(engine, request, name):
+    result = run(engine, request, simulated_changes.ALL[name]())
+    failed = {n: c.summary for n, c in result.checks.items() if not c.ok}
+    assert result.ok, failed
+    assert set(result.checks) == {"phases", "no refused writes", "sync law", "no lost writes",
+                                  "clean contract", "latency"}
+    phases_written = set(result.latency)
+    assert {"release N", "expand", "migrate", "roll", "contract", "release N+1"} <= phases_written
+    assert {"N", "N+1"} <= set(result.latency["roll"])  # both releases wrote at once
+
+
+# --- the simulator must be able to fail --------------------------------------------------------
+
+def _failed(result, check: str) -> str:
+    assert not result.checks[check].ok, f"{check} passed on a broken change: {result.checks}"
+    return "\n".join(result.checks[check].details)
+
+
+def test_a_trigger_without_its_update_down_sync_breaks_the_sync_law(engine, request):
+    with mutants.without_update_down_sync():
+        result = run(engine, request, simulated_changes.replace_column())
+    details = _failed(result, "sync law")
+    assert "is_public != down(visibility)" in details
+    assert "release N+1" in details and "update images" in details  # the writes that led there
+
+
+def test_a_trigger_without_its_insert_up_sync_breaks_the_sync_law(engine, request):
+    with mutants.without_insert_up_sync():
+        result = run(engine, request, simulated_changes.replace_column())
+    details = _failed(result, "sync law")
+    assert "insert images" in details and "release N," in details
+
+
+def test_transforms_that_break_the_round_trip_law_are_caught_when_forced_in(engine, request):
+    upgrade = simulated_changes.replace_column()
+    upgrade.change = Change(ops.replace_column(
+        "images", "is_public", sa.Column("visibility", sa.String(16), nullable=False, server_default="shared"),
+        up=lambda is_public: sa.case((is_public, "public"), else_="shared"),
+        down=lambda visibility: visibility == "shared"), id="sim_broken_round_trip")
+    with mutants.past_the_round_trip_law():
+        result = run(engine, request, upgrade)
+    _failed(result, "sync law")
+
+
+def test_a_trigger_left_behind_after_contract_fails_the_clean_contract_check(engine, request):
+    with mutants.triggers_left_behind():
+        result = run(engine, request, simulated_changes.replace_column())
+    assert "crossfade_images" in _failed(result, "clean contract")
+
+
+def test_contract_while_release_n_still_writes_reports_release_n_failures(engine, request):
+    result = run(engine, request, simulated_changes.replace_column(), drain=False)
+    details = _failed(result, "no refused writes")
+    assert "(release N, contract)" in details or "(release N, release N+1)" in details
+
+
+# --- bad input -----------------------------------------------------------------------------------
+
+def test_metadata_missing_a_table_of_the_change_is_refused_before_anything_runs(engine):
+    upgrade = simulated_changes.rename_column()
+    with pytest.raises(CrossfadeError, match="release N\\+1's metadata has no table 'users'"):
+        simulate(upgrade.change, upgrade.release_n, sa.MetaData(), url_of(engine))
+    assert not sa.inspect(engine).get_table_names()
+
+
+def test_a_column_type_without_values_must_be_given_values(engine):
+    upgrade = simulated_changes.rename_column()
+    sa.Table("users", upgrade.release_n, sa.Column("blob", sa.LargeBinary), extend_existing=True)
+    with pytest.raises(CrossfadeError, match="users.blob"):
+        simulate(upgrade.change, upgrade.release_n, upgrade.release_n1, url_of(engine))
+
+
+def test_settings_refuse_nonsense():
+    with pytest.raises(ValueError, match="writes_per_phase"):
+        Settings(writes_per_phase=0)
