@@ -2,6 +2,8 @@
 
 A change module defines `change` (a Change) or `changes` (a list of them), and optionally
 `metadata`: release N's `sa.MetaData`, which lets `crossfade plan` render SQL without a database.
+For `crossfade verify` it also defines `metadata_n1` (release N+1's `sa.MetaData`) and may define
+`simulator_values` ({"table.column": [values to write]}) for columns whose values matter.
 A directory holds one module per change, applied in file-name order (`0001_...`, `0002_...`);
 files starting with `_` are helpers and are not loaded.
 """
@@ -31,6 +33,16 @@ class LoadedChanges:
     # Release N's schema, from the first module that defines `metadata` (None when none does).
     metadata: sa.MetaData | None = None
     sources: list[str] = field(default_factory=list)
+    # Per change, what the simulator needs from its module: release N's and N+1's metadata
+    # and value overrides (None where the module does not say).
+    simulations: list[Simulated] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Simulated:
+    release_n: sa.MetaData | None
+    release_n1: sa.MetaData | None
+    values: dict
 
 
 def load_changes(target: str | Path) -> LoadedChanges:
@@ -49,6 +61,7 @@ def load_changes(target: str | Path) -> LoadedChanges:
         found = _changes_of(module)
         loaded.changes += found
         loaded.sources += [_source(module)] * len(found)
+        loaded.simulations += [_simulated(module)] * len(found)
         if loaded.metadata is None:
             loaded.metadata = _metadata_of(module)
     _refuse_duplicate_ids(loaded.changes)
@@ -139,6 +152,16 @@ def _metadata_of(module: ModuleType) -> sa.MetaData | None:
     if not isinstance(metadata, sa.MetaData):
         raise ChangeLoadError(f"{_source(module)}: `metadata` must be release N's sqlalchemy.MetaData")
     return metadata
+
+
+def _simulated(module: ModuleType) -> Simulated:
+    release_n1 = getattr(module, "metadata_n1", None)
+    if release_n1 is not None and not isinstance(release_n1, sa.MetaData):
+        raise ChangeLoadError(f"{_source(module)}: `metadata_n1` must be release N+1's sqlalchemy.MetaData")
+    values = getattr(module, "simulator_values", {})
+    if not isinstance(values, dict):
+        raise ChangeLoadError(f"{_source(module)}: `simulator_values` must be a dict of 'table.column' -> values")
+    return Simulated(_metadata_of(module), release_n1, values)
 
 
 def _refuse_duplicate_ids(changes: list[Change]) -> None:

@@ -76,17 +76,11 @@ class Report:
         matrix.add_column("check")
         for result in self.results:
             matrix.add_column(result.dialect)
-        for name, meaning in CHECKS:
-            cells = []
-            for result in self.results:
-                check = result.checks.get(name)
-                if check is None:
-                    cells.append("-")
-                else:
-                    cells.append(("[green]ok[/]" if check.ok else "[red]FAIL[/]") + f" {check.summary}")
-            matrix.add_row(f"{name}\n[dim]{meaning}[/]", *cells)
+        for name, _ in CHECKS:
+            matrix.add_row(name, *[_cell(result.checks.get(name)) for result in self.results])
         matrix.add_row("time", *[f"{r.seconds:.1f} s, {r.writes} writes" for r in self.results])
         console.print(matrix)
+        console.print("[dim]" + "; ".join(f"{name}: {meaning}" for name, meaning in CHECKS) + "[/]")
         for result in self.results:
             console.print(_latency_table(result))
         for result in self.results:
@@ -97,6 +91,14 @@ class Report:
                         console.print("  " + detail.replace("\n", "\n  "), markup=False, highlight=False)
                     if len(check.details) > details:
                         console.print(f"  ... and {len(check.details) - details} more")
+
+
+def _cell(check: CheckResult | None) -> str:
+    if check is None:
+        return "-"
+    if not check.ok:
+        return f"[red]FAIL[/] {check.summary}"
+    return "[green]ok[/]" + ("" if check.summary == "ok" else f" {check.summary}")
 
 
 def _latency_table(result: DialectReport) -> Table:

@@ -13,8 +13,12 @@ import sqlalchemy as sa
 from crossfade import Change, ops
 from crossfade.loader import import_file
 
-# Release N's schema, so `crossfade plan` can render every phase's SQL without a database.
+# Release N's schema, so `crossfade plan` can render every phase's SQL without a database,
+# and release N+1's, so `crossfade verify` can run both releases' code at once.
 metadata = import_file(Path(__file__).resolve().parents[1] / "release_n.py").metadata
+metadata_n1 = import_file(Path(__file__).resolve().parents[1] / "release_n1.py").metadata
+# What release N+1 writes to visibility (any string would do for crossfade, these are Glance's).
+simulator_values = {"images.visibility": ["public", "private", "shared", "community"]}
 
 change = Change(
     ops.replace_column(

@@ -1,0 +1,58 @@
+"""The pytest plugin, as an application's test suite uses it (run in a separate pytest)."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+APPLICATION_TEST = '''
+import sqlalchemy as sa
+from crossfade import Change, ops
+from crossfade.testing import mutants
+
+def users(*columns):
+    metadata = sa.MetaData()
+    sa.Table("users", metadata, sa.Column("id", sa.Integer, primary_key=True), *columns)
+    return metadata
+
+RELEASE_N = users(sa.Column("login", sa.String(40), nullable=False))
+RELEASE_N1 = users(sa.Column("username", sa.String(40), nullable=False))
+CHANGE = Change(ops.rename_column("users", "login", "username"), id="rename_login")
+
+def test_rename_is_safe(crossfade_verify):
+    report = crossfade_verify(CHANGE, RELEASE_N, RELEASE_N1)
+    assert {r.dialect for r in report.results} == DIALECTS
+
+def test_broken_trigger_is_caught(crossfade_verify):
+    with mutants.without_update_down_sync():
+        crossfade_verify(CHANGE, RELEASE_N, RELEASE_N1)
+'''
+
+
+def _write(pytester, dialects: set[str]) -> None:
+    pytester.makepyfile(test_app=APPLICATION_TEST.replace("DIALECTS", repr(dialects)))
+
+
+def test_crossfade_verify_passes_a_safe_change_and_fails_a_broken_one(pytester, engine, dialect_name):
+    _write(pytester, {dialect_name})
+    url = engine.url.render_as_string(hide_password=False)
+    result = pytester.runpytest_subprocess("--crossfade-url", url, "--crossfade-writes", "80",
+                                           "--crossfade-seed-rows", "20")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*test_broken_trigger_is_caught*", "*sync law*"])
+
+
+@pytest.mark.parametrize("dialect_name", ["sqlite"])
+def test_without_urls_it_simulates_on_a_fresh_sqlite_file(pytester, dialect_name):
+    _write(pytester, {"sqlite"})
+    result = pytester.runpytest_subprocess("-k", "safe", "--crossfade-writes", "80")
+    result.assert_outcomes(passed=1)
+
+
+def test_an_unreachable_database_fails_the_test_and_never_skips(pytester):
+    _write(pytester, {"mysql"})
+    unreachable = sa.URL.create("mysql+pymysql", "root", host="127.0.0.1", port=1, database="x")
+    result = pytester.runpytest_subprocess("-k", "safe", "--crossfade-url",
+                                           unreachable.render_as_string(hide_password=False))
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*unreachable*never skips*"])
