@@ -52,7 +52,7 @@ class Change:
         claimed: set[tuple[str, str]] = set()
         for op in self.ops:
             sync = op.sync(schema)
-            if not sync.groups and not sync.fills:
+            if not sync.groups and not sync.fills and not sync.blocks:
                 continue
             table_sync = merged.setdefault(op.table, TableSync(schema.table(op.table)))
             for group in sync.groups:
@@ -62,6 +62,9 @@ class Change:
             for fill in sync.fills:
                 _claim(claimed, fill.table, (fill.column,))
                 table_sync.fills.append(fill)
+            for block in sync.blocks:
+                _claim(claimed, block.table, (block.column,))
+                table_sync.blocks.append(block)
         for table, column in relaxed:
             if table in merged:
                 merged[table].required.append(column)

@@ -63,6 +63,29 @@ class FillRule:
         return _as_exprs(self.fill(row_namespace(row)), _types(row, (self.column,)), "fill")[0]
 
 
+@dataclass(frozen=True)
+class BlockRule:
+    """Writes to `column` fail with `message` while the triggers are installed (block_writes).
+
+    An INSERT is refused when it gives the column a value other than `default` (what the
+    column gets when the INSERT leaves it out; None for NULL); an UPDATE when it changes it.
+    """
+
+    table: str
+    column: str
+    message: str
+    default: Any = None  # a SQL expression (the server default) or None
+
+    def insert_violation(self, new: sa.TableClause) -> ColumnElement:
+        value = new.c[self.column]
+        if self.default is None:
+            return value.is_not(None)
+        return sa.and_(value.is_not(None), is_distinct(value, self.default))
+
+    def update_violation(self, new: sa.TableClause, old: sa.TableClause) -> ColumnElement:
+        return is_distinct(new.c[self.column], old.c[self.column])
+
+
 @dataclass
 class TableSync:
     """Everything one table's triggers must do: the merged rules of every op on that table."""
@@ -70,6 +93,7 @@ class TableSync:
     table: sa.Table
     groups: list[SyncGroup] = field(default_factory=list)
     fills: list[FillRule] = field(default_factory=list)
+    blocks: list[BlockRule] = field(default_factory=list)
     # Old NOT NULL columns that expand relaxed (SQLite): the triggers must still refuse NULL there.
     required: list[str] = field(default_factory=list)
 
@@ -87,7 +111,7 @@ class TableSync:
         return sorted(self.groups, key=lambda group: group.down is None)
 
     def synced_columns(self) -> set[str]:
-        columns = {f.column for f in self.fills}
+        columns = {f.column for f in self.fills} | {b.column for b in self.blocks}
         for group in self.groups:
             columns.update(group.old + group.new)
         return columns

@@ -17,7 +17,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from ..ddl import AddColumn, DropColumn, Intent, SetDefault, SetNullable, Step, apply_to_schema
 from ..errors import TransformError
 from ..schema import Schema
-from ..sync import FillRule, SyncGroup, TableSync, all_null, changed, conflict, row
+from ..sync import BlockRule, FillRule, SyncGroup, TableSync, all_null, changed, conflict, row
 
 PREFIX = "crossfade_"
 
@@ -247,7 +247,8 @@ class ProceduralTriggers(TriggerDialect):
         new = row(ts.table, "NEW")
         # Fills first: a fill stands in for what the writer left NULL, and a group may derive
         # its new columns from that very column (full_name from a filled first_name).
-        lines: list[str] = self._fill_program(ts.fills, new)
+        lines: list[str] = self._block_program([b.insert_violation(new) for b in ts.blocks], ts.blocks)
+        lines += self._fill_program(ts.fills, new)
         for group in ts.ordered_groups():
             lines += [f"IF {self.compile(all_null([new.c[n] for n in group.new]))} THEN"]
             lines += self._indent(self._assign_all(new, group.new, group.up_exprs(new)))
@@ -264,7 +265,8 @@ class ProceduralTriggers(TriggerDialect):
 
     def update_program(self, ts: TableSync) -> list[str]:
         new, old = row(ts.table, "NEW"), row(ts.table, "OLD")
-        lines: list[str] = self._fill_program(ts.fills, new)  # first, as on insert
+        lines: list[str] = self._block_program([b.update_violation(new, old) for b in ts.blocks], ts.blocks)
+        lines += self._fill_program(ts.fills, new)  # first, as on insert
         for group in ts.ordered_groups():
             if not group.old:
                 continue  # a constant default: only inserts need it
@@ -277,7 +279,17 @@ class ProceduralTriggers(TriggerDialect):
         return update_condition(ts, new, old)
 
     def has_update_work(self, ts: TableSync) -> bool:
-        return bool(ts.fills) or any(g.old for g in ts.groups)
+        return bool(ts.fills) or bool(ts.blocks) or any(g.old for g in ts.groups)
+
+    def raise_error(self, message: str) -> str:
+        """A statement that fails the writer's statement with `message`."""
+        raise NotImplementedError
+
+    def _block_program(self, violations: list[ColumnElement], blocks: list[BlockRule]) -> list[str]:
+        lines: list[str] = []
+        for violation, block in zip(violations, blocks):
+            lines += [f"IF {self.compile(violation)} THEN", f"  {self.raise_error(block.message)}", "END IF;"]
+        return lines
 
     def _two_way_update(self, group: SyncGroup, new, old) -> list[str]:
         is_conflict = self.compile(conflict(group, new))
@@ -322,6 +334,7 @@ def update_condition(ts: TableSync, new, old) -> ColumnElement | None:
         if group.old:
             parts.append(changed(group.old + group.new, new, old))
     parts += [new.c[f.column].is_(None) for f in ts.fills]
+    parts += [b.update_violation(new, old) for b in ts.blocks]
     return sa.or_(*parts) if parts else None
 
 

@@ -29,6 +29,10 @@ class MySQLDialect(ProceduralTriggers):
     def assign(self, target: str, value: str) -> str:
         return f"SET {target} = ({value});"
 
+    def raise_error(self, message: str) -> str:
+        # SQLSTATE 45000: an unhandled user-defined exception; MESSAGE_TEXT holds 128 characters.
+        return f"SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = {self.compile(sa.literal(message[:128]))};"
+
     def trigger_objects(self, ts: TableSync) -> list[DbObject]:
         # UPDATE first: each CREATE TRIGGER commits on its own, and a row the INSERT trigger
         # synced must never meet an UPDATE without its trigger (a row left unsynced by an

@@ -24,6 +24,10 @@ class PostgresDialect(ProceduralTriggers):
     def assign(self, target: str, value: str) -> str:
         return f"{target} := {value};"
 
+    def raise_error(self, message: str) -> str:
+        # USING MESSAGE: the text is an expression, so a % in it is not a format placeholder.
+        return f"RAISE EXCEPTION USING MESSAGE = {self.compile(sa.literal(message))}, ERRCODE = 'P0001';"
+
     def trigger_objects(self, ts: TableSync) -> list[DbObject]:
         function = self.object_name(ts.name, "sync")
         table = self.quote(ts.name)

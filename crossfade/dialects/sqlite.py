@@ -34,11 +34,14 @@ class SQLiteDialect(TriggerDialect):
         events.append(("update", "UPDATE", self._update_rules(ts, new, old, now)))
         objects = []
         for suffix, event, rules in events:
-            if not rules:
+            if not rules and not ts.blocks:
                 continue
             name = self.object_name(ts.name, suffix)
-            when = sa.or_(*[guard for guard, _ in rules], *[new.c[c].is_(None) for c in ts.required])
-            statements = [self._update(ts, new, guard, sets) for guard, sets in rules]
+            blocks = self._block_rules(ts, event, new, old)
+            when = sa.or_(*[guard for guard, _ in rules], *[new.c[c].is_(None) for c in ts.required],
+                          *[violation for violation, _ in blocks])
+            statements = [self._refuse(violation, message) for violation, message in blocks]
+            statements += [self._update(ts, new, guard, sets) for guard, sets in rules]
             statements += [self._refuse_null(ts, new, column) for column in ts.required]
             body = "\n".join(f"  {statement};" for statement in statements)
             create = (f"CREATE TRIGGER {self.quote(name)} AFTER {event} ON {self.quote(ts.name)}\n"
@@ -79,6 +82,16 @@ class SQLiteDialect(TriggerDialect):
 
     def _fill_rules(self, ts: TableSync, new, now) -> list[tuple[ColumnElement, dict]]:
         return [(new.c[f.column].is_(None), {f.column: f.fill_expr(now)}) for f in ts.fills]
+
+    @staticmethod
+    def _block_rules(ts: TableSync, event: str, new, old) -> list[tuple[ColumnElement, str]]:
+        if event == "INSERT":
+            return [(b.insert_violation(new), b.message) for b in ts.blocks]
+        return [(b.update_violation(new, old), b.message) for b in ts.blocks]
+
+    def _refuse(self, violation: ColumnElement, message: str) -> str:
+        """block_writes: RAISE(ABORT) undoes the writer's whole statement."""
+        return f"SELECT RAISE(ABORT, {self.compile(sa.literal(message))}) WHERE {self.compile(violation)}"
 
     def _update(self, ts: TableSync, new, guard: ColumnElement, sets: dict) -> str:
         assignments = ", ".join(f"{self.quote(c)} = ({self.compile(v)})" for c, v in sets.items())

@@ -12,16 +12,17 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from ..ddl import Intent, SetDefault, SetNullable
+from ..ddl import AddColumn, DropColumn, Intent, SetDefault, SetNullable
 from ..errors import ColumnExistsError, PrimaryKeyColumnError
 from ..schema import Schema
-from ..sync import FillRule, SyncGroup
+from ..sync import BlockRule, FillRule, SyncGroup, Transform
 
 
 @dataclass(frozen=True)
 class Sync:
     groups: tuple[SyncGroup, ...] = ()
     fills: tuple[FillRule, ...] = ()
+    blocks: tuple[BlockRule, ...] = ()
 
 
 class Op:
@@ -90,3 +91,49 @@ def default_expr(column: sa.Column):
 def check_not_primary_key(schema: Schema, table: str, column: str) -> None:
     if column in schema.primary_key(table):
         raise PrimaryKeyColumnError(table, column)
+
+
+class ReplacesColumns(Op):
+    """What replace_column, split_column and merge_columns share: old columns give way to new
+    ones, kept in step by one two-way sync group (`up`: old -> new, `down`: new -> old)."""
+
+    table: str
+    up: Transform
+    down: Transform
+
+    @property
+    def old_columns(self) -> tuple[str, ...]:
+        raise NotImplementedError
+
+    @property
+    def new_columns(self) -> tuple[sa.Column, ...]:
+        raise NotImplementedError
+
+    def validate(self, schema: Schema) -> None:
+        for name in self.old_columns:
+            schema.column(self.table, name)
+            check_not_primary_key(schema, self.table, name)
+        for column in self.new_columns:
+            require_new_column(schema, self.table, column.name)
+
+    def expand(self, schema: Schema) -> list[Intent]:
+        return [AddColumn(self.table, transitional(c)) for c in self.new_columns]
+
+    def sync(self, schema: Schema) -> Sync:
+        new = tuple(c.name for c in self.new_columns)
+        return Sync(groups=(SyncGroup(self.table, self.old_columns, new, self.up, self.down),))
+
+    def contract(self, schema: Schema) -> list[Intent]:
+        intents: list[Intent] = [DropColumn(self.table, name) for name in self.old_columns]
+        for column in self.new_columns:
+            intents += final_constraints(self.table, column)
+        return intents
+
+    def rollback(self, schema: Schema) -> list[Intent]:
+        return [DropColumn(self.table, c.name) for c in self.new_columns]
+
+    def added_columns(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.new_columns)
+
+    def dropped_columns(self) -> tuple[str, ...]:
+        return self.old_columns

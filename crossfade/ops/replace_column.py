@@ -6,46 +6,28 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from ..ddl import AddColumn, DropColumn, Intent
-from ..schema import Schema
-from ..sync import SyncGroup, Transform
-from .base import Op, Sync, check_not_primary_key, final_constraints, require_new_column, transitional
+from ..sync import Transform
+from .base import ReplacesColumns
 
 
 @dataclass(frozen=True)
-class ReplaceColumnOp(Op):
+class ReplaceColumnOp(ReplacesColumns):
     table: str
     old: str
     column: sa.Column
     up: Transform
     down: Transform
 
+    @property
+    def old_columns(self) -> tuple[str, ...]:
+        return (self.old,)
+
+    @property
+    def new_columns(self) -> tuple[sa.Column, ...]:
+        return (self.column,)
+
     def describe(self) -> str:
         return f"replace_column {self.table}.{self.old} -> {self.column.name}"
-
-    def validate(self, schema: Schema) -> None:
-        schema.column(self.table, self.old)
-        check_not_primary_key(schema, self.table, self.old)
-        require_new_column(schema, self.table, self.column.name)
-
-    def expand(self, schema: Schema) -> list[Intent]:
-        return [AddColumn(self.table, transitional(self.column))]
-
-    def sync(self, schema: Schema) -> Sync:
-        group = SyncGroup(self.table, (self.old,), (self.column.name,), self.up, self.down)
-        return Sync(groups=(group,))
-
-    def contract(self, schema: Schema) -> list[Intent]:
-        return [DropColumn(self.table, self.old), *final_constraints(self.table, self.column)]
-
-    def rollback(self, schema: Schema) -> list[Intent]:
-        return [DropColumn(self.table, self.column.name)]
-
-    def added_columns(self) -> tuple[str, ...]:
-        return (self.column.name,)
-
-    def dropped_columns(self) -> tuple[str, ...]:
-        return (self.old,)
 
 
 def replace_column(table: str, old: str, column: sa.Column, *, up: Transform, down: Transform) -> ReplaceColumnOp:
