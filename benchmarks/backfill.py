@@ -1,18 +1,24 @@
 """Backfill: crossfade's batched migrate vs ONE set-based UPDATE, with a concurrent writer.
 
-    python benchmarks/backfill.py [--rows 1000000] [--dialect sqlite postgresql mysql]
-                                  [--batch-sizes 1000 5000 20000] [--reps 3]
+    python benchmarks/backfill.py [--rows 1000000] [--dialect sqlite postgresql mysql] [--reps 3]
+                                  [--variants default batch_seconds=0.1 batch_size=5000 batch_size=20000]
 
 Setup per measurement (untimed): release N's table with --rows rows, then
 Runner(engine).expand(change) (new NULL-able column + crossfade's triggers).
 Timed:
   set-based    UPDATE images SET visibility = <up(is_public)> WHERE visibility IS NULL
                (one statement, the same triggers installed, the same expression)
-  batch=N      Runner(engine, batch_size=N).migrate(change)
-Meanwhile a writer thread on its own connection loops (autocommit, ~1 statement / 2 ms):
-INSERT a release-N row, UPDATE a random row's is_public. Reported: its worst single-statement
-latency (stall) and p99 while the backfill runs. Variants are interleaved per repetition;
-figures are medians. Ratios are within one run.
+  default      Runner(engine).migrate(change): crossfade's defaults (batches adapting to
+               DEFAULT_BATCH_SECONDS; on SQLite a rest after each batch)
+  K=V[,K=V]    Runner(engine, K=V, ...).migrate(change), e.g. batch_size=5000,
+               batch_seconds=0.1, pause=0
+crossfade runs on its own pooled engine, as under the crossfade command. Meanwhile a writer
+thread on its own connection loops (autocommit, ~1 statement / 2 ms): INSERT a release-N row,
+UPDATE a random row's is_public. Reported: its worst single-statement latency (stall) and p99
+while the backfill runs, and the batches' count and median size. Variants are interleaved per
+repetition; figures are medians. Ratios are within one run. Each variant gets a verdict against
+the targets (time <= 2x the set-based UPDATE; the writer's worst stall over all runs < 100 ms),
+and a last line per dialect says whether crossfade's default meets both.
 """
 
 from __future__ import annotations
@@ -25,13 +31,47 @@ import threading
 import time
 
 import sqlalchemy as sa
+from _common import (
+    DIALECTS,
+    SOURCE,
+    TABLE,
+    drop_all,
+    images_table,
+    maintain,
+    make_engine,
+    make_source,
+    markdown,
+    out_of_sync,
+    the_change,
+)
 
-from _common import (DIALECTS, SOURCE, TABLE, drop_all, images_table, maintain, make_engine,
-                     make_source, markdown, out_of_sync, the_change)
+from crossfade import backfill
 from crossfade.runner import Runner
 
 WRITER_PAUSE = 0.002
-PAUSE = 0.0  # Runner(pause=...) between batches; --pause
+SET_BASED = "set-based"
+DEFAULT = "default"
+TIME_TARGET, STALL_TARGET = 2.0, 0.100  # <= 2x the set-based UPDATE's time; worst stall < 100 ms
+
+
+def runner_options(variant: str) -> dict:
+    """`default` -> {}; `batch_size=5000,pause=0` -> {"batch_size": 5000, "pause": 0.0}."""
+    if variant == DEFAULT:
+        return {}
+    options = {}
+    for item in variant.split(","):
+        name, _, value = item.partition("=")
+        options[name] = int(value) if name == "batch_size" else float(value)
+    backfill.check_options(**options)
+    return options
+
+
+def describe(variant: str) -> str:
+    if variant == SET_BASED:
+        return "set-based UPDATE"
+    if variant == DEFAULT:
+        return f"default (adaptive, {backfill.DEFAULT_BATCH_SECONDS} s)"
+    return variant
 
 
 class Writer(threading.Thread):
@@ -62,7 +102,7 @@ class Writer(threading.Thread):
                     self.samples.append((start, time.perf_counter() - start))
                     i += 1
                     time.sleep(WRITER_PAUSE)
-        except BaseException as exc:  # reported by the main thread
+        except BaseException as exc:  # noqa: BLE001 (reported by the main thread)
             self.error = exc
 
     def during(self, t0: float, t1: float) -> list[float]:
@@ -81,19 +121,22 @@ def setup(engine: sa.Engine, ddl_engine: sa.Engine, change_id: str) -> None:
     maintain(engine)
 
 
-def run_once(engine: sa.Engine, ddl_engine: sa.Engine, rows: int, variant: str | int, rep: int) -> dict:
-    change_id = f"bench_backfill_{rep}_{variant}"
+def run_once(engine: sa.Engine, ddl_engine: sa.Engine, rows: int, variant: str, rep: int) -> dict:
+    change_id = f"bench_backfill_{rep}"
     setup(engine, ddl_engine, change_id)
+    sizes: list[int] = []
     writer = Writer(engine, rows)
     writer.start()
     time.sleep(0.3)  # the writer is warm
     t0 = time.perf_counter()
-    if variant == "set-based":
+    if variant == SET_BASED:
         with engine.begin() as conn:
             conn.exec_driver_sql(f"UPDATE {TABLE} SET visibility = CASE WHEN is_public THEN 'public' "
                                  "ELSE 'shared' END WHERE visibility IS NULL")
     else:
-        Runner(ddl_engine, batch_size=int(variant), pause=PAUSE).migrate(the_change(change_id))
+        runner = Runner(ddl_engine, **runner_options(variant),
+                        on_progress=lambda progress: sizes.append(progress.batch_size))
+        runner.migrate(the_change(change_id))
     t1 = time.perf_counter()
     time.sleep(0.1)
     writer.stop.set()
@@ -108,73 +151,96 @@ def run_once(engine: sa.Engine, ddl_engine: sa.Engine, rows: int, variant: str |
     lat = sorted(writer.during(t0, t1))
     p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] if lat else float("nan")
     return {"seconds": t1 - t0, "stall": lat[-1] if lat else float("nan"), "p99": p99,
-            "writes": len(lat)}
+            "writes": len(lat), "batches": len(sizes), "rows": statistics.median(sizes) if sizes else 0}
 
 
-def run_dialect(dialect: str, rows: int, reps: int, batch_sizes: list[int], log) -> dict:
+def run_dialect(dialect: str, rows: int, reps: int, variants: list[str], log) -> dict:
     engine = make_engine(dialect)
-    # crossfade's own engine: its DDL session settings must not leak into the writer's pool.
-    ddl_engine = sa.create_engine(engine.url, poolclass=sa.pool.NullPool,
-                                  connect_args={"timeout": 120} if dialect == "sqlite" else {})
+    # crossfade's own engine with its own pool, as the crossfade command has: its DDL session
+    # settings must not leak into the writer's pool.
+    ddl_engine = sa.create_engine(engine.url, connect_args={"timeout": 120} if dialect == "sqlite" else {})
     make_source(engine, rows)
-    variants: list[str | int] = ["set-based", *batch_sizes]
+    variants = [SET_BASED, *variants]
     results: dict = {v: [] for v in variants}
     for rep in range(reps):
         order = variants[rep % len(variants):] + variants[:rep % len(variants)]
         for variant in order:
             r = run_once(engine, ddl_engine, rows, variant, rep)
             results[variant].append(r)
-            log(f"  {dialect} rep {rep + 1}/{reps} {str(variant):>9}: {r['seconds']:7.2f} s, writer worst "
-                f"{r['stall'] * 1000:8.1f} ms, p99 {r['p99'] * 1000:7.1f} ms, {r['writes']} writes")
+            log(f"  {dialect} rep {rep + 1}/{reps} {variant:>28}: {r['seconds']:7.2f} s, writer worst "
+                f"{r['stall'] * 1000:8.1f} ms, p99 {r['p99'] * 1000:7.1f} ms, {r['writes']} writes, "
+                f"{r['batches']} batches of median {r['rows']:.0f} rows")
     drop_all(engine)
     engine.dispose()
     ddl_engine.dispose()
     return results
 
 
+def summarize(dialect: str, results: dict) -> tuple[list[list[str]], str]:
+    """Table rows for one dialect, and the verdict line for its default."""
+    base = statistics.median(r["seconds"] for r in results[SET_BASED])
+    rows, verdicts = [], {}
+    for variant, runs in results.items():
+        seconds = statistics.median(r["seconds"] for r in runs)
+        stall = statistics.median(r["stall"] for r in runs)
+        worst = max(r["stall"] for r in runs)
+        ratio = seconds / base
+        verdicts[variant] = (ratio, worst)
+        verdict = "-" if variant == SET_BASED else (f"{'ok' if ratio <= TIME_TARGET else 'MISS'} time; "
+                                                   f"{'ok' if worst < STALL_TARGET else 'MISS'} stall")
+        batches = "-" if variant == SET_BASED else (
+            f"{statistics.median(r['batches'] for r in runs):.0f} x {statistics.median(r['rows'] for r in runs):,.0f}")
+        rows.append([dialect, describe(variant), f"{seconds:.2f}", f"{ratio:.2f}",
+                     f"{stall * 1000:.0f} (max {worst * 1000:.0f})",
+                     f"{statistics.median(r['p99'] for r in runs) * 1000:.1f}",
+                     str(int(statistics.median(r["writes"] for r in runs))), batches, verdict])
+    line = ""
+    if DEFAULT in verdicts:
+        ratio, worst = verdicts[DEFAULT]
+        met = ratio <= TIME_TARGET and worst < STALL_TARGET
+        line = (f"{dialect}: the default {'MEETS' if met else 'MISSES'} the targets: {ratio:.2f}x set-based "
+                f"(target <= {TIME_TARGET:g}x), writer's worst stall {worst * 1000:.0f} ms "
+                f"(target < {STALL_TARGET * 1000:.0f} ms)")
+    return rows, line
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--dialect", nargs="+", choices=DIALECTS, default=list(DIALECTS))
-    parser.add_argument("--batch-sizes", nargs="+", type=int, default=[1000, 5000, 20000])
+    parser.add_argument("--variants", nargs="+", default=[DEFAULT, "batch_seconds=0.1", "batch_size=5000", "batch_size=20000"],
+                        help="'default' or Runner options as K=V[,K=V] (batch_size, batch_seconds, pause)")
     parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--pause", type=float, default=0.0, help="Runner(pause=...) between batches, seconds")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
-    global PAUSE
-    PAUSE = args.pause
+    for variant in args.variants:
+        try:
+            runner_options(variant)
+        except (ValueError, TypeError) as exc:
+            parser.error(f"variant {variant!r}: {exc}")
     log = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
 
     print(f"# crossfade backfill: {args.rows:,} rows, median of {args.reps} interleaved runs, "
           f"concurrent writer (1 autocommit INSERT/UPDATE every ~{WRITER_PAUSE * 1000:.0f} ms)")
     print(f"# python benchmarks/backfill.py --rows {args.rows} --reps {args.reps} "
-          f"--batch-sizes {' '.join(map(str, args.batch_sizes))} --dialect {' '.join(args.dialect)}"
-          + (f" --pause {args.pause}" if args.pause else ""))
+          f"--dialect {' '.join(args.dialect)} --variants {' '.join(args.variants)}")
     print()
     headers = ["dialect", "method", "seconds", "vs set-based", "writer worst stall ms", "writer p99 ms",
-               "writes", "targets (<=2x; stall<100ms)"]
-    rows = []
+               "writes", "batches x rows", f"targets (<={TIME_TARGET:g}x; stall<{STALL_TARGET * 1000:.0f}ms)"]
+    rows, verdicts = [], []
     started = time.perf_counter()
     for dialect in args.dialect:
-        results = run_dialect(dialect, args.rows, args.reps, args.batch_sizes, log)
-        base = statistics.median(r["seconds"] for r in results["set-based"])
-        for variant, runs in results.items():
-            seconds = statistics.median(r["seconds"] for r in runs)
-            stall = statistics.median(r["stall"] for r in runs)
-            worst = max(r["stall"] for r in runs)
-            p99 = statistics.median(r["p99"] for r in runs)
-            writes = int(statistics.median(r["writes"] for r in runs))
-            ratio = seconds / base
-            verdict = "-" if variant == "set-based" else (
-                f"{'ok' if ratio <= 2 else 'MISS'} time; {'ok' if worst < 0.1 else 'MISS'} stall")
-            rows.append([dialect, "set-based UPDATE" if variant == "set-based" else f"batch_size={variant}",
-                         f"{seconds:.2f}", f"{ratio:.2f}", f"{stall * 1000:.0f} (max {worst * 1000:.0f})",
-                         f"{p99 * 1000:.1f}", str(writes), verdict])
+        dialect_rows, verdict = summarize(dialect, run_dialect(dialect, args.rows, args.reps, args.variants, log))
+        rows += dialect_rows
+        verdicts.append(verdict)
         print(markdown(headers, rows), file=sys.stderr, flush=True)
     print(markdown(headers, rows))
     print()
     print("(seconds: median wall time of the whole backfill; stall: median over runs of the writer's worst "
-          f"single statement, max over runs in brackets; total run {time.perf_counter() - started:.0f} s)")
+          "single statement, max over runs in brackets, which the verdict uses; batches x rows: medians, "
+          f"rows per batch; total run {time.perf_counter() - started:.0f} s)")
+    for verdict in filter(None, verdicts):
+        print(verdict)
     return 0
 
 

@@ -23,9 +23,23 @@ import sys
 import time
 
 import sqlalchemy as sa
+from _common import (
+    DIALECTS,
+    HAND_FUNCTION,
+    SOURCE,
+    TABLE,
+    drop_all,
+    images_table,
+    maintain,
+    make_engine,
+    make_source,
+    markdown,
+    median,
+    out_of_sync,
+    the_change,
+    timed,
+)
 
-from _common import (DIALECTS, HAND_FUNCTION, SOURCE, TABLE, drop_all, images_table, maintain,
-                     make_engine, make_source, markdown, median, out_of_sync, the_change, timed)
 from crossfade.runner import Runner
 
 VARIANTS = ("none", "hand", "crossfade")

@@ -4,9 +4,9 @@ Declare a `Change` of `ops` once; a `Runner` takes it through expand, migrate an
 rollback) on PostgreSQL, MySQL/MariaDB or SQLite.
 """
 
-from . import ops
+from . import ops, transforms
 from .change import Change
 from .errors import CrossfadeError
 from .runner import Runner
 
-__all__ = ["Change", "CrossfadeError", "Runner", "ops"]
+__all__ = ["Change", "CrossfadeError", "Runner", "ops", "transforms"]

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import sqlalchemy as sa
 
+from .ddl import AddCheck, AddForeignKey, AddUnique, Intent
 from .dialects.base import DbObject, TriggerDialect, sha
+from .errors import CheckViolationError, DuplicateRowsError, OrphanRowsError, UnknownColumnError, UnknownTableError
+from .schema import Schema
 from .state import ChangeState
 
 
@@ -60,3 +65,72 @@ def _column_problems(conn: sa.Connection, columns: list[tuple[str, str]], should
         if present != should_exist:
             problems.append(f"column {table}.{column} should {'exist' if should_exist else 'be gone'}")
     return problems
+
+
+# --- constraints contract adds ----------------------------------------------------------------
+
+def refuse_violations(conn: sa.Connection, schema: Schema, intents: Sequence[Intent]) -> None:
+    """Before contract's first DDL: the existing rows satisfy every unique, foreign key and check
+    constraint contract will add, or a typed error names the table, the constraint and a row."""
+    try:
+        for intent in intents:
+            if isinstance(intent, AddUnique):
+                _refuse_duplicates(conn, intent)
+            elif isinstance(intent, AddForeignKey):
+                _refuse_orphans(conn, schema, intent)
+            elif isinstance(intent, AddCheck):
+                _refuse_failing_rows(conn, schema, intent)
+    finally:
+        if conn.in_transaction():
+            conn.rollback()  # a read transaction must not hold locks while DDL waits for them
+
+
+def unfinished_steps(dialect: TriggerDialect, conn: sa.Connection, schema: Schema,
+                     intents: Sequence[Intent]) -> list[str]:
+    """The steps of a phase's `intents` whose catalog probe says they have not happened: an index
+    or a constraint missing (dropped outside crossfade, or a phase stopped half-way)."""
+    steps = dialect.steps(list(intents), schema.copy())
+    problems = [f"{step.name}: not done in the database" for step in steps
+                if step.is_done is not None and not step.is_done(conn)]
+    if conn.in_transaction():
+        conn.rollback()
+    return problems
+
+
+def _refuse_duplicates(conn: sa.Connection, intent: AddUnique) -> None:
+    duplicates = intent.violating_rows()
+    first = conn.execute(duplicates.limit(1)).first()
+    if first is not None:
+        count = conn.execute(sa.select(sa.func.count()).select_from(duplicates.subquery())).scalar()
+        sample = f"{_values(intent.columns, first)} ({first[-1]} rows)"
+        raise DuplicateRowsError(intent.table, intent.name, count, sample)
+
+
+def _refuse_orphans(conn: sa.Connection, schema: Schema, intent: AddForeignKey) -> None:
+    inspector = sa.inspect(conn)
+    if not inspector.has_table(intent.ref_table):
+        raise UnknownTableError(intent.ref_table)
+    referenced = {c["name"] for c in inspector.get_columns(intent.ref_table)}
+    for column in intent.ref_columns:
+        if column not in referenced:
+            raise UnknownColumnError(intent.ref_table, column)
+    key = [*schema.primary_key(intent.table), *intent.columns]
+    orphans = intent.violating_rows(key)
+    first = conn.execute(orphans.limit(1)).first()
+    if first is not None:
+        count = conn.execute(sa.select(sa.func.count()).select_from(orphans.subquery())).scalar()
+        raise OrphanRowsError(intent.table, intent.name, intent.ref_table, count,
+                              _values(list(dict.fromkeys(key)), first))
+
+
+def _refuse_failing_rows(conn: sa.Connection, schema: Schema, intent: AddCheck) -> None:
+    key = schema.primary_key(intent.table) or tuple(c.name for c in schema.table(intent.table).columns)
+    failing = intent.violating_rows(key)
+    first = conn.execute(failing.limit(1)).first()
+    if first is not None:
+        count = conn.execute(sa.select(sa.func.count()).select_from(failing.subquery())).scalar()
+        raise CheckViolationError(intent.table, intent.name, count, _values(key, first))
+
+
+def _values(columns: Sequence[str], row) -> str:
+    return ", ".join(f"{column}={value!r}" for column, value in zip(columns, row))

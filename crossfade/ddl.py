@@ -6,7 +6,7 @@ whether the step already happened, which makes every phase safe to rerun).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,7 +52,87 @@ class SetDefault:
         return f"set default of {self.table}.{self.column}"
 
 
-Intent = AddColumn | DropColumn | SetNullable | SetDefault
+@dataclass(frozen=True)
+class CreateIndex:
+    table: str
+    name: str
+    columns: tuple[str, ...]
+    unique: bool = False
+
+    def describe(self) -> str:
+        kind = "unique index" if self.unique else "index"
+        return f"create {kind} {self.name} on {self.table} ({', '.join(self.columns)})"
+
+
+@dataclass(frozen=True)
+class DropIndex:
+    table: str
+    name: str
+
+    def describe(self) -> str:
+        return f"drop index {self.name} on {self.table}"
+
+
+@dataclass(frozen=True)
+class AddUnique:
+    table: str
+    name: str
+    columns: tuple[str, ...]
+
+    def describe(self) -> str:
+        return f"add unique constraint {self.name} on {self.table} ({', '.join(self.columns)})"
+
+    def violating_rows(self, key: Sequence[str] = ()) -> sa.Select:
+        """Values more than one row holds, with how many (NULLs never collide in a UNIQUE)."""
+        t = _table(self.table, self.columns)
+        columns = [t.c[c] for c in self.columns]
+        return (sa.select(*columns, sa.func.count().label("rows")).select_from(t)
+                .where(*[c.is_not(None) for c in columns]).group_by(*columns).having(sa.func.count() > 1))
+
+
+@dataclass(frozen=True)
+class AddForeignKey:
+    table: str
+    name: str
+    columns: tuple[str, ...]
+    ref_table: str
+    ref_columns: tuple[str, ...]
+    ondelete: str | None = None  # one of ON_DELETE, checked by the op
+
+    def describe(self) -> str:
+        return (f"add foreign key {self.name} on {self.table} ({', '.join(self.columns)}) "
+                f"-> {self.ref_table} ({', '.join(self.ref_columns)})")
+
+    def violating_rows(self, key: Sequence[str] = ()) -> sa.Select:
+        """Rows whose key matches no referenced row (MATCH SIMPLE: a NULL in it is no reference)."""
+        child = _table(self.table, [*key, *self.columns])
+        ref = _table(self.ref_table, self.ref_columns).alias("ref")  # an alias: it may be the same table
+        match = sa.exists().where(*[ref.c[r] == child.c[c] for c, r in zip(self.columns, self.ref_columns)])
+        return (sa.select(*[child.c[c] for c in dict.fromkeys([*key, *self.columns])])
+                .where(*[child.c[c].is_not(None) for c in self.columns], ~match))
+
+
+@dataclass(frozen=True)
+class AddCheck:
+    table: str
+    name: str
+    # A boolean expression over unattached columns (`sa.column("size") > 0`), so it renders
+    # unqualified in CHECK (...) and in the query that looks for rows failing it.
+    condition: Any = field(compare=False)
+
+    def describe(self) -> str:
+        return f"add check constraint {self.name} on {self.table}"
+
+    def violating_rows(self, key: Sequence[str] = ()) -> sa.Select:
+        """Rows the check refuses: those where it is false (NULL, unknown, passes a CHECK)."""
+        t = _table(self.table, key)
+        return sa.select(*[t.c[c] for c in key]).select_from(t).where(sa.not_(self.condition))
+
+
+Intent = (AddColumn | DropColumn | SetNullable | SetDefault | CreateIndex | DropIndex | AddUnique
+          | AddForeignKey | AddCheck)
+
+ON_DELETE = ("CASCADE", "SET NULL", "SET DEFAULT", "RESTRICT", "NO ACTION")
 
 
 @dataclass
@@ -67,6 +147,12 @@ class Step:
     # The table a SQLite rebuild replaces: it runs with foreign keys off (DROP TABLE would
     # cascade) and keeps the table's triggers.
     rebuild: str | None = None
+    # PostgreSQL's CONCURRENTLY: runs outside any transaction block. Its lock waits stall no
+    # writer, and an interrupted build starts over, so its one attempt may wait as long as the
+    # phase may (max_lock_wait) rather than lock_timeout.
+    concurrent: bool = False
+    # What the step locks, for `crossfade plan` ("no write lock (CONCURRENTLY)", ...).
+    locks: str = ""
     extra: dict = field(default_factory=dict)
 
 
@@ -80,3 +166,18 @@ def apply_to_schema(schema, intent: Intent) -> None:
         schema.set_nullable(intent.table, intent.column, intent.nullable)
     elif isinstance(intent, SetDefault):
         schema.set_default(intent.table, intent.column, intent.default)
+    elif isinstance(intent, CreateIndex):
+        schema.add_index(intent.table, intent.name, intent.columns, intent.unique)
+    elif isinstance(intent, AddUnique):
+        schema.add_index(intent.table, intent.name, intent.columns, unique=True)
+    elif isinstance(intent, DropIndex):
+        schema.drop_index(intent.table, intent.name)
+    elif isinstance(intent, AddForeignKey):
+        schema.add_foreign_key(intent.table, intent.name, intent.columns, intent.ref_table,
+                               intent.ref_columns, intent.ondelete)
+    elif isinstance(intent, AddCheck):
+        schema.add_check(intent.table, intent.name, intent.condition)
+
+
+def _table(name: str, columns: Sequence[str]) -> sa.TableClause:
+    return sa.table(name, *[sa.column(c) for c in dict.fromkeys(columns)])

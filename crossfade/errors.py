@@ -128,3 +128,38 @@ class ColumnNotNullableError(ValidationError):
     def __init__(self, table: str, column: str):
         self.table, self.column = table, column
         super().__init__(f"column {table}.{column} is already NOT NULL")
+
+
+class ConstraintExistsError(ValidationError):
+    def __init__(self, table: str, name: str):
+        self.table, self.name = table, name
+        super().__init__(f"an index or constraint named {name!r} already exists on table {table!r}")
+
+
+class ConstraintViolationError(ValidationError):
+    """Existing rows break a constraint contract would add; raised before contract's first DDL."""
+
+    def __init__(self, table: str, constraint: str, count: int, sample: str, problem: str):
+        self.table, self.constraint, self.count, self.sample = table, constraint, count, sample
+        super().__init__(f"cannot add {constraint} on {table!r}: {problem}, e.g. {sample}. "
+                         "Fix those rows, then contract again")
+
+
+class DuplicateRowsError(ConstraintViolationError):
+    def __init__(self, table: str, constraint: str, count: int, sample: str):
+        super().__init__(table, f"unique constraint {constraint!r}", count, sample,
+                         f"{count} value(s) occur in more than one row")
+        self.constraint = constraint
+
+
+class OrphanRowsError(ConstraintViolationError):
+    def __init__(self, table: str, constraint: str, ref_table: str, count: int, sample: str):
+        super().__init__(table, f"foreign key {constraint!r}", count, sample,
+                         f"{count} row(s) reference no row of {ref_table!r}")
+        self.constraint, self.ref_table = constraint, ref_table
+
+
+class CheckViolationError(ConstraintViolationError):
+    def __init__(self, table: str, constraint: str, count: int, sample: str):
+        super().__init__(table, f"check constraint {constraint!r}", count, sample, f"{count} row(s) fail it")
+        self.constraint = constraint

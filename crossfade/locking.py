@@ -34,7 +34,7 @@ def backoff(attempt: int, lock_timeout: float) -> float:
 
 
 def run_with_lock_timeout(conn: sa.Connection, dialect: TriggerDialect, statements: list[str],
-                          policy: LockPolicy, rebuild: str | None = None) -> int:
+                          policy: LockPolicy, rebuild: str | None = None, concurrent: bool = False) -> int:
     """Run `statements` in one attempt-transaction, retried on lock timeouts. Returns attempts."""
     started = time.monotonic()
     attempt = 0
@@ -43,7 +43,7 @@ def run_with_lock_timeout(conn: sa.Connection, dialect: TriggerDialect, statemen
         if conn.in_transaction():
             conn.rollback()  # end any read transaction left by catalog probes
         try:
-            with dialect.ddl_transaction(conn, policy.lock_timeout, rebuild=rebuild):
+            with dialect.ddl_transaction(conn, policy.lock_timeout, rebuild=rebuild, concurrent=concurrent):
                 for statement in statements:
                     conn.exec_driver_sql(statement)
             return attempt
@@ -66,7 +66,12 @@ def run_step(conn: sa.Connection, dialect: TriggerDialect, step: Step, policy: L
             conn.rollback()  # the probe's read transaction must not hold locks or block begin()
         if done:
             return False
-    if step.one_transaction:
+    if step.concurrent:
+        # CONCURRENTLY's lock waits stall no writer (SHARE UPDATE EXCLUSIVE does not conflict with
+        # theirs), and an interrupted build starts over: one attempt that may wait as long as the phase.
+        patient = LockPolicy(policy.max_wait, policy.max_wait)
+        run_with_lock_timeout(conn, dialect, step.sql, patient, concurrent=True)
+    elif step.one_transaction:
         run_with_lock_timeout(conn, dialect, step.sql, policy, rebuild=step.rebuild)
     else:
         for statement in step.sql:

@@ -92,7 +92,7 @@ def _plan_change(change: Change, dialect: TriggerDialect, snapshot: Schema, batc
     for table in sorted(syncs):
         on_table = [o for o in objects if o.table == table]
         expand.steps.append(PlannedStep(f"install triggers on {table}",
-                                        [sql for o in on_table for sql in o.create]))
+                                        [sql for o in on_table for sql in o.create], _locks(dialect.trigger_locks)))
 
     migrate = Section(change.id, "migrate", note="backfill existing rows in keyed batches, resumable")
     for table in sorted(syncs):
@@ -113,7 +113,8 @@ def _plan_change(change: Change, dialect: TriggerDialect, snapshot: Schema, batc
 
 def _drop_triggers(dialect: TriggerDialect, objects: list[DbObject]) -> list[PlannedStep]:
     return [PlannedStep(f"drop triggers on {table}",
-                        dialect.drop_statements([(o.kind, o.name, o.table) for o in objects if o.table == table]))
+                        dialect.drop_statements([(o.kind, o.name, o.table) for o in objects if o.table == table]),
+                        _locks(dialect.trigger_locks))
             for table in sorted({o.table for o in objects})]
 
 
@@ -123,11 +124,16 @@ def _backfill_step(dialect: TriggerDialect, ts: TableSync, batch_size: int) -> P
     notes = [f"each batch: one transaction over at most {batch_size} rows, keyed by ({key}):",
              f"AND ({key}) > <last key of the previous batch> AND ({key}) <= <key of the batch's last row>",
              "rows release N+1 already wrote are left alone (the new columns are not NULL there)"]
-    return PlannedStep(f"backfill {ts.name}", statements, notes)
+    return PlannedStep(f"backfill {ts.name}", statements, notes + _locks(dialect.backfill_locks))
 
 
 def _ddl(steps: list[Step]) -> list[PlannedStep]:
-    return [PlannedStep(step.name, list(step.sql)) for step in steps]
+    return [PlannedStep(step.name, list(step.sql), _locks(step.locks)) for step in steps]
+
+
+def _locks(what: str) -> list[str]:
+    """The note saying what a step locks (every step has one, so a reviewer sees the cost)."""
+    return [f"locks: {what}"] if what else []
 
 
 def _statement(sql: str) -> list[str]:

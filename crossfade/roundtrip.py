@@ -82,15 +82,16 @@ def check_group(conn: sa.Connection, dialect: TriggerDialect, schema: Schema, gr
 
 def _values_for(conn: sa.Connection, table: sa.Table, name: str) -> list[Any]:
     column = table.c[name]
-    existing = conn.execute(sa.select(column).distinct().where(column.is_not(None))
+    # A reflected MySQL DOUBLE reads as a Decimal of 10 places, a value the column never held.
+    read = sa.type_coerce(column, sa.Float()) if isinstance(column.type, sa.Float) else column
+    existing = conn.execute(sa.select(read).distinct().where(column.is_not(None))
                             .limit(EXISTING_VALUES)).scalars().all()
     return list(dict.fromkeys([*sample_values(column), *existing]))
 
 
 def _check_one(conn, dialect: TriggerDialect, schema: Schema, group: SyncGroup, value: dict) -> None:
     table = schema.table(group.table)
-    a = sa.select(*[sa.type_coerce(sa.literal(v, table.c[n].type), table.c[n].type).label(n)
-                    for n, v in value.items()]).subquery("a")
+    a = sa.select(*[_typed(dialect, v, table.c[n].type).label(n) for n, v in value.items()]).subquery("a")
     stored = [dialect.store_as(e, table.c[n].type) for n, e in zip(group.new, group.up_exprs(a))]
     b = sa.select(*[a.c[n] for n in group.old], *[e.label(n) for n, e in zip(group.new, stored)]).subquery("b")
     back = group.down_exprs(b)
@@ -109,6 +110,14 @@ def _check_one(conn, dialect: TriggerDialect, schema: Schema, group: SyncGroup, 
         up_values = tuple(result[: len(group.new)])
         back_values = tuple(result[len(group.new): len(group.new) + len(group.old)])
         raise RoundTripError(group.table, group.old, _show(value), _one(up_values), _one(back_values))
+
+
+def _typed(dialect: TriggerDialect, value: Any, type_: sa.types.TypeEngine):
+    """A sample value as a column of `type_` holds it; a NULL keeps the type too (PostgreSQL
+    would read an untyped NULL as text)."""
+    if value is None:
+        return dialect.store_as(sa.null(), type_)
+    return sa.type_coerce(sa.literal(value, type_), type_)
 
 
 def _show(value: dict) -> Any:

@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
-from . import backfill, checks, roundtrip, state
-from .backfill import DEFAULT_BATCH_SIZE
+from . import backfill, checks, ops, roundtrip, state
 from .change import Change
 from .ddl import SetNullable, Step
 from .dialects import for_dialect
@@ -42,19 +41,26 @@ class ChangeStatus:
                 "triggers": self.triggers, "problems": self.problems}
 
 
+INDEX_AND_CONSTRAINT_OPS = (ops.CreateIndexOp, ops.AddUniqueOp, ops.AddForeignKeyOp, ops.AddCheckOp)
+
+
 class Runner:
     """Runs a Change's phases against one database."""
 
     def __init__(self, engine: sa.Engine, *, lock_timeout: float = 0.05, max_lock_wait: float = 120.0,
-                 batch_size: int = DEFAULT_BATCH_SIZE, pause: float = 0.0, allow_foreign_triggers: bool = False,
-                 on_step: StepHook | None = None, on_progress: Callable | None = None,
-                 log: Callable[[str], None] | None = None):
-        if batch_size < 1:
-            raise ValueError("batch_size must be at least 1")
+                 batch_size: int | None = None, batch_seconds: float | None = None, pause: float | None = None,
+                 allow_foreign_triggers: bool = False, on_step: StepHook | None = None,
+                 on_progress: Callable | None = None, log: Callable[[str], None] | None = None):
+        """`batch_size` fixes the rows per backfill batch; otherwise each batch aims at
+        `batch_seconds` (default `backfill.DEFAULT_BATCH_SECONDS`). `pause` sleeps that many
+        seconds after each batch; None rests as the database needs (SQLite: until a writer waiting
+        for the lock has tried again, ~22 ms after a 40 ms batch; others: not at all)."""
+        backfill.check_options(batch_size, batch_seconds, pause)
         self.engine = engine
         self.dialect = for_dialect(engine.dialect)
         self.policy = LockPolicy(lock_timeout, max_lock_wait)
         self.batch_size = batch_size
+        self.batch_seconds = batch_seconds
         self.pause = pause
         self.allow_foreign_triggers = allow_foreign_triggers
         self.on_step = on_step
@@ -115,6 +121,7 @@ class Runner:
         with self._ddl_connection() as conn:
             schema = self._release_n_schema(conn, change, current)
             self._refuse_remaining_nulls(conn, change, schema)
+            checks.refuse_violations(conn, schema, change.contract_intents(schema))
             if current.phase is Phase.MIGRATED:
                 current.phase = Phase.CONTRACTING
                 self._save(current, "contract", "record contracting")
@@ -123,7 +130,8 @@ class Runner:
             schema = self._release_n_schema(conn, change, current)
             for step in self.dialect.steps(change.after_dropping_triggers(schema), schema):
                 self._run(conn, "contract", step)
-        current.phase, current.triggers = Phase.CONTRACTED, {}
+        # The row stays as the record that the change is done; nothing of the transition remains.
+        current.phase, current.triggers, current.checkpoint, current.relaxed = Phase.CONTRACTED, {}, {}, []
         self._save(current, "contract", "record contracted")
         self._verify(change, current)
 
@@ -174,17 +182,28 @@ class Runner:
         """What is wrong with the database for the change's recorded phase (empty: all good)."""
         current = current or self.load(change)
         with self.engine.connect() as conn:
+            schema = self._reflect(conn, change)
             if current.phase in SYNCING:
-                syncs = change.table_syncs(self._reflect(conn, change), current.relaxed)
+                syncs = change.table_syncs(schema, current.relaxed)
                 expected = checks.expected_objects(self.dialect, syncs)
-                return checks.syncing_problems(self.dialect, conn, current, expected, change.added_columns())
+                return (checks.syncing_problems(self.dialect, conn, current, expected, change.added_columns())
+                        + self._unfinished(conn, schema, change, "expand"))
             if current.phase is Phase.CONTRACTED:
-                return checks.clean_problems(self.dialect, conn, change.tables(), change.dropped_columns())
+                return (checks.clean_problems(self.dialect, conn, change.tables(), change.dropped_columns())
+                        + self._unfinished(conn, schema, change, "contract"))
             if current.phase is Phase.ROLLED_BACK:
-                return checks.clean_problems(self.dialect, conn, change.tables(), change.added_columns())
+                return (checks.clean_problems(self.dialect, conn, change.tables(), change.added_columns())
+                        + self._unfinished(conn, schema, change, "rollback"))
             if current.phase in (Phase.EXPANDING, Phase.CONTRACTING, Phase.ROLLING_BACK):
                 return [f"change {change.id} stopped while {current.phase.value}; run that phase again to finish it"]
             return []
+
+    def _unfinished(self, conn: sa.Connection, schema: Schema, change: Change, phase: str) -> list[str]:
+        """Indexes and constraints the phase made that the catalog no longer shows (the column
+        ops are covered by the column checks)."""
+        intents = [i for op in change.ops if isinstance(op, INDEX_AND_CONSTRAINT_OPS)
+                   for i in getattr(op, phase)(schema.copy())]
+        return checks.unfinished_steps(self.dialect, conn, schema, intents) if intents else []
 
     # --- expand helpers ----------------------------------------------------------------------
     def _prepare_expand(self, change: Change) -> ChangeState:
@@ -289,7 +308,8 @@ class Runner:
 
         backfill.backfill_table(self.engine, self.dialect, table_sync,
                                 current.checkpoint.get(table_sync.name, {}), save,
-                                batch_size=self.batch_size, pause=self.pause, on_batch=on_batch)
+                                batches=backfill.batch_sizer(self.batch_size, self.batch_seconds),
+                                pause=self.pause, on_batch=on_batch)
 
     def _run(self, conn: sa.Connection, phase: str, step: Step) -> None:
         ran = run_step(conn, self.dialect, step, self.policy)

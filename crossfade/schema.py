@@ -6,9 +6,13 @@ simulating each phase's DDL on the snapshot (`apply`), so contract SQL sees expa
 
 from __future__ import annotations
 
+import re
+import warnings
+from collections.abc import Iterable
+
 import sqlalchemy as sa
 
-from .errors import UnknownColumnError, UnknownTableError
+from .errors import ConstraintExistsError, UnknownColumnError, UnknownTableError, ValidationError
 
 
 class Schema:
@@ -19,8 +23,12 @@ class Schema:
     def reflect(cls, conn: sa.Connection, tables: set[str]) -> Schema:
         metadata = sa.MetaData()
         existing = set(sa.inspect(conn).get_table_names())
-        for name in sorted(tables & existing):
-            sa.Table(name, metadata, autoload_with=conn)
+        with warnings.catch_warnings():
+            # SQLAlchemy reflects PostgreSQL's NOT VALID checks (add_check between its two steps)
+            # with an option Table() then warns it cannot validate.
+            warnings.filterwarnings("ignore", "Can't validate argument 'dialect_options'", sa.exc.SAWarning)
+            for name in sorted(tables & existing):
+                sa.Table(name, metadata, autoload_with=conn)
         return cls(metadata)
 
     @classmethod
@@ -56,6 +64,18 @@ class Schema:
     def primary_key(self, table: str) -> tuple[str, ...]:
         return tuple(c.name for c in self.table(table).primary_key.columns)
 
+    def require_columns(self, table: str, names: Iterable[str]) -> list[sa.Column]:
+        return [self.column(table, name) for name in names]
+
+    def index_and_constraint_names(self, table: str) -> set[str]:
+        t = self.table(table)
+        return {i.name for i in t.indexes if i.name} | {k.name for k in t.constraints if isinstance(k.name, str)}
+
+    def require_new_name(self, table: str, name: str) -> None:
+        """An index or constraint `name` is not on the table yet."""
+        if name in self.index_and_constraint_names(table):
+            raise ConstraintExistsError(table, name)
+
     # --- simulation of DDL, for plans without a database -------------------------------
     def add_column(self, table: str, column: sa.Column) -> None:
         if not self.has_column(table, column.name):
@@ -74,15 +94,46 @@ class Schema:
         column = self.column(table, name)
         column.server_default = sa.DefaultClause(default) if default is not None else None
 
+    def add_index(self, table: str, name: str, columns: Iterable[str], unique: bool = False) -> None:
+        t = self.table(table)
+        if name not in {i.name for i in t.indexes}:
+            sa.Index(name, *[t.c[c] for c in columns], unique=unique)
+
+    def drop_index(self, table: str, name: str) -> None:
+        t = self.table(table)
+        for index in [i for i in t.indexes if i.name == name]:
+            t.indexes.discard(index)
+
+    def add_foreign_key(self, table: str, name: str, columns: Iterable[str], ref_table: str,
+                        ref_columns: Iterable[str], ondelete: str | None = None) -> None:
+        t = self.table(table)
+        if name in self.index_and_constraint_names(table):
+            return
+        ref_columns = list(ref_columns)
+        if not self.has_table(ref_table):
+            # The snapshot holds the change's own tables; the referenced one is known by name
+            # only, which is all a rendered REFERENCES clause (a SQLite rebuild) needs.
+            sa.Table(ref_table, self.metadata, *[sa.Column(c, sa.types.NullType) for c in ref_columns],
+                     info={"crossfade_stub": True})
+        t.append_constraint(sa.ForeignKeyConstraint(list(columns), [f"{ref_table}.{c}" for c in ref_columns],
+                                                    name=name, ondelete=ondelete))
+
+    def add_check(self, table: str, name: str, condition) -> None:
+        t = self.table(table)
+        if name not in self.index_and_constraint_names(table):
+            t.append_constraint(sa.CheckConstraint(condition, name=name))
+
     def _replace_table(self, table: sa.Table, columns: list[sa.Column]) -> None:
+        """`table` with only `columns`; indexes and constraints on dropped columns go with them."""
         name = table.name
-        indexes = [
-            (i.name, [c.name for c in i.columns], i.unique)
-            for i in table.indexes
-            if all(c.name in {k.name for k in columns} for c in i.columns)
-        ]
+        kept = {c.name for c in columns}
+        indexes = [(i.name, [c.name for c in i.columns], i.unique)
+                   for i in table.indexes if {c.name for c in i.columns} <= kept]
+        constraints = [_copy_constraint(k) for k in table.constraints
+                       if not isinstance(k, sa.PrimaryKeyConstraint)
+                       and constraint_columns(k, {c.name for c in table.columns}) <= kept]
         self.metadata.remove(table)
-        new = sa.Table(name, self.metadata, *columns)
+        new = sa.Table(name, self.metadata, *columns, *constraints)
         for index_name, cols, unique in indexes:
             sa.Index(index_name, *[new.c[c] for c in cols], unique=unique)
 
@@ -99,3 +150,33 @@ def _fresh(column: sa.Column) -> sa.Column:
     default = column.server_default.arg if column.server_default is not None else None
     return sa.Column(column.name, column.type, nullable=column.nullable, primary_key=column.primary_key,
                      server_default=default, autoincrement=column.autoincrement)
+
+
+def constraint_columns(constraint: sa.Constraint, names: set[str]) -> set[str]:
+    """The table's columns a constraint mentions (for a CHECK, the names its text or expression uses)."""
+    if isinstance(constraint, sa.CheckConstraint):
+        sqltext = constraint.sqltext
+        if isinstance(sqltext, sa.TextClause):
+            words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_$]*", sqltext.text))
+            return names & words
+        return names & {c.name for c in sa.sql.visitors.iterate(sqltext) if isinstance(c, sa.ColumnClause)}
+    return {c.name for c in constraint.columns}
+
+
+def _copy_constraint(constraint: sa.Constraint) -> sa.Constraint:
+    """An unattached copy of a unique, foreign key or check constraint, by column name."""
+    if isinstance(constraint, sa.ForeignKeyConstraint):
+        return sa.ForeignKeyConstraint([e.parent.name for e in constraint.elements],
+                                       [e.target_fullname for e in constraint.elements], name=constraint.name,
+                                       ondelete=constraint.ondelete, onupdate=constraint.onupdate)
+    if isinstance(constraint, sa.CheckConstraint):
+        return sa.CheckConstraint(constraint.sqltext, name=constraint.name)
+    return sa.UniqueConstraint(*[c.name for c in constraint.columns], name=constraint.name)
+
+
+def column_names(columns: str | Iterable[str], what: str) -> tuple[str, ...]:
+    """The column names a user gave an op: one name or several, at least one."""
+    names = (columns,) if isinstance(columns, str) else tuple(columns)
+    if not names:
+        raise ValidationError(f"{what}: name at least one column")
+    return names

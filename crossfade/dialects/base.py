@@ -14,7 +14,20 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
-from ..ddl import AddColumn, DropColumn, Intent, SetDefault, SetNullable, Step, apply_to_schema
+from ..ddl import (
+    AddCheck,
+    AddColumn,
+    AddForeignKey,
+    AddUnique,
+    CreateIndex,
+    DropColumn,
+    DropIndex,
+    Intent,
+    SetDefault,
+    SetNullable,
+    Step,
+    apply_to_schema,
+)
 from ..errors import TransformError
 from ..schema import Schema
 from ..sync import BlockRule, FillRule, SyncGroup, TableSync, all_null, changed, conflict, row
@@ -48,6 +61,12 @@ class TriggerDialect:
     # before its AFTER triggers run, so old NOT NULL columns must be relaxed there (DESIGN 2).
     relaxes_old_not_null = False
     transactional_ddl = True
+    # What each kind of step locks, printed by `crossfade plan`; each dialect says it for itself.
+    catalog_locks = ""  # add/drop a column, set/drop a default: catalog-only ALTERs
+    drop_column_locks = ""
+    index_locks = ""  # building an index
+    trigger_locks = ""
+    backfill_locks = ""
 
     def __init__(self, sa_dialect: sa.Dialect):
         self.sa_dialect = sa_dialect
@@ -164,6 +183,16 @@ class TriggerDialect:
             return [self.set_default_step(intent, schema)]
         if isinstance(intent, SetNullable):
             return self.set_nullable_steps(intent, schema)
+        if isinstance(intent, CreateIndex):
+            return self.create_index_steps(intent)
+        if isinstance(intent, DropIndex):
+            return self.drop_index_steps(intent)
+        if isinstance(intent, AddUnique):
+            return self.add_unique_steps(intent)
+        if isinstance(intent, AddForeignKey):
+            return self.add_foreign_key_steps(intent)
+        if isinstance(intent, AddCheck):
+            return self.add_check_steps(intent)
         raise TypeError(f"unknown intent {intent!r}")
 
     def alter_table(self, table: str) -> str:
@@ -171,25 +200,87 @@ class TriggerDialect:
 
     def add_column_step(self, intent: AddColumn) -> Step:
         sql = f"{self.alter_table(intent.table)} ADD COLUMN {self.column_spec(intent.column)}"
-        return Step(intent.describe(), [sql], is_done=_column_exists(intent.table, intent.column.name))
+        return Step(intent.describe(), [sql], is_done=_column_exists(intent.table, intent.column.name),
+                    locks=self.catalog_locks)
 
     def drop_column_step(self, intent: DropColumn, schema: Schema) -> Step:
         sql = f"{self.alter_table(intent.table)} DROP COLUMN {self.quote(intent.column)}"
-        return Step(intent.describe(), [sql], is_done=_not(_column_exists(intent.table, intent.column)))
+        return Step(intent.describe(), [sql], is_done=_not(_column_exists(intent.table, intent.column)),
+                    locks=self.drop_column_locks or self.catalog_locks)
 
     def set_default_step(self, intent: SetDefault, schema: Schema) -> Step:
         column = f"{self.alter_table(intent.table)} ALTER COLUMN {self.quote(intent.column)}"
         if intent.default is None:
-            return Step(intent.describe(), [f"{column} DROP DEFAULT"])
-        return Step(intent.describe(), [f"{column} SET DEFAULT {self.default_sql(intent.default)}"])
+            return Step(intent.describe(), [f"{column} DROP DEFAULT"], locks=self.catalog_locks)
+        return Step(intent.describe(), [f"{column} SET DEFAULT {self.default_sql(intent.default)}"],
+                    locks=self.catalog_locks)
 
     def set_nullable_steps(self, intent: SetNullable, schema: Schema) -> list[Step]:
         raise NotImplementedError
 
+    # Indexes and constraints. The plain forms here are SQLite's; PostgreSQL and MariaDB
+    # override them with their online forms.
+    def create_index_steps(self, intent: CreateIndex) -> list[Step]:
+        return [Step(intent.describe(), [self.create_index_sql(intent)],
+                     is_done=self.index_exists(intent.table, intent.name), locks=self.index_locks)]
+
+    def drop_index_steps(self, intent: DropIndex) -> list[Step]:
+        return [Step(intent.describe(), [f"DROP INDEX IF EXISTS {self.quote(intent.name)}"],
+                     is_done=_not(self.index_exists(intent.table, intent.name)), locks=self.catalog_locks)]
+
+    def add_unique_steps(self, intent: AddUnique) -> list[Step]:
+        [step] = self.create_index_steps(CreateIndex(intent.table, intent.name, intent.columns, unique=True))
+        step.name = intent.describe()
+        return [step]
+
+    def add_foreign_key_steps(self, intent: AddForeignKey) -> list[Step]:
+        raise NotImplementedError
+
+    def add_check_steps(self, intent: AddCheck) -> list[Step]:
+        raise NotImplementedError
+
+    def create_index_sql(self, intent: CreateIndex, how: str = "") -> str:
+        """CREATE [UNIQUE] INDEX [how] name ON table (columns); `how` is e.g. CONCURRENTLY."""
+        verb = " ".join(w for w in ("CREATE", "UNIQUE" if intent.unique else "", "INDEX", how) if w)
+        return f"{verb} {self.quote(intent.name)} ON {self.quote(intent.table)} {self.column_list(intent.columns)}"
+
+    def column_list(self, columns) -> str:
+        return f"({', '.join(self.quote(c) for c in columns)})"
+
+    def constraint_sql(self, intent: AddForeignKey | AddCheck) -> str:
+        """CONSTRAINT name FOREIGN KEY (...) REFERENCES ... / CONSTRAINT name CHECK (...)."""
+        head = f"CONSTRAINT {self.quote(intent.name)}"
+        if isinstance(intent, AddCheck):
+            return f"{head} CHECK ({self.compile(intent.condition)})"
+        on_delete = f" ON DELETE {intent.ondelete}" if intent.ondelete else ""  # one of ddl.ON_DELETE
+        return (f"{head} FOREIGN KEY {self.column_list(intent.columns)} REFERENCES {self.quote(intent.ref_table)} "
+                f"{self.column_list(intent.ref_columns)}{on_delete}")
+
+    def index_exists(self, table: str, name: str):
+        """A probe: the table has an index (or a unique constraint) called `name`."""
+        def probe(conn: sa.Connection) -> bool:
+            inspector = sa.inspect(conn)
+            names = {i["name"] for i in inspector.get_indexes(table)}
+            names |= {u["name"] for u in inspector.get_unique_constraints(table)}
+            return name in names
+        return probe
+
+    def constraint_exists(self, table: str, name: str):
+        """A probe: the table has a foreign key, check or unique constraint called `name`."""
+        def probe(conn: sa.Connection) -> bool:
+            inspector = sa.inspect(conn)
+            found = [k["name"] for k in inspector.get_foreign_keys(table)]
+            found += [k["name"] for k in inspector.get_check_constraints(table)]
+            found += [k["name"] for k in inspector.get_unique_constraints(table)]
+            return name in found
+        return probe
+
     # --- locks -----------------------------------------------------------------------------
     @contextmanager
-    def ddl_transaction(self, conn: sa.Connection, lock_timeout: float, rebuild: str | None = None):
-        """One attempt of a DDL step: a transaction whose lock waits end after `lock_timeout`."""
+    def ddl_transaction(self, conn: sa.Connection, lock_timeout: float, rebuild: str | None = None,
+                        concurrent: bool = False):
+        """One attempt of a DDL step: a transaction whose lock waits end after `lock_timeout`.
+        (`concurrent`: PostgreSQL's CONCURRENTLY, which no other dialect has.)"""
         with conn.begin():
             self.set_lock_timeout(conn, lock_timeout)
             yield

@@ -8,12 +8,19 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from ..ddl import SetNullable, Step
+from ..ddl import AddCheck, AddForeignKey, AddUnique, CreateIndex, DropIndex, SetNullable, Step
 from ..schema import Schema
 from ..sync import TableSync
 from .base import PREFIX, DbObject, ProceduralTriggers, column_nullable
 
 LOCK_WAIT_TIMEOUT = 1205
+
+_ONLINE = ", ALGORITHM=INPLACE, LOCK=NONE"
+_COPY = ", ALGORITHM=COPY, LOCK=SHARED"
+_INPLACE_LOCKS = ("no write lock (ALGORITHM=INPLACE, LOCK=NONE: {}); exclusive metadata lock for an instant "
+                  "at start and end; each attempt waits at most lock_wait_timeout")
+_COPY_LOCKS = ("blocks writes while the table is copied (ALGORITHM=COPY, LOCK=SHARED; reads go on): {} has no "
+               "online form of this")
 
 
 class MySQLDialect(ProceduralTriggers):
@@ -21,6 +28,11 @@ class MySQLDialect(ProceduralTriggers):
     max_identifier_length = 64
     transactional_ddl = False
     elsif = "ELSEIF"
+    catalog_locks = ("exclusive metadata lock for an instant (MariaDB applies it INSTANT where the table allows); "
+                     "each attempt waits at most lock_wait_timeout")
+    index_locks = _INPLACE_LOCKS.format("the index builds while writes go on")
+    trigger_locks = "exclusive metadata lock for an instant per CREATE/DROP TRIGGER"
+    backfill_locks = "row locks on one batch's rows, one short transaction per batch"
 
     @property
     def is_mariadb(self) -> bool:
@@ -119,7 +131,69 @@ class MySQLDialect(ProceduralTriggers):
         online = ", ALGORITHM=INPLACE, LOCK=NONE" if not intent.nullable else ""
         sql = f"{self.alter_table(intent.table)} MODIFY COLUMN {self.column_spec(column)}{online}"
         probe = column_nullable(intent.table, intent.column)
-        return [Step(intent.describe(), [sql], is_done=lambda conn: probe(conn) is intent.nullable)]
+        locks = self.catalog_locks if intent.nullable else _INPLACE_LOCKS.format("the table is rebuilt while writes go on")
+        return [Step(intent.describe(), [sql], is_done=lambda conn: probe(conn) is intent.nullable, locks=locks)]
+
+    def create_index_steps(self, intent: CreateIndex) -> list[Step]:
+        kind = "UNIQUE INDEX" if intent.unique else "INDEX"
+        sql = (f"{self.alter_table(intent.table)} ADD {kind} {self.quote(intent.name)} "
+               f"{self.column_list(intent.columns)}{_ONLINE}")
+        return [Step(intent.describe(), [sql], is_done=self.index_exists(intent.table, intent.name),
+                     locks=self.index_locks)]
+
+    def drop_index_steps(self, intent: DropIndex) -> list[Step]:
+        sql = f"{self.alter_table(intent.table)} DROP INDEX {self.quote(intent.name)}{_ONLINE}"
+        exists = self.index_exists(intent.table, intent.name)
+        return [Step(intent.describe(), [sql], is_done=lambda conn: not exists(conn),
+                     locks=_INPLACE_LOCKS.format("metadata only"))]
+
+    def add_unique_steps(self, intent: AddUnique) -> list[Step]:
+        # A unique index is MariaDB's unique constraint; rows that collide while it builds fail the build.
+        [step] = self.create_index_steps(CreateIndex(intent.table, intent.name, intent.columns, unique=True))
+        step.name = intent.describe()
+        return [step]
+
+    def add_foreign_key_steps(self, intent: AddForeignKey) -> list[Step]:
+        add = f"{self.alter_table(intent.table)} ADD {self.constraint_sql(intent)}"
+        exists = self.constraint_exists(intent.table, intent.name)
+        if not self.is_mariadb:
+            # MySQL has no SET STATEMENT to scope foreign_key_checks=0 to the ALTER, nor anonymous
+            # blocks to validate afterwards: the checked form, which copies the table.
+            return [Step(intent.describe(), [add + _COPY], is_done=exists, locks=_COPY_LOCKS.format("MySQL"))]
+        # With foreign_key_checks=0 MariaDB adds the key INPLACE without reading a row, so the
+        # rows are validated right after, by crossfade: contract checked them before its first
+        # DDL, and this catches a row written between that check and the key.
+        unchecked = Step(f"{intent.describe()}: unchecked, INPLACE",
+                         [f"SET STATEMENT foreign_key_checks=0 FOR {add}{_ONLINE}"], is_done=exists,
+                         locks=_INPLACE_LOCKS.format("foreign_key_checks=0: no row is read, the next step "
+                                                     "validates them"))
+        message = (f"crossfade: foreign key {intent.name} on {intent.table}: rows reference no "
+                   f"{intent.ref_table} row; fix them, then contract again")
+        block = (f"BEGIN NOT ATOMIC\n  IF EXISTS ({self.compile(intent.violating_rows())}) THEN\n"
+                 f"    {self.raise_error(message)}\n  END IF;\nEND")
+        validate = Step(f"{intent.describe()}: validate the existing rows", [block],
+                        locks="no write lock (a consistent read of both tables)")
+        return [unchecked, validate]
+
+    def add_check_steps(self, intent: AddCheck) -> list[Step]:
+        sql = f"{self.alter_table(intent.table)} ADD {self.constraint_sql(intent)}{_COPY}"
+        # The copy checks every row: a failing one makes the ALTER fail, and leaves the table as it was.
+        return [Step(intent.describe(), [sql], is_done=self.constraint_exists(intent.table, intent.name),
+                     locks=_COPY_LOCKS.format("MariaDB" if self.is_mariadb else "MySQL"))]
+
+    def index_exists(self, table: str, name: str):
+        def probe(conn: sa.Connection) -> bool:
+            return conn.execute(sa.text(
+                "SELECT 1 FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() "
+                "AND TABLE_NAME = :t AND INDEX_NAME = :n LIMIT 1"), {"t": table, "n": name}).first() is not None
+        return probe
+
+    def constraint_exists(self, table: str, name: str):
+        def probe(conn: sa.Connection) -> bool:
+            return conn.execute(sa.text(
+                "SELECT 1 FROM information_schema.TABLE_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = DATABASE() "
+                "AND TABLE_NAME = :t AND CONSTRAINT_NAME = :n"), {"t": table, "n": name}).first() is not None
+        return probe
 
     # --- locks -------------------------------------------------------------------------------
     def session_lock_timeout(self, conn: sa.Connection) -> float:

@@ -7,19 +7,29 @@ then pays only what PostgreSQL charges any BEFORE UPDATE row trigger: it locks t
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import sqlalchemy as sa
 
-from ..ddl import SetNullable, Step
+from ..ddl import AddCheck, AddForeignKey, AddUnique, CreateIndex, DropIndex, SetNullable, Step
 from ..schema import Schema
 from ..sync import TableSync
 from .base import PREFIX, DbObject, ProceduralTriggers, column_nullable
 
 LOCK_NOT_AVAILABLE = "55P03"
 
+_INSTANT = "ACCESS EXCLUSIVE for an instant ({}); each attempt waits at most lock_timeout"
+_CONCURRENTLY = ("no write lock (CONCURRENTLY: SHARE UPDATE EXCLUSIVE; writes go on); outside a transaction; "
+                 "may wait up to max_lock_wait for older transactions, stalling no writer")
+
 
 class PostgresDialect(ProceduralTriggers):
     name = "postgresql"
     max_identifier_length = 63
+    catalog_locks = _INSTANT.format("catalog only, no scan")
+    trigger_locks = ("CREATE TRIGGER: SHARE ROW EXCLUSIVE, DROP TRIGGER: ACCESS EXCLUSIVE, each for an instant; "
+                     "each attempt waits at most lock_timeout")
+    backfill_locks = "row locks on one batch's rows, one short transaction per batch"
 
     def assign(self, target: str, value: str) -> str:
         return f"{target} := {value};"
@@ -123,7 +133,8 @@ class PostgresDialect(ProceduralTriggers):
         alter = f"{self.alter_table(intent.table)} ALTER COLUMN {self.quote(intent.column)}"
         is_nullable = column_nullable(intent.table, intent.column)
         if intent.nullable:
-            return [Step(intent.describe(), [f"{alter} DROP NOT NULL"], is_done=is_nullable)]
+            return [Step(intent.describe(), [f"{alter} DROP NOT NULL"], is_done=is_nullable,
+                         locks=self.catalog_locks)]
         # Online NOT NULL: a NOT VALID check is instant, VALIDATE scans without blocking writes,
         # and SET NOT NULL then trusts the validated check instead of scanning under a lock.
         check = self.object_name(f"{intent.table}_{intent.column}", "nn")
@@ -134,16 +145,101 @@ class PostgresDialect(ProceduralTriggers):
             Step(f"{intent.describe()}: add CHECK NOT VALID",
                  [(f"{table} ADD CONSTRAINT {self.quote(check)} "
                    f"CHECK ({self.quote(intent.column)} IS NOT NULL) NOT VALID")],
-                 is_done=lambda conn: is_not_null(conn) or has_check(conn)),
+                 is_done=lambda conn: is_not_null(conn) or has_check(conn),
+                 locks=_INSTANT.format("NOT VALID: no scan")),
             Step(f"{intent.describe()}: validate the check",
-                 [f"{table} VALIDATE CONSTRAINT {self.quote(check)}"], is_done=is_not_null),
-            Step(f"{intent.describe()}: SET NOT NULL", [f"{alter} SET NOT NULL"], is_done=is_not_null),
+                 [f"{table} VALIDATE CONSTRAINT {self.quote(check)}"], is_done=is_not_null,
+                 locks="no write lock (VALIDATE: SHARE UPDATE EXCLUSIVE while it scans; writes go on)"),
+            Step(f"{intent.describe()}: SET NOT NULL", [f"{alter} SET NOT NULL"], is_done=is_not_null,
+                 locks=_INSTANT.format("the validated check spares the scan")),
             Step(f"{intent.describe()}: drop the check",
                  [f"{table} DROP CONSTRAINT IF EXISTS {self.quote(check)}"],
-                 is_done=lambda conn: not has_check(conn)),
+                 is_done=lambda conn: not has_check(conn), locks=self.catalog_locks),
         ]
 
+    # Online indexes: CONCURRENTLY, outside a transaction block. An interrupted build (killed,
+    # cancelled, a duplicate found) leaves an INVALID index behind, which the first step drops
+    # so that running the phase again builds it afresh.
+    def create_index_steps(self, intent: CreateIndex) -> list[Step]:
+        return [
+            Step(f"{intent.describe()}: drop an INVALID index an interrupted build left (if any)",
+                 [f"DROP INDEX CONCURRENTLY IF EXISTS {self.quote(intent.name)}"],
+                 is_done=_not_index(intent.table, intent.name, valid=False), concurrent=True,
+                 locks=_CONCURRENTLY),
+            Step(intent.describe(), [self.create_index_sql(intent, "CONCURRENTLY")],
+                 is_done=self.index_exists(intent.table, intent.name), concurrent=True, locks=_CONCURRENTLY),
+        ]
+
+    def drop_index_steps(self, intent: DropIndex) -> list[Step]:
+        return [Step(intent.describe(), [f"DROP INDEX CONCURRENTLY IF EXISTS {self.quote(intent.name)}"],
+                     is_done=_not_index(intent.table, intent.name, valid=None), concurrent=True,
+                     locks=_CONCURRENTLY)]
+
+    def add_unique_steps(self, intent: AddUnique) -> list[Step]:
+        """The unique index builds CONCURRENTLY; attaching it as the constraint is then instant."""
+        has_constraint = _constraint_exists(intent.table, intent.name)
+        build = self.create_index_steps(CreateIndex(intent.table, intent.name, intent.columns, unique=True))
+        build[0].name = f"{intent.describe()}: drop an INVALID index an interrupted build left (if any)"
+        build[1].name = f"{intent.describe()}: build the unique index"
+        for step in build:
+            probe = step.is_done
+            step.is_done = lambda conn, probe=probe: has_constraint(conn) or probe(conn)
+        sql = (f"{self.alter_table(intent.table)} ADD CONSTRAINT {self.quote(intent.name)} "
+               f"UNIQUE USING INDEX {self.quote(intent.name)}")
+        attach = Step(f"{intent.describe()}: attach the index as the constraint", [sql],
+                      is_done=has_constraint, locks=_INSTANT.format("the index is already built"))
+        return [*build, attach]
+
+    def add_foreign_key_steps(self, intent: AddForeignKey) -> list[Step]:
+        add = Step(f"{intent.describe()}: NOT VALID",
+                   [f"{self.alter_table(intent.table)} ADD {self.constraint_sql(intent)} NOT VALID"],
+                   is_done=_constraint_exists(intent.table, intent.name),
+                   locks=(f"SHARE ROW EXCLUSIVE on {intent.table} and {intent.ref_table} for an instant "
+                          "(NOT VALID: no scan); each attempt waits at most lock_timeout"))
+        validate = self._validate_step(intent, locks=(
+            f"no write lock (VALIDATE: SHARE UPDATE EXCLUSIVE on {intent.table}, ROW SHARE on "
+            f"{intent.ref_table} while it scans; writes go on)"))
+        return [add, validate]
+
+    def add_check_steps(self, intent: AddCheck) -> list[Step]:
+        add = Step(f"{intent.describe()}: NOT VALID",
+                   [f"{self.alter_table(intent.table)} ADD {self.constraint_sql(intent)} NOT VALID"],
+                   is_done=_constraint_exists(intent.table, intent.name), locks=_INSTANT.format("NOT VALID: no scan"))
+        validate = self._validate_step(
+            intent, locks="no write lock (VALIDATE: SHARE UPDATE EXCLUSIVE while it scans; writes go on)")
+        return [add, validate]
+
+    def _validate_step(self, intent: AddForeignKey | AddCheck, locks: str) -> Step:
+        return Step(f"{intent.describe()}: VALIDATE",
+                    [f"{self.alter_table(intent.table)} VALIDATE CONSTRAINT {self.quote(intent.name)}"],
+                    is_done=_constraint_exists(intent.table, intent.name, validated=True), locks=locks)
+
+    def index_exists(self, table: str, name: str):
+        return _index(table, name, valid=True)
+
     # --- locks -------------------------------------------------------------------------------
+    @contextmanager
+    def ddl_transaction(self, conn: sa.Connection, lock_timeout: float, rebuild: str | None = None,
+                        concurrent: bool = False):
+        if not concurrent:
+            with super().ddl_transaction(conn, lock_timeout):
+                yield
+            return
+        # CONCURRENTLY refuses a transaction block: autocommit, with a session lock_timeout that
+        # is put back afterwards (the pooled connection returns with the waits it had).
+        conn.rollback()
+        conn.execution_options(isolation_level="AUTOCOMMIT")
+        try:
+            saved = conn.exec_driver_sql("SELECT current_setting('lock_timeout')").scalar()
+            conn.exec_driver_sql(f"SET lock_timeout = '{max(1, int(lock_timeout * 1000))}ms'")
+            try:
+                yield
+            finally:
+                conn.execute(sa.text("SELECT set_config('lock_timeout', :saved, false)"), {"saved": saved})
+        finally:
+            conn.rollback()
+            conn.execution_options(isolation_level=conn.default_isolation_level)
+
     def set_lock_timeout(self, conn: sa.Connection, seconds: float) -> None:
         # SET LOCAL: a failed attempt's rollback must not undo it (DESIGN section 6).
         conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{max(1, int(seconds * 1000))}ms'")
@@ -152,11 +248,29 @@ class PostgresDialect(ProceduralTriggers):
         return getattr(exc.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE
 
 
-def _constraint_exists(table: str, name: str):
+def _constraint_exists(table: str, name: str, validated: bool = False):
     def probe(conn: sa.Connection) -> bool:
-        return conn.execute(sa.text(
-            "SELECT 1 FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid "
+        found = conn.execute(sa.text(
+            "SELECT k.convalidated FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid "
             "JOIN pg_namespace n ON n.oid = c.relnamespace "
             "WHERE n.nspname = current_schema() AND c.relname = :t AND k.conname = :n"
-        ), {"t": table, "n": name}).first() is not None
+        ), {"t": table, "n": name}).first()
+        return found is not None and (found[0] or not validated)
     return probe
+
+
+def _index(table: str, name: str, valid: bool | None):
+    """A probe: `table` has an index `name` that is valid (True), INVALID (False), or either (None)."""
+    def probe(conn: sa.Connection) -> bool:
+        found = conn.execute(sa.text(
+            "SELECT i.indisvalid FROM pg_index i JOIN pg_class x ON x.oid = i.indexrelid "
+            "JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = current_schema() AND c.relname = :t AND x.relname = :n"
+        ), {"t": table, "n": name}).first()
+        return found is not None and (valid is None or found[0] is valid)
+    return probe
+
+
+def _not_index(table: str, name: str, valid: bool | None):
+    probe = _index(table, name, valid)
+    return lambda conn: not probe(conn)

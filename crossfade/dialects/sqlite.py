@@ -14,8 +14,8 @@ from contextlib import contextmanager
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
-from ..ddl import DropColumn, Intent, SetDefault, SetNullable, Step, apply_to_schema
-from ..schema import Schema
+from ..ddl import AddCheck, AddForeignKey, DropColumn, Intent, SetDefault, SetNullable, Step, apply_to_schema
+from ..schema import Schema, constraint_columns
 from ..sync import TableSync, all_null, changed, conflict, row
 from .base import PREFIX, DbObject, TriggerDialect, update_condition
 
@@ -26,6 +26,12 @@ class SQLiteDialect(TriggerDialect):
     name = "sqlite"
     max_identifier_length = 1000
     relaxes_old_not_null = True
+    catalog_locks = "blocks writers for an instant (catalog only; SQLite has a single writer)"
+    drop_column_locks = "blocks writers while the table is rewritten (SQLite has a single writer)"
+    index_locks = "blocks writers while the index builds (SQLite has a single writer; readers go on)"
+    rebuild_locks = "blocks writers while the table is copied (a table rebuild; SQLite has a single writer)"
+    trigger_locks = "blocks writers for an instant (SQLite has a single writer)"
+    backfill_locks = "blocks writers for one batch at a time (SQLite has a single writer)"
 
     # --- triggers ------------------------------------------------------------------------
     def trigger_objects(self, ts: TableSync) -> list[DbObject]:
@@ -148,20 +154,28 @@ class SQLiteDialect(TriggerDialect):
         return plain + [self._rebuild_step(table, group, schema) for table, group in rebuild.items()]
 
     def _needs_rebuild(self, intent: Intent, schema: Schema) -> bool:
-        if isinstance(intent, (SetNullable, SetDefault)):
+        # ALTER TABLE cannot change a column's NULL-ability or default, nor add a constraint.
+        if isinstance(intent, (SetNullable, SetDefault, AddCheck, AddForeignKey)):
             return True
         if isinstance(intent, DropColumn) and schema.has_column(intent.table, intent.column):
+            # DROP COLUMN refuses a column an index or a constraint (unique, foreign key, check) names.
             table = schema.table(intent.table)
+            names = {c.name for c in table.columns}
             indexed = any(intent.column in {c.name for c in i.columns} for i in table.indexes)
-            constrained = any(intent.column in {c.name for c in k.columns}
-                              for k in table.constraints if isinstance(k, sa.UniqueConstraint))
+            constrained = any(intent.column in constraint_columns(k, names)
+                              for k in table.constraints if not isinstance(k, sa.PrimaryKeyConstraint))
             return indexed or constrained
         return False
 
     def _rebuild_step(self, table_name: str, intents: list[Intent], schema: Schema) -> Step:
         target = schema.table(table_name)
         temp = REBUILD_PREFIX + table_name
-        copy = target.to_metadata(sa.MetaData(), name=temp)
+        # The copy lives next to every table of the snapshot: its foreign keys render their
+        # REFERENCES from the tables they point to.
+        scratch = sa.MetaData()
+        for table in schema.metadata.sorted_tables:
+            table.to_metadata(scratch)
+        copy = target.to_metadata(scratch, name=temp)
         for index in list(copy.indexes):
             copy.indexes.discard(index)
         column_list = ", ".join(self.quote(c.name) for c in target.columns)
@@ -174,7 +188,7 @@ class SQLiteDialect(TriggerDialect):
             *[str(sa.schema.CreateIndex(i).compile(dialect=self.sa_dialect)).strip() for i in target.indexes],
         ]
         name = f"rebuild table {table_name} ({'; '.join(i.describe() for i in intents)})"
-        return Step(name, sql, is_done=_table_matches(target), rebuild=table_name)
+        return Step(name, sql, is_done=_table_matches(target), rebuild=table_name, locks=self.rebuild_locks)
 
     # --- locks -----------------------------------------------------------------------------
     def ddl_connection(self, conn: sa.Connection) -> sa.Connection:
@@ -186,7 +200,8 @@ class SQLiteDialect(TriggerDialect):
         return conn.exec_driver_sql("PRAGMA busy_timeout").scalar() / 1000
 
     @contextmanager
-    def ddl_transaction(self, conn: sa.Connection, lock_timeout: float, rebuild: str | None = None):
+    def ddl_transaction(self, conn: sa.Connection, lock_timeout: float, rebuild: str | None = None,
+                        concurrent: bool = False):
         # Only the attempt waits briefly: the catalog reads between steps keep the session's
         # busy timeout, or concurrent writers would make them fail with "database is locked".
         session_timeout = self.session_lock_timeout(conn)
@@ -199,11 +214,12 @@ class SQLiteDialect(TriggerDialect):
             conn.exec_driver_sql("BEGIN IMMEDIATE")
             try:
                 triggers = self._triggers_on(conn, rebuild) if rebuild else []
+                keys_before = self._foreign_keys(conn, rebuild) if rebuild else {}
                 yield
                 for sql in triggers:  # DROP TABLE dropped them; writers must never miss one
                     conn.exec_driver_sql(sql)
-                if rebuild and foreign_keys and conn.exec_driver_sql("PRAGMA foreign_key_check").first():
-                    raise sa.exc.IntegrityError("PRAGMA foreign_key_check", {}, Exception("foreign key violation after rebuild"))
+                if rebuild:
+                    self._check_foreign_keys(conn, rebuild, keys_before, everywhere=bool(foreign_keys))
                 conn.exec_driver_sql("COMMIT")
             except BaseException:
                 conn.exec_driver_sql("ROLLBACK")
@@ -212,6 +228,32 @@ class SQLiteDialect(TriggerDialect):
             if rebuild and foreign_keys:
                 conn.exec_driver_sql("PRAGMA foreign_keys = ON")
             self.set_lock_timeout(conn, session_timeout)
+
+    def _check_foreign_keys(self, conn: sa.Connection, table: str, before: dict[int, tuple],
+                            everywhere: bool) -> None:
+        """A rebuild copies the rows with foreign keys off (DROP TABLE would cascade), so nothing
+        checked them. Where the connection enforces foreign keys, every key must hold after it;
+        and a key the rebuild adds must hold in any case (a row written since contract's check).
+        A failure here is still inside the rebuild's transaction: the table stays as it was."""
+        after = self._foreign_keys(conn, table)
+        added = {fk_id for fk_id, key in after.items() if key not in before.values()}
+        if not everywhere and not added:
+            return
+        pragma = "PRAGMA foreign_key_check" + ("" if everywhere else f"({self.quote(table)})")
+        for child, rowid, parent, fk_id in conn.exec_driver_sql(pragma):
+            if everywhere or fk_id in added:
+                raise sa.exc.IntegrityError(pragma, {}, Exception(
+                    f"after rebuilding {table}: row {rowid} of {child} references no row of {parent}"))
+
+    def _foreign_keys(self, conn: sa.Connection, table: str) -> dict[int, tuple]:
+        """The table's foreign keys by SQLite's id: (referenced table, columns, referenced columns)."""
+        keys: dict[int, tuple[str, list, list]] = {}
+        for fk_id, _seq, parent, column, ref_column, *_ in conn.exec_driver_sql(
+                f"PRAGMA foreign_key_list({self.quote(table)})"):
+            entry = keys.setdefault(fk_id, (parent, [], []))
+            entry[1].append(column)
+            entry[2].append(ref_column)
+        return {fk_id: (parent, tuple(cols), tuple(refs)) for fk_id, (parent, cols, refs) in keys.items()}
 
     @staticmethod
     def _triggers_on(conn: sa.Connection, table: str) -> list[str]:
@@ -229,6 +271,13 @@ class SQLiteDialect(TriggerDialect):
     def batch_key(self, table: sa.Table) -> list[ColumnElement]:
         return list(table.primary_key.columns) or [sa.literal_column("rowid")]
 
+    def store_as(self, expr, type_: sa.types.TypeEngine):
+        # A column keeps text as text, but CAST(x AS DATETIME) takes NUMERIC affinity in SQLite
+        # and turns '1970-01-01 ...' into 1970: only strings are cast.
+        if isinstance(type_, sa.String):
+            return sa.cast(expr, type_)
+        return sa.type_coerce(expr, type_)
+
 
 def _written_by(rules: list[tuple[ColumnElement, dict]], columns: tuple[str, ...]) -> list[ColumnElement]:
     """The guards of the rules that set any of `columns`."""
@@ -241,12 +290,26 @@ def _current_row(table: sa.Table) -> sa.TableClause:
 
 
 def _table_matches(target: sa.Table):
-    """The rebuild already happened: columns, NULL-ability and defaults are as targeted."""
+    """The rebuild already happened: columns, NULL-ability, defaults and the named check and
+    foreign key constraints are as targeted."""
     def probe(conn: sa.Connection) -> bool:
-        live = {c["name"]: c for c in sa.inspect(conn).get_columns(target.name)}
+        inspector = sa.inspect(conn)
+        live = {c["name"]: c for c in inspector.get_columns(target.name)}
         if set(live) != {c.name for c in target.columns}:
             return False
-        return all(bool(live[c.name]["nullable"]) == bool(c.nullable)
-                   and (live[c.name]["default"] is None) == (c.server_default is None)
-                   for c in target.columns if not c.primary_key)
+        columns_match = all(bool(live[c.name]["nullable"]) == bool(c.nullable)
+                            and (live[c.name]["default"] is None) == (c.server_default is None)
+                            for c in target.columns if not c.primary_key)
+        checks = {k["name"] for k in inspector.get_check_constraints(target.name)}
+        keys = {(tuple(k["constrained_columns"]), k["referred_table"], tuple(k["referred_columns"]))
+                for k in inspector.get_foreign_keys(target.name)}
+        wanted_checks = {k.name for k in target.constraints if isinstance(k, sa.CheckConstraint) and k.name}
+        wanted_keys = {_reference(k) for k in target.constraints if isinstance(k, sa.ForeignKeyConstraint)}
+        return columns_match and wanted_checks <= checks and wanted_keys <= keys
     return probe
+
+
+def _reference(key: sa.ForeignKeyConstraint) -> tuple[tuple[str, ...], str, tuple[str, ...]]:
+    """(columns, referenced table, referenced columns), as the inspector reports a foreign key."""
+    targets = [e.target_fullname.rsplit(".", 1) for e in key.elements]  # "table.column"
+    return tuple(e.parent.name for e in key.elements), targets[0][0], tuple(column for _, column in targets)

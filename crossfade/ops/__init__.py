@@ -1,8 +1,12 @@
 """Operations: one file each, all with validate / expand / sync / contract / rollback."""
 
+from .add_check import AddCheckOp, add_check
 from .add_column import AddColumnOp, add_column
+from .add_foreign_key import AddForeignKeyOp, add_foreign_key
+from .add_unique import AddUniqueOp, add_unique
 from .base import Op, Sync
 from .block_writes import BlockWritesOp, block_writes
+from .create_index import CreateIndexOp, create_index
 from .drop_column import DropColumnOp, drop_column
 from .merge_columns import MergeColumnsOp, merge_columns
 from .rename_column import RenameColumnOp, rename_column
@@ -11,8 +15,12 @@ from .set_not_null import SetNotNullOp, set_not_null
 from .split_column import SplitColumnOp, split_column
 
 __all__ = [
+    "AddCheckOp",
     "AddColumnOp",
+    "AddForeignKeyOp",
+    "AddUniqueOp",
     "BlockWritesOp",
+    "CreateIndexOp",
     "DropColumnOp",
     "MergeColumnsOp",
     "Op",
@@ -21,8 +29,12 @@ __all__ = [
     "SetNotNullOp",
     "SplitColumnOp",
     "Sync",
+    "add_check",
     "add_column",
+    "add_foreign_key",
+    "add_unique",
     "block_writes",
+    "create_index",
     "drop_column",
     "merge_columns",
     "rename_column",

@@ -1,0 +1,363 @@
+"""Portable transforms: conversions whose SQL differs per dialect, written once.
+
+Each helper takes SQLAlchemy expressions (the columns crossfade hands to `up` and `down`) and
+returns an expression that compiles on PostgreSQL, MySQL/MariaDB and SQLite, in trigger bodies
+(values inlined) and in ordinary statements (values bound) alike. Pairs are made for
+`ops.replace_column`, `ops.split_column` and `ops.merge_columns`; each docstring says which
+values round-trip, and crossfade's round-trip check proves `down(up(a)) = a` in the database
+before expand installs anything::
+
+    ops.replace_column("events", "happened_at", sa.Column("happened_us", sa.BigInteger),
+                       up=transforms.epoch_micros, down=transforms.from_epoch_micros)
+    ops.split_column("users", "full_name", [sa.Column("first", sa.String(40)), sa.Column("rest", sa.String(80))],
+                     up=lambda s: (transforms.before(s, " "), transforms.after(s, " ")),
+                     down=lambda first, rest: transforms.join(" ", first, rest))
+
+Where no portable form exists, `per_dialect` takes raw SQL per dialect. The helpers whose SQL
+differs are built with it too, so the SQL each dialect runs sits side by side below.
+"""
+
+from __future__ import annotations
+
+import decimal
+import string
+from typing import Any, ClassVar
+
+import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql import coercions, roles
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.visitors import InternalTraversal
+
+from .expressions import is_distinct
+
+__all__ = [
+    "after",
+    "before",
+    "bool_to_choice",
+    "choice_to_bool",
+    "epoch_micros",
+    "epoch_seconds",
+    "from_epoch_micros",
+    "from_epoch_seconds",
+    "join",
+    "lower",
+    "per_dialect",
+    "scaled",
+    "unscaled",
+    "upper",
+]
+
+# The dialect names per_dialect knows; MariaDB (dialect name "mariadb" with mariadb://) runs MySQL's SQL.
+_DIALECTS = {"postgresql": "postgresql", "mysql": "mysql", "mariadb": "mysql", "sqlite": "sqlite"}
+
+# A template as (literal text, argument index or None) pieces, so it hashes into a cache key.
+_Template = tuple[tuple[str, "int | None"], ...]
+
+
+# --- per-dialect SQL ---------------------------------------------------------------------
+
+class _DialectSQL(ColumnElement):
+    """Raw SQL for the compiling dialect, its placeholders replaced by the compiled arguments."""
+
+    inherit_cache = True
+    _traverse_internals: ClassVar[list] = [
+        ("name", InternalTraversal.dp_string),
+        ("templates", InternalTraversal.dp_plain_obj),
+        ("args", InternalTraversal.dp_clauseelement_tuple),
+        ("type", InternalTraversal.dp_type),
+    ]
+
+    def __init__(self, name: str, templates: tuple[tuple[str, _Template], ...], args: tuple, type_):
+        self.name = name
+        self.templates = templates
+        self.args = args
+        self.type = type_
+
+    @property
+    def _from_objects(self) -> list:
+        # The tables the arguments read, so a SELECT of the transform alone has its FROM.
+        return [source for arg in self.args for source in arg._from_objects]
+
+
+@compiles(_DialectSQL)
+def _render(element: _DialectSQL, compiler, **kw) -> str:
+    dialect = _DIALECTS.get(compiler.dialect.name, compiler.dialect.name)
+    templates = dict(element.templates)
+    template = templates.get(dialect, templates.get("default"))
+    if template is None:
+        raise sa.exc.CompileError(
+            f"{element.name} has no SQL for {dialect}: give {dialect}=... or a default")
+    # Each argument compiled once, in parentheses where it is an operation, so `{0} * 2` keeps
+    # its meaning; the template's own text gets the escaping SQLAlchemy gives text() ('%').
+    args = [compiler.process(arg.self_group(), **kw) for arg in element.args]
+    sql = "".join(compiler.post_process_text(text) + ("" if index is None else args[index])
+                  for text, index in template)
+    return f"({sql})"
+
+
+class PerDialect:
+    """A transform written as raw SQL per dialect; call it with the argument expressions."""
+
+    def __init__(self, templates: dict[str, str], type_, name: str = "per_dialect"):
+        if not templates:
+            raise ValueError(f"{name}: give SQL for at least one dialect or a default")
+        self.name = name
+        self.type = sa.types.to_instance(type_)
+        self.templates = tuple(sorted((dialect, _parse(sql, name)) for dialect, sql in templates.items()))
+        self.arity = 1 + max((i for _, t in self.templates for _, i in t if i is not None), default=-1)
+
+    def __call__(self, *args: Any) -> ColumnElement:
+        if len(args) < self.arity:
+            raise TypeError(f"{self.name} uses {{{self.arity - 1}}} but was given {len(args)} argument(s)")
+        exprs = tuple(coercions.expect(roles.ExpressionElementRole, arg) for arg in args)
+        return _DialectSQL(self.name, self.templates, exprs, self.type)
+
+    def __repr__(self) -> str:
+        return f"<{self.name}: {', '.join(d for d, _ in self.templates)}>"
+
+
+def per_dialect(default: str | None = None, *, type_, postgresql: str | None = None,
+                mysql: str | None = None, sqlite: str | None = None) -> PerDialect:
+    """A transform as raw SQL per dialect, for a conversion with no portable form.
+
+    `{0}`, `{1}`, ... stand for the arguments the transform is called with (the columns `up` or
+    `down` receive), compiled by SQLAlchemy for the dialect, so values are never formatted into
+    the SQL; write literal braces as `{{` and `}}`. `mysql` serves MariaDB too; `default` any
+    dialect without its own SQL. `type_` is the result's type. Compiling for a dialect with
+    neither fails, which expand reports as a TransformError before any DDL; the SQL is then
+    checked by the round-trip law like any other transform::
+
+        to_days = per_dialect(postgresql="{0} - DATE '1970-01-01'",
+                              mysql="TO_DAYS({0}) - 719528",
+                              sqlite="CAST(julianday({0}) - 2440587.5 AS INTEGER)", type_=sa.Integer)
+        ops.replace_column("t", "day", sa.Column("day_number", sa.Integer), up=to_days, down=...)
+    """
+    given = {"default": default, "postgresql": postgresql, "mysql": mysql, "sqlite": sqlite}
+    return PerDialect({d: sql for d, sql in given.items() if sql is not None}, type_)
+
+
+def _parse(sql: str, name: str) -> _Template:
+    try:
+        parsed = list(string.Formatter().parse(sql))
+    except ValueError as exc:
+        raise ValueError(f"{name} SQL {sql!r}: {exc} (write literal braces as {{{{ and }}}})") from None
+    pieces = []
+    for text, field, spec, conversion in parsed:
+        if field is not None and (not field.isdigit() or spec or conversion):
+            raise ValueError(f"{name} SQL {sql!r}: placeholders are {{0}}, {{1}}, ..., not {{{field}}}")
+        pieces.append((text, None if field is None else int(field)))
+    return tuple(pieces)
+
+
+def _sql(name: str, type_, **templates: str) -> PerDialect:
+    return PerDialect(templates, type_, name)
+
+
+# --- datetime <-> integer epoch ----------------------------------------------------------
+# Naive datetimes are taken as UTC and no dialect's session time zone takes part: PostgreSQL
+# reads `timestamp` (without time zone) nominally, MySQL counts with TIMESTAMPDIFF/TIMESTAMPADD
+# on DATETIME (UNIX_TIMESTAMP / FROM_UNIXTIME would convert through the session's zone), and
+# SQLite's date functions work in UTC unless told 'localtime'. On SQLite a datetime is the text
+# SQLAlchemy stores ('YYYY-MM-DD HH:MM:SS.ffffff'); the conversions back produce exactly that.
+# SQLite's date functions round to milliseconds, so the fraction is read and written as text.
+# Zone-aware columns are another matter (PostgreSQL timestamptz, MySQL TIMESTAMP, which shows
+# values in the session's zone): use per_dialect with what such a column means.
+
+_MICROS_SQLITE_FRACTION = "((({0} % 1000000) + 1000000) % 1000000)"  # the non-negative remainder
+
+_epoch_seconds = _sql(
+    "epoch_seconds", sa.BigInteger,
+    postgresql="CAST(floor(EXTRACT(EPOCH FROM {0})) AS BIGINT)",
+    # Without its fraction first: TIMESTAMPDIFF truncates towards zero, the epoch floors.
+    mysql="TIMESTAMPDIFF(SECOND, TIMESTAMP '1970-01-01 00:00:00', {0} - INTERVAL MICROSECOND({0}) MICROSECOND)",
+    sqlite="CAST(strftime('%s', substr({0}, 1, 19)) AS INTEGER)",
+)
+
+_from_epoch_seconds = _sql(
+    "from_epoch_seconds", sa.DateTime,
+    postgresql="TIMESTAMP '1970-01-01 00:00:00' + {0} * INTERVAL '1 second'",
+    mysql="TIMESTAMPADD(SECOND, {0}, TIMESTAMP '1970-01-01 00:00:00')",
+    sqlite="strftime('%Y-%m-%d %H:%M:%S', {0}, 'unixepoch') || '.000000'",
+)
+
+_epoch_micros = _sql(
+    "epoch_micros", sa.BigInteger,
+    postgresql="CAST(EXTRACT(EPOCH FROM {0}) * 1000000 AS BIGINT)",  # numeric, exact (PostgreSQL 14+)
+    mysql="TIMESTAMPDIFF(MICROSECOND, TIMESTAMP '1970-01-01 00:00:00', {0})",
+    sqlite="CAST(strftime('%s', substr({0}, 1, 19)) AS INTEGER) * 1000000"
+           " + CAST(substr(substr({0}, 21) || '000000', 1, 6) AS INTEGER)",
+)
+
+_from_epoch_micros = _sql(
+    "from_epoch_micros", sa.DateTime,
+    # n * INTERVAL goes through a double, which cannot count every microsecond up to 9999;
+    # the whole seconds and the remaining microseconds each fit one exactly.
+    postgresql="TIMESTAMP '1970-01-01 00:00:00' + div({0}, 1000000) * INTERVAL '1 second'"
+               " + mod({0}, 1000000) * INTERVAL '1 microsecond'",
+    mysql="TIMESTAMPADD(MICROSECOND, {0}, TIMESTAMP '1970-01-01 00:00:00.000000')",
+    sqlite=f"strftime('%Y-%m-%d %H:%M:%S', ({{0}} - {_MICROS_SQLITE_FRACTION}) / 1000000, 'unixepoch')"
+           f" || '.' || substr('00000' || {_MICROS_SQLITE_FRACTION}, -6)",
+)
+
+
+def epoch_seconds(dt: ColumnElement) -> ColumnElement:
+    """Seconds since 1970-01-01 00:00:00 of a naive UTC datetime, floored (1969-12-31 23:59:59.5
+    gives -1). Round-trips through `from_epoch_seconds` for datetimes without fractional seconds;
+    the round-trip check refuses a column holding any (use `epoch_micros`)."""
+    return _epoch_seconds(dt)
+
+
+def from_epoch_seconds(n: ColumnElement) -> ColumnElement:
+    """The naive UTC datetime `n` seconds after 1970-01-01 00:00:00. Round-trips through
+    `epoch_seconds` for every integer in the datetime range of the dialect."""
+    return _from_epoch_seconds(n)
+
+
+def epoch_micros(dt: ColumnElement) -> ColumnElement:
+    """Microseconds since 1970-01-01 00:00:00 of a naive UTC datetime. Round-trips through
+    `from_epoch_micros` for every datetime the column stores (MySQL: DATETIME(6) to keep
+    microseconds; a plain DATETIME has none to lose)."""
+    return _epoch_micros(dt)
+
+
+def from_epoch_micros(n: ColumnElement) -> ColumnElement:
+    """The naive UTC datetime `n` microseconds after 1970-01-01 00:00:00. Round-trips through
+    `epoch_micros` for every integer in the datetime range, when the column keeps microseconds."""
+    return _from_epoch_micros(n)
+
+
+# --- boolean <-> enumerated string -------------------------------------------------------
+
+def bool_to_choice(b: ColumnElement, true_value: str, false_value: str) -> ColumnElement:
+    """`true_value` for true, `false_value` for false, NULL for NULL (is_public -> 'public' /
+    'shared'). Round-trips through `choice_to_bool(s, true_value)` for every boolean and NULL."""
+    if true_value == false_value:
+        raise ValueError("bool_to_choice: true_value and false_value must differ")
+    return sa.case((b, sa.literal(true_value, sa.String)), (sa.not_(b), sa.literal(false_value, sa.String)))
+
+
+def choice_to_bool(s: ColumnElement, true_value: str) -> ColumnElement:
+    """True for exactly `true_value` (case and trailing spaces count, on MySQL too), false for
+    any other string, NULL for NULL. Inverse of `bool_to_choice`, not the other way round:
+    'community' and 'shared' both become false, so only true_value, false_value and NULL survive
+    choice_to_bool then bool_to_choice (the round-trip check refuses that direction)."""
+    return sa.type_coerce(
+        sa.case((s.is_(None), sa.null()), (is_distinct(s, sa.literal(true_value, sa.String)), sa.false()),
+                else_=sa.true()),
+        sa.Boolean)
+
+
+# --- strings: join and split on a separator ----------------------------------------------
+
+def join(sep: str, *parts: ColumnElement | str) -> ColumnElement:
+    """The parts joined with `sep`, skipping NULL parts (not empty ones); NULL when every part
+    is NULL. With `before` and `after` it round-trips every string and NULL:
+    join(sep, before(s, sep), after(s, sep)) = s."""
+    _check_separator(sep)
+    if not parts:
+        raise TypeError("join needs at least one part")
+    exprs = [coercions.expect(roles.ExpressionElementRole, p, type_=sa.String) for p in parts]
+    # Each present part prefixed with sep, then the first sep cut off: NULLs drop out.
+    prefixed = [sa.func.coalesce(sa.literal(sep, sa.String).concat(e), sa.literal("", sa.String)) for e in exprs]
+    joined = prefixed[0]
+    for p in prefixed[1:]:
+        joined = joined.concat(p)
+    return sa.case((sa.and_(*[e.is_(None) for e in exprs]), sa.null()),
+                   else_=sa.func.substr(joined, len(sep) + 1, type_=sa.String))
+
+
+def before(s: ColumnElement, sep: str) -> ColumnElement:
+    """The part of `s` before the first `sep`; all of `s` when it has none; NULL for NULL."""
+    position = _find(s, sep)
+    return sa.case((position > 0, sa.func.substr(s, 1, position - 1, type_=sa.String)), else_=s)
+
+
+def after(s: ColumnElement, sep: str) -> ColumnElement:
+    """The part of `s` after the first `sep` (maybe ''); NULL when `s` has no `sep` or is NULL,
+    which is what lets `join` give back a string without the separator unchanged."""
+    position = _find(s, sep)
+    return sa.case((position > 0, sa.func.substr(s, position + len(sep), type_=sa.String)))
+
+
+_position = _sql(
+    "position", sa.Integer,  # 1-based position of the first {1} in {0}, case-sensitive; 0 if none
+    postgresql="strpos({0}, {1})",
+    # LOCATE and INSTR follow the collation (case-insensitive by default); SUBSTRING_INDEX does not.
+    mysql="IF(CHAR_LENGTH(SUBSTRING_INDEX({0}, {1}, 1)) < CHAR_LENGTH({0}),"
+          " CHAR_LENGTH(SUBSTRING_INDEX({0}, {1}, 1)) + 1, 0)",
+    sqlite="instr({0}, {1})",
+)
+
+
+def _find(s: ColumnElement, sep: str) -> ColumnElement:
+    _check_separator(sep)
+    return _position(s, sa.literal(sep, sa.String))
+
+
+def _check_separator(sep: str) -> None:
+    if not isinstance(sep, str) or not sep:
+        raise ValueError(f"the separator must be a non-empty string, not {sep!r}")
+
+
+# --- case folding ------------------------------------------------------------------------
+
+def lower(s: ColumnElement) -> ColumnElement:
+    """`s` in lower case. One-way: 'Hello' and 'hello' both give 'hello', so it never round-trips
+    (use it for a derived column, e.g. add_column's backfill). ASCII letters fold alike everywhere;
+    others depend on the dialect (SQLite folds ASCII only; PostgreSQL follows the database's
+    LC_CTYPE; MySQL the column's collation)."""
+    return sa.func.lower(s, type_=sa.String)
+
+
+def upper(s: ColumnElement) -> ColumnElement:
+    """`s` in upper case; one-way, with the same dialect caveats as `lower`."""
+    return sa.func.upper(s, type_=sa.String)
+
+
+# --- numeric scaling ---------------------------------------------------------------------
+
+_unscaled = _sql(
+    "unscaled", sa.Numeric,
+    default="{0} * {1}",  # times the exact decimal 1/factor: exact on PostgreSQL and MySQL
+    sqlite="CAST({0} AS REAL) / {2}",  # no decimals here; a division rounds correctly, a product may not
+)
+
+
+def scaled(x: ColumnElement, factor: int) -> ColumnElement:
+    """`x * factor` rounded to an integer (an amount 12.34 to 1234 cents with factor 100).
+
+    Round-trips through `unscaled(n, factor)` for every value with at most as many decimals as
+    the factor keeps (two for 100): exactly for DECIMAL columns, and for FLOAT/DOUBLE columns for
+    the binary value nearest such a decimal, up to 2**53 / factor. A value with more decimals is
+    rounded and does not round-trip (the round-trip check names it). Exact halves round away from
+    zero for DECIMAL; a float's exact half rounds to even on PostgreSQL and MySQL, away from zero
+    on SQLite. `factor`: a positive integer whose inverse is an exact decimal (10, 100, 1000,
+    1024, ...)."""
+    _inverse(factor)
+    return sa.cast(sa.func.round(x * sa.literal(factor, sa.Integer)), sa.BigInteger)
+
+
+def unscaled(n: ColumnElement, factor: int) -> ColumnElement:
+    """`n / factor` as a decimal (1234 cents to 12.34 with factor 100), exact on PostgreSQL and
+    MySQL and the nearest double on SQLite. Round-trips through `scaled(x, factor)` for every
+    integer when the target column keeps the factor's decimals (NUMERIC(p, 2) for 100)."""
+    inverse = _inverse(factor)
+    return _unscaled(n, sa.literal(inverse, sa.Numeric(scale=-inverse.as_tuple().exponent)),
+                     sa.literal(factor, sa.Integer))
+
+
+def _inverse(factor: int) -> decimal.Decimal:
+    if isinstance(factor, bool) or not isinstance(factor, int) or factor <= 0:
+        raise ValueError(f"the factor must be a positive integer, not {factor!r}")
+    rest = factor
+    for prime in (2, 5):
+        while rest % prime == 0:
+            rest //= prime
+    if rest != 1:
+        raise ValueError(f"1/{factor} is not an exact decimal, so unscaled could not be exact; "
+                         "use a factor made of 2s and 5s (10, 100, 1000, 1024, ...)")
+    with decimal.localcontext() as context:
+        context.prec = 100
+        return (decimal.Decimal(1) / factor).normalize()
+
