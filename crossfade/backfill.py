@@ -52,39 +52,6 @@ MAX_STEP = 2.0  # the next batch is at most twice, and at least half, this one's
 # What `crossfade plan` shows: the most rows one default batch can hold.
 DEFAULT_BATCH_SIZE = MAX_BATCH_ROWS
 
-# SQLite has one writer at a time, and a writer that finds the database locked sleeps between
-# tries on a growing schedule (sqlite3_busy_timeout, which Python's `timeout` sets: these delays,
-# then 100 ms for ever), so back-to-back batches never leave it a moment to get in. After each
-# batch SQLite rests as long as the delay a writer that began waiting during the batch is
-# sleeping, and 2 ms for the writer to wake: its next try falls in the rest. After a 40 ms batch
-# that is 22 ms, and a writer waits at most ~55 ms (~80 ms if the batch overshoots to 78 ms).
-_SQLITE_BUSY_DELAYS = (0.001, 0.002, 0.005, 0.010, 0.015, 0.020, 0.025, 0.025, 0.025, 0.050, 0.050, 0.100)
-_WAKE_UP = 0.002
-
-
-def _sqlite_rest(took: float) -> float:
-    waited = 0.0
-    for delay in _SQLITE_BUSY_DELAYS:
-        waited += delay
-        if waited >= took:
-            return delay + _WAKE_UP
-    return _SQLITE_BUSY_DELAYS[-1] + _WAKE_UP
-
-
-# The other databases lock rows, not the database, and need no rest.
-_RESTS: dict[str, Callable[[float], float]] = {"sqlite": _sqlite_rest}
-
-# Statements each batch's transaction starts with.
-_BATCH_SETTINGS = {
-    # A batch's commit need not wait for its WAL to reach disk: the checkpoint commits in the
-    # same transaction, so a batch lost in a crash is simply redone by the rerun, and any later
-    # synchronous commit (the runner's own state records) flushes the earlier WAL with it.
-    # Measured on 1,000,000 rows: 5-8% faster, and on a busy disk 6.5 s instead of 9.2 s with
-    # the writer's worst stall 11-25 ms instead of 16-38 ms (6 interleaved runs each).
-    "postgresql": ("SET LOCAL synchronous_commit = off",),
-}
-
-
 class FixedBatches:
     """`batch_size=N`: every batch is N rows."""
 
@@ -170,7 +137,7 @@ def backfill_table(engine: sa.Engine, dialect: TriggerDialect, ts: TableSync, ch
         size = batches.rows
         started = clock()
         with engine.begin() as conn:
-            for setting in _BATCH_SETTINGS.get(dialect.name, ()):
+            for setting in dialect.backfill_batch_settings():
                 conn.exec_driver_sql(setting)
             upper = _batch_upper_bound(conn, table, key, checkpoint["last"], size)
             in_range = _key_range(key, checkpoint["last"], upper)
@@ -211,8 +178,7 @@ def backfill_statements(ts: TableSync, where: sa.ColumnElement) -> list[sa.Updat
 def _rest(dialect: TriggerDialect, pause: float | None, took: float) -> float:
     if pause is not None:
         return pause
-    rest = _RESTS.get(dialect.name)
-    return rest(took) if rest is not None else 0.0
+    return dialect.backfill_rest(took)
 
 
 def _is_number(value) -> bool:

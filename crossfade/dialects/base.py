@@ -325,6 +325,15 @@ class TriggerDialect:
         """The key backfill batches walk: the primary key."""
         return list(table.primary_key.columns)
 
+    def backfill_batch_settings(self) -> tuple[str, ...]:
+        """Statements each backfill batch's transaction starts with."""
+        return ()
+
+    def backfill_rest(self, took: float) -> float:
+        """Seconds to rest after a batch that took `took` seconds, so writers get in. Databases
+        that lock rows, not the whole database, need none."""
+        return 0.0
+
 
 class ProceduralTriggers(TriggerDialect):
     """The sync law as an IF/ELSE program that assigns NEW in a BEFORE trigger."""

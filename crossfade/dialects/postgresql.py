@@ -217,6 +217,15 @@ class PostgresDialect(ProceduralTriggers):
     def index_exists(self, table: str, name: str):
         return _index(table, name, valid=True)
 
+    # --- backfill ----------------------------------------------------------------------------
+    def backfill_batch_settings(self) -> tuple[str, ...]:
+        # A batch's commit need not wait for its WAL to reach disk: the checkpoint commits in the
+        # same transaction, so a batch lost in a crash is simply redone by the rerun, and any later
+        # synchronous commit (the runner's own state records) flushes the earlier WAL with it.
+        # Measured on 1,000,000 rows: 5-8% faster, and on a busy disk 6.5 s instead of 9.2 s with
+        # the writer's worst stall 11-25 ms instead of 16-38 ms (6 interleaved runs each).
+        return ("SET LOCAL synchronous_commit = off",)
+
     # --- locks -------------------------------------------------------------------------------
     @contextmanager
     def ddl_transaction(self, conn: sa.Connection, lock_timeout: float, rebuild: str | None = None,

@@ -20,6 +20,8 @@ from ..sync import TableSync, all_null, changed, conflict, row
 from .base import PREFIX, DbObject, TriggerDialect, update_condition
 
 REBUILD_PREFIX = "_crossfade_new_"
+_SQLITE_BUSY_DELAYS = (0.001, 0.002, 0.005, 0.010, 0.015, 0.020, 0.025, 0.025, 0.025, 0.050, 0.050, 0.100)
+_WAKE_UP = 0.002
 
 
 class SQLiteDialect(TriggerDialect):
@@ -270,6 +272,20 @@ class SQLiteDialect(TriggerDialect):
 
     def batch_key(self, table: sa.Table) -> list[ColumnElement]:
         return list(table.primary_key.columns) or [sa.literal_column("rowid")]
+
+    def backfill_rest(self, took: float) -> float:
+        """SQLite has one writer at a time, and a writer that finds the database locked sleeps
+        between tries on a growing schedule (sqlite3_busy_timeout, which Python's `timeout` sets:
+        these delays, then 100 ms for ever), so back-to-back batches never leave it a moment to
+        get in. Rest as long as the delay a writer that began waiting during the batch is sleeping,
+        plus 2 ms for it to wake: its next try falls in the rest. After a 40 ms batch that is
+        22 ms, and a writer waits at most ~55 ms (~80 ms if the batch overshoots to 78 ms)."""
+        waited = 0.0
+        for delay in _SQLITE_BUSY_DELAYS:
+            waited += delay
+            if waited >= took:
+                return delay + _WAKE_UP
+        return _SQLITE_BUSY_DELAYS[-1] + _WAKE_UP
 
     def store_as(self, expr, type_: sa.types.TypeEngine):
         # A column keeps text as text, but CAST(x AS DATETIME) takes NUMERIC affinity in SQLite
