@@ -121,7 +121,9 @@ def _drop_triggers(dialect: TriggerDialect, objects: list[DbObject]) -> list[Pla
 def _backfill_step(dialect: TriggerDialect, ts: TableSync, batch_size: int) -> PlannedStep:
     key = ", ".join(getattr(k, "name", str(k)) for k in dialect.batch_key(ts.table))
     statements = [dialect.compile(s) for s in backfill.backfill_statements(ts, sa.true())]
-    notes = [f"each batch: one transaction over at most {batch_size} rows, keyed by ({key}):",
+    size = (f"sized to take about {backfill.DEFAULT_BATCH_SECONDS * 1000:.0f} ms, at most {batch_size} rows"
+            if batch_size == backfill.DEFAULT_BATCH_SIZE else f"at most {batch_size} rows")
+    notes = [f"each batch: one transaction ({size}), keyed by ({key}):",
              f"AND ({key}) > <last key of the previous batch> AND ({key}) <= <key of the batch's last row>",
              "rows release N+1 already wrote are left alone (the new columns are not NULL there)"]
     return PlannedStep(f"backfill {ts.name}", statements, notes + _locks(dialect.backfill_locks))
