@@ -21,6 +21,7 @@ import sqlalchemy as sa
 
 from .dialects.base import TriggerDialect
 from .errors import CrossfadeError
+from .locking import LockPolicy, retry_when_busy
 from .sync import TableSync, all_null
 
 
@@ -136,20 +137,26 @@ def backfill_table(engine: sa.Engine, dialect: TriggerDialect, ts: TableSync, ch
     while not checkpoint.get("complete"):
         size = batches.rows
         started = clock()
-        with engine.begin() as conn:
-            for setting in dialect.backfill_batch_settings():
-                conn.exec_driver_sql(setting)
-            upper = _batch_upper_bound(conn, table, key, checkpoint["last"], size)
-            in_range = _key_range(key, checkpoint["last"], upper)
-            for statement in backfill_statements(ts, in_range):
-                conn.execute(statement)
-            checkpoint = {
-                "last": list(upper) if upper is not None else checkpoint["last"],
-                "done": checkpoint["total"] if upper is None else min(checkpoint["done"] + size, checkpoint["total"]),
-                "total": checkpoint["total"],
-                "complete": upper is None,
-            }
-            save(conn, checkpoint)
+
+        def one_batch(previous: dict = checkpoint, size: int = size):
+            with engine.begin() as conn:
+                for setting in dialect.backfill_batch_settings():
+                    conn.exec_driver_sql(setting)
+                upper = _batch_upper_bound(conn, table, key, previous["last"], size)
+                for statement in backfill_statements(ts, _key_range(key, previous["last"], upper)):
+                    conn.execute(statement)
+                reached = {
+                    "last": list(upper) if upper is not None else previous["last"],
+                    "done": previous["total"] if upper is None else min(previous["done"] + size, previous["total"]),
+                    "total": previous["total"],
+                    "complete": upper is None,
+                }
+                save(conn, reached)
+            return reached, upper
+
+        # The checkpoint only moves once its batch committed: a batch refused for a busy database
+        # (SQLite's single write lock) is simply run again from the same place.
+        checkpoint, upper = retry_when_busy(dialect, LockPolicy(), one_batch)
         took = clock() - started
         batches.record(took)
         if on_batch is not None:

@@ -1,7 +1,9 @@
-"""The `crossfade` command: plan, expand, migrate, contract, rollback, status, check, demo.
+"""The `crossfade` command: plan, expand, migrate, contract, rollback, status, check, verify, demo,
+and for Alembic projects init and revision.
 
 Every command takes CHANGES (a change module, a dotted module name or a directory of modules,
-see `crossfade.loader`) and, when it needs a database, `--url` or the CROSSFADE_URL variable.
+see `crossfade.loader`; or an Alembic project, see `crossfade.alembic`) and, when it needs a
+database, `--url` or the CROSSFADE_URL variable.
 crossfade's own errors are printed as one red line with exit code 1, never as a traceback.
 """
 
@@ -31,8 +33,13 @@ from rich.tree import Tree
 
 from . import plan as planning
 from . import state
-from .backfill import DEFAULT_BATCH_SIZE
+from .alembic import scaffold
+from .alembic.plan import plan_project
+from .alembic.project import find_project
+from .alembic.runner import open_upgrade
+from .backfill import DEFAULT_BATCH_SECONDS, DEFAULT_BATCH_SIZE, BackfillOptionError
 from .backfill import Progress as BackfillProgress
+from .backfill import check_options as check_backfill_options
 from .change import Change
 from .dialects import NAMES, TriggerDialect, for_dialect, offline
 from .errors import ChangeLoadError, CrossfadeError
@@ -40,6 +47,7 @@ from .loader import LoadedChanges, load_changes
 from .runner import ChangeStatus, Runner
 from .schema import Schema
 from .state import IN_FLIGHT, Phase
+from .testing import Report, Settings, simulator
 
 app = typer.Typer(
     help="Zero-downtime rolling upgrades for SQLAlchemy applications: expand, migrate, contract.",
@@ -66,7 +74,8 @@ _CHECK_WORDS = {UP_TO_DATE: "up to date", PROBLEM: "problem", NEEDS_EXPAND: "nee
                 NEEDS_MIGRATE: "needs migrate", NEEDS_CONTRACT: "needs contract"}
 
 ChangesArg = Annotated[str, typer.Argument(
-    metavar="CHANGES", help="A change module (file or dotted name), or a directory of them (run in file-name order).")]
+    metavar="CHANGES", help="A change module (file or dotted name), or a directory of them (run in file-name order); "
+    "or an Alembic project (its alembic.ini or the directory holding it): its pending revisions.")]
 UrlOpt = Annotated[str | None, typer.Option(
     "--url", envvar="CROSSFADE_URL", show_envvar=True, help="SQLAlchemy database URL.")]
 LockTimeoutOpt = Annotated[float, typer.Option(
@@ -89,9 +98,14 @@ def plan(
 ) -> None:
     """Show what each phase will do, without changing any database."""
     with _clean_errors():
-        loaded = load_changes(changes)
-        for target, schema, pending in _plan_targets(loaded, dialect, url):
-            sections = planning.build_plan(pending, target, schema, batch_size=batch_size)
+        project = find_project(changes)  # an Alembic project: crossfade/alembic/plan.py
+        if project is not None:
+            planned = plan_project(project, dialect and dialect.value, url, batch_size,
+                                   note=lambda line: err.print(f"[dim]{escape(line)}[/dim]", soft_wrap=True))
+        else:
+            planned = ((target, planning.build_plan(pending, target, schema, batch_size=batch_size))
+                       for target, schema, pending in _plan_targets(load_changes(changes), dialect, url))
+        for target, sections in planned:
             if sql:
                 typer.echo(planning.render_sql(sections, target))
             else:
@@ -156,11 +170,23 @@ def expand(changes: ChangesArg, url: UrlOpt = None, lock_timeout: LockTimeoutOpt
 def migrate(
     changes: ChangesArg, url: UrlOpt = None, lock_timeout: LockTimeoutOpt = 0.05,
     allow_foreign_triggers: ForeignTriggersOpt = False,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Rows per backfill batch.")] = DEFAULT_BATCH_SIZE,
-    pause: Annotated[float, typer.Option("--pause", min=0.0, help="Seconds to sleep between batches.")] = 0.0,
+    batch_size: Annotated[int | None, typer.Option(
+        "--batch-size", min=1, help="Rows per batch, fixed (default: batches sized to --batch-seconds).")] = None,
+    batch_seconds: Annotated[float | None, typer.Option(
+        "--batch-seconds", help="Target duration of each batch, in seconds; batch sizes adapt to it "
+        f"(default {DEFAULT_BATCH_SECONDS}).")] = None,
+    pause: Annotated[float | None, typer.Option(
+        "--pause", help="Seconds to sleep after each batch (default: none, but SQLite rests until a writer "
+        "waiting for the lock has tried again, ~22 ms after a 40 ms batch).")] = None,
 ) -> None:
     """Backfill existing rows in keyed batches (resumes where it stopped)."""
-    with _runner(changes, url, lock_timeout, allow_foreign_triggers, batch_size=batch_size, pause=pause) as (runner, loaded):
+    try:
+        check_backfill_options(batch_size, batch_seconds, pause)
+    except BackfillOptionError as exc:
+        hint = " / ".join(f"'--{option.replace('_', '-')}'" for option in exc.options)
+        raise typer.BadParameter(exc.problem, param_hint=hint) from None
+    with _runner(changes, url, lock_timeout, allow_foreign_triggers, batch_size=batch_size,
+                 batch_seconds=batch_seconds, pause=pause) as (runner, loaded):
         for change in loaded.changes:
             if _skip_contracted(runner, change, "migrate"):
                 continue
@@ -252,6 +278,42 @@ def _overall(codes: list[int]) -> int:
     return min(needed) if needed else UP_TO_DATE
 
 
+# --- verify ------------------------------------------------------------------------------
+
+@app.command()
+def verify(
+    changes: ChangesArg,
+    urls: Annotated[list[str], typer.Option(
+        "--url", help="A scratch database to simulate on (repeat for a matrix). Its tables of the "
+                      "change are dropped and rebuilt.")],
+    writes: Annotated[int, typer.Option("--writes", min=1, help="Writes per phase, by all workers.")] = 2000,
+    seed_rows: Annotated[int, typer.Option("--seed-rows", min=0, help="Rows of release N before expand.")] = 200,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Writer threads per release.")] = 2,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed of the writes.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+) -> None:
+    """Prove each change: release N and N+1 write at once through every phase; exit 1 on any failure."""
+    with _clean_errors():
+        loaded = load_changes(changes)
+        reports: list[Report] = []
+        for change, simulated in zip(loaded.changes, loaded.simulations):
+            if simulated.release_n is None or simulated.release_n1 is None:
+                raise CrossfadeError(f"{change.id}: its module must define `metadata` (release N) and "
+                                     "`metadata_n1` (release N+1) for verify")
+            settings = Settings(seed_rows=seed_rows, writes_per_phase=writes, workers=workers, seed=seed,
+                                values=simulated.values)
+            phase_line = (lambda dialect, phase: None) if as_json else (
+                lambda dialect, phase: err.print(f"  [dim]{dialect}: {phase}[/dim]"))
+            reports.append(simulator.verify(change, simulated.release_n, simulated.release_n1, urls, settings,
+                                        on_phase=phase_line))
+    if as_json:
+        out.print_json(data=[r.to_json() for r in reports])
+    else:
+        for report in reports:
+            report.print(out)
+    raise typer.Exit(UP_TO_DATE if all(r.ok for r in reports) else PROBLEM)
+
+
 # --- demo --------------------------------------------------------------------------------
 
 @app.command()
@@ -266,6 +328,31 @@ def demo(
 
     with _clean_errors():
         run_demo(url, console=out, rows=rows, keep=keep)
+
+
+# --- Alembic projects (crossfade/alembic/scaffold.py) ------------------------------------
+
+@app.command()
+def init(
+    directory: Annotated[str, typer.Argument(
+        help="Where `alembic init` puts the scripts of a new project.")] = "alembic",
+    config: Annotated[str, typer.Option("--config", "-c", help="The project's ini file.")] = "alembic.ini",
+) -> None:
+    """Add crossfade to an Alembic project (creating the project when --config does not exist)."""
+    with _clean_errors():
+        for line in scaffold.init(directory, config):
+            out.print(escape(line), soft_wrap=True)
+
+
+@app.command()
+def revision(
+    message: Annotated[str, typer.Option("--message", "-m", help="What the revision changes.")],
+    config: Annotated[str, typer.Option("--config", "-c", help="The project's ini file, or its directory.")]
+    = "alembic.ini",
+) -> None:
+    """Write a crossfade revision: one Alembic revision file per change, ops inside upgrade()."""
+    with _clean_errors():
+        out.print(f"wrote {escape(str(scaffold.revision(config, message)))}", soft_wrap=True)
 
 
 # --- shared ------------------------------------------------------------------------------
@@ -308,11 +395,15 @@ def _with_progress_bar(runner: Runner, run: Callable[[Change], None]) -> Callabl
 def _runner(changes: str, url: str | None, lock_timeout: float = 0.05, allow_foreign_triggers: bool = False,
             **options):
     with _clean_errors():
-        loaded = load_changes(changes)
-        engine = _engine(url)
+        project = find_project(changes)  # an Alembic project: its pending revisions (crossfade/alembic)
+        loaded = load_changes(changes) if project is None else None
+        engine = _engine(url or (project.url if project is not None else None))
         try:
             runner = Runner(engine, lock_timeout=lock_timeout, allow_foreign_triggers=allow_foreign_triggers,
                             log=lambda message: out.print(f"  [dim]{escape(message)}[/dim]"), **options)
+            if project is not None:
+                runner, loaded = open_upgrade(project, runner)
+                err.print(f"[dim]{escape(loaded.summary())}[/dim]", soft_wrap=True)
             yield runner, loaded
             for warning in runner.warnings:
                 err.print(f"[yellow]warning:[/yellow] {escape(warning)}", soft_wrap=True)
@@ -322,7 +413,8 @@ def _runner(changes: str, url: str | None, lock_timeout: float = 0.05, allow_for
 
 def _engine(url: str | None) -> sa.Engine:
     if not url:
-        raise CrossfadeError("no database given: pass --url or set CROSSFADE_URL")
+        raise CrossfadeError("no database given: pass --url or set CROSSFADE_URL (or an Alembic project's "
+                             "sqlalchemy.url)")
     return sa.create_engine(url)
 
 

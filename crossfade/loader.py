@@ -5,7 +5,9 @@ A change module defines `change` (a Change) or `changes` (a list of them), and o
 For `crossfade verify` it also defines `metadata_n1` (release N+1's `sa.MetaData`) and may define
 `simulator_values` ({"table.column": [values to write]}) for columns whose values matter.
 A directory holds one module per change, applied in file-name order (`0001_...`, `0002_...`);
-files starting with `_` are helpers and are not loaded.
+files starting with `_` are helpers and are not loaded. An Alembic project (its alembic.ini or
+the directory holding it) gives its crossfade revisions, oldest first, each module read as a
+change module (see `crossfade.alembic`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from types import ModuleType
 
 import sqlalchemy as sa
 
+from .alembic.project import find_project
 from .change import Change
 from .errors import ChangeLoadError, CrossfadeError
 
@@ -47,6 +50,9 @@ class Simulated:
 
 def load_changes(target: str | Path) -> LoadedChanges:
     """The changes defined at `target`, in the order they must run."""
+    project = find_project(target)
+    if project is not None:
+        return _alembic_changes(project.declared_changes())
     path = Path(target)
     if path.is_dir():
         modules = [_import_file(p) for p in _change_files(path)]
@@ -65,6 +71,17 @@ def load_changes(target: str | Path) -> LoadedChanges:
         if loaded.metadata is None:
             loaded.metadata = _metadata_of(module)
     _refuse_duplicate_ids(loaded.changes)
+    return loaded
+
+
+def _alembic_changes(declared: list[tuple[ModuleType, Change]]) -> LoadedChanges:
+    loaded = LoadedChanges([])
+    for module, change in declared:
+        loaded.changes.append(change)
+        loaded.sources.append(_source(module))
+        loaded.simulations.append(_simulated(module))
+        if loaded.metadata is None:
+            loaded.metadata = _metadata_of(module)
     return loaded
 
 

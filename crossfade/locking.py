@@ -8,13 +8,17 @@ again, until `max_wait` runs out (DESIGN section 6).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import sqlalchemy as sa
 
 from .ddl import Step
 from .dialects.base import TriggerDialect
 from .errors import LockTimeoutError
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,23 @@ def run_with_lock_timeout(conn: sa.Connection, dialect: TriggerDialect, statemen
             if waited >= policy.max_wait:
                 raise LockTimeoutError(statements[0], attempt, waited) from exc
             time.sleep(backoff(attempt, dialect.effective_lock_timeout(policy.lock_timeout)))
+
+
+def retry_when_busy(dialect: TriggerDialect, policy: LockPolicy, work: Callable[[], T]) -> T:
+    """Run `work` (its own transaction), again while the database says it is locked, for up to
+    `policy.max_wait`. For crossfade's small writes (its state, a backfill batch): on SQLite a busy
+    application can keep the single write lock from them longer than the busy timeout."""
+    started = time.monotonic()
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return work()
+        except sa.exc.DBAPIError as exc:
+            waited = time.monotonic() - started
+            if not dialect.is_lock_timeout(exc) or waited >= policy.max_wait:
+                raise
+            time.sleep(backoff(attempt, 0.05))
 
 
 def run_step(conn: sa.Connection, dialect: TriggerDialect, step: Step, policy: LockPolicy) -> bool:

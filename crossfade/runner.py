@@ -19,7 +19,7 @@ from .change import Change
 from .ddl import SetNullable, Step
 from .dialects import for_dialect
 from .errors import NullsRemainError, PhaseError, TableBusyError, VerificationError
-from .locking import LockPolicy, run_step, run_with_lock_timeout
+from .locking import LockPolicy, retry_when_busy, run_step, run_with_lock_timeout
 from .preflight import run_preflight
 from .schema import Schema
 from .state import IN_FLIGHT, SYNCING, ChangeState, Phase
@@ -206,8 +206,22 @@ class Runner:
         return checks.unfinished_steps(self.dialect, conn, schema, intents) if intents else []
 
     # --- expand helpers ----------------------------------------------------------------------
+    def check_expand(self, change: Change) -> None:
+        """Raise what expand would refuse (validation, preflight, the round-trip law) without
+        changing anything; e.g. before other DDL that must not run for a refused change."""
+        self._refusals(change)
+
     def _prepare_expand(self, change: Change) -> ChangeState:
         """Everything that can refuse the change, before the first DDL statement."""
+        schema, syncs = self._refusals(change)
+        relaxed = [list(pair) for pair in self.dialect.columns_to_relax(schema, syncs)]
+        current = ChangeState(change.id, Phase.EXPANDING, tables=sorted(change.tables()), relaxed=relaxed)
+        with self.engine.begin() as conn:
+            state.ensure_table(conn)
+        self._save(current, "expand", "record expanding")
+        return current
+
+    def _refusals(self, change: Change) -> tuple[Schema, dict[str, TableSync]]:
         with self.engine.connect() as conn:
             schema = self._reflect(conn, change)
             change.validate(schema)
@@ -228,12 +242,7 @@ class Runner:
                     if checked:
                         self.log(f"round-trip law holds for {group.table}.{', '.join(group.old)} "
                                  f"on {checked} value(s)")
-        relaxed = [list(pair) for pair in self.dialect.columns_to_relax(schema, syncs)]
-        current = ChangeState(change.id, Phase.EXPANDING, tables=sorted(change.tables()), relaxed=relaxed)
-        with self.engine.begin() as conn:
-            state.ensure_table(conn)
-        self._save(current, "expand", "record expanding")
-        return current
+        return schema, syncs
 
     def _refuse_busy_tables(self, conn: sa.Connection, change: Change) -> None:
         for other in state.load_all(conn):
@@ -317,8 +326,10 @@ class Runner:
         self._after_step(phase, step.name)
 
     def _save(self, current: ChangeState, phase: str, step_name: str) -> None:
-        with self.engine.begin() as conn:
-            state.save(conn, current)
+        def save() -> None:
+            with self.engine.begin() as conn:
+                state.save(conn, current)
+        retry_when_busy(self.dialect, self.policy, save)
         self._after_step(phase, step_name)
 
     def _after_step(self, phase: str, step_name: str) -> None:

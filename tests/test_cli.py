@@ -308,3 +308,53 @@ def test_changes_load_from_a_directory_a_file_or_a_dotted_module(tmp_path, monke
         loaded = load_changes(target)
         assert [c.id for c in loaded.changes] == ["0001_visibility"]
         assert set(loaded.metadata.tables) == {"images"}
+
+
+# --- verify: the simulator from the command line ------------------------------------------------
+
+def test_verify_proves_the_glance_change_and_prints_json(engine):
+    result = run("verify", CHANGES, "--writes", "100", "--seed-rows", "20", "--json", url=url_of(engine))
+    assert result.exit_code == 0, result.output
+    [report] = json.loads(result.stdout)
+    assert report["change"] == "0001_visibility" and report["ok"] is True
+    [dialect] = report["results"]
+    assert dialect["dialect"] == engine.dialect.name
+    assert {c["check"]: c["ok"] for c in dialect["checks"]} == {
+        "phases": True, "no refused writes": True, "sync law": True, "no lost writes": True,
+        "clean contract": True, "latency": True}
+
+
+BROKEN_CHANGE = '''
+import sqlalchemy as sa
+from crossfade import Change, ops
+
+def images(*columns):
+    metadata = sa.MetaData()
+    sa.Table("images", metadata, sa.Column("id", sa.Integer, primary_key=True), *columns)
+    return metadata
+
+metadata = images(sa.Column("is_public", sa.Boolean, nullable=False))
+metadata_n1 = images(sa.Column("visibility", sa.String(16), nullable=False, server_default="shared"))
+change = Change(ops.replace_column(
+    "images", "is_public", sa.Column("visibility", sa.String(16), nullable=False, server_default="shared"),
+    up=lambda is_public: sa.case((is_public, "public"), else_="shared"),
+    down=lambda visibility: visibility == "shared"), id="inverted")
+'''
+
+
+@pytest.mark.parametrize("dialect_name", ["sqlite"])
+def test_verify_exits_1_and_names_what_failed(engine, tmp_path):
+    module = tmp_path / "inverted.py"
+    module.write_text(BROKEN_CHANGE)
+    result = run("verify", module, "--writes", "50", url=url_of(engine))
+    assert result.exit_code == 1
+    assert "FAIL" in result.stdout and "RoundTripError" in result.stdout
+
+
+@pytest.mark.parametrize("dialect_name", ["sqlite"])
+def test_verify_needs_release_n1_metadata(engine, tmp_path):
+    module = tmp_path / "no_n1.py"
+    module.write_text(BROKEN_CHANGE.replace("metadata_n1 =", "other ="))
+    result = run("verify", module, url=url_of(engine))
+    assert result.exit_code == 1
+    assert "must define `metadata` (release N) and `metadata_n1` (release N+1)" in result.stderr

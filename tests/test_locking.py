@@ -180,3 +180,33 @@ def test_ddl_connection_gives_back_normal_lock_waits(engine, request):
         else:
             global_wait = conn.exec_driver_sql("SELECT @@GLOBAL.lock_wait_timeout").scalar()
             assert conn.exec_driver_sql("SELECT @@SESSION.lock_wait_timeout").scalar() == global_wait
+
+
+@pytest.mark.parametrize("dialect_name", ["sqlite"])
+def test_sqlite_migrate_outwaits_a_writer_holding_the_database_past_the_busy_timeout(engine, tmp_path):
+    """crossfade's own small writes (its state, each backfill batch) retry while the database is
+    locked, instead of failing after the driver's busy timeout."""
+    glance_schema.create_images(engine, [{"id": i, "name": f"i{i}", "is_public": i % 2 == 0} for i in range(50)])
+    change = glance_schema.visibility_change()
+    impatient = sa.create_engine(engine.url, connect_args={"timeout": 0.05})  # a 50 ms busy timeout
+    runner = Runner(impatient)
+    runner.expand(change)
+    holding, release = threading.Event(), threading.Event()
+
+    def hold_the_write_lock() -> None:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            holding.set()
+            release.wait(5)
+            conn.exec_driver_sql("COMMIT")
+
+    holder = threading.Thread(target=hold_the_write_lock)
+    holder.start()
+    holding.wait(5)
+    threading.Timer(0.5, release.set).start()  # ten busy timeouts later
+    runner.migrate(change)
+    holder.join()
+    assert runner.load(change).phase.value == "migrated"
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM images WHERE visibility IS NULL").scalar() == 0
+    impatient.dispose()
