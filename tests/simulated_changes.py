@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
-from crossfade import Change, ops
+from crossfade import Change, ops, transforms
 
 
 @dataclass
@@ -88,5 +88,48 @@ def set_not_null() -> Upgrade:
     )
 
 
+def split_column() -> Upgrade:
+    """full_name becomes first_name and last_name (split at the first space)."""
+    return Upgrade(
+        Change(ops.split_column(
+            "people", "full_name", [sa.Column("first_name", sa.String(40)), sa.Column("last_name", sa.String(40))],
+            up=lambda full: (transforms.before(full, " "), transforms.after(full, " ")),
+            down=lambda first, last: transforms.join(" ", first, last)), id="sim_split_column"),
+        _table("people", sa.Column("full_name", sa.String(81)), sa.Column("email", sa.String(60))),
+        _table("people", sa.Column("first_name", sa.String(40)), sa.Column("last_name", sa.String(40)),
+               sa.Column("email", sa.String(60))),
+        {"people.full_name": ["Ada King", "Alan Mathison Turing", "Grace", "", " lead", "trail "],
+         "people.first_name": ["Ada", "Alan", "", "Grace"], "people.last_name": ["King", "Mathison Turing", ""]},
+    )
+
+
+def merge_columns() -> Upgrade:
+    """version_major and version_minor become one version string ('3.14'). Two strings joined
+    by a separator would not do: the round-trip law refuses 'a, b' + 'c', as it should."""
+    to_int = lambda text: sa.cast(text, sa.Integer)
+    return Upgrade(
+        Change(ops.merge_columns(
+            "releases", ["major", "minor"], sa.Column("version", sa.String(24), nullable=False),
+            up=lambda major, minor: transforms.join(".", sa.cast(major, sa.String), sa.cast(minor, sa.String)),
+            down=lambda version: (to_int(transforms.before(version, ".")), to_int(transforms.after(version, ".")))),
+            id="sim_merge_columns"),
+        _table("releases", sa.Column("major", sa.Integer, nullable=False), sa.Column("minor", sa.Integer, nullable=False),
+               sa.Column("name", sa.String(40))),
+        _table("releases", sa.Column("version", sa.String(24), nullable=False), sa.Column("name", sa.String(40))),
+        {"releases.version": ["1.0", "2.13", "-3.7", "10.0"]},
+    )
+
+
+def block_writes() -> Upgrade:
+    """A column no trigger can sync: writes to it are refused until contract drops it."""
+    return Upgrade(
+        Change(ops.block_writes("docs", "legacy_format"), ops.drop_column("docs", "legacy_format"),
+               id="sim_block_writes"),
+        _table("docs", sa.Column("title", sa.String(40)),
+               sa.Column("legacy_format", sa.String(10), nullable=False, server_default="v1")),
+        _table("docs", sa.Column("title", sa.String(40))),
+    )
+
+
 ALL = {f.__name__: f for f in (replace_column, rename_column, add_column_computed, add_column_with_default,
-                               drop_column, set_not_null)}
+                               drop_column, set_not_null, split_column, merge_columns, block_writes)}

@@ -106,3 +106,9 @@ def test_a_column_type_without_values_must_be_given_values(engine):
 def test_settings_refuse_nonsense():
     with pytest.raises(ValueError, match="writes_per_phase"):
         Settings(writes_per_phase=0)
+
+
+def test_block_writes_refusals_are_declared_not_failures(engine, request):
+    result = run(engine, request, simulated_changes.block_writes())
+    assert result.ok, {n: c.summary for n, c in result.checks.items() if not c.ok}
+    assert "writes to blocked columns refused, as declared" in result.checks["no refused writes"].summary

@@ -14,7 +14,7 @@ from ..change import Change
 from ..ddl import apply_to_schema
 from ..errors import CrossfadeError
 from ..schema import Schema
-from ..sync import FillRule, SyncGroup
+from ..sync import BlockRule, FillRule, SyncGroup
 
 RELEASE_N, RELEASE_N1 = "N", "N+1"
 
@@ -26,6 +26,7 @@ class TablePlan:
     tables: dict[str, sa.Table]  # release -> that release's Table
     groups: list[SyncGroup] = field(default_factory=list)
     fills: list[FillRule] = field(default_factory=list)
+    blocks: list[BlockRule] = field(default_factory=list)
 
     def writable(self, release: str) -> list[sa.Column]:
         """Columns release `release` writes: all but the key and derived (one-way) columns."""
@@ -72,7 +73,7 @@ def plan_tables(change: Change, release_n: sa.MetaData, release_n1: sa.MetaData)
         key = _shared_key(tables)
         sync = syncs.get(name)
         plans[name] = TablePlan(name, key, tables, list(sync.groups) if sync else [],
-                                list(sync.fills) if sync else [])
+                                list(sync.fills) if sync else [], list(sync.blocks) if sync else [])
     return plans
 
 

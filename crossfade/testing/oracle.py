@@ -169,7 +169,9 @@ def _current_generation(history: list[Write]) -> list[Write]:
     inserts = [w for w in history if w.kind == "insert"]
     if not inserts:
         return history
-    last = max(inserts, key=lambda w: w.start)
+    # By commit, not by start: an insert that waited long for SQLite's lock can start before an
+    # earlier generation's insert and still be the row that holds the key now.
+    last = max(inserts, key=lambda w: w.end)
     return [last] + [w for w in history if w is not last and w.kind != "insert" and w.end >= last.start]
 
 
@@ -179,7 +181,17 @@ def _possibly_last(writes: list[Write]) -> list[Write]:
     return [w for w in writes if w.end >= latest_start]
 
 
+# Phases in which the backfill may still reach a row: it writes `B := up(A)` where every column
+# of B is NULL, which is also what a write leaving all of B NULL looks like.
+BEFORE_BACKFILL_DONE = ("seed", "release N", "expand", "migrate")
+
+
 def _disagrees(plan: TablePlan, slot: str, write: Write, row: dict | None) -> str | None:
+    group = plan.group_of_slot(slot)
+    if group is not None and write.phase in BEFORE_BACKFILL_DONE and all(
+            write.values.get(c) is None for c in group.new if c in write.values) and any(
+            c in write.values for c in group.new):
+        return None  # NULL in B means "not derived yet": the backfill may rightly fill it
     for column, written in write.values.items():
         if plan.slot_of(column) != slot or row is None or row.get(column, UNVIEWABLE) is UNVIEWABLE:
             continue

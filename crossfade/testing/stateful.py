@@ -1,0 +1,518 @@
+"""The simulator's Hypothesis mode: the rolling upgrade as a state machine of single writes.
+
+Release N and release N+1 write one statement at a time, each through its own release's Table
+objects, and the phases (expand, migrate, drain release N and contract) are rules too. After every
+rule the sync law holds (while the triggers are installed) and no write is lost; a refused write,
+a phase that fails and an unclean contract are failures as well. Hypothesis searches for a
+sequence that breaks one of these, and the failure comes back shrunk to a minimal sequence:
+
+    from crossfade.testing import Report, hypothesis_verify
+    result = hypothesis_verify(change, release_n_metadata, release_n1_metadata, url)
+    assert result.ok, Report(change.id, [result]).failures()
+
+Writes are sequential, so the journal's order is exact. Each example costs a schema and real DDL,
+so runs are small and a failure is shrunk on a budget (see `hypothesis_verify`). The bare machine
+also runs under pytest, `TestUpgrade = upgrade_machine(change, release_n, release_n1, url).TestCase`,
+with your Hypothesis settings; its shrinking is then Hypothesis's alone, which on a real database
+can take minutes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import decimal
+import functools
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import hypothesis
+import sqlalchemy as sa
+from hypothesis import HealthCheck, Phase, Verbosity
+from hypothesis import strategies as st
+from hypothesis.errors import HypothesisException
+from hypothesis.stateful import RuleBasedStateMachine, get_state_machine_test, invariant, precondition, rule
+
+from ..change import Change
+from ..dialects import for_dialect
+from ..runner import Runner
+from .databases import ensure_database
+from .journal import Write
+from .model import RELEASE_N, RELEASE_N1, TablePlan, plan_tables
+from .oracle import law_violations, leftovers, lost_writes, schema_differences
+from .report import CHECKS, CheckResult, DialectReport
+from .simulator import build_release_n, value_source
+from .values import _LETTERS, ValueSource, ValueSpec
+from .workers import WRITE_MIX
+
+_CHECKS = [name for name, _ in CHECKS if name != "latency"]  # sequential writes say nothing of latency
+_KINDS = [kind for kind, _ in WRITE_MIX]  # the simulator's kinds of write, in its order
+# Who writes in each phase, and each phase step: the phase it needs, the phase it leaves.
+_WRITERS = {"release N": (RELEASE_N,), "expand": (RELEASE_N, RELEASE_N1), "roll": (RELEASE_N, RELEASE_N1),
+            "release N+1": (RELEASE_N1,)}
+_PHASE_STEPS = {"expand": ("release N", "expand"), "migrate": ("expand", "roll"),
+                "drain release N, contract": ("roll", "release N+1")}
+
+
+class CheckFailed(Exception):
+    """One check failed: which, in which phase, on which row (table None: no row), and how."""
+
+    def __init__(self, check: str, phase: str, what: str, table: str | None = None, key=None):
+        super().__init__(f"{check}: {what} (phase {phase})")
+        self.check, self.phase, self.what, self.table, self.key = check, phase, what, table, key
+
+
+@dataclasses.dataclass(frozen=True)
+class _Action:
+    """One step, concrete enough to replay: a phase step (release None) or a write. A write names
+    its row by the id of the action that inserted it (seed rows: -1, -2, ...), so that the row
+    stays the same when earlier steps are deleted."""
+
+    id: int
+    release: str | None
+    kind: str  # a _PHASE_STEPS key, or insert / update / delete
+    table: str | None = None
+    row: int | None = None
+    values: tuple[tuple[str, Any], ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class _Failing:
+    """A failing example as the report shows it."""
+
+    failure: CheckFailed
+    actions: tuple[_Action, ...]
+    steps: tuple[str, ...]  # the actions as run, one readable line each
+    seeds: tuple[Write, ...]
+
+    def size(self) -> tuple[int, int]:
+        return len(self.actions), sum(map(len, self.steps))
+
+
+class _ShrinkingBudgetSpent(BaseException):
+    """Ends the Hypothesis run; a BaseException, so Hypothesis lets it through as it lets a
+    KeyboardInterrupt. The smallest failing example so far is kept in `_Upgrade.smallest`."""
+
+
+@dataclasses.dataclass
+class _Upgrade:
+    """What every example of one run shares: the change, its plans, the engines, the tallies."""
+
+    change: Change
+    release_n: sa.MetaData
+    release_n1: sa.MetaData
+    plans: dict[str, TablePlan]
+    engine: sa.Engine
+    ddl_engine: sa.Engine
+    overrides: Mapping[str, ValueSpec]
+    seed_values: ValueSource
+    seed_rows: int
+    seed: int
+    shrink_examples: int | None = None  # Hypothesis examples after the first failure; None: no limit
+    examples: int = 0
+    writes: int = 0
+    contracts: int = 0
+    smallest: _Failing | None = None
+    replaying: bool = False
+    _first_failure: int | None = None
+    _strategies: dict = dataclasses.field(default_factory=dict)
+
+    def failed(self, failing: _Failing) -> None:
+        """Keep the smallest failure Hypothesis found; the first one starts the shrinking budget."""
+        if self.replaying:
+            return
+        if self.smallest is None or failing.size() < self.smallest.size():
+            self.smallest = failing
+        if self._first_failure is None:
+            self._first_failure = self.examples
+
+    def shrinking_budget_spent(self) -> bool:
+        return (not self.replaying and self._first_failure is not None and self.shrink_examples is not None
+                and self.examples - self._first_failure >= self.shrink_examples)
+
+    def strategy(self, release: str, plan: TablePlan, columns: list[str]) -> st.SearchStrategy[dict]:
+        """Values for `columns` as `release` writes them: overrides first, else by type; NULL
+        only where that release's model allows it."""
+        table = plan.tables[release]
+        return st.fixed_dictionaries({name: self._column(table, table.c[name]) for name in columns})
+
+    def _column(self, table: sa.Table, column: sa.Column) -> st.SearchStrategy:
+        key = (id(table), column.name)
+        if key not in self._strategies:
+            spec = self.overrides.get(f"{table.name}.{column.name}")
+            if spec is None:
+                values = _by_type(column)
+            elif callable(spec):
+                values = st.randoms(use_true_random=False).map(spec)
+            else:
+                values = st.sampled_from(list(spec))
+            self._strategies[key] = values | st.none() if column.nullable else values
+        return self._strategies[key]
+
+
+def _by_type(column: sa.Column) -> st.SearchStrategy:
+    """The strategy twin of values._by_type: the same ranges, so every value reads back equal."""
+    type_ = column.type
+    if isinstance(type_, sa.Enum) and type_.enums:
+        return st.sampled_from(type_.enums)
+    if isinstance(type_, sa.Boolean):
+        return st.booleans()
+    if isinstance(type_, sa.SmallInteger):
+        return st.integers(-100, 100)
+    if isinstance(type_, sa.Integer):
+        return st.integers(-10_000, 10_000)
+    if isinstance(type_, sa.Numeric) and not isinstance(type_, sa.Float):
+        scale = type_.scale if type_.scale is not None else 0
+        return st.integers(-10_000, 10_000).map(lambda i: decimal.Decimal(i).scaleb(-scale))
+    if isinstance(type_, sa.Float):
+        return st.integers(-10_000, 10_000).map(float)
+    if isinstance(type_, sa.DateTime):
+        return st.integers(0, 10**8).map(lambda s: dt.datetime(2020, 1, 1) + dt.timedelta(seconds=s))
+    if isinstance(type_, sa.Date):
+        return st.integers(0, 5000).map(lambda d: dt.date(2020, 1, 1) + dt.timedelta(days=d))
+    if isinstance(type_, sa.String):
+        return st.text(_LETTERS, min_size=1, max_size=min(type_.length or 12, 12))
+    raise AssertionError(f"value_source() accepted {column.table.name}.{column.name} without a strategy")
+
+
+def _step(method):
+    """An action or invariant whose every failure is a check's: an exception that is not already
+    a CheckFailed (a phase that raised, a crash) fails the "phases" check, as in the simulator."""
+    @functools.wraps(method)
+    def run(self: UpgradeMachine, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except HypothesisException:
+            raise
+        except CheckFailed as failure:
+            self._failed(failure)
+            raise
+        except Exception as exc:
+            failure = CheckFailed("phases", self.phase, f"{type(exc).__name__}: {exc}")
+            self._failed(failure)
+            raise failure from exc
+    return run
+
+
+class UpgradeMachine(RuleBasedStateMachine):
+    """One example: a fresh release-N schema with seed rows, then rules until Hypothesis stops.
+    `upgrade_machine()` makes the subclass that knows which change, models and database."""
+
+    upgrade: _Upgrade
+
+    def __init__(self):
+        super().__init__()
+        up = self.upgrade
+        if up.shrinking_budget_spent():
+            raise _ShrinkingBudgetSpent
+        up.examples += 1
+        self.phase = "release N"
+        self.law_active = self.backfilled = False
+        self.actions: list[_Action] = []  # as run
+        self.steps: list[str] = []
+        self.writes: list[Write] = build_release_n(up.engine, up.change, up.plans, up.release_n, up.release_n1,
+                                                   up.seed_values, seed_rows=up.seed_rows, seed=up.seed)
+        self.seeds = tuple(self.writes)
+        self.rows = {-i: (w.table, w.key) for i, w in enumerate(self.writes, 1)}  # live rows by action id
+        self.runner = Runner(up.ddl_engine, on_step=self._after_runner_step)
+
+    def failing(self, failure: CheckFailed) -> _Failing:
+        return _Failing(failure, tuple(self.actions), tuple(self.steps), self.seeds)
+
+    def _failed(self, failure: CheckFailed) -> None:
+        self.upgrade.failed(self.failing(failure))
+        if hasattr(failure, "add_note"):  # Python 3.11+: readable steps under a plain Hypothesis run
+            failure.add_note("\n".join(["steps:", *self.steps]))
+
+    # --- the rules ---------------------------------------------------------------------------
+    @rule(data=st.data())
+    def write(self, data):
+        """One statement by a release that may write now: N until drained, N+1 from expand on."""
+        release = data.draw(st.sampled_from(_WRITERS[self.phase]), label="release")
+        self.perform(self._draw_write(release, data))
+
+    @precondition(lambda self: self._may("expand"))
+    @rule()
+    def expand(self):
+        self.perform(_Action(len(self.actions), None, "expand"))
+
+    @precondition(lambda self: self._may("migrate"))
+    @rule()
+    def migrate(self):
+        self.perform(_Action(len(self.actions), None, "migrate"))
+
+    @precondition(lambda self: self._may("drain release N, contract"))
+    @rule()
+    def drain_and_contract(self):
+        """Release N's last node stops writing; then contract."""
+        self.perform(_Action(len(self.actions), None, "drain release N, contract"))
+
+    def _may(self, action: _Action | str) -> bool:
+        if isinstance(action, str):
+            return self.phase == _PHASE_STEPS[action][0]
+        if action.release is None:
+            return self._may(action.kind)
+        return action.release in _WRITERS[self.phase] and (action.row is None or action.row in self.rows)
+
+    def _draw_write(self, release: str, data) -> _Action:
+        # The same choices whatever the state (a row is picked by position), so that a step the
+        # shrinker deletes leaves the later steps meaning the same.
+        kind = data.draw(st.sampled_from(_KINDS), label="kind")
+        plan = data.draw(st.sampled_from(list(self.upgrade.plans.values())), label="table")
+        rows = [ref for ref, (table, _) in self.rows.items() if table == plan.name]
+        if not rows:
+            kind = "insert"
+        row = None if kind == "insert" else rows[data.draw(st.integers(0, 255), label="row") % len(rows)]
+        if kind == "insert":
+            columns = [c.name for c in plan.writable(release)]
+        elif kind == "delete":
+            columns = []
+        else:
+            some = {"update synced": plan.synced, "update plain": plan.plain, "update row": plan.writable}[kind]
+            columns = [c.name for c in some(release) or plan.writable(release)]
+            if kind != "update row":
+                columns = data.draw(st.lists(st.sampled_from(columns), min_size=1, unique=True), label="columns")
+        values = data.draw(self.upgrade.strategy(release, plan, columns)) if columns else {}
+        return _Action(len(self.actions), release, kind.split()[0], plan.name, row, tuple(values.items()))
+
+    # --- one action --------------------------------------------------------------------------
+    @_step
+    def perform(self, action: _Action) -> None:
+        """Run `action` (a replayed one is skipped when it no longer may run: its row is gone,
+        or its phase or release is out of turn), then nothing else: invariants run after it."""
+        if not self._may(action):
+            return
+        self.actions.append(action)
+        if action.release is None:
+            self._phase_step(action.kind)
+        else:
+            self._write(action)
+
+    def _write(self, action: _Action) -> None:
+        plan = self.upgrade.plans[action.table]
+        table = plan.tables[action.release]
+        values = dict(action.values)
+        key = None if action.row is None else self.rows[action.row][1]
+        if action.kind == "insert":
+            statement = table.insert().values(values)
+        elif action.kind == "delete":
+            statement = table.delete().where(table.c[plan.key] == key)
+        else:
+            statement = table.update().where(table.c[plan.key] == key).values(values)
+        start = time.perf_counter()
+        try:
+            with self.upgrade.engine.begin() as conn:
+                result = conn.execute(statement)
+                if action.kind == "insert":
+                    key = result.inserted_primary_key[0]
+                affected = result.rowcount
+        except sa.exc.DBAPIError as exc:
+            message = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+            declared = any(block.message[:60] in message for block in plan.blocks)  # as the simulator judges
+            self.steps.append(_describe(action.release, action.kind, plan.name, key, values)
+                              + ("  <- refused, as block_writes declares" if declared else "  <- refused"))
+            if declared:
+                return
+            raise CheckFailed("no refused writes", self.phase,
+                              f"release {action.release}'s {action.kind} was refused: {message}", plan.name, key) from None
+        end = time.perf_counter()
+        self.steps.append(_describe(action.release, action.kind, plan.name, key, values))
+        self.upgrade.writes += 1
+        self.writes.append(Write(action.release, action.release, self.phase, plan.name, key, action.kind, values,
+                                 start, end))
+        if action.kind == "insert":
+            self.rows[action.id] = (plan.name, key)
+        elif action.kind == "delete":
+            del self.rows[action.row]
+        if action.kind != "insert" and affected != 1:
+            raise CheckFailed("no lost writes", self.phase, f"release {action.release}'s {action.kind} matched "
+                              f"{affected} rows, not the one row it named", plan.name, key)
+
+    def _phase_step(self, step: str) -> None:
+        up = self.upgrade
+        self.steps.append(step)
+        self.phase = step.split(", ")[-1]  # expand, migrate or contract, while it runs
+        {"expand": self.runner.expand, "migrate": self.runner.migrate,
+         "drain release N, contract": self.runner.contract}[step](up.change)
+        self.phase = _PHASE_STEPS[step][1]
+        if step == "migrate":
+            self.backfilled = True
+        elif step == "drain release N, contract":
+            up.contracts += 1
+            with up.engine.connect() as conn:
+                dirty = schema_differences(conn, up.release_n1, set(up.plans))
+                dirty += leftovers(conn, for_dialect(up.engine.dialect), up.change)
+            if dirty:
+                raise CheckFailed("clean contract", self.phase, "; ".join(dirty))
+
+    def _after_runner_step(self, phase: str, step: str) -> None:
+        """The simulator's scope: the law holds from the triggers' install until their drop.
+        Nothing else writes meanwhile, so only steps that may touch rows are checked: a backfill
+        batch, DDL (a SQLite table rebuild copies rows); not the saves of crossfade's state."""
+        if step.startswith("drop triggers"):
+            self.law_active = False
+        if not step.startswith("record "):
+            self._check_law(f"{phase} ({step})")
+        if step.startswith("install triggers"):
+            self.law_active = True
+
+    # --- the invariants ----------------------------------------------------------------------
+    @invariant()
+    @_step
+    def sync_law_holds_and_no_write_is_lost(self):
+        self._check_law(self.phase)
+        with self.upgrade.engine.connect() as conn:
+            lost = lost_writes(conn, self.upgrade.plans, self._writes_in_scope())
+        if lost:
+            raise CheckFailed("no lost writes", self.phase, lost[0].what, lost[0].table, lost[0].key)
+
+    def _writes_in_scope(self) -> list[Write]:
+        """The journal as it must read now. Until the backfill is done, a NULL written to a filled
+        column while no trigger could fill it (before expand) may still be NULL or already filled:
+        that column is left out of the row's writes up to that NULL."""
+        if self.backfilled:
+            return self.writes
+        pending = {}  # (table, key, column) -> index of the last such NULL
+        for i, write in enumerate(self.writes):
+            plan = self.upgrade.plans[write.table]
+            for column, value in write.values.items():
+                if value is None and plan.fill_of(column) is not None and write.phase in ("seed", "release N"):
+                    pending[write.table, write.key, column] = i
+        if not pending:
+            return self.writes
+        return [dataclasses.replace(w, values={c: v for c, v in w.values.items()
+                                               if pending.get((w.table, w.key, c), -1) < i})
+                for i, w in enumerate(self.writes)]
+
+    def _check_law(self, phase: str) -> None:
+        if not self.law_active:
+            return
+        with self.upgrade.engine.connect() as conn:
+            found = law_violations(conn, self.upgrade.plans, backfilled=self.backfilled, limit=1)
+        if found:
+            table, key, broken = found[0]
+            raise CheckFailed("sync law", phase, broken, table, key)
+
+
+def _describe(release: str, kind: str, table: str, key, values: dict) -> str:
+    shown = ", ".join(f"{k}={v!r}" for k, v in values.items())
+    return f"{release}: {kind} {table}" + ("" if key is None else f" {key}") + (f" SET {shown}" if shown else "")
+
+
+def upgrade_machine(change: Change, release_n: sa.MetaData, release_n1: sa.MetaData, url: str, *,
+                    values: Mapping[str, ValueSpec] | None = None, seed_rows: int = 3,
+                    seed: int = 0) -> type[UpgradeMachine]:
+    """A state machine class for one change on one scratch database; each example rebuilds
+    release N's tables there with `seed_rows` rows per table (`seed` picks their values)."""
+    plans = plan_tables(change, release_n, release_n1)
+    overrides = dict(values or {})
+    seed_values = value_source(plans, overrides)  # a column without values fails here, named
+    parsed = sa.make_url(url)
+    ensure_database(parsed)
+    # Two pools, as in the simulator: crossfade's DDL session settings never reach the writers.
+    upgrade = _Upgrade(change, release_n, release_n1, plans, sa.create_engine(parsed, pool_size=1),
+                       sa.create_engine(parsed, pool_size=1), overrides, seed_values, seed_rows, seed)
+    return type(f"Upgrade_{change.id}", (UpgradeMachine,), {"upgrade": upgrade})
+
+
+def hypothesis_verify(change: Change, release_n: sa.MetaData, release_n1: sa.MetaData, url: str, *,
+                      values: Mapping[str, ValueSpec] | None = None, max_examples: int = 15, steps: int = 12,
+                      seed_rows: int = 3, seed: int | None = None, shrink_examples: int = 10) -> DialectReport:
+    """Search for a sequence of writes and phases that breaks the rolling upgrade of `change` on
+    the scratch database `url`; a failed check's details name the row and the phase and list the
+    shrunk sequence, one step a line.
+
+    `max_examples` sequences of at most `steps` rules, each from a fresh release-N schema with
+    `seed_rows` rows per table (`values` as in `Settings.values`). `seed` makes the search
+    reproducible; None searches the same way every run. Hypothesis shrinks a failure for at most
+    `shrink_examples` examples, then every step is tried away in turn.
+    """
+    machine = upgrade_machine(change, release_n, release_n1, url, values=values, seed_rows=seed_rows,
+                              seed=seed or 0)
+    upgrade = machine.upgrade
+    upgrade.shrink_examples = shrink_examples
+    report = DialectReport(upgrade.engine.dialect.name, upgrade.engine.url.render_as_string(hide_password=True))
+    test = get_state_machine_test(machine, settings=hypothesis.settings(
+        max_examples=max_examples, stateful_step_count=steps, deadline=None, database=None,
+        derandomize=seed is None, suppress_health_check=list(HealthCheck), report_multiple_bugs=False,
+        phases=(Phase.explicit, Phase.generate, Phase.shrink), verbosity=Verbosity.quiet, print_blob=False))
+    if seed is not None:
+        test = hypothesis.seed(seed)(test)
+    started = time.perf_counter()
+    try:
+        try:
+            test()
+        except (CheckFailed, _ShrinkingBudgetSpent):
+            pass  # upgrade.smallest holds the failure
+        except HypothesisException:
+            if upgrade.smallest is None:
+                raise  # Hypothesis could not search at all (a health check, an invalid setting)
+            # else a flaky failure: the shrunk example passed when replayed, but it did fail once
+        failing = upgrade.smallest and _without_needless_steps(machine, upgrade.smallest)
+    finally:
+        report.seconds = time.perf_counter() - started
+        report.writes = upgrade.writes
+        upgrade.engine.dispose()
+        upgrade.ddl_engine.dispose()
+    searched = f"{upgrade.examples} example(s), {upgrade.contracts} reaching contract"
+    for name in _CHECKS:
+        report.checks[name] = CheckResult(name, True, searched)
+    if failing is not None:
+        check = failing.failure.check
+        report.checks[check] = CheckResult(check, False, _summary(failing.failure), _details(failing, seed_rows))
+    return report
+
+
+def _without_needless_steps(machine: type[UpgradeMachine], failing: _Failing) -> _Failing:
+    """Delete the steps the failure does not need. Hypothesis's shrinker takes hundreds of
+    examples to delete steps, and every example here builds a schema and runs DDL; so after a
+    short Hypothesis shrink each step is tried away in turn, the last first (when step i is tried,
+    the steps after it are already settled), keeping every deletion that still fails the check."""
+    machine.upgrade.replaying = True
+    try:
+        # Not the last step: without it, what remains ran, checked, before the failure.
+        for i in reversed(range(len(failing.actions) - 1)):
+            if i >= len(failing.actions) - 1:
+                continue  # a deletion made the failure come earlier: these steps are gone already
+            again = _replay(machine, failing.actions[:i] + failing.actions[i + 1:])
+            if again is not None and again.failure.check == failing.failure.check:
+                failing = again
+        return failing
+    finally:
+        machine.upgrade.replaying = False
+
+
+def _replay(machine: type[UpgradeMachine], actions: Sequence[_Action]) -> _Failing | None:
+    """Run `actions` on a fresh example, checking the invariants as Hypothesis does."""
+    example = machine()
+    try:
+        example.sync_law_holds_and_no_write_is_lost()
+        for action in actions:
+            example.perform(action)
+            example.sync_law_holds_and_no_write_is_lost()
+    except CheckFailed as failure:
+        return example.failing(failure)
+    return None
+
+
+def _row(failure: CheckFailed) -> str:
+    if failure.table is None:
+        return ""
+    return failure.table + ("" if failure.key is None else f" row {failure.key}")
+
+
+def _summary(failure: CheckFailed) -> str:
+    return "failed" + (f" on {_row(failure)}" if _row(failure) else "") + f" in phase {failure.phase}"
+
+
+def _details(failing: _Failing, seed_rows: int) -> list[str]:
+    """What broke, where and when, then the sequence a step a line (the failing row's seed insert
+    first, as step "seed"): short enough that a printed report's first lines tell the story."""
+    failure = failing.failure
+    lines = [(f"{_row(failure)}: " if _row(failure) else "") + f"{failure.what}; phase {failure.phase}; "
+             f"shrunk to {len(failing.steps)} step(s) after {seed_rows} seed row(s) per table:"]
+    lines += [f"  seed. {_describe(RELEASE_N, 'insert', w.table, w.key, w.values)}" for w in failing.seeds
+              if (w.table, w.key) == (failure.table, failure.key)]
+    lines += [f"  {i}. {step}" for i, step in enumerate(failing.steps, 1)]
+    return lines
