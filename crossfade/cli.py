@@ -47,7 +47,7 @@ from .loader import LoadedChanges, load_changes
 from .runner import ChangeStatus, Runner
 from .schema import Schema
 from .state import IN_FLIGHT, Phase
-from .testing import Report, Settings, simulator
+from .testing import Report, Settings, hypothesis_verify, simulator
 
 app = typer.Typer(
     help="Zero-downtime rolling upgrades for SQLAlchemy applications: expand, migrate, contract.",
@@ -291,6 +291,10 @@ def verify(
     workers: Annotated[int, typer.Option("--workers", min=1, help="Writer threads per release.")] = 2,
     seed: Annotated[int, typer.Option("--seed", help="Random seed of the writes.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+    hypothesis: Annotated[bool, typer.Option(
+        "--hypothesis", help="Search sequential writes and phases with Hypothesis instead, and shrink a "
+                             "failure to a minimal sequence (needs the hypothesis package).")] = False,
+    examples: Annotated[int, typer.Option("--examples", min=1, help="With --hypothesis: sequences to try.")] = 15,
 ) -> None:
     """Prove each change: release N and N+1 write at once through every phase; exit 1 on any failure."""
     with _clean_errors():
@@ -304,8 +308,14 @@ def verify(
                                 values=simulated.values)
             phase_line = (lambda dialect, phase: None) if as_json else (
                 lambda dialect, phase: err.print(f"  [dim]{dialect}: {phase}[/dim]"))
-            reports.append(simulator.verify(change, simulated.release_n, simulated.release_n1, urls, settings,
-                                        on_phase=phase_line))
+            if hypothesis:
+                reports.append(Report(change.id, [
+                    hypothesis_verify(change, simulated.release_n, simulated.release_n1, url,
+                                      values=simulated.values, max_examples=examples, seed=seed)
+                    for url in urls]))
+            else:
+                reports.append(simulator.verify(change, simulated.release_n, simulated.release_n1, urls,
+                                                settings, on_phase=phase_line))
     if as_json:
         out.print_json(data=[r.to_json() for r in reports])
     else:

@@ -358,3 +358,13 @@ def test_verify_needs_release_n1_metadata(engine, tmp_path):
     result = run("verify", module, url=url_of(engine))
     assert result.exit_code == 1
     assert "must define `metadata` (release N) and `metadata_n1` (release N+1)" in result.stderr
+
+
+@pytest.mark.parametrize("dialect_name", ["sqlite"])
+def test_verify_hypothesis_mode_reports_every_check(engine):
+    result = run("verify", CHANGES, "--hypothesis", "--examples", "3", "--json", url=url_of(engine))
+    assert result.exit_code == 0, result.output
+    [report] = json.loads(result.stdout)
+    [dialect] = report["results"]
+    assert {c["check"] for c in dialect["checks"]} >= {"no refused writes", "sync law", "no lost writes"}
+    assert all(c["ok"] for c in dialect["checks"])
