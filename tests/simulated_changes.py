@@ -120,6 +120,37 @@ def merge_columns() -> Upgrade:
     )
 
 
+def create_index() -> Upgrade:
+    metadata_n1 = _table("items", sa.Column("name", sa.String(40)), sa.Column("size", sa.Integer))
+    sa.Index("ix_items_size", metadata_n1.tables["items"].c.size)
+    return Upgrade(
+        Change(ops.create_index("items", "ix_items_size", "size"), id="sim_create_index"),
+        _table("items", sa.Column("name", sa.String(40)), sa.Column("size", sa.Integer)),
+        metadata_n1,
+    )
+
+
+def add_unique() -> Upgrade:
+    """Release N never writes duplicate codes (its values are unique), so contract may add it."""
+    metadata_n1 = _table("items", sa.Column("code", sa.String(40)), sa.Column("size", sa.Integer))
+    metadata_n1.tables["items"].append_constraint(sa.UniqueConstraint("code", name="uq_items_code"))
+    unique = lambda rng: f"{rng.getrandbits(64):016x}"
+    return Upgrade(
+        Change(ops.add_unique("items", "uq_items_code", "code"), id="sim_add_unique"),
+        _table("items", sa.Column("code", sa.String(40)), sa.Column("size", sa.Integer)),
+        metadata_n1,
+        {"items.code": unique},
+    )
+
+
+def add_check() -> Upgrade:
+    return Upgrade(
+        Change(ops.add_check("items", "ck_items_size", lambda row: row.size > -100_000), id="sim_add_check"),
+        _table("items", sa.Column("name", sa.String(40)), sa.Column("size", sa.Integer)),
+        _table("items", sa.Column("name", sa.String(40)), sa.Column("size", sa.Integer)),
+    )
+
+
 def block_writes() -> Upgrade:
     """A column no trigger can sync: writes to it are refused until contract drops it."""
     return Upgrade(
@@ -132,4 +163,5 @@ def block_writes() -> Upgrade:
 
 
 ALL = {f.__name__: f for f in (replace_column, rename_column, add_column_computed, add_column_with_default,
-                               drop_column, set_not_null, split_column, merge_columns, block_writes)}
+                               drop_column, set_not_null, split_column, merge_columns, block_writes,
+                               create_index, add_unique, add_check)}

@@ -220,7 +220,23 @@ def schema_differences(conn: sa.Connection, release_n1: sa.MetaData, tables: set
         return type_ != "table" or name in tables
 
     context = MigrationContext.configure(conn, opts={"include_name": include, "compare_type": True})
-    return [_describe_diff(d) for d in compare_metadata(context, _only(release_n1, tables))]
+    diffs = _same_uniqueness_cancelled(compare_metadata(context, _only(release_n1, tables)))
+    return [_describe_diff(d) for d in diffs]
+
+
+def _same_uniqueness_cancelled(diffs: list) -> list:
+    """A unique index where the metadata declares a unique constraint of the same name enforces
+    the same thing; SQLite can add only the index without rebuilding the table."""
+    def key(item) -> tuple:
+        return item.table.name, item.name
+
+    extra_indexes = {key(d[1]): d for d in diffs if isinstance(d, tuple) and d[0] == "remove_index"
+                     and d[1].unique}
+    missing = {key(d[1]): d for d in diffs if isinstance(d, tuple) and d[0] == "add_constraint"
+               and isinstance(d[1], sa.UniqueConstraint)}
+    same = set(extra_indexes) & set(missing)
+    cancelled = {id(extra_indexes[k]) for k in same} | {id(missing[k]) for k in same}
+    return [d for d in diffs if id(d) not in cancelled]
 
 
 def _only(metadata: sa.MetaData, tables: set[str]) -> sa.MetaData:
