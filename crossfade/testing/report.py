@@ -82,7 +82,8 @@ class Report:
         console.print(matrix)
         console.print("[dim]" + "; ".join(f"{name}: {meaning}" for name, meaning in CHECKS) + "[/]")
         for result in self.results:
-            console.print(_latency_table(result))
+            if result.latency:  # the Hypothesis mode writes one statement at a time: no latencies
+                console.print(_latency_table(result))
         for result in self.results:
             for check in result.checks.values():
                 if not check.ok and check.details:
