@@ -151,6 +151,23 @@ def add_check() -> Upgrade:
     )
 
 
+def add_foreign_key() -> Upgrade:
+    """items.owner_id gets its foreign key; release N only ever writes existing owners (the
+    simulator seeds owners 1..seed_rows and no worker writes that table)."""
+    def with_owners(*columns: sa.Column) -> sa.MetaData:
+        metadata = _table("items", *columns)
+        sa.Table("owners", metadata, sa.Column("id", sa.Integer, primary_key=True), sa.Column("name", sa.String(40)))
+        return metadata
+
+    metadata_n1 = with_owners(sa.Column("owner_id", sa.Integer, sa.ForeignKey("owners.id", name="fk_items_owner")))
+    return Upgrade(
+        Change(ops.add_foreign_key("items", "fk_items_owner", "owner_id", "owners", "id"), id="sim_add_foreign_key"),
+        with_owners(sa.Column("owner_id", sa.Integer)),
+        metadata_n1,
+        {"items.owner_id": list(range(1, 21))},
+    )
+
+
 def block_writes() -> Upgrade:
     """A column no trigger can sync: writes to it are refused until contract drops it."""
     return Upgrade(
@@ -164,4 +181,4 @@ def block_writes() -> Upgrade:
 
 ALL = {f.__name__: f for f in (replace_column, rename_column, add_column_computed, add_column_with_default,
                                drop_column, set_not_null, split_column, merge_columns, block_writes,
-                               create_index, add_unique, add_check)}
+                               create_index, add_unique, add_check, add_foreign_key)}

@@ -219,7 +219,11 @@ def schema_differences(conn: sa.Connection, release_n1: sa.MetaData, tables: set
     def include(name, type_, *_):
         return type_ != "table" or name in tables
 
-    context = MigrationContext.configure(conn, opts={"include_name": include, "compare_type": True})
+    def include_object(obj, name, type_, *_):
+        return type_ != "table" or name in tables  # the parents copied along are not compared
+
+    context = MigrationContext.configure(conn, opts={"include_name": include, "include_object": include_object,
+                                                     "compare_type": True})
     diffs = _same_uniqueness_cancelled(compare_metadata(context, _only(release_n1, tables)))
     return [_describe_diff(d) for d in diffs]
 
@@ -240,8 +244,12 @@ def _same_uniqueness_cancelled(diffs: list) -> list:
 
 
 def _only(metadata: sa.MetaData, tables: set[str]) -> sa.MetaData:
+    """The change's tables, and the tables their foreign keys point at (so the keys resolve)."""
     subset = sa.MetaData()
+    wanted = set(tables)
     for name in sorted(tables):
+        wanted |= {key.column.table.name for key in metadata.tables[name].foreign_keys}
+    for name in sorted(wanted):
         metadata.tables[name].to_metadata(subset)
     return subset
 

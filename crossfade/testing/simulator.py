@@ -288,17 +288,23 @@ def build_release_n(engine: sa.Engine, change: Change, plans: Mapping[str, Table
     state rows of changes to them, PostgreSQL functions whose triggers went with their table) is
     dropped."""
     names = sorted(plans)
+    parents = _referenced_tables(release_n, release_n1, names)
     with engine.begin() as conn:
         release_n1.drop_all(conn, tables=[release_n1.tables[n] for n in names])
-        release_n.drop_all(conn, tables=[release_n.tables[n] for n in names])
+        release_n.drop_all(conn, tables=[release_n.tables[n] for n in names] + parents)
         dialect = for_dialect(engine.dialect)
         for function in dialect.orphan_functions(conn):
             conn.exec_driver_sql(dialect.drop_sql("function", function, ""))
         for other in state.load_all(conn):  # the tables they were changing are gone
             if other.change_id == change.id or set(other.tables) & set(names):
                 state.delete(conn, other.change_id)
-        release_n.create_all(conn, tables=[release_n.tables[n] for n in names])
+        release_n.create_all(conn, tables=parents + [release_n.tables[n] for n in names])
     rng = random.Random(seed)
+    for parent in parents:  # rows for foreign keys to point at; no worker writes these tables
+        writable = [c for c in parent.columns if not (c.primary_key and c.autoincrement)]
+        with engine.begin() as conn:
+            for _ in range(seed_rows):
+                conn.execute(parent.insert().values({c.name: values.value(rng, parent, c) for c in writable}))
     writes = []
     for name in names:
         plan = plans[name]
@@ -310,6 +316,22 @@ def build_release_n(engine: sa.Engine, change: Change, plans: Mapping[str, Table
                 key = conn.execute(table.insert().values(row)).inserted_primary_key[0]
                 writes.append(Write("seed", RELEASE_N, "seed", name, key, "insert", row, t0, t0))
     return writes
+
+
+def _referenced_tables(release_n: sa.MetaData, release_n1: sa.MetaData, names: list[str]) -> list[sa.Table]:
+    """Tables outside the change that its tables' foreign keys point at in either release (a
+    change may add the key), as release N has them, parents first."""
+    wanted: set[str] = set()
+    pending = list(names)
+    while pending:
+        name = pending.pop()
+        keys = [k for md in (release_n, release_n1) if name in md.tables for k in md.tables[name].foreign_keys]
+        for key in keys:
+            parent = key.target_fullname.split(".")[0]
+            if parent not in wanted and parent not in names and parent in release_n.tables:
+                wanted.add(parent)
+                pending.append(parent)
+    return [t for t in release_n.sorted_tables if t.name in wanted]
 
 
 def _result(name: str, details: list[str], failed_summary: str) -> CheckResult:
