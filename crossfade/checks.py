@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 
-from .ddl import AddCheck, AddForeignKey, AddUnique, Intent
+from .ddl import AddCheck, AddForeignKey, AddUnique, CreateIndex, Intent
 from .dialects.base import DbObject, TriggerDialect, sha
 from .errors import CheckViolationError, DuplicateRowsError, OrphanRowsError, UnknownColumnError, UnknownTableError
 from .schema import Schema
@@ -70,11 +70,14 @@ def _column_problems(conn: sa.Connection, columns: list[tuple[str, str]], should
 # --- constraints contract adds ----------------------------------------------------------------
 
 def refuse_violations(conn: sa.Connection, schema: Schema, intents: Sequence[Intent]) -> None:
-    """Before contract's first DDL: the existing rows satisfy every unique, foreign key and check
-    constraint contract will add, or a typed error names the table, the constraint and a row."""
+    """Before a phase's first DDL: the existing rows satisfy every unique index, unique, foreign
+    key and check constraint the phase will add, or a typed error names the table, the constraint
+    and a row."""
     try:
         for intent in intents:
-            if isinstance(intent, AddUnique):
+            if isinstance(intent, CreateIndex) and intent.unique:
+                _refuse_duplicates(conn, AddUnique(intent.table, intent.name, intent.columns))
+            elif isinstance(intent, AddUnique):
                 _refuse_duplicates(conn, intent)
             elif isinstance(intent, AddForeignKey):
                 _refuse_orphans(conn, schema, intent)

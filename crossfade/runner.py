@@ -230,6 +230,7 @@ class Runner:
             syncs = change.table_syncs(planned)
             self.dialect.compile_triggers(syncs)
             self._refuse_busy_tables(conn, change)
+            checks.refuse_violations(conn, schema, change.expand_intents(schema.copy()))  # unique indexes
             preflight = run_preflight(conn, self.dialect, schema, syncs,
                                       allow_foreign_triggers=self.allow_foreign_triggers)
             preflight.raise_for_errors()

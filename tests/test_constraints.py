@@ -255,6 +255,17 @@ def test_contract_refuses_rows_that_break_the_constraint_before_any_ddl(db, kind
         write(db, VIOLATIONS[kind])
 
 
+def test_expand_refuses_a_unique_index_over_duplicates_before_any_ddl(db):
+    write(db, "INSERT INTO images (id, name, size) VALUES (901, 'dup', 1), (902, 'dup', 2)")
+    change = Change(ops.add_column("images", sa.Column("note", sa.String(20))),
+                    ops.create_index("images", "ix_images_name", "name", unique=True), id="unique_index")
+    before = catalog(db)
+    with pytest.raises(DuplicateRowsError, match="ix_images_name"):
+        Runner(db).expand(change)
+    assert catalog(db) == before
+    assert "note" not in {c["name"] for c in sa.inspect(db).get_columns("images")}
+
+
 def test_contract_refuses_a_foreign_key_to_a_missing_table_before_any_ddl(db):
     change = Change(ops.add_foreign_key("images", "fk_images_album", "owner_id", "albums", "id"), id="albums")
     runner = Runner(db)

@@ -57,6 +57,14 @@ def test_a_trigger_without_its_update_down_sync_breaks_the_sync_law(engine, requ
     assert "release N+1" in details and "update images" in details  # the writes that led there
 
 
+def test_a_trigger_that_overwrites_release_n1_edits_loses_writes(engine, request):
+    """The law still holds (B = up(A) is a value down maps back), so only the journals see it."""
+    with mutants.overwrites_release_n1_updates():
+        result = run(engine, request, simulated_changes.replace_column())
+    details = _failed(result, "no lost writes")
+    assert "release N+1 wrote visibility" in details
+
+
 def test_a_trigger_without_its_insert_up_sync_breaks_the_sync_law(engine, request):
     with mutants.without_insert_up_sync():
         result = run(engine, request, simulated_changes.replace_column())

@@ -63,6 +63,27 @@ def without_insert_up_sync():
         yield
 
 
+@contextmanager
+def overwrites_release_n1_updates():
+    """UPDATE triggers recompute the new columns from the old ones whenever they fire: release
+    N+1's edits keep the law (B is a value of up(A)) but are silently replaced."""
+    def two_way_update(self, group, new, old):
+        return [f"IF {self.compile(sa.or_(changed(group.old, new, old), changed(group.new, new, old)))} THEN",
+                *self._indent(self._assign_all(new, group.new, group.up_exprs(new))), "END IF;"]
+
+    def sqlite_rules(self, ts, new, old, now):
+        rules = []
+        for group in ts.ordered_groups():
+            if group.down is not None:
+                fired = sa.or_(changed(group.old, new, old), changed(group.new, new, old))
+                rules.append((fired, dict(zip(group.new, group.up_exprs(now)))))
+        return rules
+
+    with _patched(ProceduralTriggers, "_two_way_update", two_way_update), \
+            _patched(SQLiteDialect, "_update_rules", sqlite_rules):
+        yield
+
+
 def _dropping_rules(original, side: str):
     """SQLite's rules minus those that write a two-way group's `side` ("old" or "new")."""
     def rules(self, ts, *args):
