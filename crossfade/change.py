@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
-from .ddl import Intent, SetDefault, SetNullable
+from .ddl import Intent, SetDefault, SetNullable, apply_to_schema
 from .errors import ColumnAlreadySyncedError, ValidationError
 from .ops.base import Op
 from .schema import Schema
@@ -33,14 +33,18 @@ class Change:
         return {op.table for op in self.ops}
 
     def validate(self, schema: Schema) -> None:
-        """Typed errors for anything that cannot work, checked against release N's schema."""
-        for op in self.ops:
-            op.validate(schema)
+        """Typed errors for anything that cannot work, checked against release N's schema as the
+        earlier ops of the change leave it (an index or a check may name a column they add)."""
         # Two ops adding one column would be silently merged into whichever expand adds first
-        # (a column without a sync rule claims nothing below), so refuse that here.
+        # (a column without a sync rule claims nothing below), so refuse that first.
         added: set[tuple[str, str]] = set()
         for table, column in self.added_columns():
             _claim(added, table, (column,))
+        progressive = schema.copy()
+        for op in self.ops:
+            op.validate(progressive)
+            for intent in op.expand(progressive):
+                apply_to_schema(progressive, intent)
         self.table_syncs(schema)  # raises when two ops fight over one column
 
     def table_syncs(self, schema: Schema, relaxed: Iterable[Sequence[str]] = ()) -> dict[str, TableSync]:

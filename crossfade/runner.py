@@ -230,7 +230,10 @@ class Runner:
             syncs = change.table_syncs(planned)
             self.dialect.compile_triggers(syncs)
             self._refuse_busy_tables(conn, change)
-            checks.refuse_violations(conn, schema, change.expand_intents(schema.copy()))  # unique indexes
+            # Unique indexes expand builds over columns that hold data already (new ones are NULL).
+            checks.refuse_violations(conn, schema, [
+                i for i in change.expand_intents(schema.copy())
+                if all(schema.has_column(i.table, c) for c in getattr(i, "columns", ()))])
             preflight = run_preflight(conn, self.dialect, schema, syncs,
                                       allow_foreign_triggers=self.allow_foreign_triggers)
             preflight.raise_for_errors()

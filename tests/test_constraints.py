@@ -255,6 +255,20 @@ def test_contract_refuses_rows_that_break_the_constraint_before_any_ddl(db, kind
         write(db, VIOLATIONS[kind])
 
 
+def test_indexes_and_constraints_may_name_a_column_the_same_change_adds(db):
+    change = Change(
+        ops.replace_column("images", "size", sa.Column("size_kb", sa.Integer), up=lambda s: s, down=lambda k: k),
+        ops.create_index("images", "ix_images_size_kb", "size_kb", unique=True),
+        ops.add_check("images", "ck_images_size_kb", lambda row: row.size_kb >= 0),
+        id="size_kb")
+    upgrade(db, change)
+    assert "ix_images_size_kb" in index_names(db)
+    with pytest.raises(sa.exc.DBAPIError):
+        write(db, "INSERT INTO images (id, name, size_kb) VALUES (990, 'neg', -1)")
+    with pytest.raises(sa.exc.DBAPIError):
+        write(db, "INSERT INTO images (id, name, size_kb) VALUES (991, 'dup', 10)")  # row 1 has 10
+
+
 def test_expand_refuses_a_unique_index_over_duplicates_before_any_ddl(db):
     write(db, "INSERT INTO images (id, name, size) VALUES (901, 'dup', 1), (902, 'dup', 2)")
     change = Change(ops.add_column("images", sa.Column("note", sa.String(20))),
@@ -309,11 +323,15 @@ def test_a_row_slipping_in_after_the_check_fails_contract_and_a_rerun_finishes(d
 
 @pytest.mark.parametrize("dialect_name", ["postgresql"])
 def test_concurrent_build_that_failed_leaves_an_invalid_index_which_a_rerun_replaces(db):
-    write(db, "INSERT INTO images (id, name) VALUES (901, 'i1')")  # a duplicate: the build fails
     change = Change(ops.create_index("images", "ix_images_name", "name", unique=True), id="unique-index")
-    runner = Runner(db)
+
+    def duplicate_after_the_check(phase: str, step: str) -> None:  # so the build itself fails
+        if step == "record expanding":
+            write(db, "INSERT INTO images (id, name) VALUES (901, 'i1')")
+
     with pytest.raises(sa.exc.IntegrityError):
-        runner.expand(change)
+        Runner(db, on_step=duplicate_after_the_check).expand(change)
+    runner = Runner(db)
     assert index_names(db, valid=False) == {"ix_images_name"}
     assert runner.load(change).phase is Phase.EXPANDING
 
