@@ -23,15 +23,16 @@ def ensure_database(url: str | sa.URL) -> None:
     if parsed.get_backend_name() == "sqlite":
         return
     engine = sa.create_engine(server_url(parsed), isolation_level="AUTOCOMMIT")
+    name = engine.dialect.identifier_preparer.quote_identifier(parsed.database)
     try:
         with engine.connect() as conn:
             if parsed.get_backend_name() == "postgresql":
                 exists = conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"),
                                       {"n": parsed.database}).first()
                 if not exists:
-                    conn.exec_driver_sql(f'CREATE DATABASE "{parsed.database}"')
+                    conn.exec_driver_sql(f"CREATE DATABASE {name}")
             else:
-                conn.exec_driver_sql(f"CREATE DATABASE IF NOT EXISTS `{parsed.database}`")
+                conn.exec_driver_sql(f"CREATE DATABASE IF NOT EXISTS {name}")
     finally:
         engine.dispose()
 
@@ -46,9 +47,9 @@ def empty_database(engine: sa.Engine) -> None:
             names = conn.exec_driver_sql(
                 "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'").scalars().all()
             for name in names:
-                conn.exec_driver_sql(f'DROP TABLE IF EXISTS "{name}"')
+                conn.exec_driver_sql(f"DROP TABLE IF EXISTS {engine.dialect.identifier_preparer.quote_identifier(name)}")
         else:
-            database = engine.url.database
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{database}`")
-            conn.exec_driver_sql(f"CREATE DATABASE `{database}`")
-            conn.exec_driver_sql(f"USE `{database}`")
+            database = engine.dialect.identifier_preparer.quote_identifier(engine.url.database)
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {database}")
+            conn.exec_driver_sql(f"CREATE DATABASE {database}")
+            conn.exec_driver_sql(f"USE {database}")
