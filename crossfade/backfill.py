@@ -50,8 +50,6 @@ FIRST_BATCH_ROWS = 1000  # 5-10 ms here on all three databases; rows 10x heavier
 MIN_BATCH_ROWS = 10  # below this a batch is all per-transaction overhead
 MAX_BATCH_ROWS = 100_000  # bounds one transaction's undo/journal, and the cost of a mis-estimate
 MAX_STEP = 2.0  # the next batch is at most twice, and at least half, this one's size
-# What `crossfade plan` shows: the most rows one default batch can hold.
-DEFAULT_BATCH_SIZE = MAX_BATCH_ROWS
 
 class FixedBatches:
     """`batch_size=N`: every batch is N rows."""

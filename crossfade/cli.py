@@ -37,7 +37,7 @@ from .alembic import scaffold
 from .alembic.plan import plan_project
 from .alembic.project import find_project
 from .alembic.runner import open_upgrade
-from .backfill import DEFAULT_BATCH_SECONDS, DEFAULT_BATCH_SIZE, BackfillOptionError
+from .backfill import DEFAULT_BATCH_SECONDS, BackfillOptionError
 from .backfill import Progress as BackfillProgress
 from .backfill import check_options as check_backfill_options
 from .change import Change
@@ -94,7 +94,8 @@ def plan(
         "--dialect", help="Render for this database (default: all three). Not with --url.")] = None,
     url: Annotated[str | None, typer.Option(
         "--url", help="Plan against this live database's tables instead of the modules' `metadata`.")] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Backfill batch size to show.")] = DEFAULT_BATCH_SIZE,
+    batch_size: Annotated[int | None, typer.Option(
+        "--batch-size", min=1, help="Show fixed backfill batches of this size (default: sized by time).")] = None,
 ) -> None:
     """Show what each phase will do, without changing any database."""
     with _clean_errors():

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 
 from . import backfill
-from .backfill import DEFAULT_BATCH_SIZE
 from .change import Change
 from .ddl import SetNullable, Step
 from .dialects import TriggerDialect, offline
@@ -42,14 +41,14 @@ class Section:
 
 
 def plan(changes: Sequence[Change], dialect_name: str | TriggerDialect,
-         metadata: sa.MetaData | Schema, *, batch_size: int = DEFAULT_BATCH_SIZE) -> str:
+         metadata: sa.MetaData | Schema, *, batch_size: int | None = None) -> str:
     """Every phase's DDL, trigger and backfill SQL for `changes`, as one reviewable script."""
     dialect = offline(dialect_name) if isinstance(dialect_name, str) else dialect_name
     return render_sql(build_plan(changes, dialect, metadata, batch_size=batch_size), dialect)
 
 
 def build_plan(changes: Sequence[Change], dialect: TriggerDialect, metadata: sa.MetaData | Schema,
-               *, batch_size: int = DEFAULT_BATCH_SIZE) -> list[Section]:
+               *, batch_size: int | None = None) -> list[Section]:
     snapshot = metadata.copy() if isinstance(metadata, Schema) else Schema.from_metadata(metadata)
     sections: list[Section] = []
     for change in changes:
@@ -79,7 +78,7 @@ def render_sql(sections: list[Section], dialect: TriggerDialect) -> str:
 
 # --- simulation ----------------------------------------------------------------------------
 
-def _plan_change(change: Change, dialect: TriggerDialect, snapshot: Schema, batch_size: int) -> list[Section]:
+def _plan_change(change: Change, dialect: TriggerDialect, snapshot: Schema, batch_size: int | None) -> list[Section]:
     change.validate(snapshot)
     release_n = snapshot.copy()
 
@@ -118,11 +117,11 @@ def _drop_triggers(dialect: TriggerDialect, objects: list[DbObject]) -> list[Pla
             for table in sorted({o.table for o in objects})]
 
 
-def _backfill_step(dialect: TriggerDialect, ts: TableSync, batch_size: int) -> PlannedStep:
+def _backfill_step(dialect: TriggerDialect, ts: TableSync, batch_size: int | None) -> PlannedStep:
     key = ", ".join(getattr(k, "name", str(k)) for k in dialect.batch_key(ts.table))
     statements = [dialect.compile(s) for s in backfill.backfill_statements(ts, sa.true())]
-    size = (f"sized to take about {backfill.DEFAULT_BATCH_SECONDS * 1000:.0f} ms, at most {batch_size} rows"
-            if batch_size == backfill.DEFAULT_BATCH_SIZE else f"at most {batch_size} rows")
+    size = (f"{batch_size} rows" if batch_size is not None else
+            f"sized to take about {backfill.DEFAULT_BATCH_SECONDS * 1000:.0f} ms, at most {backfill.MAX_BATCH_ROWS} rows")
     notes = [f"each batch: one transaction ({size}), keyed by ({key}):",
              f"AND ({key}) > <last key of the previous batch> AND ({key}) <= <key of the batch's last row>",
              "rows release N+1 already wrote are left alone (the new columns are not NULL there)"]

@@ -26,7 +26,7 @@ from .recording import Statements, offline_context
 from .runner import NOT_STARTED
 
 
-def plan_project(project: Project, dialect: str | None, url: str | None, batch_size: int,
+def plan_project(project: Project, dialect: str | None, url: str | None, batch_size: int | None,
                  note: Callable[[str], None]) -> Iterator[tuple[TriggerDialect, list[planning.Section]]]:
     """(dialect, sections) for each database the plan is for; `note` says what is left out."""
     if url is None:
@@ -56,7 +56,7 @@ def plan_project(project: Project, dialect: str | None, url: str | None, batch_s
 
 
 def plan_revisions(project: Project, revisions: list[Revision], target: TriggerDialect, schema: Schema,
-                   batch_size: int, *, live: bool = False) -> list[planning.Section]:
+                   batch_size: int | None, *, live: bool = False) -> list[planning.Section]:
     """The sections of each revision in turn; `schema` (the tables before the first) moves on.
     A revision's own `metadata` states its release N's tables, unless they are `live` ones."""
     sections: list[planning.Section] = []
@@ -69,7 +69,7 @@ def plan_revisions(project: Project, revisions: list[Revision], target: TriggerD
 
 
 def _revision_sections(project: Project, revision: Revision, target: TriggerDialect, schema: Schema,
-                       batch_size: int) -> list[planning.Section]:
+                       batch_size: int | None) -> list[planning.Section]:
     phases = classify(revision.plain, schema, revision.id)  # what expand would refuse, the plan refuses
     section = {name: planning.Section(revision.id, name) for name in planning.PHASES}
     for operation in phases.expand:
