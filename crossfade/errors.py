@@ -92,11 +92,15 @@ class PhaseError(CrossfadeError):
 
 
 class LockTimeoutError(CrossfadeError):
-    def __init__(self, statement: str, attempts: int, waited: float):
+    def __init__(self, statement: str, attempts: int, waited: float, lost_work: int = 0):
         self.statement, self.attempts, self.waited = statement, attempts, waited
+        why = ("a long transaction holds the table" if not lost_work else
+               f"{lost_work} attempts did their work and then lost the lock they need to finish: "
+               "transactions keep touching the table; run this step at a quieter time, or with a "
+               "longer --lock-timeout")
         super().__init__(
             f"could not take the lock for DDL after {attempts} attempts over {waited:.1f}s "
-            f"(a long transaction holds the table): {statement.splitlines()[0][:120]}"
+            f"({why}): {statement.splitlines()[0][:120]}"
         )
 
 

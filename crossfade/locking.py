@@ -25,6 +25,11 @@ T = TypeVar("T")
 class LockPolicy:
     lock_timeout: float = 0.05  # seconds one attempt may wait for a lock
     max_wait: float = 120.0  # seconds before giving up with LockTimeoutError
+    # An attempt that worked this long before losing its lock (MariaDB takes an online build's
+    # final metadata lock at the end) threw that work away; after `max_lost_work` of them, stop
+    # and say so rather than rebuild again and again for two minutes.
+    long_attempt: float = 1.0
+    max_lost_work: int = 3
 
 
 def backoff(attempt: int, lock_timeout: float) -> float:
@@ -41,9 +46,10 @@ def run_with_lock_timeout(conn: sa.Connection, dialect: TriggerDialect, statemen
                           policy: LockPolicy, rebuild: str | None = None, concurrent: bool = False) -> int:
     """Run `statements` in one attempt-transaction, retried on lock timeouts. Returns attempts."""
     started = time.monotonic()
-    attempt = 0
+    attempt = lost_work = 0
     while True:
         attempt += 1
+        attempt_started = time.monotonic()
         if conn.in_transaction():
             conn.rollback()  # end any read transaction left by catalog probes
         try:
@@ -57,8 +63,10 @@ def run_with_lock_timeout(conn: sa.Connection, dialect: TriggerDialect, statemen
             if conn.in_transaction():
                 conn.rollback()
             waited = time.monotonic() - started
-            if waited >= policy.max_wait:
-                raise LockTimeoutError(statements[0], attempt, waited) from exc
+            if time.monotonic() - attempt_started >= policy.long_attempt:
+                lost_work += 1
+            if waited >= policy.max_wait or lost_work >= policy.max_lost_work:
+                raise LockTimeoutError(statements[0], attempt, waited, lost_work=lost_work) from exc
             time.sleep(backoff(attempt, dialect.effective_lock_timeout(policy.lock_timeout)))
 
 

@@ -17,7 +17,9 @@ import sqlalchemy as sa
 from glance_schema import visibility_change
 
 from crossfade import Change
+from crossfade.dialects import for_dialect
 from crossfade.errors import LockTimeoutError
+from crossfade.locking import LockPolicy, run_with_lock_timeout
 from crossfade.runner import Runner
 from crossfade.state import Phase
 
@@ -210,3 +212,23 @@ def test_sqlite_migrate_outwaits_a_writer_holding_the_database_past_the_busy_tim
     with engine.connect() as conn:
         assert conn.exec_driver_sql("SELECT count(*) FROM images WHERE visibility IS NULL").scalar() == 0
     impatient.dispose()
+
+
+@pytest.mark.parametrize("dialect_name", ["postgresql", "mysql"])
+def test_a_step_that_keeps_losing_its_work_at_the_final_lock_stops_and_says_why(engine):
+    """Each attempt works (a sleep standing in for an online index build), then needs a lock a
+    transaction holds: after `max_lost_work` such attempts crossfade stops rather than redo the
+    work for two minutes, and the error says what is going on."""
+    glance_schema.create_images(engine, [{"id": 1, "name": "a", "is_public": True}])
+    work, lock = {"postgresql": ("SELECT pg_sleep(0.3)", "LOCK TABLE images IN ACCESS EXCLUSIVE MODE"),
+                  "mysql": ("SELECT SLEEP(0.3)", "ALTER TABLE images COMMENT 'x'")}[engine.dialect.name]
+    policy = LockPolicy(lock_timeout=0.05, max_wait=60, long_attempt=0.2, max_lost_work=3)
+    dialect = for_dialect(engine.dialect)
+    with engine.connect() as holder:
+        holder.execute(sa.text("UPDATE images SET name = 'held' WHERE id = 1"))  # keeps its transaction open
+        started = time.monotonic()
+        with engine.connect() as conn, dialect.ddl_session(conn) as ddl, \
+                pytest.raises(LockTimeoutError, match="3 attempts did their work and then lost the lock"):
+            run_with_lock_timeout(ddl, dialect, [work, lock], policy)
+        assert time.monotonic() - started < 10  # not the two minutes of max_wait
+        holder.rollback()
