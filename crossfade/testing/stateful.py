@@ -20,8 +20,6 @@ can take minutes.
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
-import decimal
 import functools
 import time
 from collections.abc import Mapping, Sequence
@@ -43,7 +41,7 @@ from .model import RELEASE_N, RELEASE_N1, TablePlan, plan_tables
 from .oracle import law_violations, leftovers, lost_writes, schema_differences
 from .report import CHECKS, CheckResult, DialectReport
 from .simulator import build_release_n, value_source
-from .values import _LETTERS, ValueSource, ValueSpec
+from .values import ValueSource, ValueSpec, recipe
 from .workers import WRITE_MIX
 
 _CHECKS = [name for name, _ in CHECKS if name != "latency"]  # sequential writes say nothing of latency
@@ -152,28 +150,14 @@ class _Upgrade:
 
 
 def _by_type(column: sa.Column) -> st.SearchStrategy:
-    """The strategy twin of values._by_type: the same ranges, so every value reads back equal."""
-    type_ = column.type
-    if isinstance(type_, sa.Enum) and type_.enums:
-        return st.sampled_from(type_.enums)
-    if isinstance(type_, sa.Boolean):
-        return st.booleans()
-    if isinstance(type_, sa.SmallInteger):
-        return st.integers(-100, 100)
-    if isinstance(type_, sa.Integer):
-        return st.integers(-10_000, 10_000)
-    if isinstance(type_, sa.Numeric) and not isinstance(type_, sa.Float):
-        scale = type_.scale if type_.scale is not None else 0
-        return st.integers(-10_000, 10_000).map(lambda i: decimal.Decimal(i).scaleb(-scale))
-    if isinstance(type_, sa.Float):
-        return st.integers(-10_000, 10_000).map(float)
-    if isinstance(type_, sa.DateTime):
-        return st.integers(0, 10**8).map(lambda s: dt.datetime(2020, 1, 1) + dt.timedelta(seconds=s))
-    if isinstance(type_, sa.Date):
-        return st.integers(0, 5000).map(lambda d: dt.date(2020, 1, 1) + dt.timedelta(days=d))
-    if isinstance(type_, sa.String):
-        return st.text(_LETTERS, min_size=1, max_size=min(type_.length or 12, 12))
-    raise AssertionError(f"value_source() accepted {column.table.name}.{column.name} without a strategy")
+    """The random writers' recipe (values.recipe) as a strategy: the same values, so every value
+    reads back equal."""
+    made = recipe(column)
+    if made.choices is not None:
+        return st.sampled_from(made.choices)
+    if made.letters is not None:
+        return st.text(made.letters, min_size=1, max_size=made.longest)
+    return st.integers(made.low, made.high).map(made.convert)
 
 
 def _step(method):

@@ -11,6 +11,7 @@ import datetime as dt
 import decimal
 import random
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -44,28 +45,51 @@ class ValueSource:
         return spec(rng) if callable(spec) else rng.choice(list(spec))
 
 
-def _by_type(column: sa.Column, rng: random.Random) -> Any:
+@dataclass(frozen=True)
+class Recipe:
+    """How to make a value of a column's type: one of `choices`, a string of `letters`
+    (1 to `longest` of them), or an integer in [`low`, `high`] passed through `convert`. The
+    random writers and the Hypothesis strategies (stateful.py) both read it, so both modes
+    write the same values."""
+
+    choices: tuple | None = None
+    letters: str | None = None
+    longest: int = 0
+    low: int = 0
+    high: int = 0
+    convert: Callable[[int], Any] = int
+
+
+def recipe(column: sa.Column) -> Recipe:
     type_ = column.type
     if isinstance(type_, sa.Enum) and type_.enums:
-        return rng.choice(type_.enums)
+        return Recipe(choices=tuple(type_.enums))
     if isinstance(type_, sa.Boolean):
-        return rng.random() < 0.5
+        return Recipe(choices=(False, True))
     if isinstance(type_, sa.SmallInteger):
-        return rng.randint(-100, 100)
+        return Recipe(low=-100, high=100)
     if isinstance(type_, sa.Integer):
-        return rng.randint(-10_000, 10_000)
+        return Recipe(low=-10_000, high=10_000)
     if isinstance(type_, sa.Numeric) and not isinstance(type_, sa.Float):
         scale = type_.scale if type_.scale is not None else 0
-        return decimal.Decimal(rng.randint(-10_000, 10_000)).scaleb(-scale)
+        return Recipe(low=-10_000, high=10_000, convert=lambda i: decimal.Decimal(i).scaleb(-scale))
     if isinstance(type_, sa.Float):
-        return float(rng.randint(-10_000, 10_000))
+        return Recipe(low=-10_000, high=10_000, convert=float)
     if isinstance(type_, sa.DateTime):
-        return dt.datetime(2020, 1, 1) + dt.timedelta(seconds=rng.randint(0, 10**8))
+        return Recipe(low=0, high=10**8, convert=lambda s: dt.datetime(2020, 1, 1) + dt.timedelta(seconds=s))
     if isinstance(type_, sa.Date):
-        return dt.date(2020, 1, 1) + dt.timedelta(days=rng.randint(0, 5000))
+        return Recipe(low=0, high=5000, convert=lambda d: dt.date(2020, 1, 1) + dt.timedelta(days=d))
     if isinstance(type_, sa.String):  # Text and Unicode included
-        length = min(type_.length or 12, 12)
-        return "".join(rng.choice(_LETTERS) for _ in range(rng.randint(1, length)))
+        return Recipe(letters=_LETTERS, longest=min(type_.length or 12, 12))
     raise CrossfadeError(
         f"the simulator cannot make values for {column.table.name}.{column.name} ({type_!r}); "
         f"pass values={{'{column.table.name}.{column.name}': [...]}}")
+
+
+def _by_type(column: sa.Column, rng: random.Random) -> Any:
+    made = recipe(column)
+    if made.choices is not None:
+        return rng.choice(made.choices)
+    if made.letters is not None:
+        return "".join(rng.choice(made.letters) for _ in range(rng.randint(1, made.longest)))
+    return made.convert(rng.randint(made.low, made.high))
