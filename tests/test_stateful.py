@@ -36,6 +36,15 @@ def failed(result, check: str) -> tuple[list[str], list[str]]:
     return details, [re.sub(r"^\s*\d+\. ", "", d) for d in details if re.match(r"\s+\d+\. ", d)]
 
 
+def test_a_null_release_n_writes_before_expand_waits_for_the_backfill_not_a_lost_write(engine):
+    """set_not_null: a NULL written before any trigger exists stays NULL until the backfill fills
+    it; checked after every rule, that is not a lost write."""
+    upgrade = simulated_changes.set_not_null()
+    result = hypothesis_verify(upgrade.change, upgrade.release_n, upgrade.release_n1, url_of(engine),
+                               values=upgrade.values, **(QUICK | {"max_examples": 25}))
+    assert result.ok, {n: c.details for n, c in result.checks.items() if not c.ok}
+
+
 def test_a_correct_change_survives_the_sequences_hypothesis_tries(engine):
     result = run(url_of(engine), max_examples=6)
     assert result.ok, {n: c.details for n, c in result.checks.items() if not c.ok}

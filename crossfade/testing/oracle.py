@@ -118,8 +118,10 @@ def _view_expr(plan: TablePlan, table: sa.Table, name: str):
 
 
 def lost_writes(conn: sa.Connection, plans: dict[str, TablePlan], writes: list[Write],
-                releases: tuple[str, ...] = (RELEASE_N, RELEASE_N1)) -> list[Finding]:
-    """Rows whose final state disagrees with the last committed write to any of their slots."""
+                releases: tuple[str, ...] = (RELEASE_N, RELEASE_N1), *, backfilled: bool = True) -> list[Finding]:
+    """Rows whose final state disagrees with the last committed write to any of their slots.
+    Before the backfill is done (`backfilled` False), a NULL written to a filled column while no
+    trigger could fill it (before expand) may still read NULL."""
     by_row: dict[tuple, list[Write]] = defaultdict(list)
     for write in writes:
         by_row[write.table, write.key].append(write)
@@ -129,7 +131,7 @@ def lost_writes(conn: sa.Connection, plans: dict[str, TablePlan], writes: list[W
         known = {k for (t, k) in by_row if t == name}
         for key in sorted(known, key=repr):
             history = sorted(by_row[name, key], key=lambda w: w.start)
-            what = _row_disagreement(plan, history, {r: views[r].get(key) for r in views}, releases)
+            what = _row_disagreement(plan, history, {r: views[r].get(key) for r in views}, releases, backfilled)
             if what:
                 findings.append(Finding(name, key, what, tuple(w.describe() for w in history)))
         for key in sorted(set(views[RELEASE_N1]) - known, key=repr)[:20]:
@@ -137,7 +139,8 @@ def lost_writes(conn: sa.Connection, plans: dict[str, TablePlan], writes: list[W
     return findings
 
 
-def _row_disagreement(plan: TablePlan, history: list[Write], rows: dict, releases) -> str | None:
+def _row_disagreement(plan: TablePlan, history: list[Write], rows: dict, releases,
+                      backfilled: bool = True) -> str | None:
     present = next((r for r in rows.values() if r is not None), None)
     history = _current_generation(history)
     deletes = [w for w in history if w.kind == "delete"]
@@ -157,7 +160,8 @@ def _row_disagreement(plan: TablePlan, history: list[Write], rows: dict, release
                 slots[slot].append(write)
     for slot, slot_writes in slots.items():
         candidates = _possibly_last(slot_writes)
-        problems = [_disagrees(plan, slot, w, rows[w.release]) for w in candidates if w.release in releases]
+        problems = [_disagrees(plan, slot, w, rows[w.release], backfilled) for w in candidates
+                    if w.release in releases]
         if problems and all(problems):
             return problems[0] + (f" (or {len(problems) - 1} other order(s))" if len(problems) > 1 else "")
     return None
@@ -184,9 +188,11 @@ def _possibly_last(writes: list[Write]) -> list[Write]:
 # Phases in which the backfill may still reach a row: it writes `B := up(A)` where every column
 # of B is NULL, which is also what a write leaving all of B NULL looks like.
 BEFORE_BACKFILL_DONE = ("seed", "release N", "expand", "migrate")
+# Phases before any trigger exists: a NULL written to a filled column then waits for the backfill.
+BEFORE_TRIGGERS = ("seed", "release N")
 
 
-def _disagrees(plan: TablePlan, slot: str, write: Write, row: dict | None) -> str | None:
+def _disagrees(plan: TablePlan, slot: str, write: Write, row: dict | None, backfilled: bool = True) -> str | None:
     group = plan.group_of_slot(slot)
     if group is not None and write.phase in BEFORE_BACKFILL_DONE and all(
             write.values.get(c) is None for c in group.new if c in write.values) and any(
@@ -197,7 +203,7 @@ def _disagrees(plan: TablePlan, slot: str, write: Write, row: dict | None) -> st
             continue
         read = row[column]
         if written is None and plan.fill_of(column) is not None:
-            if read is None:
+            if read is None and (backfilled or write.phase not in BEFORE_TRIGGERS):
                 return f"release {write.release} reads {column} = NULL; its fill should have replaced the NULL"
             continue
         if not _same(read, written):

@@ -347,27 +347,9 @@ class UpgradeMachine(RuleBasedStateMachine):
     def sync_law_holds_and_no_write_is_lost(self):
         self._check_law(self.phase)
         with self.upgrade.engine.connect() as conn:
-            lost = lost_writes(conn, self.upgrade.plans, self._writes_in_scope())
+            lost = lost_writes(conn, self.upgrade.plans, self.writes, backfilled=self.backfilled)
         if lost:
             raise CheckFailed("no lost writes", self.phase, lost[0].what, lost[0].table, lost[0].key)
-
-    def _writes_in_scope(self) -> list[Write]:
-        """The journal as it must read now. Until the backfill is done, a NULL written to a filled
-        column while no trigger could fill it (before expand) may still be NULL or already filled:
-        that column is left out of the row's writes up to that NULL."""
-        if self.backfilled:
-            return self.writes
-        pending = {}  # (table, key, column) -> index of the last such NULL
-        for i, write in enumerate(self.writes):
-            plan = self.upgrade.plans[write.table]
-            for column, value in write.values.items():
-                if value is None and plan.fill_of(column) is not None and write.phase in ("seed", "release N"):
-                    pending[write.table, write.key, column] = i
-        if not pending:
-            return self.writes
-        return [dataclasses.replace(w, values={c: v for c, v in w.values.items()
-                                               if pending.get((w.table, w.key, c), -1) < i})
-                for i, w in enumerate(self.writes)]
 
     def _check_law(self, phase: str) -> None:
         if not self.law_active:
