@@ -153,11 +153,14 @@ def _by_type(column: sa.Column) -> st.SearchStrategy:
     """The random writers' recipe (values.recipe) as a strategy: the same values, so every value
     reads back equal."""
     made = recipe(column)
+    if made.choices == (False, True):
+        return st.booleans()  # shrinks towards False, as sampled_from would not
     if made.choices is not None:
         return st.sampled_from(made.choices)
     if made.letters is not None:
         return st.text(made.letters, min_size=1, max_size=made.longest)
-    return st.integers(made.low, made.high).map(made.convert)
+    integers = st.integers(made.low, made.high)
+    return integers if made.convert is int else integers.map(made.convert)
 
 
 def _step(method):
