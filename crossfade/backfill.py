@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -22,7 +23,7 @@ import sqlalchemy as sa
 from .dialects.base import TriggerDialect
 from .errors import CrossfadeError
 from .locking import LockPolicy, retry_when_busy
-from .sync import TableSync, all_null
+from .sync import LinkRule, TableSync, all_null
 
 
 @dataclass
@@ -114,7 +115,39 @@ def batch_sizer(batch_size: int | None = None, batch_seconds: float | None = Non
     return AdaptiveBatches(DEFAULT_BATCH_SECONDS if batch_seconds is None else batch_seconds)
 
 
-def backfill_table(engine: sa.Engine, dialect: TriggerDialect, ts: TableSync, checkpoint: dict,
+@dataclass
+class Job:
+    """One table's backfill: `statements(where)` fill the rows of `table` that `where` picks."""
+
+    name: str
+    table: sa.Table
+    statements: Callable[[sa.ColumnElement], list]
+    guarded: bool = False  # runs with the link triggers switched off (TriggerDialect.link_guard)
+
+
+def sync_job(ts: TableSync) -> Job:
+    return Job(ts.name, ts.table, lambda where: backfill_statements(ts, where))
+
+
+def link_job(dialect: TriggerDialect, link: LinkRule, source: sa.Table, target: sa.Table) -> Job:
+    """A link's backfill: the target gets a row for every source row that should have one."""
+    return Job(link.target, source, lambda where: link_statements(dialect, link, source, target, where),
+               guarded=True)
+
+
+def link_statements(dialect: TriggerDialect, link: LinkRule, source: sa.Table, target: sa.Table,
+                    where: sa.ColumnElement) -> list[sa.Insert]:
+    """INSERT ... SELECT of the missing target rows; a row a trigger inserted meanwhile wins
+    (it holds a value written after the SELECT read)."""
+    columns = [link.key, *link.columns]
+    conditions = [where, ~sa.exists().where(target.c[link.key] == source.c[link.key])]
+    if not link.mirror:  # a split's row exists where one of its values is set
+        conditions.append(sa.or_(*[source.c[c].is_not(None) for c in link.columns]))
+    select = sa.select(*[source.c[c] for c in columns]).where(*conditions)
+    return [dialect.insert_missing(target, link.key, columns, select)]
+
+
+def backfill_table(engine: sa.Engine, dialect: TriggerDialect, ts: TableSync | Job, checkpoint: dict,
                    save: SaveCheckpoint, *, batches: BatchSizer | None = None, pause: float | None = None,
                    on_batch: Callable[[Progress], None] | None = None,
                    clock: Callable[[], float] = time.perf_counter,
@@ -125,6 +158,7 @@ def backfill_table(engine: sa.Engine, dialect: TriggerDialect, ts: TableSync, ch
     enough for a writer waiting on the database lock to get in). `clock` and `sleep` time the batches and the rests.
     """
     check_options(pause=pause)
+    ts = sync_job(ts) if isinstance(ts, TableSync) else ts
     batches = batches if batches is not None else batch_sizer()
     table = ts.table
     key = dialect.batch_key(table)
@@ -137,11 +171,11 @@ def backfill_table(engine: sa.Engine, dialect: TriggerDialect, ts: TableSync, ch
         started = clock()
 
         def one_batch(previous: dict = checkpoint, size: int = size):
-            with engine.begin() as conn:
-                for setting in dialect.backfill_batch_settings():
+            with engine.connect() as conn, _guarded(conn, dialect, ts.guarded) as guard, conn.begin():
+                for setting in guard + dialect.backfill_batch_settings():
                     conn.exec_driver_sql(setting)
                 upper = _batch_upper_bound(conn, table, key, previous["last"], size)
-                for statement in backfill_statements(ts, _key_range(key, previous["last"], upper)):
+                for statement in ts.statements(_key_range(key, previous["last"], upper)):
                     conn.execute(statement)
                 reached = {
                     "last": list(upper) if upper is not None else previous["last"],
@@ -163,6 +197,20 @@ def backfill_table(engine: sa.Engine, dialect: TriggerDialect, ts: TableSync, ch
         if rest > 0 and upper is not None:
             sleep(rest)
     return checkpoint
+
+
+@contextmanager
+def _guarded(conn: sa.Connection, dialect: TriggerDialect, guarded: bool):
+    """The batch's connection with the link triggers off, and on again however the batch ends
+    (the connection goes back to a pool the application may share)."""
+    on, off = dialect.link_guard() if guarded else ((), ())
+    try:
+        yield on  # run inside the batch's transaction (PostgreSQL's setting lasts as long)
+    finally:
+        for statement in off:
+            conn.exec_driver_sql(statement)
+        if off:
+            conn.commit()
 
 
 def backfill_statements(ts: TableSync, where: sa.ColumnElement) -> list[sa.Update]:

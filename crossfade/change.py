@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
-from .ddl import Intent, SetDefault, SetNullable, apply_to_schema
+from .ddl import Intent, SetDefault, SetNullable, SwapStandIn, apply_to_schema
 from .errors import ColumnAlreadySyncedError, ValidationError
 from .ops.base import Op
 from .schema import Schema
-from .sync import TableSync
+from .sync import LinkRule, TableSync
 
 
 class Change:
@@ -30,7 +30,7 @@ class Change:
         return f"Change(id={self.id!r}, ops=[{', '.join(op.describe() for op in self.ops)}])"
 
     def tables(self) -> set[str]:
-        return {op.table for op in self.ops}
+        return {table for op in self.ops for table in op.tables()}
 
     def validate(self, schema: Schema) -> None:
         """Typed errors for anything that cannot work, checked against release N's schema as the
@@ -40,12 +40,33 @@ class Change:
         added: set[tuple[str, str]] = set()
         for table, column in self.added_columns():
             _claim(added, table, (column,))
+        self._refuse_shared_exclusive_tables()
         progressive = schema.copy()
         for op in self.ops:
             op.validate(progressive)
             for intent in op.expand(progressive):
                 apply_to_schema(progressive, intent)
         self.table_syncs(schema)  # raises when two ops fight over one column
+        self.links(progressive)
+
+    def _refuse_shared_exclusive_tables(self) -> None:
+        for op in self.ops:
+            if not op.exclusive():
+                continue
+            for other in self.ops:
+                shared = set(op.tables()) & set(other.tables())
+                if other is not op and shared:
+                    raise ValidationError(f"{op.describe()} must be the only op on table {min(shared)!r} in "
+                                          f"its change ({other.describe()} touches it too): put them in two changes")
+
+    def links(self, schema: Schema) -> list[LinkRule]:
+        """The cross-table rules (split_table, rename_table), each table in at most one."""
+        links = [link for op in self.ops for link in op.sync(schema).links]
+        linked: set[tuple[str, str]] = set()
+        for link in links:
+            for table in link.tables():
+                _claim(linked, table, ("(linked)",))
+        return links
 
     def table_syncs(self, schema: Schema, relaxed: Iterable[Sequence[str]] = ()) -> dict[str, TableSync]:
         """The sync rules of all ops, merged into one TableSync per table (one trigger each).
@@ -88,13 +109,15 @@ class Change:
         fills the old columns (still there until dropped, maybe behind a lock wait) nor the new
         ones N+1 leaves to their server default. So first the new columns get their defaults and
         the old NOT NULL columns to be dropped accept NULL; N+1's writes never fail in between."""
-        intents = [i for i in self.contract_intents(schema) if isinstance(i, SetDefault)]
+        # A stand-in is swapped for its table while its sync still runs (SQLite's mirror would
+        # otherwise miss the writes in between).
+        intents = [i for i in self.contract_intents(schema) if isinstance(i, (SetDefault, SwapStandIn))]
         return intents + [SetNullable(t, c, True) for t, c in self.dropped_columns()
                           if schema.has_column(t, c) and schema.needs_a_value(t, c)]
 
     def after_dropping_triggers(self, schema: Schema) -> list[Intent]:
         """The rest of contract: its defaults were already set before the triggers went."""
-        return [i for i in self.contract_intents(schema) if not isinstance(i, SetDefault)]
+        return [i for i in self.contract_intents(schema) if not isinstance(i, (SetDefault, SwapStandIn))]
 
     def not_null_at_contract(self, schema: Schema) -> list[tuple[str, str]]:
         return [(i.table, i.column) for i in self.contract_intents(schema)

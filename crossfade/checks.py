@@ -13,8 +13,10 @@ from .schema import Schema
 from .state import ChangeState
 
 
-def expected_objects(dialect: TriggerDialect, syncs: dict) -> dict[str, DbObject]:
-    return {o.name: o for ts in syncs.values() for o in dialect.trigger_objects(ts)}
+def expected_objects(dialect: TriggerDialect, syncs: dict, links: Sequence = ()) -> dict[str, DbObject]:
+    objects = {o.name: o for ts in syncs.values() for o in dialect.trigger_objects(ts)}
+    objects.update({o.name: o for link in dialect.active_links(list(links)) for o in dialect.link_objects(link)})
+    return objects
 
 
 def catalog_checksums(dialect: TriggerDialect, conn: sa.Connection, expected: dict[str, DbObject]) -> dict:

@@ -129,8 +129,76 @@ class AddCheck:
         return sa.select(*[t.c[c] for c in key]).select_from(t).where(sa.not_(self.condition))
 
 
+@dataclass(frozen=True)
+class CreateTable:
+    """A new table keyed like `ref_table` (split_table's): `columns` include the key, which
+    references `ref_table`'s key (ON DELETE `ondelete`)."""
+
+    table: str
+    columns: tuple[sa.Column, ...] = field(compare=False)
+    key: str
+    ref_table: str
+    ondelete: str | None = "CASCADE"
+
+    def describe(self) -> str:
+        return f"create table {self.table} keyed by {self.ref_table}.{self.key}"
+
+    def build(self, metadata: sa.MetaData, ref_key_type) -> sa.Table:
+        """The table in `metadata` (with a stand-in for the referenced table, so the key resolves)."""
+        if self.ref_table not in metadata.tables:
+            sa.Table(self.ref_table, metadata, sa.Column(self.key, ref_key_type, primary_key=True))
+        columns = [sa.Column(c.name, c.type, nullable=c.nullable, primary_key=c.name == self.key,
+                             autoincrement=False,
+                             server_default=c.server_default.arg if c.server_default is not None else None)
+                   for c in self.columns]
+        return sa.Table(self.table, metadata, *columns,
+                        sa.ForeignKeyConstraint([self.key], [f"{self.ref_table}.{self.key}"],
+                                                name=f"fk_{self.table}_{self.key}"[:60], ondelete=self.ondelete))
+
+
+@dataclass(frozen=True)
+class DropTable:
+    table: str
+
+    def describe(self) -> str:
+        return f"drop table {self.table}"
+
+
+@dataclass(frozen=True)
+class AddStandIn:
+    """rename_table's expand: `name` reads and writes `table` until contract renames it.
+    PostgreSQL and MariaDB make it a view; SQLite, whose views cannot report an inserted rowid,
+    a mirror table kept in step by triggers."""
+
+    table: str
+    name: str
+
+    def describe(self) -> str:
+        return f"make {self.name} a writable stand-in for {self.table}"
+
+
+@dataclass(frozen=True)
+class SwapStandIn:
+    """rename_table's contract: the stand-in goes and `table` takes its name, atomically."""
+
+    table: str
+    name: str
+
+    def describe(self) -> str:
+        return f"rename table {self.table} to {self.name}, replacing its stand-in"
+
+
+@dataclass(frozen=True)
+class DropStandIn:
+    table: str
+    name: str
+
+    def describe(self) -> str:
+        return f"drop the stand-in {self.name} for {self.table}"
+
+
 Intent = (AddColumn | DropColumn | SetNullable | SetDefault | CreateIndex | DropIndex | AddUnique
-          | AddForeignKey | AddCheck)
+          | AddForeignKey | AddCheck | CreateTable | DropTable | AddStandIn | SwapStandIn | DropStandIn)
 
 ON_DELETE = ("CASCADE", "SET NULL", "SET DEFAULT", "RESTRICT", "NO ACTION")
 
@@ -177,6 +245,13 @@ def apply_to_schema(schema, intent: Intent) -> None:
                                intent.ref_columns, intent.ondelete)
     elif isinstance(intent, AddCheck):
         schema.add_check(intent.table, intent.name, intent.condition)
+    elif isinstance(intent, CreateTable):
+        schema.create_table(intent)
+    elif isinstance(intent, DropTable):
+        schema.drop_table(intent.table)
+    elif isinstance(intent, SwapStandIn):
+        schema.rename_table(intent.table, intent.name)
+    # A stand-in is not one of the change's tables: the Schema does not show it.
 
 
 def _table(name: str, columns: Sequence[str]) -> sa.TableClause:

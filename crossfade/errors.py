@@ -17,6 +17,12 @@ class UnknownTableError(ValidationError):
         super().__init__(f"table {table!r} does not exist")
 
 
+class TableExistsError(ValidationError):
+    def __init__(self, table: str):
+        self.table = table
+        super().__init__(f"a table or view named {table!r} already exists")
+
+
 class UnknownColumnError(ValidationError):
     def __init__(self, table: str, column: str):
         self.table, self.column = table, column

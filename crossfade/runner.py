@@ -104,9 +104,14 @@ class Runner:
         current.phase = Phase.MIGRATING
         self._save(current, "migrate", "record migrating")
         with self.engine.connect() as conn:
-            syncs = change.table_syncs(self._reflect(conn, change))
-        for name, table_sync in sorted(syncs.items()):
-            self._backfill(change, current, table_sync)
+            schema = self._reflect(conn, change)
+            syncs = change.table_syncs(schema)
+            links = self.dialect.active_links(change.links(schema))
+        jobs = [backfill.sync_job(ts) for _, ts in sorted(syncs.items())]
+        jobs += [backfill.link_job(self.dialect, link, schema.table(link.source), schema.table(link.target))
+                 for link in links]
+        for job in jobs:
+            self._backfill(change, current, job)
         current.phase = Phase.MIGRATED
         self._save(current, "migrate", "record migrated")
 
@@ -185,7 +190,7 @@ class Runner:
             schema = self._reflect(conn, change)
             if current.phase in SYNCING:
                 syncs = change.table_syncs(schema, current.relaxed)
-                expected = checks.expected_objects(self.dialect, syncs)
+                expected = checks.expected_objects(self.dialect, syncs, change.links(schema))
                 return (checks.syncing_problems(self.dialect, conn, current, expected, change.added_columns())
                         + self._unfinished(conn, schema, change, "expand"))
             if current.phase is Phase.CONTRACTED:
@@ -229,6 +234,7 @@ class Runner:
             self.dialect.steps(change.expand_intents(planned), planned)  # simulates expand on `planned`
             syncs = change.table_syncs(planned)
             self.dialect.compile_triggers(syncs)
+            checks.expected_objects(self.dialect, {}, change.links(planned))
             self._refuse_busy_tables(conn, change)
             # Unique indexes expand builds over columns that hold data already (new ones are NULL).
             checks.refuse_violations(conn, schema, [
@@ -255,9 +261,10 @@ class Runner:
                     raise TableBusyError(table, other.change_id)
 
     def _install_triggers(self, conn: sa.Connection, change: Change, current: ChangeState) -> dict:
-        syncs = change.table_syncs(self._reflect(conn, change), current.relaxed)
-        expected = checks.expected_objects(self.dialect, syncs)
-        for name in sorted(syncs):
+        schema = self._reflect(conn, change)
+        syncs = change.table_syncs(schema, current.relaxed)
+        expected = checks.expected_objects(self.dialect, syncs, change.links(schema))
+        for name in sorted({o.table for o in expected.values()}):
             objects = [o for o in expected.values() if o.table == name]
             statements = [sql for o in objects for sql in o.create]
             self._run(conn, "expand", Step(f"install triggers on {name}", statements))
@@ -309,9 +316,9 @@ class Runner:
             if count:
                 raise NullsRemainError(table, column, count)
 
-    def _backfill(self, change: Change, current: ChangeState, table_sync: TableSync) -> None:
+    def _backfill(self, change: Change, current: ChangeState, job: backfill.Job) -> None:
         def save(conn: sa.Connection, checkpoint: dict) -> None:
-            current.checkpoint[table_sync.name] = checkpoint
+            current.checkpoint[job.name] = checkpoint
             state.save(conn, current)
 
         def on_batch(progress: backfill.Progress) -> None:
@@ -319,8 +326,8 @@ class Runner:
                 self.on_progress(progress)
             self._after_step("migrate", f"batch of {progress.table} up to {progress.done}")
 
-        backfill.backfill_table(self.engine, self.dialect, table_sync,
-                                current.checkpoint.get(table_sync.name, {}), save,
+        backfill.backfill_table(self.engine, self.dialect, job,
+                                current.checkpoint.get(job.name, {}), save,
                                 batches=backfill.batch_sizer(self.batch_size, self.batch_seconds),
                                 pause=self.pause, on_batch=on_batch)
 

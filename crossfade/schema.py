@@ -16,27 +16,32 @@ from .errors import ConstraintExistsError, UnknownColumnError, UnknownTableError
 
 
 class Schema:
-    def __init__(self, metadata: sa.MetaData):
+    def __init__(self, metadata: sa.MetaData, views: Iterable[str] = ()):
         self.metadata = metadata
+        self.views = set(views)  # views in the database (a new table's name must not be one)
 
     @classmethod
     def reflect(cls, conn: sa.Connection, tables: set[str]) -> Schema:
         metadata = sa.MetaData()
-        existing = set(sa.inspect(conn).get_table_names())
+        inspector = sa.inspect(conn)
+        existing = set(inspector.get_table_names())
         with warnings.catch_warnings():
             # SQLAlchemy reflects PostgreSQL's NOT VALID checks (add_check between its two steps)
             # with an option Table() then warns it cannot validate.
             warnings.filterwarnings("ignore", "Can't validate argument 'dialect_options'", sa.exc.SAWarning)
             for name in sorted(tables & existing):
                 sa.Table(name, metadata, autoload_with=conn)
-        return cls(metadata)
+        return cls(metadata, inspector.get_view_names())
 
     @classmethod
     def from_metadata(cls, metadata: sa.MetaData) -> Schema:
         return cls(_copy_metadata(metadata))
 
     def copy(self) -> Schema:
-        return Schema(_copy_metadata(self.metadata))
+        return Schema(_copy_metadata(self.metadata), self.views)
+
+    def name_taken(self, name: str) -> bool:
+        return self.has_table(name) or name in self.views
 
     def has_table(self, name: str) -> bool:
         return name in self.metadata.tables
@@ -122,6 +127,22 @@ class Schema:
         t = self.table(table)
         if name not in self.index_and_constraint_names(table):
             t.append_constraint(sa.CheckConstraint(condition, name=name))
+
+    def create_table(self, intent) -> None:
+        """A ddl.CreateTable's table (its referenced table must be in the snapshot)."""
+        key_type = self.column(intent.ref_table, intent.key).type
+        intent.build(self.metadata, key_type)
+
+    def drop_table(self, name: str) -> None:
+        if self.has_table(name):
+            self.metadata.remove(self.metadata.tables[name])
+
+    def rename_table(self, old: str, new: str) -> None:
+        """`old` takes the name `new`, replacing what had it (rename_table's stand-in)."""
+        table = self.table(old)
+        self.drop_table(new)
+        table.to_metadata(self.metadata, name=new)
+        self.metadata.remove(table)
 
     def _replace_table(self, table: sa.Table, columns: list[sa.Column]) -> None:
         """`table` with only `columns`; indexes and constraints on dropped columns go with them."""

@@ -165,3 +165,30 @@ def _as_expr(value: Any, type_) -> ColumnElement:
     if value is None:
         return sa.null()
     return sa.literal(value, type_)
+
+
+@dataclass(frozen=True)
+class LinkRule:
+    """Columns kept equal across two tables, row to row by a shared key (split_table, and
+    rename_table's stand-in on SQLite): DESIGN section 2's cross-table groups, with identity
+    transforms.
+
+    The `source` row and the `target` row with the same `key` hold the same values in `columns`
+    (named alike on both sides). With `mirror`, the target holds every column of the source and a
+    row inserted or deleted on one side is inserted or deleted on the other. Without it (a split),
+    a target row exists only where release N gave one of the columns a value or release N+1
+    inserted it; a missing target row reads as NULL in every column.
+
+    Each side's triggers write the other side only where a value differs, and under a guard
+    (a transaction-local setting on PostgreSQL and MariaDB) so the other side's triggers do not
+    write back: the guard, not luck, ends the recursion.
+    """
+
+    source: str
+    target: str
+    key: str
+    columns: tuple[str, ...]
+    mirror: bool = False
+
+    def tables(self) -> tuple[str, str]:
+        return self.source, self.target

@@ -18,19 +18,24 @@ from ..ddl import (
     AddCheck,
     AddColumn,
     AddForeignKey,
+    AddStandIn,
     AddUnique,
     CreateIndex,
+    CreateTable,
     DropColumn,
     DropIndex,
+    DropStandIn,
+    DropTable,
     Intent,
     SetDefault,
     SetNullable,
     Step,
+    SwapStandIn,
     apply_to_schema,
 )
 from ..errors import TransformError
 from ..schema import Schema
-from ..sync import BlockRule, FillRule, SyncGroup, TableSync, all_null, changed, conflict, row
+from ..sync import BlockRule, FillRule, LinkRule, SyncGroup, TableSync, all_null, changed, conflict, row
 
 PREFIX = "crossfade_"
 
@@ -101,6 +106,30 @@ class TriggerDialect:
     # --- triggers --------------------------------------------------------------------------
     def trigger_objects(self, table_sync: TableSync) -> list[DbObject]:
         raise NotImplementedError
+
+    # --- cross-table links (split_table; rename_table's mirror on SQLite) -------------------
+    # Where a stand-in is a view (PostgreSQL, MariaDB) rename_table needs no trigger.
+    mirrors_with_tables = False
+    link_locks = ""
+
+    def active_links(self, links: list[LinkRule]) -> list[LinkRule]:
+        """The links this dialect keeps with triggers and a backfill."""
+        return [link for link in links if self.mirrors_with_tables or not link.mirror]
+
+    def link_objects(self, link: LinkRule) -> list[DbObject]:
+        """The triggers (and functions) on both tables of a link."""
+        raise NotImplementedError
+
+    def insert_missing(self, target: sa.Table, key: str, columns: list[str], select: sa.Select) -> sa.Insert:
+        """INSERT INTO target (columns) `select`, skipping rows whose key the target already
+        holds (a trigger got there first, with a value written after the SELECT read)."""
+        raise NotImplementedError
+
+    def link_guard(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """Statements that switch the link triggers off for crossfade's own session, and back on:
+        the backfill copies values that already agree, and on MySQL a trigger may not write back
+        to the table its statement reads (error 1442)."""
+        return (), ()
 
     def compile_triggers(self, syncs: dict[str, TableSync]) -> list[DbObject]:
         """Every table's trigger objects; a transform that does not compile for this dialect is
@@ -193,6 +222,16 @@ class TriggerDialect:
             return self.add_foreign_key_steps(intent)
         if isinstance(intent, AddCheck):
             return self.add_check_steps(intent)
+        if isinstance(intent, CreateTable):
+            return [self.create_table_step(intent, schema)]
+        if isinstance(intent, DropTable):
+            return [self.drop_table_step(intent)]
+        if isinstance(intent, AddStandIn):
+            return self.add_stand_in_steps(intent, schema)
+        if isinstance(intent, SwapStandIn):
+            return self.swap_stand_in_steps(intent, schema)
+        if isinstance(intent, DropStandIn):
+            return self.drop_stand_in_steps(intent)
         raise TypeError(f"unknown intent {intent!r}")
 
     def alter_table(self, table: str) -> str:
@@ -217,6 +256,33 @@ class TriggerDialect:
 
     def set_nullable_steps(self, intent: SetNullable, schema: Schema) -> list[Step]:
         raise NotImplementedError
+
+    def create_table_step(self, intent: CreateTable, schema: Schema) -> Step:
+        table = intent.build(sa.MetaData(), schema.column(intent.ref_table, intent.key).type)
+        sql = str(sa.schema.CreateTable(table).compile(dialect=self.sa_dialect)).strip()
+        return Step(intent.describe(), [sql], is_done=table_exists(intent.table), locks=self.create_table_locks)
+
+    create_table_locks = ""
+
+    def drop_table_step(self, intent: DropTable) -> Step:
+        return Step(intent.describe(), [f"DROP TABLE IF EXISTS {self.quote(intent.table)}"],
+                    is_done=_not(table_exists(intent.table)), locks=self.catalog_locks)
+
+    def add_stand_in_steps(self, intent: AddStandIn, schema: Schema) -> list[Step]:
+        """A view over the table (SQLite overrides: a mirror table)."""
+        columns = ", ".join(self.quote(c.name) for c in schema.table(intent.table).columns)
+        sql = f"CREATE {self.view_options}VIEW {self.quote(intent.name)} AS SELECT {columns} FROM {self.quote(intent.table)}"
+        return [Step(intent.describe(), [sql], is_done=view_exists(intent.name), locks=self.view_locks)]
+
+    view_options = ""
+    view_locks = ""
+
+    def swap_stand_in_steps(self, intent: SwapStandIn, schema: Schema) -> list[Step]:
+        raise NotImplementedError
+
+    def drop_stand_in_steps(self, intent: DropStandIn) -> list[Step]:
+        return [Step(intent.describe(), [f"DROP VIEW IF EXISTS {self.quote(intent.name)}"],
+                     is_done=_not(view_exists(intent.name)), locks=self.view_locks)]
 
     # Indexes and constraints. The plain forms here are SQLite's; PostgreSQL and MariaDB
     # override them with their online forms.
@@ -441,6 +507,26 @@ def update_condition(ts: TableSync, new, old) -> ColumnElement | None:
 def _column_exists(table: str, column: str):
     def probe(conn: sa.Connection) -> bool:
         return column in {c["name"] for c in sa.inspect(conn).get_columns(table)}
+    return probe
+
+
+def table_exists(table: str):
+    def probe(conn: sa.Connection) -> bool:
+        return table in sa.inspect(conn).get_table_names()
+    return probe
+
+
+def view_exists(name: str):
+    def probe(conn: sa.Connection) -> bool:
+        return name in sa.inspect(conn).get_view_names()
+    return probe
+
+
+def renamed(table: str, name: str):
+    """A probe: `table` now goes by `name` (a table of that name, none of the old one)."""
+    def probe(conn: sa.Connection) -> bool:
+        tables = set(sa.inspect(conn).get_table_names())
+        return name in tables and table not in tables
     return probe
 
 

@@ -7,11 +7,12 @@ every step is checked before it runs and a rerun picks up where a crash left off
 from __future__ import annotations
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
 
-from ..ddl import AddCheck, AddForeignKey, AddUnique, CreateIndex, DropIndex, SetNullable, Step
+from ..ddl import AddCheck, AddForeignKey, AddUnique, CreateIndex, DropIndex, SetNullable, Step, SwapStandIn
 from ..schema import Schema
-from ..sync import TableSync
-from .base import PREFIX, DbObject, ProceduralTriggers, column_nullable
+from ..sync import LinkRule, TableSync
+from .base import PREFIX, DbObject, ProceduralTriggers, column_nullable, renamed, view_exists
 
 LOCK_WAIT_TIMEOUT = 1205
 
@@ -121,6 +122,86 @@ class MySQLDialect(ProceduralTriggers):
                     f"(ON UPDATE {on_update} / ON DELETE {on_delete}); MySQL/MariaDB cascades skip "
                     "triggers, so the sync would silently break")
         return problems
+
+    # --- cross-table links -------------------------------------------------------------------
+    create_table_locks = "a new table: a metadata lock on the referenced table for an instant"
+    view_options = "ALGORITHM=MERGE "  # a view MariaDB can write through
+    view_locks = "a shared metadata lock on the table for an instant (writes go on)"
+
+    def link_objects(self, link: LinkRule) -> list[DbObject]:
+        if link.mirror:
+            raise NotImplementedError("MariaDB's rename_table stand-in is a view")
+        objects = []
+        # UPDATE first, as for the sync triggers: each CREATE TRIGGER commits on its own.
+        for table, programs in ((link.source, self._source_programs(link)), (link.target, self._target_programs(link))):
+            for suffix, event in (("link_update", "UPDATE"), ("link_insert", "INSERT"), ("link_delete", "DELETE")):
+                program = programs[event]
+                if event == "UPDATE":
+                    synced = (link.key, *link.columns)
+                    changed_sql = " OR ".join(f"NOT (BINARY OLD.{self.quote(c)} <=> BINARY NEW.{self.quote(c)})"
+                                              for c in synced)
+                    program = [f"IF {changed_sql} THEN", *self._indent(program), "END IF;"]
+                name = self.object_name(table, suffix)
+                body = [
+                    # The guard: a write made here fires the other table's link trigger, which
+                    # must not write back (error 1442 forbids it anyway). A failed statement
+                    # clears it, so the session's next statement syncs again.
+                    "DECLARE EXIT HANDLER FOR SQLEXCEPTION BEGIN SET @crossfade_link = NULL; RESIGNAL; END;",
+                    "IF @crossfade_link IS NULL THEN",
+                    "  SET @crossfade_link = 1;",
+                    *self._indent(program),
+                    "  SET @crossfade_link = NULL;",
+                    "END IF;",
+                ]
+                create_verb = "CREATE OR REPLACE TRIGGER" if self.is_mariadb else "CREATE TRIGGER"
+                create = (f"{create_verb} {self.quote(name)} AFTER {event} ON {self.quote(table)}\n"
+                          "FOR EACH ROW\nBEGIN\n" + "\n".join(self._indent(body)) + "\nEND")
+                statements = (create,) if self.is_mariadb else (self.drop_sql("trigger", name, table), create)
+                objects.append(DbObject("trigger", name, table, statements))
+        return objects
+
+    def _refs(self, row_name: str, columns) -> str:
+        return ", ".join(f"{row_name}.{self.quote(c)}" for c in columns)
+
+    def _source_programs(self, link: LinkRule) -> dict[str, list[str]]:
+        target, key, cols = self.quote(link.target), self.quote(link.key), link.columns
+        names = ", ".join(self.quote(c) for c in cols)
+        has_value = " OR ".join(f"NEW.{self.quote(c)} IS NOT NULL" for c in cols)
+        upsert = (f"INSERT INTO {target} ({key}, {names}) VALUES (NEW.{key}, {self._refs('NEW', cols)}) "
+                  "ON DUPLICATE KEY UPDATE " + ", ".join(f"{self.quote(c)} = VALUES({self.quote(c)})" for c in cols) + ";")
+        update = (f"UPDATE {target} SET " + ", ".join(f"{self.quote(c)} = NEW.{self.quote(c)}" for c in cols)
+                  + f" WHERE {key} = NEW.{key};")
+        return {"INSERT": [f"IF {has_value} THEN", f"  {upsert}", "END IF;"],
+                "UPDATE": [f"IF {has_value} THEN", f"  {upsert}", "ELSE", f"  {update}", "END IF;"],
+                "DELETE": [f"DELETE FROM {target} WHERE {key} = OLD.{key};"]}
+
+    def _target_programs(self, link: LinkRule) -> dict[str, list[str]]:
+        source, key, cols = self.quote(link.source), self.quote(link.key), link.columns
+        copy = (f"UPDATE {source} SET " + ", ".join(f"{self.quote(c)} = NEW.{self.quote(c)}" for c in cols)
+                + f" WHERE {key} = NEW.{key};")
+        clear = (f"UPDATE {source} SET " + ", ".join(f"{self.quote(c)} = NULL" for c in cols)
+                 + f" WHERE {key} = OLD.{key};")
+        return {"INSERT": [copy], "UPDATE": [copy], "DELETE": [clear]}
+
+    def insert_missing(self, target: sa.Table, key: str, columns: list[str], select: sa.Select) -> sa.Insert:
+        # Not INSERT IGNORE: it would also turn a bad value into a warning and a default.
+        insert = mysql.insert(target).from_select(columns, select)
+        return insert.on_duplicate_key_update({key: target.c[key]})
+
+    def link_guard(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        # A session variable outlives the transaction: the backfill clears it in a finally.
+        return ("SET @crossfade_link = 1",), ("SET @crossfade_link = NULL",)
+
+    def swap_stand_in_steps(self, intent: SwapStandIn, schema: Schema) -> list[Step]:
+        # One RENAME TABLE renames both at once: no statement finds the name missing.
+        retired = self.object_name(intent.table, "retired_view")
+        swap = (f"RENAME TABLE {self.quote(intent.name)} TO {self.quote(retired)}, "
+                f"{self.quote(intent.table)} TO {self.quote(intent.name)}")
+        return [Step(intent.describe(), [swap], is_done=renamed(intent.table, intent.name),
+                     locks="exclusive metadata locks on both names for an instant; each attempt waits at most "
+                           "lock_wait_timeout"),
+                Step(f"drop the retired stand-in {retired}", [f"DROP VIEW IF EXISTS {self.quote(retired)}"],
+                     is_done=lambda conn: not view_exists(retired)(conn), locks="catalog only")]
 
     # --- DDL ---------------------------------------------------------------------------------
     def set_nullable_steps(self, intent: SetNullable, schema: Schema) -> list[Step]:

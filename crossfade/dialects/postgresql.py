@@ -10,11 +10,12 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
-from ..ddl import AddCheck, AddForeignKey, AddUnique, CreateIndex, DropIndex, SetNullable, Step
+from ..ddl import AddCheck, AddForeignKey, AddUnique, CreateIndex, DropIndex, SetNullable, Step, SwapStandIn
 from ..schema import Schema
-from ..sync import TableSync
-from .base import PREFIX, DbObject, ProceduralTriggers, column_nullable
+from ..sync import LinkRule, TableSync
+from .base import PREFIX, DbObject, ProceduralTriggers, column_nullable, renamed
 
 LOCK_NOT_AVAILABLE = "55P03"
 
@@ -87,7 +88,7 @@ class PostgresDialect(ProceduralTriggers):
         ), {"prefix": PREFIX.replace("_", r"\_") + "%", "tables": sorted(tables)})
         for name, table, definition in triggers:
             found[name] = ("trigger", table, definition)
-        wanted = {self.object_name(t, "sync"): t for t in tables}
+        wanted = {self.object_name(t, kind): t for t in tables for kind in ("sync", "link")}
         functions = conn.execute(sa.text(
             "SELECT p.proname, pg_get_functiondef(p.oid) FROM pg_proc p "
             "JOIN pg_namespace n ON n.oid = p.pronamespace "
@@ -127,6 +128,89 @@ class PostgresDialect(ProceduralTriggers):
             "WHERE n.nspname = current_schema() AND p.proname LIKE :prefix "
             "AND NOT EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgfoid = p.oid) ORDER BY 1"
         ), {"prefix": PREFIX.replace("_", r"\_") + "%"}).scalars())
+
+    # --- cross-table links -------------------------------------------------------------------
+    create_table_locks = ("CREATE TABLE with a foreign key: SHARE ROW EXCLUSIVE on the referenced table for an "
+                          "instant (blocks its writes only while waiting); each attempt waits at most lock_timeout")
+    view_locks = "catalog only: ACCESS SHARE on the table (writes go on)"
+
+    def link_objects(self, link: LinkRule) -> list[DbObject]:
+        objects = []
+        for table, programs in ((link.source, self._source_programs(link)), (link.target, self._target_programs(link))):
+            function = self.object_name(table, "link")
+            insert, update, delete = programs
+            body = [
+                # The guard: a write this function makes fires the other table's link trigger,
+                # which must not write back. Transaction-local, and undone with a failed statement.
+                "IF coalesce(current_setting('crossfade.link', true), '') = 'on' THEN",
+                "  RETURN NULL;",
+                "END IF;",
+                "PERFORM set_config('crossfade.link', 'on', true);",
+                "IF TG_OP = 'INSERT' THEN", *self._indent(insert),
+                "ELSIF TG_OP = 'UPDATE' THEN", *self._indent(update),
+                "ELSE", *self._indent(delete),
+                "END IF;",
+                "PERFORM set_config('crossfade.link', '', true);",
+                "RETURN NULL;",
+            ]
+            create_function = (f"CREATE OR REPLACE FUNCTION {self.quote(function)}() RETURNS trigger\n"
+                               f"LANGUAGE plpgsql AS $crossfade$\nBEGIN\n" + "\n".join(self._indent(body))
+                               + "\nEND\n$crossfade$")
+            objects.append(DbObject("function", function, table, (create_function,)))
+            synced = (link.key, *link.columns)
+            changed_sql = f"({self._refs('OLD', synced)}) IS DISTINCT FROM ({self._refs('NEW', synced)})"
+            events = (("link_insert", "INSERT", ""), ("link_delete", "DELETE", ""),
+                      ("link_update", f"UPDATE OF {', '.join(self.quote(c) for c in synced)}", f"\nWHEN ({changed_sql})"))
+            for suffix, event, when in events:
+                name = self.object_name(table, suffix)
+                create = (f"CREATE TRIGGER {self.quote(name)} AFTER {event} ON {self.quote(table)}\n"
+                          f"FOR EACH ROW{when}\nEXECUTE FUNCTION {self.quote(function)}()")
+                objects.append(DbObject("trigger", name, table, (self.drop_sql("trigger", name, table), create)))
+        return objects
+
+    def _refs(self, row_name: str, columns) -> str:
+        return ", ".join(f"{row_name}.{self.quote(c)}" for c in columns)
+
+    def _source_programs(self, link: LinkRule) -> tuple[list[str], list[str], list[str]]:
+        """Release N's table: its values reach the new table's row, made when one has a value."""
+        if link.mirror:
+            raise NotImplementedError("PostgreSQL's rename_table stand-in is a view")
+        target, key, cols = self.quote(link.target), self.quote(link.key), link.columns
+        names = ", ".join(self.quote(c) for c in cols)
+        has_value = " OR ".join(f"NEW.{self.quote(c)} IS NOT NULL" for c in cols)
+        upsert = (f"INSERT INTO {target} AS t ({key}, {names}) VALUES (NEW.{key}, {self._refs('NEW', cols)})\n"
+                  f"  ON CONFLICT ({key}) DO UPDATE SET "
+                  + ", ".join(f"{self.quote(c)} = EXCLUDED.{self.quote(c)}" for c in cols)
+                  + f"\n  WHERE ({self._refs('t', cols)}) IS DISTINCT FROM ({self._refs('EXCLUDED', cols)});")
+        update = (f"UPDATE {target} AS t SET " + ", ".join(f"{self.quote(c)} = NEW.{self.quote(c)}" for c in cols)
+                  + f" WHERE t.{key} = NEW.{key} AND ({self._refs('t', cols)}) IS DISTINCT FROM ({self._refs('NEW', cols)});")
+        insert = [f"IF {has_value} THEN", f"  {upsert}", "END IF;"]
+        return insert, [f"IF {has_value} THEN", f"  {upsert}", "ELSE", f"  {update}", "END IF;"], [
+            f"DELETE FROM {target} WHERE {key} = OLD.{key};"]
+
+    def _target_programs(self, link: LinkRule) -> tuple[list[str], list[str], list[str]]:
+        """Release N+1's table: its values reach release N's columns; no row means NULLs."""
+        source, key, cols = self.quote(link.source), self.quote(link.key), link.columns
+        copy = (f"UPDATE {source} AS s SET " + ", ".join(f"{self.quote(c)} = NEW.{self.quote(c)}" for c in cols)
+                + f" WHERE s.{key} = NEW.{key} AND ({self._refs('s', cols)}) IS DISTINCT FROM ({self._refs('NEW', cols)});")
+        clear = (f"UPDATE {source} AS s SET " + ", ".join(f"{self.quote(c)} = NULL" for c in cols)
+                 + f" WHERE s.{key} = OLD.{key} AND NOT ("
+                 + " AND ".join(f"s.{self.quote(c)} IS NULL" for c in cols) + ");")
+        return [copy], [copy], [clear]
+
+    def insert_missing(self, target: sa.Table, key: str, columns: list[str], select: sa.Select) -> sa.Insert:
+        return postgresql.insert(target).from_select(columns, select).on_conflict_do_nothing(index_elements=[key])
+
+    def link_guard(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        # Transaction-local: it ends with the batch's transaction whatever happens.
+        return ("SELECT set_config('crossfade.link', 'on', true)",), ()
+
+    def swap_stand_in_steps(self, intent: SwapStandIn, schema: Schema) -> list[Step]:
+        # One transaction: no statement ever finds the name missing.
+        sql = [f"DROP VIEW IF EXISTS {self.quote(intent.name)}",
+               f"{self.alter_table(intent.table)} RENAME TO {self.quote(intent.name)}"]
+        return [Step(intent.describe(), sql, is_done=renamed(intent.table, intent.name),
+                     locks=_INSTANT.format("catalog only, no scan"))]
 
     # --- DDL ---------------------------------------------------------------------------------
     def set_nullable_steps(self, intent: SetNullable, schema: Schema) -> list[Step]:

@@ -12,12 +12,25 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.sql.elements import ColumnElement
 
-from ..ddl import AddCheck, AddForeignKey, DropColumn, Intent, SetDefault, SetNullable, Step, apply_to_schema
+from ..ddl import (
+    AddCheck,
+    AddForeignKey,
+    AddStandIn,
+    DropColumn,
+    DropStandIn,
+    Intent,
+    SetDefault,
+    SetNullable,
+    Step,
+    SwapStandIn,
+    apply_to_schema,
+)
 from ..schema import Schema, constraint_columns
-from ..sync import TableSync, all_null, changed, conflict, row
-from .base import PREFIX, DbObject, TriggerDialect, update_condition
+from ..sync import LinkRule, TableSync, all_null, changed, conflict, row
+from .base import PREFIX, DbObject, TriggerDialect, renamed, table_exists, update_condition
 
 REBUILD_PREFIX = "_crossfade_new_"
 _SQLITE_BUSY_DELAYS = (0.001, 0.002, 0.005, 0.010, 0.015, 0.020, 0.025, 0.025, 0.025, 0.050, 0.050, 0.100)
@@ -141,6 +154,102 @@ class SQLiteDialect(TriggerDialect):
             "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = :table "
             "AND name NOT LIKE :prefix ESCAPE '\\' ORDER BY 1"
         ), {"table": table, "prefix": PREFIX.replace("_", "\\_") + "%"}).scalars())
+
+    # --- cross-table links ---------------------------------------------------------------
+    # A view cannot report the rowid an insert through it made (its INSTEAD OF trigger's
+    # insert is forgotten when the trigger ends), so rename_table's stand-in is a mirror table.
+    # Both tables hand out max(rowid) + 1 and SQLite runs one writer at a time, so a row
+    # inserted on either side takes the same key on the other.
+    mirrors_with_tables = True
+    create_table_locks = "blocks writers for an instant (catalog only; SQLite has a single writer)"
+
+    def link_objects(self, link: LinkRule) -> list[DbObject]:
+        objects = []
+        for side in ("source", "target"):
+            table = getattr(link, side)
+            other = link.target if side == "source" else link.source
+            for suffix, event, statements in self._link_statements(link, side, table, other):
+                name = self.object_name(table, suffix)
+                when = ""
+                if event.startswith("UPDATE"):
+                    synced = (link.key, *link.columns)
+                    when = " WHEN " + " OR ".join(f"OLD.{self.quote(c)} IS NOT NEW.{self.quote(c)}" for c in synced)
+                body = "\n".join(f"  {statement};" for statement in statements)
+                create = (f"CREATE TRIGGER {self.quote(name)} AFTER {event} ON {self.quote(table)}\n"
+                          f"FOR EACH ROW{when}\nBEGIN\n{body}\nEND")
+                objects.append(DbObject("trigger", name, table, (self.drop_sql("trigger", name, table), create)))
+        return objects
+
+    def _link_statements(self, link: LinkRule, side: str, table: str, other: str):
+        """Each statement writes only where the other side differs, so the trigger it fires in
+        turn finds nothing to do: that ends the recursion, with recursive_triggers on or off."""
+        key, cols = link.key, link.columns
+        synced = (key, *cols)
+        owns_rows = link.mirror or side == "source"
+        update_of = "UPDATE OF " + ", ".join(self.quote(c) for c in synced)
+        copy = self._copy_values(other, key, cols, "NEW")
+        insert = self._insert_missing(other, synced, only_with_values=() if link.mirror else cols)
+        if owns_rows:
+            delete = f"DELETE FROM {self.quote(other)} WHERE {self.quote(key)} = OLD.{self.quote(key)}"
+            rekey = (f"UPDATE {self.quote(other)} SET {self.quote(key)} = NEW.{self.quote(key)} "
+                     f"WHERE {self.quote(key)} = OLD.{self.quote(key)} AND OLD.{self.quote(key)} IS NOT NEW.{self.quote(key)}")
+            return [("link_insert", "INSERT", [insert]), ("link_update", update_of, [rekey, copy, insert]),
+                    ("link_delete", "DELETE", [delete])]
+        clear = (f"UPDATE {self.quote(other)} SET " + ", ".join(f"{self.quote(c)} = NULL" for c in cols)
+                 + f" WHERE {self.quote(key)} = OLD.{self.quote(key)} AND NOT ("
+                 + " AND ".join(f"{self.quote(c)} IS NULL" for c in cols) + ")")
+        return [("link_insert", "INSERT", [copy]), ("link_update", update_of, [copy]),
+                ("link_delete", "DELETE", [clear])]
+
+    def _copy_values(self, other: str, key: str, cols, row_name: str) -> str:
+        differs = " OR ".join(f"{self.quote(c)} IS NOT {row_name}.{self.quote(c)}" for c in cols)
+        return (f"UPDATE {self.quote(other)} SET " + ", ".join(f"{self.quote(c)} = {row_name}.{self.quote(c)}" for c in cols)
+                + f" WHERE {self.quote(key)} = {row_name}.{self.quote(key)} AND ({differs})")
+
+    def _insert_missing(self, other: str, synced, only_with_values) -> str:
+        key = self.quote(synced[0])
+        conditions = [f"NOT EXISTS (SELECT 1 FROM {self.quote(other)} WHERE {key} = NEW.{key})"]
+        if only_with_values:
+            conditions.append("(" + " OR ".join(f"NEW.{self.quote(c)} IS NOT NULL" for c in only_with_values) + ")")
+        return (f"INSERT INTO {self.quote(other)} ({', '.join(self.quote(c) for c in synced)}) "
+                f"SELECT {', '.join('NEW.' + self.quote(c) for c in synced)} WHERE {' AND '.join(conditions)}")
+
+    def insert_missing(self, target: sa.Table, key: str, columns: list[str], select: sa.Select) -> sa.Insert:
+        # The SELECT always has a WHERE, which SQLite needs to parse ON CONFLICT after it.
+        return sqlite.insert(target).from_select(columns, select).on_conflict_do_nothing(index_elements=[key])
+
+    def add_stand_in_steps(self, intent: AddStandIn, schema: Schema) -> list[Step]:
+        # Columns, types, NOT NULL, defaults and the key; the table's other constraints need no
+        # copy: every write reaches the table itself in the same statement, which enforces them.
+        source = schema.table(intent.table)
+        [key] = source.primary_key.columns
+        counts = isinstance(key.type, sa.Integer)
+        mirror = sa.Table(intent.name, sa.MetaData(), *[
+            sa.Column(c.name, c.type, nullable=c.nullable, primary_key=c.primary_key, autoincrement=c.autoincrement,
+                      server_default=c.server_default.arg if c.server_default is not None else None)
+            for c in source.columns], sqlite_autoincrement=counts)
+        sql = [str(sa.schema.CreateTable(mirror).compile(dialect=self.sa_dialect)).strip()]
+        if counts:
+            # Until the backfill is done the mirror holds fewer rows, so max(rowid) + 1 would hand
+            # out keys the table already has. AUTOINCREMENT counts on from the largest key either
+            # side ever had: seeded here, raised by every row the table's trigger copies over.
+            sql.append(f"INSERT INTO sqlite_sequence (name, seq) SELECT {self.compile(sa.literal(intent.name))}, "
+                       f"max(coalesce((SELECT max({self.quote(key.name)}) FROM {self.quote(intent.table)}), 0), "
+                       f"coalesce((SELECT seq FROM sqlite_sequence WHERE name = {self.compile(sa.literal(intent.table))}), 0))")
+        return [Step(intent.describe(), sql, is_done=table_exists(intent.name), locks=self.create_table_locks)]
+
+    def swap_stand_in_steps(self, intent: SwapStandIn, schema: Schema) -> list[Step]:
+        # One transaction: the table's link triggers and the mirror go, and the table takes the
+        # mirror's name; writers wait on the lock and never find the name missing or unsynced.
+        drops = [self.drop_sql("trigger", self.object_name(intent.table, suffix), intent.table)
+                 for suffix in ("link_insert", "link_update", "link_delete")]
+        sql = [*drops, f"DROP TABLE IF EXISTS {self.quote(intent.name)}",
+               f"ALTER TABLE {self.quote(intent.table)} RENAME TO {self.quote(intent.name)}"]
+        return [Step(intent.describe(), sql, is_done=renamed(intent.table, intent.name), locks=self.catalog_locks)]
+
+    def drop_stand_in_steps(self, intent: DropStandIn) -> list[Step]:
+        return [Step(intent.describe(), [f"DROP TABLE IF EXISTS {self.quote(intent.name)}"],
+                     is_done=lambda conn: not table_exists(intent.name)(conn), locks=self.catalog_locks)]
 
     # --- DDL: what SQLite cannot ALTER, it rebuilds -------------------------------------
     def steps(self, intents: list[Intent], schema: Schema) -> list[Step]:

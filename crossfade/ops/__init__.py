@@ -10,9 +10,11 @@ from .create_index import CreateIndexOp, create_index
 from .drop_column import DropColumnOp, drop_column
 from .merge_columns import MergeColumnsOp, merge_columns
 from .rename_column import RenameColumnOp, rename_column
+from .rename_table import RenameTableOp, rename_table
 from .replace_column import ReplaceColumnOp, replace_column
 from .set_not_null import SetNotNullOp, set_not_null
 from .split_column import SplitColumnOp, split_column
+from .split_table import SplitTableOp, split_table
 
 __all__ = [
     "AddCheckOp",
@@ -25,9 +27,11 @@ __all__ = [
     "MergeColumnsOp",
     "Op",
     "RenameColumnOp",
+    "RenameTableOp",
     "ReplaceColumnOp",
     "SetNotNullOp",
     "SplitColumnOp",
+    "SplitTableOp",
     "Sync",
     "add_check",
     "add_column",
@@ -38,7 +42,9 @@ __all__ = [
     "drop_column",
     "merge_columns",
     "rename_column",
+    "rename_table",
     "replace_column",
     "set_not_null",
     "split_column",
+    "split_table",
 ]

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from ..ddl import AddColumn, DropColumn, Intent, SetDefault, SetNullable
-from ..errors import ColumnExistsError, PrimaryKeyColumnError
+from ..errors import ColumnExistsError, PrimaryKeyColumnError, TableExistsError, ValidationError
 from ..schema import Schema
-from ..sync import BlockRule, FillRule, SyncGroup, Transform
+from ..sync import BlockRule, FillRule, LinkRule, SyncGroup, Transform
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,7 @@ class Sync:
     groups: tuple[SyncGroup, ...] = ()
     fills: tuple[FillRule, ...] = ()
     blocks: tuple[BlockRule, ...] = ()
+    links: tuple[LinkRule, ...] = ()
 
 
 class Op:
@@ -30,6 +31,14 @@ class Op:
 
     def describe(self) -> str:
         raise NotImplementedError
+
+    def tables(self) -> tuple[str, ...]:
+        """Every table the op touches (a stand-in's or a new table's name included)."""
+        return (self.table,)
+
+    def exclusive(self) -> bool:
+        """True when no other op of the change may touch the op's tables (rename_table)."""
+        return False
 
     def validate(self, schema: Schema) -> None:
         raise NotImplementedError
@@ -86,6 +95,20 @@ def default_expr(column: sa.Column):
     if isinstance(arg, str):
         return sa.literal(arg, column.type)
     return arg
+
+
+def single_key(schema: Schema, table: str, op: str) -> str:
+    """The table's one primary-key column, which the cross-table ops match rows by."""
+    key = schema.primary_key(table)
+    if len(key) != 1:
+        raise ValidationError(f"{op}: table {table!r} needs a primary key of exactly one column to match rows "
+                              f"across tables (it has {len(key)}: {', '.join(key) or 'none'})")
+    return key[0]
+
+
+def require_new_table(schema: Schema, name: str) -> None:
+    if schema.name_taken(name):
+        raise TableExistsError(name)
 
 
 def check_not_primary_key(schema: Schema, table: str, column: str) -> None:
