@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from .dialects.base import TriggerDialect
 from .errors import CrossfadeError
 from .locking import LockPolicy, retry_when_busy
-from .sync import LinkRule, TableSync, all_null
+from .sync import LinkRule, MoveRule, MoveStatements, TableSync, all_null
 
 
 @dataclass
@@ -129,8 +129,12 @@ def sync_job(ts: TableSync) -> Job:
     return Job(ts.name, ts.table, lambda where: backfill_statements(ts, where))
 
 
-def link_job(dialect: TriggerDialect, link: LinkRule, source: sa.Table, target: sa.Table) -> Job:
-    """A link's backfill: the target gets a row for every source row that should have one."""
+def link_job(dialect: TriggerDialect, link: LinkRule | MoveRule, source: sa.Table, target: sa.Table) -> Job:
+    """A cross-table rule's backfill, batched over the source: a link's target gets a row for
+    every source row that should have one; a move's target rows take their source rows' values."""
+    if isinstance(link, MoveRule):
+        return Job(f"{link.target} (moved from {link.source})", source,
+                   MoveStatements(link, source, target).backfill, guarded=True)
     return Job(link.target, source, lambda where: link_statements(dialect, link, source, target, where),
                guarded=True)
 

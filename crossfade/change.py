@@ -6,10 +6,10 @@ import re
 from collections.abc import Iterable, Sequence
 
 from .ddl import Intent, SetDefault, SetNullable, SwapStandIn, apply_to_schema
-from .errors import ColumnAlreadySyncedError, ValidationError
+from .errors import ColumnAlreadySyncedError, TableAlreadyLinkedError, ValidationError
 from .ops.base import Op
 from .schema import Schema
-from .sync import LinkRule, TableSync
+from .sync import LinkRule, MoveRule, TableSync
 
 
 class Change:
@@ -46,8 +46,12 @@ class Change:
             op.validate(progressive)
             for intent in op.expand(progressive):
                 apply_to_schema(progressive, intent)
-        self.table_syncs(schema)  # raises when two ops fight over one column
-        self.links(progressive)
+        claimed = self._claimed_columns(schema)  # raises when two ops fight over one column
+        for link in self.links(progressive):
+            if isinstance(link, MoveRule):
+                for pair in [(link.source, c) for c in link.source_columns]:
+                    if pair in claimed:
+                        raise ColumnAlreadySyncedError(*pair)
 
     def _refuse_shared_exclusive_tables(self) -> None:
         for op in self.ops:
@@ -59,22 +63,46 @@ class Change:
                     raise ValidationError(f"{op.describe()} must be the only op on table {min(shared)!r} in "
                                           f"its change ({other.describe()} touches it too): put them in two changes")
 
-    def links(self, schema: Schema) -> list[LinkRule]:
-        """The cross-table rules (split_table, rename_table), each table in at most one."""
-        links = [link for op in self.ops for link in op.sync(schema).links]
-        linked: set[tuple[str, str]] = set()
+    def links(self, schema: Schema) -> list[LinkRule | MoveRule]:
+        """The cross-table rules (split_table, rename_table, move_column), each table in at most
+        one; moves across the same relation merge into one rule (one trigger per table)."""
+        links: list[LinkRule | MoveRule] = []
+        for op in self.ops:
+            sync = op.sync(schema)
+            links += sync.links
+            for move in sync.moves:
+                same = next((i for i, r in enumerate(links)
+                             if isinstance(r, MoveRule) and r.relation() == move.relation()), None)
+                if same is None:
+                    links.append(move)
+                else:
+                    links[same] = links[same].merged(move)
+        linked: dict[str, LinkRule | MoveRule] = {}
         for link in links:
             for table in link.tables():
-                _claim(linked, table, ("(linked)",))
+                if table in linked:
+                    raise TableAlreadyLinkedError(table)
+                linked[table] = link
         return links
 
-    def table_syncs(self, schema: Schema, relaxed: Iterable[Sequence[str]] = ()) -> dict[str, TableSync]:
+    def _claimed_columns(self, schema: Schema) -> set[tuple[str, str]]:
+        claimed: set[tuple[str, str]] = set()
+        self.table_syncs(schema, claimed=claimed)
+        return claimed
+
+    def moves_to_finish(self, schema: Schema) -> list[MoveRule]:
+        """The moves whose source columns are still there (contract has not dropped them yet)."""
+        return [move for op in self.ops for move in op.moves(schema)
+                if all(schema.has_column(move.source, c) for c in move.source_columns)]
+
+    def table_syncs(self, schema: Schema, relaxed: Iterable[Sequence[str]] = (),
+                    claimed: set[tuple[str, str]] | None = None) -> dict[str, TableSync]:
         """The sync rules of all ops, merged into one TableSync per table (one trigger each).
 
         `relaxed`: (table, column) pairs whose NOT NULL expand relaxed; triggers re-impose it.
         """
         merged: dict[str, TableSync] = {}
-        claimed: set[tuple[str, str]] = set()
+        claimed = set() if claimed is None else claimed
         for op in self.ops:
             sync = op.sync(schema)
             if not sync.groups and not sync.fills and not sync.blocks:
@@ -124,10 +152,10 @@ class Change:
                 if isinstance(i, SetNullable) and not i.nullable]
 
     def added_columns(self) -> list[tuple[str, str]]:
-        return [(op.table, c) for op in self.ops for c in op.added_columns()]
+        return [pair for op in self.ops for pair in op.added()]
 
     def dropped_columns(self) -> list[tuple[str, str]]:
-        return [(op.table, c) for op in self.ops for c in op.dropped_columns()]
+        return [pair for op in self.ops for pair in op.dropped()]
 
 
 def _claim(claimed: set[tuple[str, str]], table: str, columns: tuple[str, ...]) -> None:

@@ -8,14 +8,28 @@ import sqlalchemy as sa
 
 from .ddl import AddCheck, AddForeignKey, AddUnique, CreateIndex, Intent
 from .dialects.base import DbObject, TriggerDialect, sha
-from .errors import CheckViolationError, DuplicateRowsError, OrphanRowsError, UnknownColumnError, UnknownTableError
+from .errors import (
+    CheckViolationError,
+    DisagreeingRowsError,
+    DuplicateRowsError,
+    OrphanRowsError,
+    UnknownColumnError,
+    UnknownTableError,
+    UnmovableValuesError,
+)
+from .expressions import exact
 from .schema import Schema
 from .state import ChangeState
+from .sync import MoveRule, all_null
 
 
-def expected_objects(dialect: TriggerDialect, syncs: dict, links: Sequence = ()) -> dict[str, DbObject]:
+def expected_objects(dialect: TriggerDialect, syncs: dict, links: Sequence = (),
+                     schema: Schema | None = None) -> dict[str, DbObject]:
+    """The triggers and functions a syncing change needs: its tables' and its cross-table rules'
+    (which read the tables from `schema`)."""
     objects = {o.name: o for ts in syncs.values() for o in dialect.trigger_objects(ts)}
-    objects.update({o.name: o for link in dialect.active_links(list(links)) for o in dialect.link_objects(link)})
+    for link in dialect.active_links(list(links)):
+        objects.update({o.name: o for o in dialect.cross_table_objects(link, schema)})
     return objects
 
 
@@ -88,6 +102,50 @@ def refuse_violations(conn: sa.Connection, schema: Schema, intents: Sequence[Int
     finally:
         if conn.in_transaction():
             conn.rollback()  # a read transaction must not hold locks while DDL waits for them
+
+
+def refuse_unmovable(conn: sa.Connection, schema: Schema, links: Sequence, phase: str, *,
+                     own_transaction: bool = True) -> None:
+    """Before expand's or contract's first DDL: no moved value is stranded without a target row,
+    and (at expand) rows sharing a target row agree, or a typed error names the rows.
+    `own_transaction`: the reads' transaction is this check's, ended so it holds no lock while
+    DDL waits (False inside a caller's transaction, e.g. `alembic upgrade`'s)."""
+    try:
+        for move in [link for link in links if isinstance(link, MoveRule)]:
+            source, target = schema.table(move.source), schema.table(move.target)
+            _refuse_stranded(conn, move, source, target, phase)
+            if phase == "expand" and move.many:
+                _refuse_disagreeing(conn, move, source)
+    finally:
+        if own_transaction and conn.in_transaction():
+            conn.rollback()
+
+
+def _refuse_stranded(conn: sa.Connection, move: MoveRule, source: sa.Table, target: sa.Table, phase: str) -> None:
+    has_values = sa.not_(all_null([source.c[c] for c in move.source_columns]))
+    matched = sa.exists().where(target.c[move.target_key] == source.c[move.source_key])
+    stranded = sa.select(source.c[move.source_pk]).where(has_values, sa.not_(matched))
+    count = conn.execute(sa.select(sa.func.count()).select_from(stranded.subquery())).scalar()
+    if count:
+        first = conn.execute(stranded.order_by(source.c[move.source_pk]).limit(1)).scalar()
+        raise UnmovableValuesError(move.source, ", ".join(move.source_columns), move.target, count,
+                                   f"{move.source_pk}={first!r}", phase)
+
+
+def _refuse_disagreeing(conn: sa.Connection, move: MoveRule, source: sa.Table) -> None:
+    key = source.c[move.source_key]
+    for column in move.source_columns:
+        value = exact(source.c[column])
+        query = (sa.select(key).where(key.is_not(None)).group_by(key)
+                 .having(sa.or_(sa.func.count(sa.distinct(value)) > 1,
+                                sa.and_(sa.func.count(value) > 0, sa.func.count(value) < sa.func.count())))
+                 .order_by(key).limit(1))
+        shared = conn.execute(query).scalar()
+        if shared is not None:
+            rows = conn.execute(sa.select(source.c[move.source_pk], source.c[column]).where(key == shared)
+                                .order_by(source.c[move.source_pk]).limit(4)).all()
+            sample = ", ".join(f"{move.source_pk}={pk!r}: {v!r}" for pk, v in rows)
+            raise DisagreeingRowsError(move.source, column, move.target, f"{move.source_key}={shared!r}", sample)
 
 
 def unfinished_steps(dialect: TriggerDialect, conn: sa.Connection, schema: Schema,

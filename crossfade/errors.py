@@ -23,6 +23,13 @@ class TableExistsError(ValidationError):
         super().__init__(f"a table or view named {table!r} already exists")
 
 
+class TableAlreadyLinkedError(ValidationError):
+    def __init__(self, table: str):
+        self.table = table
+        super().__init__(f"table {table!r} is in two cross-table operations of one change (rename_table, "
+                         "split_table, or move_column across different foreign keys): put one in a change of its own")
+
+
 class UnknownColumnError(ValidationError):
     def __init__(self, table: str, column: str):
         self.table, self.column = table, column
@@ -173,3 +180,23 @@ class CheckViolationError(ConstraintViolationError):
     def __init__(self, table: str, constraint: str, count: int, sample: str):
         super().__init__(table, f"check constraint {constraint!r}", count, sample, f"{count} row(s) fail it")
         self.constraint = constraint
+
+
+class UnmovableValuesError(ValidationError):
+    """move_column: values no target row can hold (their row matches none); raised before any DDL."""
+
+    def __init__(self, table: str, columns: str, target: str, count: int, sample: str, phase: str):
+        self.table, self.columns, self.target, self.count, self.sample = table, columns, target, count, sample
+        super().__init__(
+            f"{count} row(s) of {table!r} hold {columns} but match no {target!r} row, e.g. {sample}: {phase} would "
+            f"lose those values. Give those rows a {target} row, or clear the values, then {phase} again")
+
+
+class DisagreeingRowsError(ValidationError):
+    """move_column: rows sharing one target row hold different values (it can hold one)."""
+
+    def __init__(self, table: str, column: str, target: str, key: str, sample: str):
+        self.table, self.column, self.target, self.key, self.sample = table, column, target, key, sample
+        super().__init__(
+            f"rows of {table!r} that share one {target!r} row ({key}) hold different {column} values ({sample}); "
+            f"{target} can hold only one. Make them agree (NULL counts as a value), then expand again")

@@ -56,3 +56,52 @@ def _mysql(element: IsDistinct, compiler, **kw) -> str:
 def _sqlite(element: IsDistinct, compiler, **kw) -> str:
     left, right = element._operands(compiler, kw)
     return f"({left} IS NOT {right})"
+
+
+class Exact(ColumnElement):
+    """A value compared byte for byte: MySQL compares strings by collation (case and trailing
+    spaces ignored), which would let 'a' and 'A' count as one value."""
+
+    inherit_cache = True
+
+    def __init__(self, value: ColumnElement):
+        self.value = value
+        self.type = value.type
+
+
+def exact(value: ColumnElement) -> Exact:
+    return Exact(value)
+
+
+@compiles(Exact)
+def _exact(element: Exact, compiler, **kw) -> str:
+    return compiler.process(element.value, **kw)
+
+
+@compiles(Exact, "mysql")
+@compiles(Exact, "mariadb")
+def _exact_mysql(element: Exact, compiler, **kw) -> str:
+    inner = compiler.process(element.value.self_group(), **kw)
+    return f"BINARY {inner}" if isinstance(element.value.type, sa.String) else inner
+
+
+class RowField(ColumnElement):
+    """`NEW.col` / `OLD.col` inside a statement a trigger runs: a column of the trigger's row that
+    is not a table, so a SELECT or UPDATE using it never lists it in FROM."""
+
+    inherit_cache = True
+
+    def __init__(self, row: str, name: str, type_):
+        self.row, self.name, self.type = row, name, type_
+
+
+@compiles(RowField)
+def _row_field(element: RowField, compiler, **kw) -> str:
+    return f"{element.row}.{compiler.preparer.quote(element.name)}"
+
+
+class TriggerRow:
+    """A trigger's NEW or OLD row of `table`, for statements: `row.c[name]` is a RowField."""
+
+    def __init__(self, table: sa.Table, which: str):
+        self.c = {c.name: RowField(which, c.name, c.type) for c in table.columns}

@@ -20,7 +20,6 @@ from .ddl import SetNullable, Step
 from .dialects import TriggerDialect, offline
 from .dialects.base import DbObject
 from .schema import Schema
-from .sync import TableSync
 
 PHASES = ("expand", "migrate", "contract", "rollback")
 
@@ -87,15 +86,20 @@ def _plan_change(change: Change, dialect: TriggerDialect, snapshot: Schema, batc
     relaxed = dialect.columns_to_relax(release_n, change.table_syncs(snapshot))
     expand.steps += _ddl(dialect.steps([SetNullable(t, c, True) for t, c in relaxed], snapshot))
     syncs = change.table_syncs(snapshot, relaxed)
+    links = dialect.active_links(change.links(snapshot))
     objects = dialect.compile_triggers(syncs)
-    for table in sorted(syncs):
+    objects += [o for link in links for o in dialect.cross_table_objects(link, snapshot)]
+    for table in sorted({o.table for o in objects}):
         on_table = [o for o in objects if o.table == table]
         expand.steps.append(PlannedStep(f"install triggers on {table}",
                                         [sql for o in on_table for sql in o.create], _locks(dialect.trigger_locks)))
 
     migrate = Section(change.id, "migrate", note="backfill existing rows in keyed batches, resumable")
     for table in sorted(syncs):
-        migrate.steps.append(_backfill_step(dialect, syncs[table], batch_size))
+        migrate.steps.append(_backfill_step(dialect, backfill.sync_job(syncs[table]), batch_size))
+    for link in links:
+        job = backfill.link_job(dialect, link, snapshot.table(link.source), snapshot.table(link.target))
+        migrate.steps.append(_backfill_step(dialect, job, batch_size))
 
     after_expand = snapshot.copy()
     contract = Section(change.id, "contract", note="only when no node of release N is left")
@@ -117,15 +121,18 @@ def _drop_triggers(dialect: TriggerDialect, objects: list[DbObject]) -> list[Pla
             for table in sorted({o.table for o in objects})]
 
 
-def _backfill_step(dialect: TriggerDialect, ts: TableSync, batch_size: int | None) -> PlannedStep:
-    key = ", ".join(getattr(k, "name", str(k)) for k in dialect.batch_key(ts.table))
-    statements = [dialect.compile(s) for s in backfill.backfill_statements(ts, sa.true())]
+def _backfill_step(dialect: TriggerDialect, job: backfill.Job, batch_size: int | None) -> PlannedStep:
+    key = ", ".join(getattr(k, "name", str(k)) for k in dialect.batch_key(job.table))
+    statements = [dialect.compile(s) for s in job.statements(sa.true())]
     size = (f"{batch_size} rows" if batch_size is not None else
             f"sized to take about {backfill.DEFAULT_BATCH_SECONDS * 1000:.0f} ms, at most {backfill.MAX_BATCH_ROWS} rows")
     notes = [f"each batch: one transaction ({size}), keyed by ({key}):",
              f"AND ({key}) > <last key of the previous batch> AND ({key}) <= <key of the batch's last row>",
              "rows release N+1 already wrote are left alone (the new columns are not NULL there)"]
-    return PlannedStep(f"backfill {ts.name}", statements, notes + _locks(dialect.backfill_locks))
+    if job.guarded:
+        notes.append("the other table's cross-table triggers are off for the batch's session (they would only "
+                     "copy back what the batch copies)")
+    return PlannedStep(f"backfill {job.name}", statements, notes + _locks(dialect.backfill_locks))
 
 
 def _ddl(steps: list[Step]) -> list[PlannedStep]:

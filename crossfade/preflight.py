@@ -6,6 +6,7 @@ warnings are reported and the phase goes on.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -13,7 +14,7 @@ import sqlalchemy as sa
 from .dialects.base import TriggerDialect
 from .errors import PreflightError
 from .schema import Schema
-from .sync import TableSync
+from .sync import LinkRule, MoveRule, TableSync
 
 
 @dataclass
@@ -27,18 +28,27 @@ class Preflight:
 
 
 def run_preflight(conn: sa.Connection, dialect: TriggerDialect, schema: Schema,
-                  syncs: dict[str, TableSync], *, allow_foreign_triggers: bool = False) -> Preflight:
+                  syncs: dict[str, TableSync], links: Sequence[LinkRule | MoveRule] = (), *,
+                  allow_foreign_triggers: bool = False) -> Preflight:
+    """`links`: the cross-table rules the dialect keeps with triggers (TriggerDialect.active_links)."""
     result = Preflight()
-    result.errors += dialect.privilege_problems(conn, sorted(syncs))
-    for name, table_sync in sorted(syncs.items()):
-        _check_primary_key(dialect, schema.table(name), result)
+    linked = sorted({table for link in links for table in link.tables() if schema.has_table(table)})
+    result.errors += dialect.privilege_problems(conn, sorted(set(syncs) | set(linked)))
+    for name in sorted(set(syncs) | set(linked)):
+        if name in syncs:
+            _check_primary_key(dialect, schema.table(name), result)
         foreign = dialect.foreign_triggers(conn, name)
         if foreign:
             message = (f"table {name!r} already has triggers crossfade did not write ({', '.join(foreign)}); "
                        "they may fight the sync triggers")
             (result.warnings if allow_foreign_triggers else result.errors).append(
                 message + ("" if allow_foreign_triggers else " (pass allow_foreign_triggers to accept them)"))
-        result.errors += dialect.cascade_problems(conn, name, table_sync.synced_columns())
+        if name in syncs:
+            result.errors += dialect.cascade_problems(conn, name, syncs[name].synced_columns())
+    for link in links:
+        if isinstance(link, MoveRule):
+            result.errors += dialect.move_problems(conn, link)
+            result.warnings += dialect.move_warnings(link)
     return result
 
 

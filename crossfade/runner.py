@@ -126,6 +126,7 @@ class Runner:
         with self._ddl_connection() as conn:
             schema = self._release_n_schema(conn, change, current)
             self._refuse_remaining_nulls(conn, change, schema)
+            checks.refuse_unmovable(conn, schema, change.moves_to_finish(schema), "contract")
             checks.refuse_violations(conn, schema, change.contract_intents(schema))
             if current.phase is Phase.MIGRATED:
                 current.phase = Phase.CONTRACTING
@@ -190,7 +191,7 @@ class Runner:
             schema = self._reflect(conn, change)
             if current.phase in SYNCING:
                 syncs = change.table_syncs(schema, current.relaxed)
-                expected = checks.expected_objects(self.dialect, syncs, change.links(schema))
+                expected = checks.expected_objects(self.dialect, syncs, change.links(schema), schema)
                 return (checks.syncing_problems(self.dialect, conn, current, expected, change.added_columns())
                         + self._unfinished(conn, schema, change, "expand"))
             if current.phase is Phase.CONTRACTED:
@@ -234,13 +235,15 @@ class Runner:
             self.dialect.steps(change.expand_intents(planned), planned)  # simulates expand on `planned`
             syncs = change.table_syncs(planned)
             self.dialect.compile_triggers(syncs)
-            checks.expected_objects(self.dialect, {}, change.links(planned))
+            checks.expected_objects(self.dialect, {}, change.links(planned), planned)  # every trigger compiles
             self._refuse_busy_tables(conn, change)
             # Unique indexes expand builds over columns that hold data already (new ones are NULL).
             checks.refuse_violations(conn, schema, [
                 i for i in change.expand_intents(schema.copy())
                 if all(schema.has_column(i.table, c) for c in getattr(i, "columns", ()))])
-            preflight = run_preflight(conn, self.dialect, schema, syncs,
+            links = change.links(planned)
+            checks.refuse_unmovable(conn, schema, links, "expand")
+            preflight = run_preflight(conn, self.dialect, schema, syncs, self.dialect.active_links(links),
                                       allow_foreign_triggers=self.allow_foreign_triggers)
             preflight.raise_for_errors()
             for warning in preflight.warnings:
@@ -263,7 +266,7 @@ class Runner:
     def _install_triggers(self, conn: sa.Connection, change: Change, current: ChangeState) -> dict:
         schema = self._reflect(conn, change)
         syncs = change.table_syncs(schema, current.relaxed)
-        expected = checks.expected_objects(self.dialect, syncs, change.links(schema))
+        expected = checks.expected_objects(self.dialect, syncs, change.links(schema), schema)
         for name in sorted({o.table for o in expected.values()}):
             objects = [o for o in expected.values() if o.table == name]
             statements = [sql for o in objects for sql in o.create]

@@ -66,6 +66,16 @@ class Schema:
         column = self.column(table, name)
         return not column.nullable and column.server_default is None
 
+    def is_unique(self, table: str, column: str) -> bool:
+        """No two rows can share a value of `column` alone (its primary key, a unique constraint
+        or a unique index on just that column)."""
+        t = self.table(table)
+        alone = [(column,)]
+        keys = [tuple(c.name for c in t.primary_key.columns)]
+        keys += [tuple(c.name for c in k.columns) for k in t.constraints if isinstance(k, sa.UniqueConstraint)]
+        keys += [tuple(c.name for c in i.columns) for i in t.indexes if i.unique]
+        return any(key in alone for key in keys) or bool(t.c[column].unique)
+
     def primary_key(self, table: str) -> tuple[str, ...]:
         return tuple(c.name for c in self.table(table).primary_key.columns)
 

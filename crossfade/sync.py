@@ -8,6 +8,7 @@ dialect only decides how to say "assign" and "if".
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -192,3 +193,182 @@ class LinkRule:
 
     def tables(self) -> tuple[str, str]:
         return self.source, self.target
+
+
+@dataclass(frozen=True)
+class MoveRule:
+    """Columns of `source` that move to the related `target` (move_column): DESIGN section 2's
+    cross-table group with identity transforms.
+
+    A source row matches the target row whose `target_key` equals its `source_key` (users.org_id =
+    orgs.id, many-to-one; or users.id = local_users.user_id, one-to-one), and the two hold the same
+    values in `columns` (pairs of source column, target column). A write to either side reaches
+    the other; when several source rows share a target row (`many`), a write to one reaches its
+    siblings too, where the database lets a trigger write its own table (not MySQL: error 1442).
+
+    NULL in every target column means "not derived yet", as for a sync group's new columns: a
+    source row meeting such a target row fills it; otherwise a source row whose moved columns are
+    all NULL takes the target's values. A value that matches no target row stays where release N
+    wrote it; contract refuses to drop it.
+    """
+
+    source: str
+    target: str
+    source_key: str
+    target_key: str
+    source_pk: str
+    target_pk: str
+    columns: tuple[tuple[str, str], ...]
+    many: bool = True
+
+    def tables(self) -> tuple[str, str]:
+        return self.source, self.target
+
+    @property
+    def source_columns(self) -> tuple[str, ...]:
+        return tuple(s for s, _ in self.columns)
+
+    @property
+    def target_columns(self) -> tuple[str, ...]:
+        return tuple(t for _, t in self.columns)
+
+    def merged(self, other: MoveRule) -> MoveRule:
+        """One rule for two moves across the same relation (one trigger per table and event)."""
+        return dataclasses.replace(self, columns=self.columns + other.columns)
+
+    def relation(self) -> tuple:
+        return (self.source, self.target, self.source_key, self.target_key)
+
+
+class MoveStatements:
+    """The statements a MoveRule's triggers and backfill run, as SQLAlchemy expressions over the
+    live tables and the trigger's NEW / OLD rows; every write only touches rows that differ, so
+    the trigger it fires in turn finds nothing to do (SQLite's recursion guard; PostgreSQL and
+    MySQL also switch the other side's triggers off while they write)."""
+
+    def __init__(self, rule: MoveRule, source: sa.Table, target: sa.Table):
+        self.rule, self.s, self.t = rule, source, target
+
+    # --- on the source side (NEW is a source row) -----------------------------------------------
+    def source_values(self, new) -> list[ColumnElement]:
+        return [new.c[c] for c in self.rule.source_columns]
+
+    def target_values_for(self, new_source) -> list[ColumnElement]:
+        """The matching target row's values, one scalar subquery each (NULL when there is none)."""
+        match = self.t.c[self.rule.target_key] == new_source.c[self.rule.source_key]
+        return [sa.select(self.t.c[c]).where(match).scalar_subquery() for c in self.rule.target_columns]
+
+    def target_is_derived(self, new_source) -> ColumnElement:
+        """A target row matches and holds a value (it is not waiting for the backfill)."""
+        match = self.t.c[self.rule.target_key] == new_source.c[self.rule.source_key]
+        return sa.exists().where(match, sa.not_(all_null([self.t.c[c] for c in self.rule.target_columns])))
+
+    def shared_values_for(self, new_source) -> list[ColumnElement]:
+        """What the row's target holds: its values once derived, else (before the backfill reached
+        it) the values its other source rows hold, as the backfill will give it."""
+        sibling = self._first_sibling(new_source)
+        from_siblings = [sa.select(self.s.c[c]).where(self.s.c[self.rule.source_pk] == sibling).scalar_subquery()
+                         for c in self.rule.source_columns]
+        derived = self.target_is_derived(new_source)
+        return [sa.case((derived, value), else_=fallback)
+                for value, fallback in zip(self.target_values_for(new_source), from_siblings)]
+
+    def has_shared_values(self, new_source) -> ColumnElement:
+        return sa.or_(self.target_is_derived(new_source), sa.exists().where(
+            self.s.c[self.rule.source_pk] == self._first_sibling(new_source)))
+
+    def _first_sibling(self, new_source):
+        s, rule = self.s, self.rule
+        return (sa.select(s.c[rule.source_pk])
+                .where(s.c[rule.source_key] == new_source.c[rule.source_key],
+                       s.c[rule.source_pk] != new_source.c[rule.source_pk],
+                       sa.not_(all_null([s.c[c] for c in rule.source_columns])))
+                .order_by(s.c[rule.source_pk]).limit(1).scalar_subquery())
+
+    def push_to_target(self, new_source) -> sa.Update:
+        values = self.source_values(new_source)
+        targets = [self.t.c[c] for c in self.rule.target_columns]
+        return (sa.update(self.t)
+                .where(self.t.c[self.rule.target_key] == new_source.c[self.rule.source_key],
+                       any_distinct(targets, values))
+                .values({c: v for c, v in zip(self.rule.target_columns, values)}))
+
+    def push_to_siblings(self, new_source) -> sa.Update:
+        """The other source rows of the same target row take the values just written."""
+        values = self.source_values(new_source)
+        own = [self.s.c[c] for c in self.rule.source_columns]
+        return (sa.update(self.s)
+                .where(self.s.c[self.rule.source_key] == new_source.c[self.rule.source_key],
+                       self.s.c[self.rule.source_pk] != new_source.c[self.rule.source_pk],
+                       any_distinct(own, values))
+                .values({c: v for c, v in zip(self.rule.source_columns, values)}))
+
+    # --- on the target side (NEW / OLD is a target row) -----------------------------------------
+    def source_values_for(self, new_target) -> list[ColumnElement]:
+        """The first matching source row's values (by key; siblings agree), one subquery each."""
+        s = self.s
+        first = (sa.select(s.c[self.rule.source_pk])
+                 .where(s.c[self.rule.source_key] == new_target.c[self.rule.target_key],
+                        sa.not_(all_null([s.c[c] for c in self.rule.source_columns])))
+                 .order_by(s.c[self.rule.source_pk]).limit(1).correlate_except(s).scalar_subquery())
+        return [sa.select(s.c[c]).where(s.c[self.rule.source_pk] == first).correlate_except(s).scalar_subquery()
+                for c in self.rule.source_columns]
+
+    def sources_hold_values(self, new_target) -> ColumnElement:
+        s = self.s
+        return sa.exists().where(s.c[self.rule.source_key] == new_target.c[self.rule.target_key],
+                                 sa.not_(all_null([s.c[c] for c in self.rule.source_columns])))
+
+    def push_to_sources(self, new_target) -> sa.Update:
+        values = [new_target.c[c] for c in self.rule.target_columns]
+        own = [self.s.c[c] for c in self.rule.source_columns]
+        return (sa.update(self.s)
+                .where(self.s.c[self.rule.source_key] == new_target.c[self.rule.target_key],
+                       any_distinct(own, values))
+                .values({c: v for c, v in zip(self.rule.source_columns, values)}))
+
+    def clear_sources(self, old_target) -> sa.Update:
+        """The target row went (or took another key): its source rows lose the moved values."""
+        own = [self.s.c[c] for c in self.rule.source_columns]
+        return (sa.update(self.s)
+                .where(self.s.c[self.rule.source_key] == old_target.c[self.rule.target_key],
+                       sa.not_(all_null(own)))
+                .values({c: None for c in self.rule.source_columns}))
+
+    # --- the backfill, batched over the source's key -------------------------------------------
+    def backfill(self, batch: ColumnElement) -> list[sa.Update]:
+        """For the source rows `batch` picks: target rows not derived yet take their values, then
+        source rows left empty (inserted before their target row was derived) take the target's.
+        Both read the source through `batch` (its primary key), so no index on the relation is needed."""
+        s, t, rule = self.s, self.t, self.rule
+        has_values = sa.not_(all_null([s.c[c] for c in rule.source_columns]))
+        first = (sa.select(s.c[rule.source_pk]).where(batch, has_values, s.c[rule.source_key] == t.c[rule.target_key])
+                 .order_by(s.c[rule.source_pk]).limit(1).correlate_except(s).scalar_subquery())
+        fill_target = (sa.update(t)
+                       .where(t.c[rule.target_key].in_(sa.select(s.c[rule.source_key]).where(batch, has_values)),
+                              all_null([t.c[c] for c in rule.target_columns]))
+                       .values({tc: sa.select(s.c[sc]).where(s.c[rule.source_pk] == first)
+                                .correlate_except(s).scalar_subquery() for sc, tc in rule.columns}))
+        fill_sources = (sa.update(s)
+                        .where(batch, all_null([s.c[c] for c in rule.source_columns]), self.target_is_derived(s))
+                        .values({sc: v for sc, v in zip(rule.source_columns, self.target_values_for(s))}))
+        return [fill_target, fill_sources]
+
+    # --- conditions on the trigger's rows ---------------------------------------------------------
+    def source_empty(self, source_row) -> ColumnElement:
+        return all_null([source_row.c[c] for c in self.rule.source_columns])
+
+    def target_empty(self, target_row) -> ColumnElement:
+        return all_null([target_row.c[c] for c in self.rule.target_columns])
+
+    def source_changed(self, new, old) -> ColumnElement:
+        return changed(self.rule.source_columns, new, old)
+
+    def source_key_changed(self, new, old) -> ColumnElement:
+        return changed((self.rule.source_key,), new, old)
+
+    def target_changed(self, new, old) -> ColumnElement:
+        return changed(self.rule.target_columns, new, old)
+
+    def target_key_changed(self, new, old) -> ColumnElement:
+        return changed((self.rule.target_key,), new, old)

@@ -256,6 +256,60 @@ def test_plain_alembic_upgrade_head_runs_every_change_offline(engine):
     assert (rows[5].title, rows[1].title, rows[3].assignee, rows[3].priority) == ("untitled", "task 1", "owner3", 2)
 
 
+def test_plain_alembic_upgrade_copies_the_columns_split_table_moves_before_dropping_them(engine, tmp_path):
+    project = copy_of_example(tmp_path, keep=("0001_initial",), extra={"0002_split": plain_revision(
+        "0002_split", "0001_initial", "    pass", crossfade_ops='ops.split_table("tasks", "task_origins", ["owner", "source"])')})
+    url = url_of(engine)
+    release_1_with_tasks(engine, url, rows=6)
+
+    command.upgrade(alembic_config(url, project), "head")
+
+    with engine.connect() as conn:
+        assert "owner" not in {c["name"] for c in sa.inspect(conn).get_columns("tasks")}
+        origins = conn.execute(sa.text("SELECT id, owner, source FROM task_origins ORDER BY id")).all()
+    assert [tuple(r) for r in origins] == [(i, f"owner{i}", "web") for i in range(1, 7)]
+    assert not triggers(engine)
+
+
+def test_plain_alembic_upgrade_renames_a_table_with_every_row(engine, tmp_path):
+    project = copy_of_example(tmp_path, keep=("0001_initial",), extra={"0002_rename": plain_revision(
+        "0002_rename", "0001_initial", "    pass", crossfade_ops='ops.rename_table("tasks", "jobs")')})
+    url = url_of(engine)
+    release_1_with_tasks(engine, url, rows=6)
+
+    command.upgrade(alembic_config(url, project), "head")
+
+    with engine.connect() as conn:
+        names = set(sa.inspect(conn).get_table_names()) | set(sa.inspect(conn).get_view_names())
+        assert "jobs" in names and "tasks" not in names
+        assert conn.execute(sa.text("SELECT count(*) FROM jobs")).scalar() == 6
+
+
+def test_plain_alembic_upgrade_moves_a_column_to_the_related_table_with_its_values(engine, tmp_path):
+    prepare = plain_revision("0002_projects", "0001_initial", (
+        '    with op.batch_alter_table("tasks") as batch:\n'
+        '        batch.add_column(sa.Column("project_id", sa.Integer))\n'
+        '        batch.add_column(sa.Column("project_name", sa.String(80)))\n'
+        '        batch.create_foreign_key("fk_tasks_project", "projects", ["project_id"], ["id"])'))
+    move = plain_revision("0003_move", "0002_projects", "    pass", crossfade_ops=(
+        'ops.move_column("tasks", "project_name", to="projects", via="project_id", new="label")'))
+    project = copy_of_example(tmp_path, keep=("0001_initial",), extra={"0002_projects": prepare, "0003_move": move})
+    url = url_of(engine)
+    command.upgrade(alembic_config(url, project), "0002_projects")
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO projects (id, name) VALUES (1, 'one'), (2, 'two')"))
+        conn.execute(sa.text("INSERT INTO tasks (id, title, done, source, project_id, project_name) VALUES "
+                             "(1, 'a', false, 'web', 1, 'Uno'), (2, 'b', false, 'web', 1, 'Uno'), "
+                             "(3, 'c', true, 'web', 2, 'Dos')"))
+
+    command.upgrade(alembic_config(url, project), "head")
+
+    with engine.connect() as conn:
+        assert "project_name" not in {c["name"] for c in sa.inspect(conn).get_columns("tasks")}
+        labels = conn.execute(sa.text("SELECT id, label FROM projects ORDER BY id")).all()
+    assert [tuple(r) for r in labels] == [(1, "Uno"), (2, "Dos")]
+
+
 def test_alembic_upgrade_refuses_a_revision_crossfade_has_expanded(engine):
     url = url_of(engine)
     release_1_with_tasks(engine, url, rows=3)

@@ -264,3 +264,17 @@ def test_split_table_bad_input_is_refused_before_any_ddl(db, op, message):
         Runner(db).expand(Change(op, id="bad"))
     with db.connect() as conn:
         assert sa.inspect(conn).get_table_names() == ["users"]
+
+
+@pytest.mark.parametrize("dialect", ["postgresql", "mysql", "sqlite"])
+def test_plan_sql_shows_split_tables_new_table_triggers_and_backfill(dialect):
+    from crossfade.plan import plan
+
+    metadata, _ = release_n()
+    sql = plan([SPLIT], dialect, metadata)
+
+    expand = sql.split("/ expand")[1].split("/ migrate")[0]
+    migrate = sql.split("/ migrate")[1].split("/ contract")[0]
+    assert "CREATE TABLE profiles" in expand
+    assert "-- install triggers on profiles" in expand and "-- install triggers on users" in expand
+    assert "-- backfill profiles" in migrate and "INSERT INTO profiles (id, bio, theme) SELECT" in migrate

@@ -26,13 +26,14 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 
-from .. import state
-from ..backfill import backfill_statements
+from .. import checks, state
+from ..backfill import backfill_statements, link_job
 from ..change import Change
 from ..ddl import Step
 from ..dialects import TriggerDialect, for_dialect
 from ..errors import CrossfadeError, NullsRemainError
 from ..schema import Schema
+from ..sync import LinkRule
 from . import render, snapshot
 from .classify import classify, table_of
 from .declare import Declaration
@@ -102,7 +103,13 @@ def _run_change(target: _Live | _Script, change: Change) -> None:
         # Fills stand in for what release N+1 leaves out of a column contract drops: nobody reads it.
         table_sync = replace(table_sync, fills=[f for f in table_sync.fills if (f.table, f.column) not in dropped])
         for statement in backfill_statements(table_sync, sa.true()):
-            target.update(statement)
+            target.backfill(statement)
+    for link in change.links(schema):
+        if isinstance(link, LinkRule) and link.mirror:
+            continue  # rename_table's stand-in: contract drops it unread
+        job = link_job(dialect, link, schema.table(link.source), schema.table(link.target))
+        for statement in job.statements(sa.true()):
+            target.backfill(statement)
     target.refuse_remaining_nulls(change, schema)
     target.note(f"{change.id}: contract")
     for step in dialect.steps(change.contract_intents(schema), schema):
@@ -138,10 +145,12 @@ class _Live:
         for statement in triggers:  # DROP TABLE dropped them with the old table
             self.conn.exec_driver_sql(statement)
 
-    def update(self, statement: sa.Update) -> None:
+    def backfill(self, statement: sa.Update | sa.Insert) -> None:
         self.conn.execute(statement)
 
     def refuse_remaining_nulls(self, change: Change, schema: Schema) -> None:
+        checks.refuse_unmovable(self.conn, schema, change.moves_to_finish(schema), "contract",
+                                own_transaction=False)
         for table, column in change.not_null_at_contract(schema):
             if schema.has_column(table, column) and schema.column(table, column).nullable:
                 t = schema.table(table)
@@ -188,7 +197,7 @@ class _Script:
             for statement in step.sql:
                 self._emit(statement)
 
-    def update(self, statement: sa.Update) -> None:
+    def backfill(self, statement: sa.Update | sa.Insert) -> None:
         self._emit(self.dialect.compile(statement))
 
     def refuse_remaining_nulls(self, change: Change, schema: Schema) -> None:

@@ -35,7 +35,19 @@ from ..ddl import (
 )
 from ..errors import TransformError
 from ..schema import Schema
-from ..sync import BlockRule, FillRule, LinkRule, SyncGroup, TableSync, all_null, changed, conflict, row
+from ..sync import (
+    BlockRule,
+    FillRule,
+    LinkRule,
+    MoveRule,
+    MoveStatements,
+    SyncGroup,
+    TableSync,
+    all_null,
+    changed,
+    conflict,
+    row,
+)
 
 PREFIX = "crossfade_"
 
@@ -112,12 +124,20 @@ class TriggerDialect:
     mirrors_with_tables = False
     link_locks = ""
 
-    def active_links(self, links: list[LinkRule]) -> list[LinkRule]:
-        """The links this dialect keeps with triggers and a backfill."""
-        return [link for link in links if self.mirrors_with_tables or not link.mirror]
+    def active_links(self, links: list[LinkRule | MoveRule]) -> list[LinkRule | MoveRule]:
+        """The cross-table rules this dialect keeps with triggers and a backfill."""
+        return [link for link in links if isinstance(link, MoveRule) or self.mirrors_with_tables or not link.mirror]
+
+    def cross_table_objects(self, link: LinkRule | MoveRule, schema: Schema) -> list[DbObject]:
+        """The triggers (and functions) on both tables of a cross-table rule."""
+        if isinstance(link, MoveRule):
+            return self.move_objects(MoveStatements(link, schema.table(link.source), schema.table(link.target)))
+        return self.link_objects(link)
 
     def link_objects(self, link: LinkRule) -> list[DbObject]:
-        """The triggers (and functions) on both tables of a link."""
+        raise NotImplementedError
+
+    def move_objects(self, move: MoveStatements) -> list[DbObject]:
         raise NotImplementedError
 
     def insert_missing(self, target: sa.Table, key: str, columns: list[str], select: sa.Select) -> sa.Insert:
@@ -180,6 +200,13 @@ class TriggerDialect:
         return []
 
     def cascade_problems(self, conn: sa.Connection, table: str, columns: set[str]) -> list[str]:
+        return []
+
+    def move_problems(self, conn: sa.Connection, move: MoveRule) -> list[str]:
+        """Why this database cannot keep a move_column in sync (empty: it can)."""
+        return []
+
+    def move_warnings(self, move: MoveRule) -> list[str]:
         return []
 
     def orphan_functions(self, conn: sa.Connection) -> list[str]:
@@ -485,6 +512,10 @@ class ProceduralTriggers(TriggerDialect):
                       f"  {self.assign(self.compile(target), self.compile(fill.fill_expr(new)))}",
                       "END IF;"]
         return lines
+
+    def _if(self, condition: ColumnElement, body: list[str]) -> list[str]:
+        """IF condition THEN body END IF; the condition compiled whole, so AND / OR never regroup."""
+        return [f"IF {self.compile(condition)} THEN", *self._indent(body), "END IF;"]
 
     def _assign_all(self, new, targets, values) -> list[str]:
         return [self.assign(self.compile(new.c[t]), self.compile(v)) for t, v in zip(targets, values)]

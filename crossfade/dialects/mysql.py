@@ -10,8 +10,9 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
 from ..ddl import AddCheck, AddForeignKey, AddUnique, CreateIndex, DropIndex, SetNullable, Step, SwapStandIn
+from ..expressions import TriggerRow
 from ..schema import Schema
-from ..sync import LinkRule, TableSync
+from ..sync import LinkRule, MoveRule, MoveStatements, TableSync
 from .base import PREFIX, DbObject, ProceduralTriggers, column_nullable, renamed, view_exists
 
 LOCK_WAIT_TIMEOUT = 1205
@@ -123,6 +124,32 @@ class MySQLDialect(ProceduralTriggers):
                     "triggers, so the sync would silently break")
         return problems
 
+    def move_problems(self, conn: sa.Connection, move: MoveRule) -> list[str]:
+        if move.source_key == move.source_pk:
+            return []  # the target holds the key: a cascade moves it along with the values it matches
+        rules = conn.execute(sa.text(
+            "SELECT r.CONSTRAINT_NAME, r.UPDATE_RULE, r.DELETE_RULE FROM information_schema.REFERENTIAL_CONSTRAINTS r "
+            "JOIN information_schema.KEY_COLUMN_USAGE k ON k.CONSTRAINT_SCHEMA = r.CONSTRAINT_SCHEMA "
+            "AND k.CONSTRAINT_NAME = r.CONSTRAINT_NAME AND k.TABLE_NAME = r.TABLE_NAME "
+            "WHERE r.CONSTRAINT_SCHEMA = DATABASE() AND r.TABLE_NAME = :table AND k.COLUMN_NAME = :column"
+        ), {"table": move.source, "column": move.source_key})
+        return [f"foreign key {name} on {move.source}.{move.source_key} has ON UPDATE {on_update} / ON DELETE "
+                f"{on_delete}: MySQL/MariaDB cascades skip triggers, so rows it re-points would keep the moved "
+                f"values of their old {move.target} row (use RESTRICT, NO ACTION, CASCADE on delete or SET NULL on delete)"
+                for name, on_update, on_delete in rules
+                if on_update in ("CASCADE", "SET NULL", "SET DEFAULT") or on_delete == "SET DEFAULT"]
+
+    def move_warnings(self, move: MoveRule) -> list[str]:
+        if not move.many:
+            return []
+        columns = ", ".join(move.source_columns)
+        warning = (f"move_column {move.source}.{columns} -> {move.target}: several {move.source} rows share one "
+                   f"{move.target} row, and a MySQL/MariaDB trigger cannot write the table its statement writes "
+                   f"(error 1442): a release N write to one {move.source} row reaches {move.target} but not the "
+                   f"other rows of that {move.target} row. Release N must update them together "
+                   f"(UPDATE {move.source} SET ... WHERE {move.source_key} = ...)")
+        return [warning]
+
     # --- cross-table links -------------------------------------------------------------------
     create_table_locks = "a new table: a metadata lock on the referenced table for an instant"
     view_options = "ALGORITHM=MERGE "  # a view MariaDB can write through
@@ -141,24 +168,60 @@ class MySQLDialect(ProceduralTriggers):
                     changed_sql = " OR ".join(f"NOT (BINARY OLD.{self.quote(c)} <=> BINARY NEW.{self.quote(c)})"
                                               for c in synced)
                     program = [f"IF {changed_sql} THEN", *self._indent(program), "END IF;"]
-                name = self.object_name(table, suffix)
-                body = [
-                    # The guard: a write made here fires the other table's link trigger, which
-                    # must not write back (error 1442 forbids it anyway). A failed statement
-                    # clears it, so the session's next statement syncs again.
-                    "DECLARE EXIT HANDLER FOR SQLEXCEPTION BEGIN SET @crossfade_link = NULL; RESIGNAL; END;",
-                    "IF @crossfade_link IS NULL THEN",
-                    "  SET @crossfade_link = 1;",
-                    *self._indent(program),
-                    "  SET @crossfade_link = NULL;",
-                    "END IF;",
-                ]
-                create_verb = "CREATE OR REPLACE TRIGGER" if self.is_mariadb else "CREATE TRIGGER"
-                create = (f"{create_verb} {self.quote(name)} AFTER {event} ON {self.quote(table)}\n"
-                          "FOR EACH ROW\nBEGIN\n" + "\n".join(self._indent(body)) + "\nEND")
-                statements = (create,) if self.is_mariadb else (self.drop_sql("trigger", name, table), create)
-                objects.append(DbObject("trigger", name, table, statements))
+                objects.append(self._guarded_trigger(table, suffix, f"AFTER {event}", program))
         return objects
+
+    def _guarded_trigger(self, table: str, suffix: str, event: str, program: list[str]) -> DbObject:
+        """A cross-table trigger: while it writes the other table, that table's triggers do
+        nothing (the guard), which also keeps them from writing back (error 1442 forbids it)."""
+        name = self.object_name(table, suffix)
+        body = [
+            # A failed statement clears the guard, so the session's next statement syncs again.
+            "DECLARE EXIT HANDLER FOR SQLEXCEPTION BEGIN SET @crossfade_link = NULL; RESIGNAL; END;",
+            "IF @crossfade_link IS NULL THEN",
+            "  SET @crossfade_link = 1;",
+            *self._indent(program),
+            "  SET @crossfade_link = NULL;",
+            "END IF;",
+        ]
+        create_verb = "CREATE OR REPLACE TRIGGER" if self.is_mariadb else "CREATE TRIGGER"
+        create = (f"{create_verb} {self.quote(name)} {event} ON {self.quote(table)}\n"
+                  "FOR EACH ROW\nBEGIN\n" + "\n".join(self._indent(body)) + "\nEND")
+        statements = (create,) if self.is_mariadb else (self.drop_sql("trigger", name, table), create)
+        return DbObject("trigger", name, table, statements)
+
+    # --- move_column: BEFORE triggers only, each setting NEW and writing the other table. A
+    # trigger cannot write its own table (error 1442), so a write to one source row does not
+    # reach the other rows of its target row here; release N updates those together.
+    def move_objects(self, move: MoveStatements) -> list[DbObject]:
+        rule = move.rule
+        s_new, s_old = TriggerRow(move.s, "NEW"), TriggerRow(move.s, "OLD")
+        t_new, t_old = TriggerRow(move.t, "NEW"), TriggerRow(move.t, "OLD")
+        pull_source = self._assign_all(s_new, rule.source_columns, move.shared_values_for(s_new))
+        pull_target = self._assign_all(t_new, rule.target_columns, move.source_values_for(t_new))
+        source_changed = move.source_changed(s_new, s_old)
+        source_key_changed = move.source_key_changed(s_new, s_old)
+        target_changed = move.target_changed(t_new, t_old)
+        target_key_changed = move.target_key_changed(t_new, t_old)
+        source_update = [
+            *self._if(sa.and_(sa.not_(source_changed), source_key_changed, move.has_shared_values(s_new)), pull_source),
+            *self._if(sa.or_(source_changed, source_key_changed), [f"{self.compile(move.push_to_target(s_new))};"])]
+        source_insert = [
+            *self._if(sa.and_(move.source_empty(s_new), move.has_shared_values(s_new)), pull_source),
+            *self._if(sa.not_(move.source_empty(s_new)), [f"{self.compile(move.push_to_target(s_new))};"])]
+        target_update = [
+            *self._if(sa.and_(sa.not_(target_changed), target_key_changed, move.target_empty(t_new)), pull_target),
+            *self._if(target_key_changed, [f"{self.compile(move.clear_sources(t_old))};"]),
+            *self._if(sa.or_(target_changed, target_key_changed), [f"{self.compile(move.push_to_sources(t_new))};"])]
+        target_insert = [*self._if(move.target_empty(t_new), pull_target),
+                         f"{self.compile(move.push_to_sources(t_new))};"]
+        target_delete = [f"{self.compile(move.clear_sources(t_old))};"]
+        # UPDATE triggers first: each CREATE TRIGGER commits on its own.
+        return [self._guarded_trigger(rule.source, "move_update", "BEFORE UPDATE", source_update),
+                self._guarded_trigger(rule.source, "move_insert", "BEFORE INSERT", source_insert),
+                self._guarded_trigger(rule.target, "move_update", "BEFORE UPDATE", target_update),
+                self._guarded_trigger(rule.target, "move_delete", "BEFORE DELETE", target_delete),
+                self._guarded_trigger(rule.target, "move_insert", "BEFORE INSERT", target_insert)]
 
     def _refs(self, row_name: str, columns) -> str:
         return ", ".join(f"{row_name}.{self.quote(c)}" for c in columns)

@@ -13,8 +13,9 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from ..ddl import AddCheck, AddForeignKey, AddUnique, CreateIndex, DropIndex, SetNullable, Step, SwapStandIn
+from ..expressions import TriggerRow
 from ..schema import Schema
-from ..sync import LinkRule, TableSync
+from ..sync import LinkRule, MoveStatements, TableSync
 from .base import PREFIX, DbObject, ProceduralTriggers, column_nullable, renamed
 
 LOCK_NOT_AVAILABLE = "55P03"
@@ -88,7 +89,7 @@ class PostgresDialect(ProceduralTriggers):
         ), {"prefix": PREFIX.replace("_", r"\_") + "%", "tables": sorted(tables)})
         for name, table, definition in triggers:
             found[name] = ("trigger", table, definition)
-        wanted = {self.object_name(t, kind): t for t in tables for kind in ("sync", "link")}
+        wanted = {self.object_name(t, kind): t for t in tables for kind in ("sync", "link", "move")}
         functions = conn.execute(sa.text(
             "SELECT p.proname, pg_get_functiondef(p.oid) FROM pg_proc p "
             "JOIN pg_namespace n ON n.oid = p.pronamespace "
@@ -204,6 +205,101 @@ class PostgresDialect(ProceduralTriggers):
     def link_guard(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
         # Transaction-local: it ends with the batch's transaction whatever happens.
         return ("SELECT set_config('crossfade.link', 'on', true)",), ()
+
+    # --- move_column ---------------------------------------------------------------------------
+    # BEFORE triggers fill the written row from the other side (NEW := ...); AFTER triggers write
+    # the other side, after the whole statement has written its rows: a BEFORE trigger writing
+    # sibling rows the same statement updates next would fail ("tuple already modified").
+    def move_objects(self, move: MoveStatements) -> list[DbObject]:
+        rule = move.rule
+        s_new, s_old = TriggerRow(move.s, "NEW"), TriggerRow(move.s, "OLD")
+        t_new, t_old = TriggerRow(move.t, "NEW"), TriggerRow(move.t, "OLD")
+        pull = self._assign_all(s_new, rule.source_columns, move.shared_values_for(s_new))
+        source_before = [
+            "IF TG_OP = 'INSERT' THEN",
+            *self._indent(self._if(sa.and_(move.source_empty(s_new), move.has_shared_values(s_new)), pull)),
+            # The UPDATE trigger's WHEN: the row now matches another target row, its values unchanged.
+            "ELSE",
+            *self._indent(self._if(move.has_shared_values(s_new), pull)),
+            "END IF;",
+        ]
+        push = [f"{self.compile(move.push_to_target(s_new))};"]
+        if rule.many:
+            push.append(f"{self.compile(move.push_to_siblings(s_new))};")
+        # An insert that left the values out took the target's (or had none to take): nothing to write.
+        source_after = ["IF TG_OP = 'INSERT' THEN", *self._indent(self._if(sa.not_(move.source_empty(s_new)), push)),
+                        "ELSE", *self._indent(push), "END IF;"]
+        target_before = [
+            "IF TG_OP = 'DELETE' THEN",
+            *self._indent(self._guarded([f"{self.compile(move.clear_sources(t_old))};"])),
+            "  RETURN OLD;",
+            "END IF;",
+            *self._if(move.target_empty(t_new), self._assign_all(t_new, rule.target_columns,
+                                                                 move.source_values_for(t_new))),
+        ]
+        target_after = [
+            "IF TG_OP = 'UPDATE' THEN",
+            *self._indent(self._if(move.target_key_changed(t_new, t_old),
+                                   [f"{self.compile(move.clear_sources(t_old))};"])),
+            "END IF;",
+            f"{self.compile(move.push_to_sources(t_new))};",
+        ]
+        source_keys = (*rule.source_columns, rule.source_key)
+        target_keys = (*rule.target_columns, rule.target_key)
+        return [
+            *self._move_side(rule.source, source_before, source_after, source_keys,
+                             before_update=sa.and_(sa.not_(move.source_changed(s_new, s_old)),
+                                                   move.source_key_changed(s_new, s_old)),
+                             after_update=sa.or_(move.source_changed(s_new, s_old),
+                                                 move.source_key_changed(s_new, s_old))),
+            *self._move_side(rule.target, target_before, target_after, target_keys,
+                             before_update=sa.and_(sa.not_(move.target_changed(t_new, t_old)),
+                                                   move.target_key_changed(t_new, t_old)),
+                             after_update=sa.or_(move.target_changed(t_new, t_old),
+                                                 move.target_key_changed(t_new, t_old)),
+                             on_delete=True),
+        ]
+
+    def _move_side(self, table: str, before: list[str], after: list[str], columns, *, before_update, after_update,
+                   on_delete: bool = False) -> list[DbObject]:
+        """One table's function and triggers. The other side's triggers do nothing while this one
+        writes it (the guard); each returns what its timing needs."""
+        function = self.object_name(table, "move")
+        body = [
+            "IF coalesce(current_setting('crossfade.link', true), '') = 'on' THEN",
+            "  IF TG_WHEN = 'AFTER' THEN RETURN NULL; ELSIF TG_OP = 'DELETE' THEN RETURN OLD; END IF;",
+            "  RETURN NEW;",
+            "END IF;",
+            "IF TG_WHEN = 'BEFORE' THEN",
+            *self._indent(before),
+            "  RETURN NEW;",
+            "END IF;",
+            *self._guarded(after),
+            "RETURN NULL;",
+        ]
+        create_function = (f"CREATE OR REPLACE FUNCTION {self.quote(function)}() RETURNS trigger\n"
+                           f"LANGUAGE plpgsql AS $crossfade$\nBEGIN\n" + "\n".join(self._indent(body))
+                           + "\nEND\n$crossfade$")
+        update_of = f"UPDATE OF {', '.join(self.quote(c) for c in columns)}"
+        events = [("move_insert_before", "BEFORE INSERT", None), ("move_update_before", f"BEFORE {update_of}", before_update),
+                  ("move_insert_after", "AFTER INSERT", None), ("move_update_after", f"AFTER {update_of}", after_update)]
+        if on_delete:
+            events.append(("move_delete_before", "BEFORE DELETE", None))
+        objects = [DbObject("function", function, table, (create_function,))]
+        for suffix, event, when in events:
+            name = self.object_name(table, suffix)
+            when_sql = f"\nWHEN ({self.compile(when)})" if when is not None else ""
+            create = (f"CREATE TRIGGER {self.quote(name)} {event} ON {self.quote(table)}\nFOR EACH ROW{when_sql}\n"
+                      f"EXECUTE FUNCTION {self.quote(function)}()")
+            objects.append(DbObject("trigger", name, table, (self.drop_sql("trigger", name, table), create)))
+        return objects
+
+    @staticmethod
+    def _guarded(statements: list[str]) -> list[str]:
+        """Statements that write the other table, with that table's triggers switched off: the
+        setting is transaction-local, and a failed statement undoes it with everything else."""
+        return ["PERFORM set_config('crossfade.link', 'on', true);", *statements,
+                "PERFORM set_config('crossfade.link', '', true);"]
 
     def swap_stand_in_steps(self, intent: SwapStandIn, schema: Schema) -> list[Step]:
         # One transaction: no statement ever finds the name missing.

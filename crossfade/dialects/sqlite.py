@@ -28,8 +28,9 @@ from ..ddl import (
     SwapStandIn,
     apply_to_schema,
 )
+from ..expressions import TriggerRow
 from ..schema import Schema, constraint_columns
-from ..sync import LinkRule, TableSync, all_null, changed, conflict, row
+from ..sync import LinkRule, MoveStatements, TableSync, all_null, changed, conflict, row
 from .base import PREFIX, DbObject, TriggerDialect, renamed, table_exists, update_condition
 
 REBUILD_PREFIX = "_crossfade_new_"
@@ -213,6 +214,76 @@ class SQLiteDialect(TriggerDialect):
             conditions.append("(" + " OR ".join(f"NEW.{self.quote(c)} IS NOT NULL" for c in only_with_values) + ")")
         return (f"INSERT INTO {self.quote(other)} ({', '.join(self.quote(c) for c in synced)}) "
                 f"SELECT {', '.join('NEW.' + self.quote(c) for c in synced)} WHERE {' AND '.join(conditions)}")
+
+    # --- move_column: AFTER triggers, each statement limited to rows that differ. A row's own
+    # values are set by an UPDATE of that row (the trigger's NEW is not assignable here), and the
+    # writes to the other table fire its triggers, which find nothing left to do.
+    def move_objects(self, move: MoveStatements) -> list[DbObject]:
+        rule = move.rule
+        s, t = move.s, move.t
+        s_new, s_old = TriggerRow(s, "NEW"), TriggerRow(s, "OLD")
+        t_new, t_old = TriggerRow(t, "NEW"), TriggerRow(t, "OLD")
+        this_source = s.c[rule.source_pk] == s_new.c[rule.source_pk]
+        this_target = t.c[rule.target_pk] == t_new.c[rule.target_pk]
+        source_changed = move.source_changed(s_new, s_old)
+        source_key_changed = move.source_key_changed(s_new, s_old)
+        target_changed = move.target_changed(t_new, t_old)
+        target_key_changed = move.target_key_changed(t_new, t_old)
+
+        def pull_into_source(*conditions):
+            values = dict(zip(rule.source_columns, move.shared_values_for(s_new)))
+            return sa.update(s).where(this_source, *conditions).values(values)
+
+        def pull_into_target(*conditions):
+            values = dict(zip(rule.target_columns, move.source_values_for(t_new)))
+            return sa.update(t).where(this_target, *conditions).values(values)
+
+        source_insert = [
+            pull_into_source(move.source_empty(s_new), move.has_shared_values(s_new)),
+            move.push_to_target(s_new).where(sa.not_(move.source_empty(s_new))),
+        ]
+        source_update = [
+            pull_into_source(sa.not_(source_changed), source_key_changed, move.has_shared_values(s_new)),
+            move.push_to_target(s_new).where(sa.or_(source_changed, sa.not_(move.has_shared_values(s_new)))),
+            # A foreign key's ON DELETE SET NULL took the row from a target row that is gone.
+            sa.update(s).where(this_source, s_new.c[rule.source_key].is_(None), s_old.c[rule.source_key].is_not(None),
+                               sa.not_(source_changed), sa.not_(move.source_empty(s_new)),
+                               sa.not_(_target_row_exists(move, s_old)))
+            .values({c: None for c in rule.source_columns}),
+        ]
+        target_insert = [
+            pull_into_target(move.target_empty(t_new), move.sources_hold_values(t_new)),
+            move.push_to_sources(t_new).where(sa.not_(move.target_empty(t_new))),
+        ]
+        target_update = [
+            pull_into_target(sa.not_(target_changed), target_key_changed, move.target_empty(t_new),
+                             move.sources_hold_values(t_new)),
+            move.clear_sources(t_old).where(target_key_changed),
+            move.push_to_sources(t_new).where(sa.or_(target_changed, sa.not_(move.target_empty(t_new)))),
+        ]
+        target_delete = [move.clear_sources(t_old)]
+        source_columns = (*rule.source_columns, rule.source_key)
+        target_columns = (*rule.target_columns, rule.target_key)
+        return [
+            self._trigger(rule.source, "move_insert", "AFTER INSERT", source_insert),
+            self._trigger(rule.source, "move_update", self._update_of(source_columns), source_update,
+                          sa.or_(source_changed, source_key_changed)),
+            self._trigger(rule.target, "move_insert", "AFTER INSERT", target_insert),
+            self._trigger(rule.target, "move_update", self._update_of(target_columns), target_update,
+                          sa.or_(target_changed, target_key_changed)),
+            self._trigger(rule.target, "move_delete", "AFTER DELETE", target_delete),
+        ]
+
+    def _update_of(self, columns) -> str:
+        return "AFTER UPDATE OF " + ", ".join(self.quote(c) for c in columns)
+
+    def _trigger(self, table: str, suffix: str, event: str, statements, when=None) -> DbObject:
+        name = self.object_name(table, suffix)
+        when_sql = f" WHEN {self.compile(when)}" if when is not None else ""
+        body = "\n".join(f"  {self.compile(statement)};" for statement in statements)
+        create = (f"CREATE TRIGGER {self.quote(name)} {event} ON {self.quote(table)}\n"
+                  f"FOR EACH ROW{when_sql}\nBEGIN\n{body}\nEND")
+        return DbObject("trigger", name, table, (self.drop_sql("trigger", name, table), create))
 
     def insert_missing(self, target: sa.Table, key: str, columns: list[str], select: sa.Select) -> sa.Insert:
         # The SELECT always has a WHERE, which SQLite needs to parse ON CONFLICT after it.
@@ -438,3 +509,8 @@ def _reference(key: sa.ForeignKeyConstraint) -> tuple[tuple[str, ...], str, tupl
     """(columns, referenced table, referenced columns), as the inspector reports a foreign key."""
     targets = [e.target_fullname.rsplit(".", 1) for e in key.elements]  # "table.column"
     return tuple(e.parent.name for e in key.elements), targets[0][0], tuple(column for _, column in targets)
+
+
+def _target_row_exists(move: MoveStatements, source_row) -> sa.ColumnElement:
+    t, rule = move.t, move.rule
+    return sa.exists().where(t.c[rule.target_key] == source_row.c[rule.source_key])

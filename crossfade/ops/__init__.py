@@ -9,6 +9,7 @@ from .block_writes import BlockWritesOp, block_writes
 from .create_index import CreateIndexOp, create_index
 from .drop_column import DropColumnOp, drop_column
 from .merge_columns import MergeColumnsOp, merge_columns
+from .move_column import MoveColumnOp, move_column
 from .rename_column import RenameColumnOp, rename_column
 from .rename_table import RenameTableOp, rename_table
 from .replace_column import ReplaceColumnOp, replace_column
@@ -25,6 +26,7 @@ __all__ = [
     "CreateIndexOp",
     "DropColumnOp",
     "MergeColumnsOp",
+    "MoveColumnOp",
     "Op",
     "RenameColumnOp",
     "RenameTableOp",
@@ -41,6 +43,7 @@ __all__ = [
     "create_index",
     "drop_column",
     "merge_columns",
+    "move_column",
     "rename_column",
     "rename_table",
     "replace_column",

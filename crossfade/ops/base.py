@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from ..ddl import AddColumn, DropColumn, Intent, SetDefault, SetNullable
 from ..errors import ColumnExistsError, PrimaryKeyColumnError, TableExistsError, ValidationError
 from ..schema import Schema
-from ..sync import BlockRule, FillRule, LinkRule, SyncGroup, Transform
+from ..sync import BlockRule, FillRule, LinkRule, MoveRule, SyncGroup, Transform
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,7 @@ class Sync:
     fills: tuple[FillRule, ...] = ()
     blocks: tuple[BlockRule, ...] = ()
     links: tuple[LinkRule, ...] = ()
+    moves: tuple[MoveRule, ...] = ()
 
 
 class Op:
@@ -52,6 +53,10 @@ class Op:
     def contract(self, schema: Schema) -> list[Intent]:
         return []
 
+    def moves(self, schema: Schema) -> tuple[MoveRule, ...]:
+        """The values the op moves to another table (move_column), which contract must not strand."""
+        return ()
+
     def rollback(self, schema: Schema) -> list[Intent]:
         return []
 
@@ -62,6 +67,14 @@ class Op:
     def dropped_columns(self) -> tuple[str, ...]:
         """Columns contract drops."""
         return ()
+
+    def added(self) -> list[tuple[str, str]]:
+        """(table, column) for each column expand adds, in whichever of the op's tables."""
+        return [(self.table, c) for c in self.added_columns()]
+
+    def dropped(self) -> list[tuple[str, str]]:
+        """(table, column) for each column contract drops."""
+        return [(self.table, c) for c in self.dropped_columns()]
 
 
 def require_column(schema: Schema, table: str, column: str) -> sa.Column:
