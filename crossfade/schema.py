@@ -140,6 +140,8 @@ class Schema:
 
     def create_table(self, intent) -> None:
         """A ddl.CreateTable's table (its referenced table must be in the snapshot)."""
+        if self.has_table(intent.table):
+            return  # made by an earlier run of the same phase
         key_type = self.column(intent.ref_table, intent.key).type
         intent.build(self.metadata, key_type)
 
@@ -149,6 +151,8 @@ class Schema:
 
     def rename_table(self, old: str, new: str) -> None:
         """`old` takes the name `new`, replacing what had it (rename_table's stand-in)."""
+        if not self.has_table(old) and self.has_table(new):
+            return  # renamed by an earlier run of the same phase
         table = self.table(old)
         self.drop_table(new)
         table.to_metadata(self.metadata, name=new)

@@ -104,9 +104,11 @@ class MoveColumnOp(Op):
         if isinstance(self.new, sa.Column):
             default = self.new.server_default.arg if self.new.server_default is not None else None
             return sa.Column(self.new.name, self.new.type, nullable=self.new.nullable, server_default=default)
-        source = schema.column(self.table, self.column)
-        # Not the old NOT NULL: target rows no source row matches (an org without users) hold NULL.
-        return sa.Column(self.new_name, source.type, nullable=True)
+        # Its type is the old column's (the new column's, once contract dropped the old one), and
+        # not the old NOT NULL: target rows no source row matches (an org without users) hold NULL.
+        model = (schema.column(self.table, self.column) if schema.has_column(self.table, self.column)
+                 else schema.column(self.to, self.new_name))
+        return sa.Column(self.new_name, model.type, nullable=True)
 
 
 def _references(schema: Schema, table: str, column: str, ref_table: str, ref_column: str) -> bool:
