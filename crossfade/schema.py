@@ -76,6 +76,14 @@ class Schema:
         keys += [tuple(c.name for c in i.columns) for i in t.indexes if i.unique]
         return any(key in alone for key in keys) or bool(t.c[column].unique)
 
+    def has_index_on(self, table: str, column: str) -> bool:
+        """Rows can be looked up by `column`: an index, unique constraint or primary key starts with it."""
+        t = self.table(table)
+        leading = [[c.name for c in t.primary_key.columns]]
+        leading += [[c.name for c in i.columns] for i in t.indexes]
+        leading += [[c.name for c in k.columns] for k in t.constraints if isinstance(k, sa.UniqueConstraint)]
+        return any(names and names[0] == column for names in leading) or bool(t.c[column].index or t.c[column].unique)
+
     def primary_key(self, table: str) -> tuple[str, ...]:
         return tuple(c.name for c in self.table(table).primary_key.columns)
 

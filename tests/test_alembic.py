@@ -290,7 +290,8 @@ def test_plain_alembic_upgrade_moves_a_column_to_the_related_table_with_its_valu
         '    with op.batch_alter_table("tasks") as batch:\n'
         '        batch.add_column(sa.Column("project_id", sa.Integer))\n'
         '        batch.add_column(sa.Column("project_name", sa.String(80)))\n'
-        '        batch.create_foreign_key("fk_tasks_project", "projects", ["project_id"], ["id"])'))
+        '        batch.create_foreign_key("fk_tasks_project", "projects", ["project_id"], ["id"])\n'
+        '        batch.create_index("ix_tasks_project_id", ["project_id"])'))
     move = plain_revision("0003_move", "0002_projects", "    pass", crossfade_ops=(
         'ops.move_column("tasks", "project_name", to="projects", via="project_id", new="label")'))
     project = copy_of_example(tmp_path, keep=("0001_initial",), extra={"0002_projects": prepare, "0003_move": move})

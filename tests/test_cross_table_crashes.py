@@ -51,7 +51,7 @@ def build_users(engine: sa.Engine) -> None:
 def build_orgs(engine: sa.Engine) -> None:
     metadata = sa.MetaData()
     orgs = sa.Table("orgs", metadata, sa.Column("id", sa.Integer, primary_key=True))
-    users = _users(metadata, sa.Column("org_id", sa.Integer, sa.ForeignKey("orgs.id")),
+    users = _users(metadata, sa.Column("org_id", sa.Integer, sa.ForeignKey("orgs.id"), index=True),
                    sa.Column("org_name", sa.String(20)))
     metadata.create_all(engine)
     with engine.begin() as conn:

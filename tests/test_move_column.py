@@ -50,7 +50,8 @@ def release_n(ondelete: str | None = "SET NULL", onupdate: str | None = None) ->
                     sa.Column("title", sa.String(20), nullable=False))
     users = sa.Table("users", metadata, sa.Column("id", sa.Integer, primary_key=True),
                      sa.Column("login", sa.String(20)),
-                     sa.Column("org_id", sa.Integer, sa.ForeignKey("orgs.id", ondelete=ondelete, onupdate=onupdate)),
+                     sa.Column("org_id", sa.Integer, sa.ForeignKey("orgs.id", ondelete=ondelete, onupdate=onupdate),
+                               index=True),
                      sa.Column("org_name", sa.String(40)),
                      sa.Column("org_tier", sa.Integer))
     return orgs, users
@@ -62,7 +63,8 @@ def release_n1() -> tuple[sa.Table, sa.Table]:
     orgs = sa.Table("orgs", metadata, sa.Column("id", sa.Integer, primary_key=True),
                     sa.Column("title", sa.String(20), nullable=False), sa.Column("name", sa.String(40)))
     users = sa.Table("users", metadata, sa.Column("id", sa.Integer, primary_key=True),
-                     sa.Column("login", sa.String(20)), sa.Column("org_id", sa.Integer, sa.ForeignKey("orgs.id")))
+                     sa.Column("login", sa.String(20)),
+                     sa.Column("org_id", sa.Integer, sa.ForeignKey("orgs.id"), index=True))
     return orgs, users
 
 
@@ -343,6 +345,26 @@ def test_a_move_that_cannot_work_is_refused_before_any_ddl(db, op, error, messag
     with pytest.raises(error, match=message):
         Runner(db).expand(Change(op, id="bad"))
     assert columns_of(db, "orgs") == ["id", "title"]
+
+
+def test_a_relation_without_an_index_is_refused_unless_the_change_creates_one(db):
+    """Every write of the value looks up the target's other rows by users.org_id."""
+    metadata = sa.MetaData()
+    sa.Table("orgs", metadata, sa.Column("id", sa.Integer, primary_key=True))
+    sa.Table("users", metadata, sa.Column("id", sa.Integer, primary_key=True),
+             sa.Column("org_id", sa.Integer, sa.ForeignKey("orgs.id")), sa.Column("org_name", sa.String(40)))
+    metadata.create_all(db)
+    move = ops.move_column("users", "org_name", to="orgs", via="org_id")
+    if db.dialect.name == "mysql":  # MariaDB indexes every foreign key itself
+        Runner(db).expand(Change(move, id="no-index"))
+        assert "org_name" in columns_of(db, "orgs")
+        return
+    with pytest.raises(ValidationError, match='users.org_id has no index.*ops.create_index\\("users", "ix_users_org_id"'):
+        Runner(db).expand(Change(move, id="no-index"))
+    assert columns_of(db, "orgs") == ["id"]
+    with_index = Change(ops.create_index("users", "ix_users_org_id", "org_id"), move, id="with-index")
+    Runner(db).expand(with_index)
+    assert "org_name" in columns_of(db, "orgs")
 
 
 def test_rows_of_one_target_that_disagree_are_refused_before_any_ddl(db):

@@ -58,6 +58,14 @@ class MoveColumnOp(Op):
         if self.column in (rule.source_key, rule.source_pk):
             raise ValidationError(f"{self.describe()}: {self.table}.{self.column} is the key the move matches "
                                   "rows by; it cannot move itself")
+        if not schema.has_index_on(rule.source, rule.source_key):
+            # Every write of the value looks up the other rows of its target by this column: without
+            # an index, each one would scan the whole table.
+            raise ValidationError(
+                f"{self.describe()}: {self.table}.{self.via} has no index, and the move's triggers look rows up "
+                f"by it on every write (a scan of {self.table} each time). Add one first, e.g. "
+                f'ops.create_index("{self.table}", "ix_{self.table}_{self.via}", "{self.via}") before the move '
+                "in this change")
 
     def expand(self, schema: Schema) -> list[Intent]:
         return [AddColumn(self.to, transitional(self._target_column(schema)))]
