@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 
 class CrossfadeError(Exception):
     """Base of every error crossfade raises on purpose."""
@@ -104,16 +107,48 @@ class PhaseError(CrossfadeError):
     """A phase was asked for out of order (e.g. contract before migrate)."""
 
 
+@dataclass(frozen=True)
+class LockHolder:
+    """A session holding a lock a DDL step needs, as the database described it when the step gave up."""
+
+    session: str  # "pid 4242", "connection 17": what pg_terminate_backend / KILL take
+    who: str = ""  # user, application or host
+    state: str = ""  # "idle in transaction", "Sleep", ...
+    transaction_age: float | None = None  # seconds its transaction has been open
+    query: str = ""  # its current (or last) statement, shortened
+    lock: str = ""  # what it holds, e.g. "AccessShareLock"
+    # False where the database cannot tell which tables a transaction holds (MariaDB without the
+    # metadata_lock_info plugin): an open transaction that may be the one.
+    certain: bool = True
+
+    def describe(self) -> str:
+        age = f"transaction open {self.transaction_age:.1f}s" if self.transaction_age is not None else ""
+        details = ", ".join(part for part in (self.who, self.state, age, self.lock) if part)
+        return f"{self.session} ({details})" + (f": {self.query}" if self.query else "")
+
+
+def _holders_text(holders: Sequence[LockHolder]) -> str:
+    certain = [h.describe() for h in holders if h.certain]
+    maybe = [h.describe() for h in holders if not h.certain]
+    parts = [f"held by {'; '.join(certain)}"] if certain else []
+    if maybe:
+        parts.append("open transactions, any of which may hold it (the database cannot say which tables a "
+                     f"transaction holds): {'; '.join(maybe)}")
+    return "".join(f". {part[0].upper()}{part[1:]}" for part in parts)
+
+
 class LockTimeoutError(CrossfadeError):
-    def __init__(self, statement: str, attempts: int, waited: float, lost_work: int = 0):
+    def __init__(self, statement: str, attempts: int, waited: float, lost_work: int = 0,
+                 holders: Sequence[LockHolder] = ()):
         self.statement, self.attempts, self.waited = statement, attempts, waited
+        self.holders = list(holders)
         why = ("a long transaction holds the table" if not lost_work else
                f"{lost_work} attempts did their work and then lost the lock they need to finish: "
                "transactions keep touching the table; run this step at a quieter time, or with a "
                "longer --lock-timeout")
         super().__init__(
             f"could not take the lock for DDL after {attempts} attempts over {waited:.1f}s "
-            f"({why}): {statement.splitlines()[0][:120]}"
+            f"({why}): {statement.splitlines()[0][:120]}{_holders_text(self.holders)}"
         )
 
 

@@ -52,6 +52,7 @@ def build_plan(changes: Sequence[Change], dialect: TriggerDialect, metadata: sa.
     sections: list[Section] = []
     for change in changes:
         sections += _plan_change(change, dialect, snapshot, batch_size)
+    _mark_lost_work(sections, dialect)
     return sections
 
 
@@ -142,6 +143,16 @@ def _ddl(steps: list[Step]) -> list[PlannedStep]:
 def _locks(what: str) -> list[str]:
     """The note saying what a step locks (every step has one, so a reviewer sees the cost)."""
     return [f"locks: {what}"] if what else []
+
+
+def _mark_lost_work(sections: list[Section], dialect: TriggerDialect) -> None:
+    """A step whose finished work one transaction can throw away at its final lock says so on its
+    `locks:` line (MariaDB's online index builds and table rebuilds, its table copies): on a big
+    table that is minutes of work lost, so a reviewer picks a quiet hour for it."""
+    for step in (step for section in sections for step in section.steps):
+        risk = dialect.lost_work_risk(step.sql)
+        if risk:
+            step.notes = [f"{note}; {risk}" if note.startswith("locks: ") else note for note in step.notes]
 
 
 def _statement(sql: str) -> list[str]:

@@ -103,6 +103,63 @@ def test_plan_without_sql_lists_each_phase_steps_for_all_dialects():
     assert "install triggers on images" in result.stdout
 
 
+INDEXES_AND_CONSTRAINTS = '''
+import sqlalchemy as sa
+from crossfade import Change, ops
+
+metadata = sa.MetaData()
+sa.Table("owners", metadata, sa.Column("id", sa.Integer, primary_key=True))
+sa.Table("images", metadata, sa.Column("id", sa.Integer, primary_key=True), sa.Column("name", sa.String(20)),
+         sa.Column("owner_id", sa.Integer), sa.Column("size", sa.Integer))
+
+change = Change(
+    ops.create_index("images", "ix_images_size", "size"),
+    ops.add_unique("images", "uq_images_name", "name"),
+    ops.add_foreign_key("images", "fk_images_owner", "owner_id", "owners", "id"),
+    ops.add_check("images", "ck_images_size", lambda row: row.size >= 0),
+    id="0001_constraints",
+)
+'''
+
+
+def locks_lines(sql: str) -> dict[str, str]:
+    """Each planned step's name -> its `locks:` line, phase by phase ("contract: drop column ...")."""
+    found, phase, step = {}, "", ""
+    for line in sql.splitlines():
+        if line.startswith("-- crossfade plan: "):
+            phase = line.rsplit("/ ", 1)[1]
+        elif line.startswith("--   locks: "):
+            found[f"{phase}: {step}"] = line
+        elif line.startswith("-- ") and not line.startswith("--   "):
+            step = line[3:]
+    return found
+
+
+def test_plan_marks_the_steps_a_transaction_can_make_lose_their_work_on_mysql(tmp_path):
+    """An online index build or table rebuild (and a table copy) takes an exclusive metadata lock
+    at its very end: one transaction on the table then throws the finished work away. On MariaDB
+    and MySQL only: PostgreSQL's CONCURRENTLY waits for transactions instead of failing."""
+    module = tmp_path / "0001_constraints.py"
+    module.write_text(INDEXES_AND_CONSTRAINTS)
+    locks = locks_lines(run("plan", module, "--sql", "--dialect", "mysql").stdout)
+    locks |= locks_lines(run("plan", CHANGES, "--sql", "--dialect", "mysql").stdout)
+    loses_work = {name for name, line in locks.items() if "; can lose its work: " in line}
+    assert loses_work == {
+        "expand: create index ix_images_size on images (size)",
+        "contract: add unique constraint uq_images_name on images (name)",
+        "contract: add foreign key fk_images_owner on images (owner_id) -> owners (id)",  # MySQL copies the table
+        "contract: add check constraint ck_images_size on images",
+        "contract: allow NULL in images.is_public",  # NOT NULL -> NULL rebuilds the table too
+        "contract: set NOT NULL on images.visibility",
+    }, sorted(locks)
+    assert "the online index build needs an exclusive metadata lock at its very end" in locks[
+        "expand: create index ix_images_size on images (size)"]
+    assert "each attempt copies the table" in locks["contract: add check constraint ck_images_size on images"]
+    assert "rollback: drop index ix_images_size on images" in locks  # metadata only: nothing to lose
+    for dialect in ("postgresql", "sqlite"):
+        assert "can lose its work" not in run("plan", module, "--sql", "--dialect", dialect).stdout
+
+
 def test_plan_against_a_live_database_reflects_its_tables(engine):
     seed_release_n(engine, rows=1)
     result = run("plan", CHANGES, "--sql", url=url_of(engine))

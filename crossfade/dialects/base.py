@@ -33,7 +33,7 @@ from ..ddl import (
     SwapStandIn,
     apply_to_schema,
 )
-from ..errors import TransformError
+from ..errors import LockHolder, TransformError
 from ..schema import Schema
 from ..sync import (
     BlockRule,
@@ -426,6 +426,18 @@ class TriggerDialect:
         """Seconds to rest after a batch that took `took` seconds, so writers get in. Databases
         that lock rows, not the whole database, need none."""
         return 0.0
+
+    # --- lock holders and lost work: what an operator needs to know about a step's locks ----
+    def lock_holders(self, conn: sa.Connection, tables: list[str]) -> list[LockHolder]:
+        """The sessions holding a lock on any of `tables` (names that are not tables are
+        ignored), asked when a DDL step gives up. SQLite locks the whole database and cannot
+        say who holds it."""
+        return []
+
+    def lost_work_risk(self, statements: list[str]) -> str:
+        """Why the work of a step running `statements` can be thrown away at its final lock
+        ("" when it cannot), for `crossfade plan`."""
+        return ""
 
 
 class ProceduralTriggers(TriggerDialect):

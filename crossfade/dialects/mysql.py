@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
 from ..ddl import AddCheck, AddForeignKey, AddUnique, CreateIndex, DropIndex, SetNullable, Step, SwapStandIn
+from ..errors import LockHolder
 from ..expressions import TriggerRow
 from ..schema import Schema
 from ..sync import LinkRule, MoveRule, MoveStatements, TableSync
@@ -275,7 +276,8 @@ class MySQLDialect(ProceduralTriggers):
         online = ", ALGORITHM=INPLACE, LOCK=NONE" if not intent.nullable else ""
         sql = f"{self.alter_table(intent.table)} MODIFY COLUMN {self.column_spec(column)}{online}"
         probe = column_nullable(intent.table, intent.column)
-        locks = self.catalog_locks if intent.nullable else _INPLACE_LOCKS.format("the table is rebuilt while writes go on")
+        # NOT NULL -> NULL is instant only in ROW_FORMAT=REDUNDANT: MariaDB rebuilds the table online too.
+        locks = _INPLACE_LOCKS.format("the table is rebuilt while writes go on")
         return [Step(intent.describe(), [sql], is_done=lambda conn: probe(conn) is intent.nullable, locks=locks)]
 
     def create_index_steps(self, intent: CreateIndex) -> list[Step]:
@@ -354,3 +356,57 @@ class MySQLDialect(ProceduralTriggers):
     def is_lock_timeout(self, exc: sa.exc.DBAPIError) -> bool:
         args = getattr(exc.orig, "args", ())
         return bool(args) and args[0] == LOCK_WAIT_TIMEOUT
+
+    # --- lock holders and lost work: what an operator needs to know about a step's locks ------
+    def lock_holders(self, conn: sa.Connection, tables: list[str]) -> list[LockHolder]:
+        """The sessions with a metadata lock on the tables (or on the table of a trigger named
+        there), from MariaDB's metadata_lock_info plugin. Without it the server cannot say which
+        tables a transaction holds, so every transaction open in this database is a suspect."""
+        if not tables:
+            return []
+        plugin = conn.execute(sa.text(
+            "SELECT 1 FROM information_schema.PLUGINS WHERE PLUGIN_NAME = 'METADATA_LOCK_INFO' "
+            "AND PLUGIN_STATUS = 'ACTIVE'")).first()
+        if plugin:
+            query = sa.text(_METADATA_LOCK_HOLDERS).bindparams(sa.bindparam("tables", expanding=True))
+            rows = conn.execute(query, {"tables": tables})
+        else:
+            rows = conn.execute(sa.text(_OPEN_TRANSACTIONS))
+        return [LockHolder(f"connection {session}", f"{user}@{host}", state or command,
+                           None if age is None else float(age), query or "",
+                           f"has {modes}" if modes else "", certain=bool(plugin))
+                for session, user, host, command, state, age, query, modes in rows]
+
+    def lost_work_risk(self, statements: list[str]) -> str:
+        sql = "\n".join(statements)
+        if _COPY in sql:
+            return ("can lose its work: each attempt copies the table, then needs an exclusive metadata lock to put "
+                    "the copy in place, and a transaction on the table at that moment (a reader too) throws the "
+                    "copy away")
+        if _ONLINE in sql and (" ADD INDEX " in sql or " ADD UNIQUE INDEX " in sql):
+            return _LOST_BUILD.format("the online index build")
+        if " MODIFY COLUMN " in sql:
+            return _LOST_BUILD.format("the online table rebuild")
+        if _ONLINE in sql and " FOREIGN KEY " in sql:
+            return _LOST_BUILD.format("building an index for the key (where its columns have none)")
+        return ""
+
+
+_LOST_BUILD = ("can lose its work: {} needs an exclusive metadata lock at its very end, and one transaction on "
+               "the table at that moment throws the whole build away (a build lost 3 times stops the phase with a "
+               "LockTimeoutError)")
+_HOLDER_COLUMNS = ("p.ID, p.USER, p.HOST, p.COMMAND, p.STATE, TIMESTAMPDIFF(SECOND, t.trx_started, NOW()), "
+                   "LEFT(COALESCE(p.INFO, t.trx_query), 120)")
+_METADATA_LOCK_HOLDERS = (
+    f"SELECT {_HOLDER_COLUMNS}, GROUP_CONCAT(DISTINCT m.LOCK_MODE) "
+    "FROM information_schema.METADATA_LOCK_INFO m JOIN information_schema.PROCESSLIST p ON p.ID = m.THREAD_ID "
+    "LEFT JOIN information_schema.INNODB_TRX t ON t.trx_mysql_thread_id = p.ID "
+    "WHERE m.TABLE_SCHEMA = DATABASE() AND p.ID <> CONNECTION_ID() AND (m.TABLE_NAME IN :tables OR m.TABLE_NAME IN "
+    "(SELECT EVENT_OBJECT_TABLE FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE() "
+    "AND TRIGGER_NAME IN :tables)) "
+    "GROUP BY p.ID, p.USER, p.HOST, p.COMMAND, p.STATE, t.trx_started, p.INFO, t.trx_query "
+    "ORDER BY t.trx_started IS NULL, t.trx_started LIMIT 10")
+_OPEN_TRANSACTIONS = (
+    f"SELECT {_HOLDER_COLUMNS}, NULL FROM information_schema.INNODB_TRX t "
+    "JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id "
+    "WHERE p.ID <> CONNECTION_ID() AND p.DB = DATABASE() ORDER BY t.trx_started LIMIT 10")

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from ..ddl import AddCheck, AddForeignKey, AddUnique, CreateIndex, DropIndex, SetNullable, Step, SwapStandIn
+from ..errors import LockHolder
 from ..expressions import TriggerRow
 from ..schema import Schema
 from ..sync import LinkRule, MoveStatements, TableSync
@@ -435,6 +436,28 @@ class PostgresDialect(ProceduralTriggers):
 
     def is_lock_timeout(self, exc: sa.exc.DBAPIError) -> bool:
         return getattr(exc.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE
+
+    # --- lock holders: named when a DDL step gives up ------------------------------------------
+    def lock_holders(self, conn: sa.Connection, tables: list[str]) -> list[LockHolder]:
+        """Every other session with a lock on the tables, granted or queued, oldest transaction
+        first. Not pg_blocking_pids: by the time a step gives up its own request is withdrawn, so
+        no backend of crossfade's waits to be asked about; and every lock on a table conflicts
+        with the ACCESS EXCLUSIVE most DDL needs (the modes are shown for the other cases)."""
+        conn.exec_driver_sql("SET LOCAL statement_timeout = '5s'")
+        rows = conn.execute(sa.text(
+            "SELECT a.pid, a.usename, a.application_name, a.state, "
+            "extract(epoch FROM clock_timestamp() - a.xact_start) AS age, "
+            "left(regexp_replace(a.query, '\\s+', ' ', 'g'), 120) AS query, "
+            "string_agg(DISTINCT l.mode || CASE WHEN l.granted THEN '' ELSE ' (queued)' END, ', ') AS modes "
+            "FROM pg_locks l JOIN pg_class c ON c.oid = l.relation JOIN pg_stat_activity a ON a.pid = l.pid "
+            "WHERE l.locktype = 'relation' AND l.database = (SELECT oid FROM pg_database "
+            "WHERE datname = current_database()) AND c.relname = ANY(:tables) AND c.relkind IN ('r', 'p') "
+            "AND pg_table_is_visible(c.oid) AND l.pid <> pg_backend_pid() "
+            "GROUP BY a.pid, a.usename, a.application_name, a.state, a.xact_start, a.query "
+            "ORDER BY a.xact_start NULLS LAST LIMIT 10"), {"tables": tables})
+        return [LockHolder(f"pid {pid}", f"user {user}" + (f", application {app!r}" if app else ""), state or "",
+                           None if age is None else float(age), query or "", f"has {modes}")
+                for pid, user, app, state, age, query, modes in rows]
 
 
 def _constraint_exists(table: str, name: str, validated: bool = False):
