@@ -179,6 +179,38 @@ def block_writes() -> Upgrade:
     )
 
 
+def _users(name: str, metadata: sa.MetaData, *columns: sa.Column) -> sa.Table:
+    return sa.Table(name, metadata, sa.Column("id", sa.Integer, primary_key=True),
+                    sa.Column("name", sa.String(40), nullable=False), *columns,
+                    sa.Column("score", sa.Integer, server_default="7"))
+
+
+def _profile_columns() -> list[sa.Column]:
+    return [sa.Column("bio", sa.String(200)), sa.Column("theme", sa.String(20), nullable=False)]
+
+
+def rename_table() -> Upgrade:
+    """users becomes accounts: release N+1 reads and writes accounts (a view on PostgreSQL and
+    MariaDB, a mirror table on SQLite) while release N still writes users."""
+    release_n, release_n1 = sa.MetaData(), sa.MetaData()
+    _users("users", release_n, *_profile_columns())
+    _users("accounts", release_n1, *_profile_columns())
+    return Upgrade(Change(ops.rename_table("users", "accounts"), id="sim_rename_table"), release_n, release_n1)
+
+
+def split_table() -> Upgrade:
+    """users.bio and users.theme move to profiles (one row per user, keyed by its id). theme is
+    NOT NULL: expand relaxes it on users, and release N+1 gives a new profile one."""
+    release_n, release_n1 = sa.MetaData(), sa.MetaData()
+    _users("users", release_n, *_profile_columns())
+    _users("users", release_n1)
+    sa.Table("profiles", release_n1,
+             sa.Column("id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+             *_profile_columns())
+    return Upgrade(Change(ops.split_table("users", "profiles", ["bio", "theme"]), id="sim_split_table"),
+                   release_n, release_n1)
+
+
 ALL = {f.__name__: f for f in (replace_column, rename_column, add_column_computed, add_column_with_default,
                                drop_column, set_not_null, split_column, merge_columns, block_writes,
-                               create_index, add_unique, add_check, add_foreign_key)}
+                               create_index, add_unique, add_check, add_foreign_key, rename_table, split_table)}

@@ -1,6 +1,6 @@
 """The rolling-upgrade simulator, on real SQLite, PostgreSQL and MariaDB.
 
-Every operation must pass all five checks; every deliberately broken variant must be caught by
+Every operation must pass all six checks; every deliberately broken variant must be caught by
 the check meant to catch it. Runs are short here (`--soak` makes them long).
 """
 
@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from crossfade import Change, ops
 from crossfade.errors import CrossfadeError
 from crossfade.testing import Settings, mutants, simulate
+from crossfade.testing.model import RELEASE_N, RELEASE_N1, plan_tables
 
 
 def url_of(engine: sa.Engine) -> str:
@@ -30,8 +31,36 @@ def run(engine, request, upgrade, **overrides):
                     settings(request, upgrade, **overrides))
 
 
+# Bugs in crossfade's core that the simulator finds, reported to its maintainers: (whether a run
+# may pass, what goes wrong). A flaky one still runs; one that always fails, after a two-minute
+# lock-wait budget, is not run.
+CORE_BUGS = {
+    ("mysql", "split_table"): (False, (
+        "MariaDB: installing a link's triggers while users is written never finishes: each CREATE TRIGGER "
+        "makes the writers reopen users and profiles, the step's next NOWAIT attempt fails, and the step "
+        "retries from its first statement")),
+    ("postgresql", "split_table"): (True, (
+        "PostgreSQL: the link backfill's INSERT ... SELECT copies a users row that release N is deleting; "
+        "its foreign key check then fails the batch, and migrate stops with ForeignKeyViolation")),
+    ("sqlite", "rename_table"): (True, (
+        "SQLite: a row release N inserts between the mirror's creation and its triggers' install is not "
+        "counted in the mirror's AUTOINCREMENT, so release N+1's next insert reuses its key (and is lost at "
+        "contract)")),
+}
+
+
+def expect_core_bug(request, dialect: str, name: str) -> None:
+    may_pass, reason = CORE_BUGS.get((dialect, name), (None, None))
+    if reason is None:
+        return
+    if not may_pass:
+        pytest.xfail(reason)
+    request.applymarker(pytest.mark.xfail(reason=reason, strict=False))
+
+
 @pytest.mark.parametrize("name", sorted(simulated_changes.ALL))
 def test_every_operation_passes_every_check(engine, request, name):
+    expect_core_bug(request, engine.dialect.name, name)
     result = run(engine, request, simulated_changes.ALL[name]())
     failed = {n: c.summary for n, c in result.checks.items() if not c.ok}
     assert result.ok, failed
@@ -72,6 +101,17 @@ def test_a_trigger_without_its_insert_up_sync_breaks_the_sync_law(engine, reques
     assert "insert images" in details and "release N," in details
 
 
+def test_a_link_without_its_down_sync_breaks_the_sync_law(engine, request):
+    """split_table: release N+1's writes to profiles never reach users.bio and users.theme."""
+    if engine.dialect.name == "mysql":
+        pytest.xfail(CORE_BUGS["mysql", "split_table"][1])  # expand never finishes there
+    with mutants.without_link_down_sync():
+        result = run(engine, request, simulated_changes.split_table())
+    details = _failed(result, "sync law")
+    assert "users(bio, theme) != profiles(bio, theme)" in details
+    assert "(release N+1," in details and "users.bio=" in details and "profiles.bio=" in details
+
+
 def test_transforms_that_break_the_round_trip_law_are_caught_when_forced_in(engine, request):
     upgrade = simulated_changes.replace_column()
     upgrade.change = Change(ops.replace_column(
@@ -93,6 +133,27 @@ def test_contract_while_release_n_still_writes_reports_release_n_failures(engine
     result = run(engine, request, simulated_changes.replace_column(), drain=False)
     details = _failed(result, "no refused writes")
     assert "(release N, contract)" in details or "(release N, release N+1)" in details
+
+
+# --- cross-table changes: one logical table, stored two ways ------------------------------------
+
+def test_a_table_release_n1_stores_another_table_in_is_no_table_of_its_own():
+    split, rename = simulated_changes.split_table(), simulated_changes.rename_table()
+    plans = plan_tables(split.change, split.release_n, split.release_n1)
+    assert list(plans) == ["users"]
+    assert plans["users"].table_names(RELEASE_N) == ["users"]
+    assert plans["users"].table_names(RELEASE_N1) == ["users", "profiles"]
+    assert plans["users"].column(RELEASE_N1, "bio").table.name == "profiles"
+    assert plans["users"].with_required(RELEASE_N1, ["bio"]) == ["bio", "theme"]  # a new profile needs a theme
+    plans = plan_tables(rename.change, rename.release_n, rename.release_n1)
+    assert list(plans) == ["users"] and plans["users"].table_names(RELEASE_N1) == ["accounts"]
+
+
+def test_release_n1_metadata_keeping_a_moved_column_is_refused():
+    upgrade = simulated_changes.split_table()
+    sa.Table("users", upgrade.release_n1, sa.Column("bio", sa.String(200)), extend_existing=True)
+    with pytest.raises(CrossfadeError, match="bio in 'users' and in profiles"):
+        plan_tables(upgrade.change, upgrade.release_n, upgrade.release_n1)
 
 
 # --- bad input -----------------------------------------------------------------------------------

@@ -77,6 +77,29 @@ def test_an_insert_trigger_without_up_sync_shrinks_to_release_n_inserting_after_
     assert re.match(r"N: insert images \d+ SET ", steps[-1]), "\n".join(details)
 
 
+@pytest.mark.parametrize("name", ["rename_table", "split_table"])
+def test_a_cross_table_change_survives_the_sequences_hypothesis_tries(engine, name):
+    """Release N+1 writes through its own tables (accounts; users and profiles), and each
+    release reads every row back through its own."""
+    upgrade = simulated_changes.ALL[name]()
+    result = hypothesis_verify(upgrade.change, upgrade.release_n, upgrade.release_n1, url_of(engine),
+                               values=upgrade.values, **(QUICK | {"max_examples": 6}))
+    assert result.ok, {n: c.details for n, c in result.checks.items() if not c.ok}
+    assert int(re.search(r"(\d+) reaching contract", result.checks["clean contract"].summary).group(1)) >= 1
+
+
+def test_a_link_without_down_sync_shrinks_to_release_n1_writing_a_profile(engine):
+    upgrade = simulated_changes.split_table()
+    with mutants.without_link_down_sync():
+        result = hypothesis_verify(upgrade.change, upgrade.release_n, upgrade.release_n1, url_of(engine),
+                                   values=upgrade.values, **QUICK)
+    details, steps = failed(result, "sync law")
+    assert details[0].startswith("users row ") and "users(bio, theme) != profiles(bio, theme)" in details[0]
+    assert len(steps) <= 4, "\n".join(details)
+    assert steps[0] == "expand"
+    assert re.match(r"N\+1: (insert|update) users \d+ SET .*(bio|theme)=", steps[-1]), "\n".join(details)
+
+
 def test_the_same_seed_finds_the_same_shrunk_sequence(tmp_path):
     url = f"sqlite:///{tmp_path / 'seeded.db'}"
     with mutants.without_update_down_sync():

@@ -1,4 +1,11 @@
-"""What the simulator knows about one change: each table as release N and release N+1 see it.
+"""What the simulator knows about one change: each *logical* table, as release N and release N+1
+store it.
+
+A logical table is named by release N's table. Release N+1 may store it differently, as the
+change's cross-table rules (LinkRules) say: under another name (rename_table), or with some of
+its columns in an extension table whose row has the same key (split_table). Each release's
+Shape says where that release's code reads and writes every column of the logical row; the
+workers write through it, and the oracle reads each release's view through it.
 
 Writes are checked per *slot*: a plain column that both releases share, or a sync group (old
 columns A, new columns B). The last committed write to a slot decides what each release must read.
@@ -6,6 +13,7 @@ columns A, new columns B). The last committed write to a slot decides what each 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -14,34 +22,114 @@ from ..change import Change
 from ..ddl import apply_to_schema
 from ..errors import CrossfadeError
 from ..schema import Schema
-from ..sync import BlockRule, FillRule, SyncGroup
+from ..sync import BlockRule, FillRule, LinkRule, SyncGroup
 
 RELEASE_N, RELEASE_N1 = "N", "N+1"
 
 
+def other_release(release: str) -> str:
+    return RELEASE_N1 if release == RELEASE_N else RELEASE_N
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where a release keeps one column of a logical row: `table.column`, in the row's main
+    table (`via` None), or in the row of `table` whose `key` equals the main row's `via` column
+    (a missing row reads as NULL)."""
+
+    table: str
+    column: str
+    via: str | None = None
+    key: str | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class Extension:
+    """A table in which a release keeps some columns of a logical row: the row whose `key`
+    equals the main row's `via` column. split_table's new table is one, owned by its logical row
+    (`via` is the logical key, one row each, deleted with it). A many-to-one relation (a column
+    moved to a parent table that many rows share) would be an extension with another `via`.
+    `columns` maps the logical names to this table's names."""
+
+    table: sa.Table
+    key: str
+    via: str
+    columns: Mapping[str, str]
+
+    def required(self) -> list[str]:
+        """Logical columns that must be given a value whenever this table's row is written."""
+        return [name for name, column in self.columns.items()
+                if not self.table.c[column].nullable and self.table.c[column].server_default is None]
+
+
+@dataclass(frozen=True)
+class Shape:
+    """How one release stores a logical table: its main table (the key's) and the extensions."""
+
+    main: sa.Table
+    extensions: tuple[Extension, ...] = ()
+
+    def tables(self) -> list[sa.Table]:
+        return [self.main, *[e.table for e in self.extensions]]
+
+    def column_names(self) -> list[str]:
+        """The logical columns this release knows, the key included."""
+        return [c.name for c in self.main.columns] + [n for e in self.extensions for n in e.columns]
+
+    def extension_of(self, name: str) -> Extension | None:
+        return next((e for e in self.extensions if name in e.columns), None)
+
+    def column(self, name: str) -> sa.Column:
+        extension = self.extension_of(name)
+        if extension is not None:
+            return extension.table.c[extension.columns[name]]
+        return self.main.c[name]
+
+    def place(self, name: str) -> Place | None:
+        extension = self.extension_of(name)
+        if extension is not None:
+            return Place(extension.table.name, extension.columns[name], extension.via, extension.key)
+        return Place(self.main.name, name) if name in self.main.c else None
+
+
 @dataclass
 class TablePlan:
-    name: str
+    name: str  # release N's name of the table
     key: str  # the single-column primary key both releases share
-    tables: dict[str, sa.Table]  # release -> that release's Table
+    shapes: dict[str, Shape]  # release -> how that release stores the table
     groups: list[SyncGroup] = field(default_factory=list)
     fills: list[FillRule] = field(default_factory=list)
     blocks: list[BlockRule] = field(default_factory=list)
+    links: list[LinkRule] = field(default_factory=list)  # cross-table rules from this table
 
-    def writable(self, release: str) -> list[sa.Column]:
+    def table_names(self, release: str) -> list[str]:
+        return [t.name for t in self.shapes[release].tables()]
+
+    def column(self, release: str, name: str) -> sa.Column:
+        return self.shapes[release].column(name)
+
+    def writable(self, release: str) -> list[str]:
         """Columns release `release` writes: all but the key and derived (one-way) columns."""
         derived = {c for g in self.groups if g.down is None for c in g.new}
-        return [c for c in self.tables[release].columns if c.name != self.key and c.name not in derived]
+        return [n for n in self.shapes[release].column_names() if n != self.key and n not in derived]
 
-    def synced(self, release: str) -> list[sa.Column]:
-        names = {f.column for f in self.fills}
+    def synced(self, release: str) -> list[str]:
+        names = {f.column for f in self.fills} | {c for link in self.links for c in link.columns}
         for group in self.groups:
             names.update(group.old + group.new)
-        return [c for c in self.writable(release) if c.name in names]
+        return [n for n in self.writable(release) if n in names]
 
-    def plain(self, release: str) -> list[sa.Column]:
-        synced = {c.name for c in self.synced(release)}
-        return [c for c in self.writable(release) if c.name not in synced]
+    def plain(self, release: str) -> list[str]:
+        synced = set(self.synced(release))
+        return [n for n in self.writable(release) if n not in synced]
+
+    def with_required(self, release: str, names: list[str]) -> list[str]:
+        """`names` and the required columns of every extension they write: a row of an
+        extension may have to be made, and then needs them (as an ORM object would)."""
+        shape = self.shapes[release]
+        touched = {shape.extension_of(n) for n in names} - {None}
+        extra = [n for e in shape.extensions if e in touched for n in e.required() if n not in names]
+        return names + extra
 
     def slot_of(self, column: str) -> str:
         """The slot a column belongs to: its two-way group, or the column itself."""
@@ -61,20 +149,53 @@ class TablePlan:
 
 
 def plan_tables(change: Change, release_n: sa.MetaData, release_n1: sa.MetaData) -> dict[str, TablePlan]:
-    """One TablePlan per table of the change, with the change's sync rules after expand."""
+    """One TablePlan per logical table of the change, with the change's sync rules after expand.
+    A table that is only release N+1's way of storing another (a link's target) is no plan."""
     planned = Schema.from_metadata(release_n)
     change.validate(planned)
     for intent in change.expand_intents(planned):
         apply_to_schema(planned, intent)
     syncs = change.table_syncs(planned)
+    links = change.links(planned)
+    stored_elsewhere = {link.target for link in links}
     plans = {}
-    for name in sorted(change.tables()):
-        tables = {RELEASE_N: _table(release_n, name, RELEASE_N), RELEASE_N1: _table(release_n1, name, RELEASE_N1)}
-        key = _shared_key(tables)
+    for name in sorted(change.tables() - stored_elsewhere):
+        own = [link for link in links if link.source == name]
+        shapes = {RELEASE_N: Shape(_table(release_n, name, RELEASE_N)),
+                  RELEASE_N1: _linked_shape(release_n1, name, own)}
+        key = _shared_key(name, shapes)
         sync = syncs.get(name)
-        plans[name] = TablePlan(name, key, tables, list(sync.groups) if sync else [],
-                                list(sync.fills) if sync else [], list(sync.blocks) if sync else [])
+        plans[name] = TablePlan(name, key, shapes, list(sync.groups) if sync else [],
+                                list(sync.fills) if sync else [], list(sync.blocks) if sync else [], own)
     return plans
+
+
+def _linked_shape(metadata: sa.MetaData, name: str, links: list[LinkRule]) -> Shape:
+    """Release N+1's shape of table `name`, as the links from it say: a mirror link gives the
+    table its new name; any other link keeps some columns in the target, row for row."""
+    main = name
+    extensions = []
+    for link in links:
+        if not isinstance(link, LinkRule):  # a new kind of relation: a new kind of shape here
+            raise CrossfadeError(f"the simulator cannot verify a {type(link).__name__} "
+                                 f"({link.source} -> {link.target}) yet")
+        if link.mirror:
+            main = link.target
+        else:
+            target = _table(metadata, link.target, RELEASE_N1)
+            extensions.append(Extension(target, link.key, link.key, {c: c for c in link.columns}))
+    shape = Shape(_table(metadata, main, RELEASE_N1), tuple(extensions))
+    names = shape.column_names()
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise CrossfadeError(f"release N+1's metadata has {', '.join(twice)} in {main!r} and in "
+                             f"{', '.join(e.table.name for e in extensions)}; the change moves them")
+    return shape
+
+
+def release_names(plans: Mapping[str, TablePlan], release: str) -> set[str]:
+    """The tables a release stores the plans' logical tables in."""
+    return {name for plan in plans.values() for name in plan.table_names(release)}
 
 
 def _table(metadata: sa.MetaData, name: str, release: str) -> sa.Table:
@@ -83,11 +204,10 @@ def _table(metadata: sa.MetaData, name: str, release: str) -> sa.Table:
     return metadata.tables[name]
 
 
-def _shared_key(tables: dict[str, sa.Table]) -> str:
-    keys = {release: [c.name for c in t.primary_key.columns] for release, t in tables.items()}
+def _shared_key(name: str, shapes: dict[str, Shape]) -> str:
+    keys = {release: [c.name for c in shape.main.primary_key.columns] for release, shape in shapes.items()}
     n, n1 = keys[RELEASE_N], keys[RELEASE_N1]
     if len(n) != 1 or n != n1:
-        name = tables[RELEASE_N].name
         raise CrossfadeError(f"the simulator needs table {name!r} to keep one primary-key column in both "
                              f"releases (release N: {n}, release N+1: {n1})")
     return n[0]

@@ -18,6 +18,8 @@ import sqlalchemy as sa
 
 from .. import roundtrip
 from ..dialects.base import ProceduralTriggers, TriggerDialect
+from ..dialects.mysql import MySQLDialect
+from ..dialects.postgresql import PostgresDialect
 from ..dialects.sqlite import SQLiteDialect
 from ..sync import all_null, changed, conflict, row
 
@@ -90,6 +92,34 @@ def _dropping_rules(original, side: str):
         written = [set(getattr(g, side)) for g in ts.groups if g.down is not None]
         return [(guard, sets) for guard, sets in original(self, ts, *args) if set(sets) not in written]
     return rules
+
+
+@contextmanager
+def without_link_down_sync():
+    """A cross-table link's triggers on its target (release N+1's table) forget to copy inserted
+    and updated values back to the source: release N+1's edits never reach release N. Deletes
+    still reach it."""
+    def postgresql_programs(self, link):
+        *_, delete = original_postgresql(self, link)
+        return ["NULL;"], ["NULL;"], delete
+
+    def mysql_programs(self, link):
+        programs = original_mysql(self, link)
+        return {"INSERT": ["DO 0;"], "UPDATE": ["DO 0;"], "DELETE": programs["DELETE"]}
+
+    def sqlite_statements(self, link, side, table, other):
+        statements = original_sqlite(self, link, side, table, other)
+        if side != "target":
+            return statements
+        return [(suffix, event, body if event == "DELETE" else ["SELECT 1"]) for suffix, event, body in statements]
+
+    original_postgresql = PostgresDialect._target_programs
+    original_mysql = MySQLDialect._target_programs
+    original_sqlite = SQLiteDialect._link_statements
+    with _patched(PostgresDialect, "_target_programs", postgresql_programs), \
+            _patched(MySQLDialect, "_target_programs", mysql_programs), \
+            _patched(SQLiteDialect, "_link_statements", sqlite_statements):
+        yield
 
 
 @contextmanager

@@ -6,8 +6,9 @@ something other than the declared law cannot vouch for itself.
 
 from __future__ import annotations
 
+import warnings
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -17,10 +18,9 @@ from alembic.migration import MigrationContext
 from .. import state
 from ..change import Change
 from ..dialects.base import TriggerDialect
-from ..schema import Schema
-from ..sync import all_null, any_distinct
+from ..sync import LinkRule, all_null, any_distinct
 from .journal import Write
-from .model import RELEASE_N, RELEASE_N1, TablePlan
+from .model import RELEASE_N, RELEASE_N1, TablePlan, other_release, release_names
 
 UNVIEWABLE = object()  # a release's column that the live schema cannot show (dropped, no down)
 
@@ -40,25 +40,53 @@ class Finding:
         return "\n".join(lines)
 
 
+# --- the live tables ---------------------------------------------------------------------------
+
+def live_tables(conn: sa.Connection, names: Iterable[str]) -> dict[str, sa.Table]:
+    """The tables and views among `names` as the database has them now (a rename_table
+    stand-in is a view on PostgreSQL and MariaDB)."""
+    inspector = sa.inspect(conn)
+    existing = (set(inspector.get_table_names()) | set(inspector.get_view_names())) & set(names)
+    metadata = sa.MetaData()
+    with warnings.catch_warnings():
+        # As Schema.reflect: PostgreSQL's NOT VALID checks (add_check between its two steps).
+        warnings.filterwarnings("ignore", "Can't validate argument 'dialect_options'", sa.exc.SAWarning)
+        return {name: sa.Table(name, metadata, autoload_with=conn) for name in sorted(existing)}
+
+
+def _plans_tables(plans: Mapping[str, TablePlan]) -> set[str]:
+    return release_names(plans, RELEASE_N) | release_names(plans, RELEASE_N1)
+
+
 # --- the sync law ------------------------------------------------------------------------------
 
 def law_violations(conn: sa.Connection, plans: dict[str, TablePlan], *, backfilled: bool,
                    limit: int = 20) -> list[tuple[str, object, str]]:
-    """Rows breaking A = down(B) (two-way), B = up(A) (one-way) or a due fill, as committed now.
+    """Rows breaking A = down(B) (two-way), B = up(A) (one-way), a due fill, or a link between
+    two tables (the rows of both hold equal values), as committed now.
 
-    Before the backfill has finished, rows whose new columns are all NULL are not yet in scope.
+    Before the backfill has finished, rows whose new columns are all NULL, or whose row in a
+    link's target is missing, are not yet in scope.
     """
-    schema = Schema.reflect(conn, set(plans))
+    live = live_tables(conn, _plans_tables(plans))
     found = []
     for name, plan in plans.items():
-        table = schema.table(name)
+        for rule, shown, query in _law_queries(plan, live, backfilled):
+            for k, *values in conn.execute(query.limit(limit)):
+                reads = ", ".join(f"{c}={v!r}" for c, v in zip(shown, values))
+                found.append((name, k, f"{rule} (reads {reads})" if reads else rule))
+    return found
+
+
+def _law_queries(plan: TablePlan, live: dict[str, sa.Table], backfilled: bool):
+    """(rule, what each selected column shows, a query of the key and those columns)."""
+    if plan.name in live:
+        table = live[plan.name]
         key = table.c[plan.key]
         for rule, columns, condition in _law_conditions(plan, table, backfilled):
-            query = sa.select(key, *[table.c[c] for c in columns]).where(condition).order_by(key).limit(limit)
-            for k, *values in conn.execute(query):
-                shown = ", ".join(f"{c}={v!r}" for c, v in zip(columns, values))
-                found.append((name, k, f"{rule} (reads {shown})"))
-    return found
+            yield rule, columns, sa.select(key, *[table.c[c] for c in columns]).where(condition).order_by(key)
+    for link in plan.links:
+        yield from _link_queries(link, live, backfilled)
 
 
 def _law_conditions(plan: TablePlan, table: sa.Table, backfilled: bool):
@@ -82,38 +110,98 @@ def _law_conditions(plan: TablePlan, table: sa.Table, backfilled: bool):
                 yield f"{fill.column} is NULL after the backfill", (fill.column,), table.c[fill.column].is_(None)
 
 
+def _link_queries(link: LinkRule, live: dict[str, sa.Table], backfilled: bool):
+    """A link's law, while both its tables have its columns: the source row and the target row
+    with the same key hold equal values. A mirror's rows come in pairs; a split's target row may
+    be missing, and then reads as NULL in every column."""
+    source, target = live.get(link.source), live.get(link.target)
+    synced = (link.key, *link.columns)
+    if source is None or target is None or not all(c in source.c and c in target.c for c in synced):
+        return
+    s_key, t_key = source.c[link.key], target.c[link.key]
+    joined = source.outerjoin(target, s_key == t_key)
+    shown = [f"{t.name}.{c}" for t in (source, target) for c in link.columns]
+    values = [t.c[c] for t in (source, target) for c in link.columns]
+    differs = any_distinct([source.c[c] for c in link.columns], [target.c[c] for c in link.columns])
+    # Until the backfill is done a source row may rightly have no target row yet.
+    if link.mirror:
+        if backfilled:
+            yield (f"no {link.target} row for this {link.source} row", [],
+                   sa.select(s_key).select_from(joined).where(t_key.is_(None)).order_by(s_key))
+        differs = sa.and_(t_key.is_not(None), differs)
+    elif not backfilled:
+        differs = sa.and_(t_key.is_not(None), differs)
+    rule = f"{link.source}({_names(link.columns)}) != {link.target}({_names(link.columns)})"
+    yield rule, shown, sa.select(s_key, *values).select_from(joined).where(differs).order_by(s_key)
+    orphans = sa.select(t_key).where(~sa.exists().where(s_key == t_key)).order_by(t_key)
+    yield f"a {link.target} row without its {link.source} row", [], orphans
+
+
 def _names(columns: Iterable[str]) -> str:
     return ", ".join(columns)
 
 
 # --- no lost writes --------------------------------------------------------------------------
 
-def release_views(conn: sa.Connection, plan: TablePlan) -> dict[str, dict]:
-    """Each release's reading of every row: release -> key -> {column: value or UNVIEWABLE}."""
-    table = Schema.reflect(conn, {plan.name}).table(plan.name)
-    views = {}
-    for release, model in plan.tables.items():
-        columns = [(c.name, _view_expr(plan, table, c.name)) for c in model.columns]
-        shown = [(n, e) for n, e in columns if e is not None]
-        query = sa.select(table.c[plan.key], *[e.label(f"v{i}") for i, (_, e) in enumerate(shown)])
-        rows = {}
-        for row in conn.execute(query):
-            values = dict(zip([n for n, _ in shown], row[1:]))
-            rows[row[0]] = {n: values.get(n, UNVIEWABLE) for n, _ in columns}
-        views[release] = rows
-    return views
+def release_views(conn: sa.Connection, plan: TablePlan, live: dict[str, sa.Table] | None = None) -> dict[str, dict]:
+    """Each release's reading of every row: release -> key -> {column: value or UNVIEWABLE}.
+
+    A release reads each column where it keeps it while that place exists, else where the other
+    release keeps it (before expand, release N+1's tables are not there yet; after contract,
+    release N's are gone), else through the sync group's transforms.
+    """
+    live = live if live is not None else live_tables(conn, _plans_tables({plan.name: plan}))
+    return {release: _release_view(conn, plan, release, live) for release in plan.shapes}
 
 
-def _view_expr(plan: TablePlan, table: sa.Table, name: str):
-    """How a release reads column `name` from the live table: itself, or through down / up."""
-    if name in table.c:
-        return table.c[name]
-    present = set(table.c.keys())
+def _release_view(conn: sa.Connection, plan: TablePlan, release: str, live: dict[str, sa.Table]) -> dict:
+    main = _live_main(plan, release, live)
+    if main is None:
+        return {}
+    joins: dict[str, sa.ColumnElement] = {}
+    columns = [(n, _view_expr(plan, release, n, main, live, joins)) for n in plan.shapes[release].column_names()]
+    shown = [(n, e) for n, e in columns if e is not None]
+    source = main
+    for name, on in joins.items():
+        source = source.outerjoin(live[name], on)
+    query = sa.select(main.c[plan.key], *[e.label(f"v{i}") for i, (_, e) in enumerate(shown)]).select_from(source)
+    rows = {}
+    for row in conn.execute(query):
+        values = dict(zip([n for n, _ in shown], row[1:]))
+        rows[row[0]] = {n: values.get(n, UNVIEWABLE) for n, _ in columns}
+    return rows
+
+
+def _live_main(plan: TablePlan, release: str, live: dict[str, sa.Table]) -> sa.Table | None:
+    """The table holding the release's rows now: its own main table, or the other release's."""
+    for reader in (release, other_release(release)):
+        name = plan.shapes[reader].main.name
+        if name in live and plan.key in live[name].c:
+            return live[name]
+    return None
+
+
+def _view_expr(plan: TablePlan, release: str, name: str, main: sa.Table, live: dict[str, sa.Table],
+               joins: dict[str, sa.ColumnElement]):
+    """How a release reads column `name` now: where it keeps it, where the other release keeps
+    it, or through down / up; None when it cannot. Adds the joins it needs to `joins`."""
+    for reader in (release, other_release(release)):
+        place = plan.shapes[reader].place(name)
+        if place is None:
+            continue
+        if place.via is None:
+            if place.table == main.name and place.column in main.c:
+                return main.c[place.column]
+        elif place.table in live and place.column in live[place.table].c and place.via in main.c:
+            joined = live[place.table]
+            joins.setdefault(place.table, main.c[place.via] == joined.c[place.key])
+            return joined.c[place.column]
+    present = set(main.c.keys())
     for group in plan.groups:
         if name in group.old and group.down is not None and set(group.new) <= present:
-            return group.down_exprs(table)[group.old.index(name)]
+            return group.down_exprs(main)[group.old.index(name)]
         if name in group.new and set(group.old) <= present:
-            return group.up_exprs(table)[group.new.index(name)]
+            return group.up_exprs(main)[group.new.index(name)]
     return None
 
 
@@ -126,8 +214,9 @@ def lost_writes(conn: sa.Connection, plans: dict[str, TablePlan], writes: list[W
     for write in writes:
         by_row[write.table, write.key].append(write)
     findings = []
+    live = live_tables(conn, _plans_tables(plans))
     for name, plan in plans.items():
-        views = release_views(conn, plan)
+        views = release_views(conn, plan, live)
         known = {k for (t, k) in by_row if t == name}
         for key in sorted(known, key=repr):
             history = sorted(by_row[name, key], key=lambda w: w.start)
@@ -220,6 +309,21 @@ def _same(read, written) -> bool:
 
 # --- a clean contract -------------------------------------------------------------------------
 
+def contract_problems(conn: sa.Connection, dialect: TriggerDialect, change: Change, plans: Mapping[str, TablePlan],
+                      release_n1: sa.MetaData) -> list[str]:
+    """Everything that keeps a contracted change from being clean: release N+1's tables differ
+    from its metadata, a table only release N knew is still there, or crossfade left objects."""
+    return (schema_differences(conn, release_n1, release_names(plans, RELEASE_N1))
+            + stale_tables(conn, plans) + leftovers(conn, dialect, change, plans))
+
+
+def stale_tables(conn: sa.Connection, plans: Mapping[str, TablePlan]) -> list[str]:
+    """Tables and views of release N's that release N+1 does not know (a renamed table's old
+    name), still there."""
+    retired = release_names(plans, RELEASE_N) - release_names(plans, RELEASE_N1)
+    return [f"table or view {name} is still there" for name in sorted(live_tables(conn, retired))]
+
+
 def schema_differences(conn: sa.Connection, release_n1: sa.MetaData, tables: set[str]) -> list[str]:
     """Alembic's comparison of the live tables with release N+1's metadata (empty: equal)."""
     def include(name, type_, *_):
@@ -275,10 +379,13 @@ def _short(value) -> str:
     return repr(value)
 
 
-def leftovers(conn: sa.Connection, dialect: TriggerDialect, change: Change) -> list[str]:
-    """Triggers, functions and in-flight state that contract should have removed."""
+def leftovers(conn: sa.Connection, dialect: TriggerDialect, change: Change,
+              plans: Mapping[str, TablePlan] | None = None) -> list[str]:
+    """Triggers, functions and in-flight state that contract should have removed (on every
+    table either release stores the change's tables in)."""
+    tables = change.tables() | _plans_tables(plans or {})
     found = [f"{kind} {name} on {table}" for name, (kind, table, _)
-             in sorted(dialect.catalog_objects(conn, change.tables()).items())]
+             in sorted(dialect.catalog_objects(conn, tables).items())]
     found += [f"function {name} (orphan)" for name in dialect.orphan_functions(conn)]
     current = state.load(conn, change.id)
     if current.phase is not state.Phase.CONTRACTED:

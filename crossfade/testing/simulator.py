@@ -24,11 +24,12 @@ from ..dialects import for_dialect
 from ..runner import Runner
 from .databases import ensure_database
 from .journal import LiveRows, Stage, Write
-from .model import RELEASE_N, RELEASE_N1, TablePlan, plan_tables
-from .oracle import Finding, law_violations, leftovers, lost_writes, schema_differences
+from .model import RELEASE_N, RELEASE_N1, TablePlan, plan_tables, release_names
+from .oracle import Finding, contract_problems, law_violations, lost_writes
 from .report import CheckResult, DialectReport, Report
 from .values import ValueSource, ValueSpec
 from .workers import Worker, start_workers
+from .writes import write_row
 
 PHASES = ("release N", "expand", "migrate", "roll", "contract", "release N+1")
 
@@ -182,7 +183,7 @@ class Simulation:
         if step.startswith("drop triggers"):
             self.law_active = False
         self._check_law(f"{phase}: {step}")
-        if step.startswith("install triggers"):
+        if law_starts(step):
             self.law_active = True
 
     def _backfill_done(self) -> None:
@@ -242,8 +243,7 @@ class Simulation:
             f"after contract: {f.describe()}" for f in final]
         checks["no lost writes"] = _result("no lost writes", lost, f"{len(lost)} row(s) disagree")
         with self.ddl_engine.connect() as conn:
-            dirty = schema_differences(conn, self.release_n1, set(self.plans))
-            dirty += leftovers(conn, self.dialect, self.change)
+            dirty = contract_problems(conn, self.dialect, self.change, self.plans, self.release_n1)
         checks["clean contract"] = _result("clean contract", dirty, f"{len(dirty)} difference(s)")
         checks["latency"] = self._latency()
 
@@ -270,35 +270,44 @@ class Simulation:
 
 # --- set-up, shared with the Hypothesis mode (stateful.py) -------------------------------------
 
+def law_starts(step: str) -> bool:
+    """The runner step after which the sync law holds: the first trigger's install, or the end
+    of an expand that installs none (a rename_table stand-in that is a view)."""
+    return step.startswith("install triggers") or step == "record expanded"
+
+
 def value_source(plans: Mapping[str, TablePlan], overrides: Mapping[str, ValueSpec]) -> ValueSource:
     """Values for every column the writers write; fails at once, naming a column it cannot fill."""
     values = ValueSource(overrides)
     for plan in plans.values():
-        for table in plan.tables.values():
-            for column in table.columns:
-                if column.name != plan.key:
-                    values.check(table, column)
+        for release, shape in plan.shapes.items():
+            for name in shape.column_names():
+                if name != plan.key:
+                    column = plan.column(release, name)
+                    values.check(column.table, column)
     return values
 
 
 def build_release_n(engine: sa.Engine, change: Change, plans: Mapping[str, TablePlan], release_n: sa.MetaData,
                     release_n1: sa.MetaData, values: ValueSource, *, seed_rows: int, seed: int) -> list[Write]:
     """Release N's tables of the change, freshly made, with `seed_rows` rows each; returns the
-    seed inserts as journal entries. Whatever an earlier run left (either release's tables, the
-    state rows of changes to them, PostgreSQL functions whose triggers went with their table) is
-    dropped."""
-    names = sorted(plans)
+    seed inserts as journal entries. Whatever an earlier run left (either release's tables and
+    views, the state rows of changes to them, PostgreSQL functions whose triggers went with their
+    table) is dropped."""
+    names = sorted(release_names(plans, RELEASE_N) | release_names(plans, RELEASE_N1))
     parents = _referenced_tables(release_n, release_n1, names)
     with engine.begin() as conn:
-        release_n1.drop_all(conn, tables=[release_n1.tables[n] for n in names])
-        release_n.drop_all(conn, tables=[release_n.tables[n] for n in names] + parents)
+        _drop_views(conn, names)  # a rename_table stand-in (PostgreSQL, MariaDB)
+        release_n1.drop_all(conn, tables=[release_n1.tables[n] for n in names if n in release_n1.tables])
+        release_n.drop_all(conn, tables=[release_n.tables[n] for n in names if n in release_n.tables] + parents)
         dialect = for_dialect(engine.dialect)
         for function in dialect.orphan_functions(conn):
             conn.exec_driver_sql(dialect.drop_sql("function", function, ""))
         for other in state.load_all(conn):  # the tables they were changing are gone
             if other.change_id == change.id or set(other.tables) & set(names):
                 state.delete(conn, other.change_id)
-        release_n.create_all(conn, tables=parents + [release_n.tables[n] for n in names])
+        own = [release_n.tables[n] for n in sorted(release_names(plans, RELEASE_N))]
+        release_n.create_all(conn, tables=parents + own)
     rng = random.Random(seed)
     for parent in parents:  # rows for foreign keys to point at; no worker writes these tables
         writable = [c for c in parent.columns if not (c.primary_key and c.autoincrement)]
@@ -306,16 +315,22 @@ def build_release_n(engine: sa.Engine, change: Change, plans: Mapping[str, Table
             for _ in range(seed_rows):
                 conn.execute(parent.insert().values({c.name: values.value(rng, parent, c) for c in writable}))
     writes = []
-    for name in names:
+    for name in sorted(plans):
         plan = plans[name]
-        table = plan.tables[RELEASE_N]
+        columns = {n: plan.column(RELEASE_N, n) for n in plan.writable(RELEASE_N)}
         with engine.begin() as conn:
             for _ in range(seed_rows):
-                row = {c.name: values.value(rng, table, c) for c in plan.writable(RELEASE_N)}
+                row = {n: values.value(rng, c.table, c) for n, c in columns.items()}
                 t0 = time.perf_counter()
-                key = conn.execute(table.insert().values(row)).inserted_primary_key[0]
+                key, _, _ = write_row(conn, plan, RELEASE_N, "insert", None, row)
                 writes.append(Write("seed", RELEASE_N, "seed", name, key, "insert", row, t0, t0))
     return writes
+
+
+def _drop_views(conn: sa.Connection, names: list[str]) -> None:
+    quote = conn.dialect.identifier_preparer.quote
+    for view in sorted(set(sa.inspect(conn).get_view_names()) & set(names)):
+        conn.exec_driver_sql(f"DROP VIEW {quote(view)}")
 
 
 def _referenced_tables(release_n: sa.MetaData, release_n1: sa.MetaData, names: list[str]) -> list[sa.Table]:

@@ -1,7 +1,7 @@
 """Writer threads: release N's and release N+1's application code, one connection each.
 
 Each worker writes only through its own release's Table objects, exactly what that release's
-code would send, one statement per transaction, and journals what committed.
+code would send, one logical write per transaction (writes.py), and journals what committed.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from .journal import Journal, LiveRows, Refusal, Stage, Write
 from .model import TablePlan
 from .values import ValueSource
+from .writes import write_row
 
 # How often each kind of write is chosen.
 WRITE_MIX = (("insert", 3), ("update synced", 3), ("update plain", 2), ("update row", 2), ("delete", 1))
@@ -67,17 +68,14 @@ class Worker(threading.Thread):
     def write_once(self) -> None:
         plan = self.rng.choice(self.plans)
         kind = self._choose_kind()
-        statement, key, values = self._statement(plan, kind)
-        if statement is None:
+        key, values = self._choose(plan, kind)
+        if key is None and kind != "insert":
             return
         phase = self.stage.name
         start = time.perf_counter()
         try:
             with self.engine.begin() as conn:
-                result = conn.execute(statement)
-                if kind == "insert":
-                    key = result.inserted_primary_key[0]
-                affected = result.rowcount
+                key, affected, values = write_row(conn, plan, self.release, kind.split()[0], key, values)
         except sa.exc.DBAPIError as exc:
             self._refused(phase, kind, plan, key, exc, start)
             return
@@ -97,27 +95,22 @@ class Worker(threading.Thread):
         kinds, weights = zip(*WRITE_MIX)
         return self.rng.choices(kinds, weights)[0]
 
-    def _statement(self, plan: TablePlan, kind: str):
-        table = plan.tables[self.release]
+    def _choose(self, plan: TablePlan, kind: str) -> tuple:
+        """The row (None for an insert) and the logical values to write to it."""
         if kind == "insert":
-            values = self._values(plan, plan.writable(self.release))
-            return table.insert().values(values), None, values
+            return None, self._values(plan, plan.writable(self.release))
         key = self.rows.pick(plan.name, self.rng)
-        if key is None:
-            return None, None, {}
-        where = table.c[plan.key] == key
-        if kind == "delete":
-            return table.delete().where(where), key, {}
+        if key is None or kind == "delete":
+            return key, {}
         columns = {"update synced": plan.synced, "update plain": plan.plain,
                    "update row": plan.writable}[kind](self.release) or plan.writable(self.release)
         if kind != "update row":
             columns = self.rng.sample(columns, self.rng.randint(1, len(columns)))
-        values = self._values(plan, columns)
-        return table.update().where(where).values(values), key, values
+        return key, self._values(plan, plan.with_required(self.release, columns))
 
-    def _values(self, plan: TablePlan, columns: list[sa.Column]) -> dict:
-        table = plan.tables[self.release]
-        return {c.name: self.values.value(self.rng, table, c) for c in columns}
+    def _values(self, plan: TablePlan, names: list[str]) -> dict:
+        columns = {name: plan.column(self.release, name) for name in names}
+        return {name: self.values.value(self.rng, c.table, c) for name, c in columns.items()}
 
     def _refused(self, phase: str, kind: str, plan: TablePlan, key, exc: Exception, start: float) -> None:
         self.journal.latencies[phase].append(time.perf_counter() - start)
