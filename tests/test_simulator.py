@@ -31,36 +31,8 @@ def run(engine, request, upgrade, **overrides):
                     settings(request, upgrade, **overrides))
 
 
-# Bugs in crossfade's core that the simulator finds, reported to its maintainers: (whether a run
-# may pass, what goes wrong). A flaky one still runs; one that always fails, after a two-minute
-# lock-wait budget, is not run.
-CORE_BUGS = {
-    ("mysql", "split_table"): (False, (
-        "MariaDB: installing a link's triggers while users is written never finishes: each CREATE TRIGGER "
-        "makes the writers reopen users and profiles, the step's next NOWAIT attempt fails, and the step "
-        "retries from its first statement")),
-    ("postgresql", "split_table"): (True, (
-        "PostgreSQL: the link backfill's INSERT ... SELECT copies a users row that release N is deleting; "
-        "its foreign key check then fails the batch, and migrate stops with ForeignKeyViolation")),
-    ("sqlite", "rename_table"): (True, (
-        "SQLite: a row release N inserts between the mirror's creation and its triggers' install is not "
-        "counted in the mirror's AUTOINCREMENT, so release N+1's next insert reuses its key (and is lost at "
-        "contract)")),
-}
-
-
-def expect_core_bug(request, dialect: str, name: str) -> None:
-    may_pass, reason = CORE_BUGS.get((dialect, name), (None, None))
-    if reason is None:
-        return
-    if not may_pass:
-        pytest.xfail(reason)
-    request.applymarker(pytest.mark.xfail(reason=reason, strict=False))
-
-
 @pytest.mark.parametrize("name", sorted(simulated_changes.ALL))
 def test_every_operation_passes_every_check(engine, request, name):
-    expect_core_bug(request, engine.dialect.name, name)
     result = run(engine, request, simulated_changes.ALL[name]())
     failed = {n: c.summary for n, c in result.checks.items() if not c.ok}
     assert result.ok, failed
@@ -103,8 +75,6 @@ def test_a_trigger_without_its_insert_up_sync_breaks_the_sync_law(engine, reques
 
 def test_a_link_without_its_down_sync_breaks_the_sync_law(engine, request):
     """split_table: release N+1's writes to profiles never reach users.bio and users.theme."""
-    if engine.dialect.name == "mysql":
-        pytest.xfail(CORE_BUGS["mysql", "split_table"][1])  # expand never finishes there
     with mutants.without_link_down_sync():
         result = run(engine, request, simulated_changes.split_table())
     details = _failed(result, "sync law")
