@@ -147,7 +147,7 @@ def link_statements(dialect: TriggerDialect, link: LinkRule, source: sa.Table, t
     conditions = [where, ~sa.exists().where(target.c[link.key] == source.c[link.key])]
     if not link.mirror:  # a split's row exists where one of its values is set
         conditions.append(sa.or_(*[source.c[c].is_not(None) for c in link.columns]))
-    select = sa.select(*[source.c[c] for c in columns]).where(*conditions)
+    select = dialect.keep_rows_while_copying(sa.select(*[source.c[c] for c in columns]).where(*conditions), source)
     return [dialect.insert_missing(target, link.key, columns, select)]
 
 

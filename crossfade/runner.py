@@ -269,8 +269,15 @@ class Runner:
         expected = checks.expected_objects(self.dialect, syncs, change.links(schema), schema)
         for name in sorted({o.table for o in expected.values()}):
             objects = [o for o in expected.values() if o.table == name]
-            statements = [sql for o in objects for sql in o.create]
-            self._run(conn, "expand", Step(f"install triggers on {name}", statements))
+            if self.dialect.transactional_ddl:  # all of a table's triggers at once, atomically
+                statements = [sql for o in objects for sql in o.create]
+                self._run(conn, "expand", Step(f"install triggers on {name}", statements))
+                continue
+            # Each CREATE TRIGGER commits on its own anyway (MariaDB), and each needs the table
+            # free for an instant: one step each, so one caught moment is never lost to a later
+            # statement's busy one (the step would restart from its first statement).
+            for obj in objects:
+                self._run(conn, "expand", Step(f"install triggers on {name}: {obj.kind} {obj.name}", list(obj.create)))
         return expected
 
     def _repair_triggers(self, change: Change, current: ChangeState) -> None:

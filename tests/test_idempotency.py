@@ -194,6 +194,7 @@ def test_every_phase_step_is_reported(engine):
     assert names[0] == "record expanding" and names[-1] == "record contracted"
     for marker in ("record expanded", "record migrating", "record migrated", "record contracting",
                    "install triggers on images", "drop triggers on images"):
-        assert marker in names
+        # MariaDB installs each trigger as a step of its own ("install triggers on images: ...")
+        assert any(name == marker or name.startswith(marker + ":") for name in names), marker
     assert sum(s.startswith("batch of images") for s in names) == ROWS // BATCH + 1
     check_contracted(runner, change, engine)

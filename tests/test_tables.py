@@ -278,3 +278,61 @@ def test_plan_sql_shows_split_tables_new_table_triggers_and_backfill(dialect):
     assert "CREATE TABLE profiles" in expand
     assert "-- install triggers on profiles" in expand and "-- install triggers on users" in expand
     assert "-- backfill profiles" in migrate and "INSERT INTO profiles (id, bio, theme) SELECT" in migrate
+
+
+# --- races the simulator found ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("dialect_name", ["postgresql", "mysql"])
+def test_split_backfill_skips_a_row_release_n_deletes_meanwhile(engine):
+    """The backfill's copy must not insert a profiles row for a users row whose DELETE commits
+    while the copy runs: the foreign key would refuse it and stop migrate."""
+    import threading
+
+    runner, users_n, _, profiles = expanded_split(engine)
+    deleter = engine.connect()
+    deleter.begin()
+    deleter.execute(users_n.delete().where(users_n.c.id == 1))  # release N, not committed yet
+    failures: list[BaseException] = []
+
+    def migrate() -> None:
+        try:
+            Runner(engine).migrate(SPLIT)
+        except BaseException as exc:  # noqa: BLE001 - asserted below
+            failures.append(exc)
+
+    thread = threading.Thread(target=migrate)
+    thread.start()
+    thread.join(0.5)  # the copy waits for the deleted row's lock meanwhile
+    deleter.commit()
+    deleter.close()
+    thread.join(30)
+    assert failures == []
+    assert rows(engine, profiles) == [(2, None, "light")]
+
+
+@pytest.mark.parametrize("variant", ["sqlite"])
+def test_sqlite_mirror_never_hands_out_a_key_release_n_took_during_expand(db):
+    """A row release N inserts between the mirror's creation and its triggers' install."""
+    users = build(db, SEED)
+
+    def release_n_inserts_meanwhile(phase: str, step: str) -> None:
+        if step.startswith("make accounts a writable stand-in"):
+            insert(db, users, name="cat", theme="red")  # takes key 3 before any trigger copies it
+
+    runner = Runner(db, on_step=release_n_inserts_meanwhile)
+    runner.expand(RENAME)
+    assert insert(db, accounts_table(), name="dan", theme="blue") == 4  # not 3 again
+    runner.migrate(RENAME)
+    runner.contract(RENAME)
+    assert rows(db, accounts_table(), "id", "name") == [(1, "ann"), (2, "bob"), (3, "cat"), (4, "dan")]
+
+
+@pytest.mark.parametrize("variant", ["mysql"])
+def test_mariadb_installs_each_trigger_as_a_step_of_its_own(db):
+    """Each CREATE TRIGGER commits on its own and needs the table free for an instant; a step
+    of several would restart from its first statement whenever a later one finds it busy."""
+    build(db, SEED)
+    steps: list[str] = []
+    Runner(db, on_step=lambda phase, step: steps.append(step)).expand(SPLIT)
+    installs = [s for s in steps if s.startswith("install triggers")]
+    assert len(installs) == 6 and all(": trigger crossfade_" in s for s in installs)

@@ -145,6 +145,12 @@ class TriggerDialect:
         holds (a trigger got there first, with a value written after the SELECT read)."""
         raise NotImplementedError
 
+    def keep_rows_while_copying(self, select: sa.Select, source: sa.Table) -> sa.Select:
+        """`select`, locking the source rows it reads until the copy commits, so a row deleted
+        meanwhile is not copied into a table whose foreign key then refuses it. MariaDB's
+        INSERT ... SELECT locks them already; SQLite has one writer at a time."""
+        return select
+
     def link_guard(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """Statements that switch the link triggers off for crossfade's own session, and back on:
         the backfill copies values that already agree, and on MySQL a trigger may not write back

@@ -203,6 +203,11 @@ class PostgresDialect(ProceduralTriggers):
     def insert_missing(self, target: sa.Table, key: str, columns: list[str], select: sa.Select) -> sa.Insert:
         return postgresql.insert(target).from_select(columns, select).on_conflict_do_nothing(index_elements=[key])
 
+    def keep_rows_while_copying(self, select: sa.Select, source: sa.Table) -> sa.Select:
+        # FOR KEY SHARE: a concurrent DELETE waits, and a row deleted before the lock is skipped
+        # (READ COMMITTED re-reads a row that changed under it), while updates go on.
+        return select.with_for_update(read=True, key_share=True, of=source)
+
     def link_guard(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
         # Transaction-local: it ends with the batch's transaction whatever happens.
         return ("SELECT set_config('crossfade.link', 'on', true)",), ()

@@ -178,8 +178,20 @@ class SQLiteDialect(TriggerDialect):
                 body = "\n".join(f"  {statement};" for statement in statements)
                 create = (f"CREATE TRIGGER {self.quote(name)} AFTER {event} ON {self.quote(table)}\n"
                           f"FOR EACH ROW{when}\nBEGIN\n{body}\nEND")
-                objects.append(DbObject("trigger", name, table, (self.drop_sql("trigger", name, table), create)))
+                sql = (self.drop_sql("trigger", name, table), create)
+                if link.mirror and side == "source" and suffix == "link_insert":
+                    sql += (self._count_keys_taken_meanwhile(link),)
+                objects.append(DbObject("trigger", name, table, sql))
         return objects
+
+    def _count_keys_taken_meanwhile(self, link: LinkRule) -> str:
+        """Rows release N inserted after expand made the mirror but before this trigger existed
+        took keys the mirror's AUTOINCREMENT has not seen; release N+1 would be handed one of them.
+        Counted in the same transaction that installs the trigger, which copies every later one
+        (an explicit key raises the counter by itself)."""
+        key = self.quote(link.key)
+        return (f"UPDATE sqlite_sequence SET seq = max(seq, (SELECT coalesce(max({key}), 0) FROM "
+                f"{self.quote(link.source)})) WHERE name = {self.compile(sa.literal(link.target))}")
 
     def _link_statements(self, link: LinkRule, side: str, table: str, other: str):
         """Each statement writes only where the other side differs, so the trigger it fires in
