@@ -288,7 +288,7 @@ def test_split_backfill_skips_a_row_release_n_deletes_meanwhile(engine):
     while the copy runs: the foreign key would refuse it and stop migrate."""
     import threading
 
-    runner, users_n, _, profiles = expanded_split(engine)
+    _, users_n, _, profiles = expanded_split(engine)
     deleter = engine.connect()
     deleter.begin()
     deleter.execute(users_n.delete().where(users_n.c.id == 1))  # release N, not committed yet
