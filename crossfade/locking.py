@@ -107,7 +107,9 @@ def _identifiers(statements: list[str]) -> set[str]:
 def retry_when_busy(dialect: TriggerDialect, policy: LockPolicy, work: Callable[[], T]) -> T:
     """Run `work` (its own transaction), again while the database says it is locked, for up to
     `policy.max_wait`. For crossfade's small writes (its state, a backfill batch): on SQLite a busy
-    application can keep the single write lock from them longer than the busy timeout."""
+    application can keep the single write lock from them longer than the busy timeout, and a
+    backfill batch of a cross-table op can deadlock with the writers it shares two tables with
+    (the database fails one side; the batch's checkpoint has not moved, so it simply runs again)."""
     started = time.monotonic()
     attempt = 0
     while True:
@@ -116,7 +118,8 @@ def retry_when_busy(dialect: TriggerDialect, policy: LockPolicy, work: Callable[
             return work()
         except sa.exc.DBAPIError as exc:
             waited = time.monotonic() - started
-            if not dialect.is_lock_timeout(exc) or waited >= policy.max_wait:
+            transient = dialect.is_lock_timeout(exc) or dialect.is_deadlock(exc)
+            if not transient or waited >= policy.max_wait:
                 raise
             time.sleep(backoff(attempt, 0.05))
 

@@ -249,6 +249,14 @@ class MoveStatements:
     def __init__(self, rule: MoveRule, source: sa.Table, target: sa.Table):
         self.rule, self.s, self.t = rule, source, target
 
+    @staticmethod
+    def _locked(select: sa.Select) -> sa.Select:
+        """Every read of the other table's (or the sibling rows') values is a locking read: a
+        concurrent write of those rows, which pushes its value here, is waited for and then seen,
+        never missed (two writers would otherwise each copy what the other had not committed).
+        PostgreSQL FOR SHARE, MariaDB LOCK IN SHARE MODE; SQLite has one writer and no such clause."""
+        return select.with_for_update(read=True)
+
     # --- on the source side (NEW is a source row) -----------------------------------------------
     def source_values(self, new) -> list[ColumnElement]:
         return [new.c[c] for c in self.rule.source_columns]
@@ -256,19 +264,21 @@ class MoveStatements:
     def target_values_for(self, new_source) -> list[ColumnElement]:
         """The matching target row's values, one scalar subquery each (NULL when there is none)."""
         match = self.t.c[self.rule.target_key] == new_source.c[self.rule.source_key]
-        return [sa.select(self.t.c[c]).where(match).scalar_subquery() for c in self.rule.target_columns]
+        return [self._locked(sa.select(self.t.c[c]).where(match)).scalar_subquery() for c in self.rule.target_columns]
 
     def target_is_derived(self, new_source) -> ColumnElement:
-        """A target row matches and holds a value (it is not waiting for the backfill)."""
+        """A target row matches and holds a value (it is not waiting for the backfill). The row is
+        locked whatever it holds: a writer about to give it its first value is waited for."""
         match = self.t.c[self.rule.target_key] == new_source.c[self.rule.source_key]
-        return sa.exists().where(match, sa.not_(all_null([self.t.c[c] for c in self.rule.target_columns])))
+        holds = sa.not_(all_null([self.t.c[c] for c in self.rule.target_columns]))
+        return sa.func.coalesce(self._locked(sa.select(holds).where(match)).scalar_subquery(), sa.false())
 
     def shared_values_for(self, new_source) -> list[ColumnElement]:
         """What the row's target holds: its values once derived, else (before the backfill reached
         it) the values its other source rows hold, as the backfill will give it."""
         sibling = self._first_sibling(new_source)
-        from_siblings = [sa.select(self.s.c[c]).where(self.s.c[self.rule.source_pk] == sibling).scalar_subquery()
-                         for c in self.rule.source_columns]
+        from_siblings = [self._locked(sa.select(self.s.c[c]).where(self.s.c[self.rule.source_pk] == sibling))
+                         .scalar_subquery() for c in self.rule.source_columns]
         derived = self.target_is_derived(new_source)
         return [sa.case((derived, value), else_=fallback)
                 for value, fallback in zip(self.target_values_for(new_source), from_siblings)]
@@ -279,11 +289,11 @@ class MoveStatements:
 
     def _first_sibling(self, new_source):
         s, rule = self.s, self.rule
-        return (sa.select(s.c[rule.source_pk])
-                .where(s.c[rule.source_key] == new_source.c[rule.source_key],
-                       s.c[rule.source_pk] != new_source.c[rule.source_pk],
-                       sa.not_(all_null([s.c[c] for c in rule.source_columns])))
-                .order_by(s.c[rule.source_pk]).limit(1).scalar_subquery())
+        return self._locked(sa.select(s.c[rule.source_pk])
+                            .where(s.c[rule.source_key] == new_source.c[rule.source_key],
+                                   s.c[rule.source_pk] != new_source.c[rule.source_pk],
+                                   sa.not_(all_null([s.c[c] for c in rule.source_columns])))
+                            .order_by(s.c[rule.source_pk]).limit(1)).scalar_subquery()
 
     def push_to_target(self, new_source) -> sa.Update:
         values = self.source_values(new_source)
@@ -307,17 +317,19 @@ class MoveStatements:
     def source_values_for(self, new_target) -> list[ColumnElement]:
         """The first matching source row's values (by key; siblings agree), one subquery each."""
         s = self.s
-        first = (sa.select(s.c[self.rule.source_pk])
-                 .where(s.c[self.rule.source_key] == new_target.c[self.rule.target_key],
-                        sa.not_(all_null([s.c[c] for c in self.rule.source_columns])))
-                 .order_by(s.c[self.rule.source_pk]).limit(1).correlate_except(s).scalar_subquery())
-        return [sa.select(s.c[c]).where(s.c[self.rule.source_pk] == first).correlate_except(s).scalar_subquery()
-                for c in self.rule.source_columns]
+        first = self._locked(sa.select(s.c[self.rule.source_pk])
+                             .where(s.c[self.rule.source_key] == new_target.c[self.rule.target_key],
+                                    sa.not_(all_null([s.c[c] for c in self.rule.source_columns])))
+                             .order_by(s.c[self.rule.source_pk]).limit(1).correlate_except(s)).scalar_subquery()
+        return [self._locked(sa.select(s.c[c]).where(s.c[self.rule.source_pk] == first).correlate_except(s))
+                .scalar_subquery() for c in self.rule.source_columns]
 
     def sources_hold_values(self, new_target) -> ColumnElement:
         s = self.s
-        return sa.exists().where(s.c[self.rule.source_key] == new_target.c[self.rule.target_key],
-                                 sa.not_(all_null([s.c[c] for c in self.rule.source_columns])))
+        holding = sa.select(s.c[self.rule.source_pk]).where(
+            s.c[self.rule.source_key] == new_target.c[self.rule.target_key],
+            sa.not_(all_null([s.c[c] for c in self.rule.source_columns])))
+        return self._locked(holding).exists()
 
     def push_to_sources(self, new_target) -> sa.Update:
         values = [new_target.c[c] for c in self.rule.target_columns]

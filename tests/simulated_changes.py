@@ -211,6 +211,25 @@ def split_table() -> Upgrade:
                    release_n, release_n1)
 
 
+def move_column() -> Upgrade:
+    """users.org_name moves to orgs.name (many-to-one through users.org_id): release N keeps the
+    name on every user of an org, release N+1 on the org. Users belong to orgs 1-3, so each org
+    has many users, and both releases write the name at once."""
+    def release(org_name_on: str) -> sa.MetaData:
+        metadata = sa.MetaData()
+        sa.Table("orgs", metadata, sa.Column("id", sa.Integer, primary_key=True), sa.Column("title", sa.String(20)),
+                 *([sa.Column("name", sa.String(40))] if org_name_on == "orgs" else []))
+        sa.Table("users", metadata, sa.Column("id", sa.Integer, primary_key=True), sa.Column("login", sa.String(20)),
+                 sa.Column("org_id", sa.Integer, sa.ForeignKey("orgs.id"), nullable=False, index=True),
+                 *([sa.Column("org_name", sa.String(40))] if org_name_on == "users" else []))
+        return metadata
+
+    return Upgrade(Change(ops.move_column("users", "org_name", to="orgs", via="org_id", new="name"),
+                          id="sim_move_column"),
+                   release("users"), release("orgs"), {"users.org_id": lambda rng: rng.randint(1, 3)})
+
+
 ALL = {f.__name__: f for f in (replace_column, rename_column, add_column_computed, add_column_with_default,
                                drop_column, set_not_null, split_column, merge_columns, block_writes,
-                               create_index, add_unique, add_check, add_foreign_key, rename_table, split_table)}
+                               create_index, add_unique, add_check, add_foreign_key, rename_table, split_table,
+                               move_column)}

@@ -77,10 +77,10 @@ def test_an_insert_trigger_without_up_sync_shrinks_to_release_n_inserting_after_
     assert re.match(r"N: insert images \d+ SET ", steps[-1]), "\n".join(details)
 
 
-@pytest.mark.parametrize("name", ["rename_table", "split_table"])
+@pytest.mark.parametrize("name", ["rename_table", "split_table", "move_column"])
 def test_a_cross_table_change_survives_the_sequences_hypothesis_tries(engine, name):
-    """Release N+1 writes through its own tables (accounts; users and profiles), and each
-    release reads every row back through its own."""
+    """Release N+1 writes through its own tables (accounts; users and profiles; orgs.name), and
+    each release reads every row back through its own."""
     upgrade = simulated_changes.ALL[name]()
     result = hypothesis_verify(upgrade.change, upgrade.release_n, upgrade.release_n1, url_of(engine),
                                values=upgrade.values, **(QUICK | {"max_examples": 6}))

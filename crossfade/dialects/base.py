@@ -394,6 +394,11 @@ class TriggerDialect:
     def is_lock_timeout(self, exc: sa.exc.DBAPIError) -> bool:
         raise NotImplementedError
 
+    def is_deadlock(self, exc: sa.exc.DBAPIError) -> bool:
+        """The database failed this transaction to break a deadlock: running it again is safe.
+        (SQLite has a single writer: it never deadlocks.)"""
+        return False
+
     @contextmanager
     def ddl_session(self, conn: sa.Connection):
         """The connection a phase runs its DDL on. Where `set_lock_timeout` changes a session

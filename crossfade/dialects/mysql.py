@@ -17,6 +17,7 @@ from ..sync import LinkRule, MoveRule, MoveStatements, TableSync
 from .base import PREFIX, DbObject, ProceduralTriggers, column_nullable, renamed, view_exists
 
 LOCK_WAIT_TIMEOUT = 1205
+LOCK_DEADLOCK = 1213
 
 _ONLINE = ", ALGORITHM=INPLACE, LOCK=NONE"
 _COPY = ", ALGORITHM=COPY, LOCK=SHARED"
@@ -356,6 +357,10 @@ class MySQLDialect(ProceduralTriggers):
     def is_lock_timeout(self, exc: sa.exc.DBAPIError) -> bool:
         args = getattr(exc.orig, "args", ())
         return bool(args) and args[0] == LOCK_WAIT_TIMEOUT
+
+    def is_deadlock(self, exc: sa.exc.DBAPIError) -> bool:
+        args = getattr(exc.orig, "args", ())
+        return bool(args) and args[0] == LOCK_DEADLOCK
 
     # --- lock holders and lost work: what an operator needs to know about a step's locks ------
     def lock_holders(self, conn: sa.Connection, tables: list[str]) -> list[LockHolder]:

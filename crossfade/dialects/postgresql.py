@@ -20,6 +20,7 @@ from ..sync import LinkRule, MoveStatements, TableSync
 from .base import PREFIX, DbObject, ProceduralTriggers, column_nullable, renamed
 
 LOCK_NOT_AVAILABLE = "55P03"
+DEADLOCK_DETECTED = "40P01"
 
 _INSTANT = "ACCESS EXCLUSIVE for an instant ({}); each attempt waits at most lock_timeout"
 _CONCURRENTLY = ("no write lock (CONCURRENTLY: SHARE UPDATE EXCLUSIVE; writes go on); outside a transaction; "
@@ -441,6 +442,9 @@ class PostgresDialect(ProceduralTriggers):
 
     def is_lock_timeout(self, exc: sa.exc.DBAPIError) -> bool:
         return getattr(exc.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE
+
+    def is_deadlock(self, exc: sa.exc.DBAPIError) -> bool:
+        return getattr(exc.orig, "sqlstate", None) == DEADLOCK_DETECTED
 
     # --- lock holders: named when a DDL step gives up ------------------------------------------
     def lock_holders(self, conn: sa.Connection, tables: list[str]) -> list[LockHolder]:

@@ -73,6 +73,7 @@ class Journal:
     release: str
     writes: list[Write] = field(default_factory=list)
     refusals: list[Refusal] = field(default_factory=list)
+    deadlocks: int = 0  # writes the database failed to break a deadlock, then run again
     # phase -> latency of every statement attempted in it, committed or refused (seconds)
     latencies: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
 

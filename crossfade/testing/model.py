@@ -9,6 +9,9 @@ workers write through it, and the oracle reads each release's view through it.
 
 Writes are checked per *slot*: a plain column that both releases share, or a sync group (old
 columns A, new columns B). The last committed write to a slot decides what each release must read.
+A column a move_column moves (MoveRule) is a slot shared by a row of the target table and every
+source row that matches it: release N writes it through any of those rows, release N+1 through
+the target's row (the oracle checks those slots apart, `shared_slots`).
 """
 
 from __future__ import annotations
@@ -22,9 +25,10 @@ from ..change import Change
 from ..ddl import apply_to_schema
 from ..errors import CrossfadeError
 from ..schema import Schema
-from ..sync import BlockRule, FillRule, LinkRule, SyncGroup
+from ..sync import BlockRule, FillRule, LinkRule, MoveRule, SyncGroup
 
 RELEASE_N, RELEASE_N1 = "N", "N+1"
+SHARED = "shared"  # the slot of a moved value: checked across tables, not row by row
 
 
 def other_release(release: str) -> str:
@@ -101,6 +105,8 @@ class TablePlan:
     fills: list[FillRule] = field(default_factory=list)
     blocks: list[BlockRule] = field(default_factory=list)
     links: list[LinkRule] = field(default_factory=list)  # cross-table rules from this table
+    moves: list[MoveRule] = field(default_factory=list)  # moves from or to this table
+    parent: bool = False  # another plan's rows reference this one's: no worker deletes its rows
 
     def table_names(self, release: str) -> list[str]:
         return [t.name for t in self.shapes[release].tables()]
@@ -113,15 +119,40 @@ class TablePlan:
         derived = {c for g in self.groups if g.down is None for c in g.new}
         return [n for n in self.shapes[release].column_names() if n != self.key and n not in derived]
 
+    def insertable(self, release: str) -> list[str]:
+        """Columns an insert gives: a moved value is left out, so the row takes its target's
+        (release N's application would copy it from another row of that target)."""
+        moved = set(self.moved_columns())
+        return [n for n in self.writable(release) if n not in moved or not self.moved_from_here(n)]
+
+    def updatable(self, release: str) -> list[str]:
+        """Columns an update may give: not the key a move matches rows by, which the simulator
+        keeps as inserted so that each write's target row is known (tests/test_move_column.py
+        covers a row moving to another target)."""
+        relations = {m.source_key for m in self.moves if m.source == self.name}
+        return [n for n in self.writable(release) if n not in relations]
+
     def synced(self, release: str) -> list[str]:
         names = {f.column for f in self.fills} | {c for link in self.links for c in link.columns}
+        names |= set(self.moved_columns())
         for group in self.groups:
             names.update(group.old + group.new)
-        return [n for n in self.writable(release) if n in names]
+        return [n for n in self.updatable(release) if n in names]
+
+    def moved_columns(self) -> list[str]:
+        """This table's columns a move shares with another table (as source or as target)."""
+        return [c for m in self.moves for c in (m.source_columns if m.source == self.name else m.target_columns)]
+
+    def moved_from_here(self, column: str) -> MoveRule | None:
+        """The move whose source column `column` is (release N's shared copy of the value)."""
+        return next((m for m in self.moves if m.source == self.name and column in m.source_columns), None)
+
+    def moved_to_here(self, column: str) -> MoveRule | None:
+        return next((m for m in self.moves if m.target == self.name and column in m.target_columns), None)
 
     def plain(self, release: str) -> list[str]:
         synced = set(self.synced(release))
-        return [n for n in self.writable(release) if n not in synced]
+        return [n for n in self.updatable(release) if n not in synced]
 
     def with_required(self, release: str, names: list[str]) -> list[str]:
         """`names` and the required columns of every extension they write: a row of an
@@ -132,7 +163,10 @@ class TablePlan:
         return names + extra
 
     def slot_of(self, column: str) -> str:
-        """The slot a column belongs to: its two-way group, or the column itself."""
+        """The slot a column belongs to: its two-way group, a moved value's shared slot, or the
+        column itself."""
+        if column in self.moved_columns():
+            return SHARED
         for group in self.groups:
             if group.down is not None and column in group.old + group.new:
                 return "group:" + ",".join(group.old + group.new)
@@ -156,18 +190,36 @@ def plan_tables(change: Change, release_n: sa.MetaData, release_n1: sa.MetaData)
     for intent in change.expand_intents(planned):
         apply_to_schema(planned, intent)
     syncs = change.table_syncs(planned)
-    links = change.links(planned)
+    rules = change.links(planned)
+    links = [r for r in rules if isinstance(r, LinkRule)]
+    moves = [r for r in rules if isinstance(r, MoveRule)]
     stored_elsewhere = {link.target for link in links}
+    names = sorted(change.tables() - stored_elsewhere)
     plans = {}
-    for name in sorted(change.tables() - stored_elsewhere):
+    for name in names:
         own = [link for link in links if link.source == name]
         shapes = {RELEASE_N: Shape(_table(release_n, name, RELEASE_N)),
                   RELEASE_N1: _linked_shape(release_n1, name, own)}
         key = _shared_key(name, shapes)
         sync = syncs.get(name)
         plans[name] = TablePlan(name, key, shapes, list(sync.groups) if sync else [],
-                                list(sync.fills) if sync else [], list(sync.blocks) if sync else [], own)
+                                list(sync.fills) if sync else [], list(sync.blocks) if sync else [], own,
+                                [m for m in moves if name in m.tables()], _is_parent(release_n, name, names))
+    for move in moves:
+        _refuse_unsimulated(move)
     return plans
+
+
+def _is_parent(metadata: sa.MetaData, name: str, names: list[str]) -> bool:
+    return any(key.column.table.name == name for other in names if other != name and other in metadata.tables
+               for key in metadata.tables[other].foreign_keys)
+
+
+def _refuse_unsimulated(move: MoveRule) -> None:
+    if move.source_key == move.source_pk:
+        raise CrossfadeError(f"the simulator verifies a move_column whose foreign key is in the moved column's table "
+                             f"({move.source} -> {move.target}); this one's is in {move.target} "
+                             "(tests/test_move_column.py covers that shape)")
 
 
 def _linked_shape(metadata: sa.MetaData, name: str, links: list[LinkRule]) -> Shape:

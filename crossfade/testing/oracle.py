@@ -18,9 +18,9 @@ from alembic.migration import MigrationContext
 from .. import state
 from ..change import Change
 from ..dialects.base import TriggerDialect
-from ..sync import LinkRule, all_null, any_distinct
+from ..sync import LinkRule, MoveRule, all_null, any_distinct
 from .journal import Write
-from .model import RELEASE_N, RELEASE_N1, TablePlan, other_release, release_names
+from .model import RELEASE_N, RELEASE_N1, SHARED, TablePlan, other_release, release_names
 
 UNVIEWABLE = object()  # a release's column that the live schema cannot show (dropped, no down)
 
@@ -87,6 +87,28 @@ def _law_queries(plan: TablePlan, live: dict[str, sa.Table], backfilled: bool):
             yield rule, columns, sa.select(key, *[table.c[c] for c in columns]).where(condition).order_by(key)
     for link in plan.links:
         yield from _link_queries(link, live, backfilled)
+    for move in plan.moves:
+        if move.source == plan.name:
+            yield from _move_queries(move, live, backfilled)
+
+
+def _move_queries(move: MoveRule, live: dict[str, sa.Table], backfilled: bool):
+    """A move's law, while both tables have its columns: each source row holds the values of the
+    target row it matches. Before the backfill is done, a target row without values yet is not
+    in scope (NULL there means "not filled yet")."""
+    source, target = live.get(move.source), live.get(move.target)
+    if source is None or target is None or not (set(move.source_columns) <= set(source.c.keys())
+                                                and set(move.target_columns) <= set(target.c.keys())):
+        return
+    mine, theirs = [source.c[c] for c in move.source_columns], [target.c[c] for c in move.target_columns]
+    joined = source.join(target, source.c[move.source_key] == target.c[move.target_key])
+    differs = any_distinct(mine, theirs)
+    if not backfilled:
+        differs = sa.and_(differs, sa.not_(all_null(theirs)))
+    rule = f"{move.source}({_names(move.source_columns)}) != {move.target}({_names(move.target_columns)})"
+    shown = [f"{move.source}.{c}" for c in move.source_columns] + [f"{move.target}.{c}" for c in move.target_columns]
+    key = source.c[move.source_pk]
+    yield rule, shown, sa.select(key, *mine, *theirs).select_from(joined).where(differs).order_by(key)
 
 
 def _law_conditions(plan: TablePlan, table: sa.Table, backfilled: bool):
@@ -196,6 +218,14 @@ def _view_expr(plan: TablePlan, release: str, name: str, main: sa.Table, live: d
             joined = live[place.table]
             joins.setdefault(place.table, main.c[place.via] == joined.c[place.key])
             return joined.c[place.column]
+    move = plan.moved_from_here(name)
+    if move is not None and move.target in live and main.c.get(move.source_key) is not None:
+        # The value's new home: the target row the source row matches (once the old column went).
+        target = live[move.target]
+        column = move.target_columns[move.source_columns.index(name)]
+        if column in target.c:
+            joins.setdefault(move.target, main.c[move.source_key] == target.c[move.target_key])
+            return target.c[column]
     present = set(main.c.keys())
     for group in plan.groups:
         if name in group.old and group.down is not None and set(group.new) <= present:
@@ -225,7 +255,104 @@ def lost_writes(conn: sa.Connection, plans: dict[str, TablePlan], writes: list[W
                 findings.append(Finding(name, key, what, tuple(w.describe() for w in history)))
         for key in sorted(set(views[RELEASE_N1]) - known, key=repr)[:20]:
             findings.append(Finding(name, key, "a row that no worker wrote"))
+    findings += shared_slot_disagreements(conn, plans, writes, live, releases, backfilled=backfilled)
     return findings
+
+
+# --- a moved value: one slot for a target row and every source row that matches it ---------------
+
+def shared_slot_disagreements(conn: sa.Connection, plans: dict[str, TablePlan], writes: list[Write],
+                              live: dict[str, sa.Table], releases: tuple[str, ...] = (RELEASE_N, RELEASE_N1), *,
+                              backfilled: bool = True) -> list[Finding]:
+    """For each move: the last write to a target row's value (release N+1 through the target row,
+    release N through any source row that matches it) is what every release reads, in the target
+    row and in each source row. The simulator never changes which target a row matches, so a
+    write's target row is the one the row was inserted with."""
+    findings = []
+    for plan in plans.values():
+        for move in plan.moves:
+            if move.source == plan.name:
+                findings += _move_disagreements(conn, plans, move, writes, live, releases, backfilled)
+    return findings
+
+
+def _move_disagreements(conn, plans, move: MoveRule, writes: list[Write], live, releases,
+                        backfilled: bool) -> list[Finding]:
+    source, target = plans[move.source], plans[move.target]
+    parent_of = {w.key: w.values.get(move.source_key) for w in writes
+                 if w.table == move.source and w.kind == "insert"}
+    slots: dict[object, list[tuple[Write, dict]]] = defaultdict(list)
+    for write in writes:
+        if write.table == move.target:
+            written = {c: write.values[c] for c in move.target_columns if c in write.values}
+            parent = write.key
+        elif write.table == move.source and write.kind != "delete":
+            written = {t: write.values[s] for s, t in move.columns if s in write.values}
+            parent = parent_of.get(write.key)
+        else:
+            continue
+        if written and parent is not None:
+            slots[parent].append((write, written))
+    readers = _readers(conn, source, target, move, live, backfilled)
+    emptied = _emptied_at(writes, move, parent_of)
+    findings = []
+    for parent, slot_writes in sorted(slots.items(), key=lambda item: repr(item[0])):
+        # Until the backfill gives the target its value, the value lives only in the source rows:
+        # once release N deleted every one of them, it is gone (as in release N itself).
+        slot_writes = [(w, v) for w, v in slot_writes if w.table == move.target or w.end > emptied.get(parent, -1.0)]
+        if not slot_writes:
+            continue
+        candidates = [(w, v) for w, v in slot_writes if w in _possibly_last([w for w, _ in slot_writes])]
+        seen = readers.get(parent, [])
+        problems = [_shared_problem(move, written, seen) for write, written in candidates if write.release in releases]
+        if problems and all(problems):
+            history = tuple(w.describe() for w, _ in sorted(slot_writes, key=lambda item: item[0].start))
+            findings.append(Finding(move.target, parent, problems[0], history))
+    return findings
+
+
+def _emptied_at(writes: list[Write], move: MoveRule, parent_of: dict) -> dict:
+    """parent key -> when release N deleted the last source row of that parent before the
+    backfill was done (counting the rows in commit order)."""
+    alive: dict[object, int] = defaultdict(int)
+    emptied = {}
+    for write in sorted((w for w in writes if w.table == move.source and w.kind in ("insert", "delete")),
+                        key=lambda w: w.end):
+        parent = parent_of.get(write.key)
+        if parent is None:
+            continue
+        alive[parent] += 1 if write.kind == "insert" else -1
+        if write.kind == "delete" and alive[parent] <= 0 and write.phase in BEFORE_BACKFILL_DONE:
+            emptied[parent] = write.end
+    return emptied
+
+
+def _readers(conn, source: TablePlan, target: TablePlan, move: MoveRule, live,
+             backfilled: bool) -> dict[object, list[tuple]]:
+    """parent key -> (who reads, {target column: value read}) for the target row (release N+1's
+    view) and every source row matching it (release N's)."""
+    found: dict[object, list[tuple]] = defaultdict(list)
+    for key, row in release_views(conn, target, live).get(RELEASE_N1, {}).items():
+        values = {c: row.get(c, UNVIEWABLE) for c in move.target_columns}
+        if not backfilled and all(v is None for v in values.values()):
+            continue  # not filled yet
+        found[key].append((f"release N+1 in {move.target} row {key}", values))
+    n_view = release_views(conn, source, live).get(RELEASE_N, {})
+    for key, row in n_view.items():
+        parent = row.get(move.source_key, UNVIEWABLE)
+        if parent is not UNVIEWABLE and parent is not None:
+            found[parent].append((f"release N in {move.source} row {key}",
+                                  {t: row.get(s, UNVIEWABLE) for s, t in move.columns}))
+    return found
+
+
+def _shared_problem(move: MoveRule, written: dict, seen: list[tuple]) -> str | None:
+    for who, values in seen:
+        for column, value in written.items():
+            read = values.get(column, UNVIEWABLE)
+            if read is not UNVIEWABLE and not _same(read, value):
+                return f"{move.target}.{column} was last written {value!r}, but {who} reads {read!r}"
+    return None
 
 
 def _row_disagreement(plan: TablePlan, history: list[Write], rows: dict, releases,
@@ -248,6 +375,8 @@ def _row_disagreement(plan: TablePlan, history: list[Write], rows: dict, release
             if not slots[slot] or slots[slot][-1] is not write:
                 slots[slot].append(write)
     for slot, slot_writes in slots.items():
+        if slot == SHARED:
+            continue  # checked across tables (shared_slot_disagreements)
         candidates = _possibly_last(slot_writes)
         problems = [_disagrees(plan, slot, w, rows[w.release], backfilled) for w in candidates
                     if w.release in releases]

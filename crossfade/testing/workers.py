@@ -13,10 +13,14 @@ from collections.abc import Callable
 
 import sqlalchemy as sa
 
+from ..dialects import for_dialect
 from .journal import Journal, LiveRows, Refusal, Stage, Write
 from .model import TablePlan
 from .values import ValueSource
 from .writes import write_row
+
+DEADLOCK_RETRIES = 5
+
 
 # How often each kind of write is chosen.
 WRITE_MIX = (("insert", 3), ("update synced", 3), ("update plain", 2), ("update row", 2), ("delete", 1))
@@ -74,8 +78,7 @@ class Worker(threading.Thread):
         phase = self.stage.name
         start = time.perf_counter()
         try:
-            with self.engine.begin() as conn:
-                key, affected, values = write_row(conn, plan, self.release, kind.split()[0], key, values)
+            key, affected, values = self._write_retrying_deadlocks(plan, kind.split()[0], key, values)
         except sa.exc.DBAPIError as exc:
             self._refused(phase, kind, plan, key, exc, start)
             return
@@ -91,6 +94,20 @@ class Worker(threading.Thread):
         elif kind == "delete":
             self.rows.remove(plan.name, key)
 
+    def _write_retrying_deadlocks(self, plan: TablePlan, kind: str, key, values: dict) -> tuple:
+        """The write in its own transaction, run again when the database broke a deadlock by
+        failing it, as applications do (oslo.db's retry_on_deadlock). Two writes of one row
+        across two tables (a cross-table op's triggers) lock the tables in opposite orders."""
+        for attempt in range(DEADLOCK_RETRIES + 1):
+            try:
+                with self.engine.begin() as conn:
+                    return write_row(conn, plan, self.release, kind, key, values)
+            except sa.exc.DBAPIError as exc:
+                if not for_dialect(self.engine.dialect).is_deadlock(exc) or attempt == DEADLOCK_RETRIES:
+                    raise
+                self.journal.deadlocks += 1
+        raise AssertionError("unreachable")
+
     def _choose_kind(self) -> str:
         kinds, weights = zip(*WRITE_MIX)
         return self.rng.choices(kinds, weights)[0]
@@ -98,12 +115,14 @@ class Worker(threading.Thread):
     def _choose(self, plan: TablePlan, kind: str) -> tuple:
         """The row (None for an insert) and the logical values to write to it."""
         if kind == "insert":
-            return None, self._values(plan, plan.writable(self.release))
+            return None, self._values(plan, plan.insertable(self.release))
         key = self.rows.pick(plan.name, self.rng)
+        if kind == "delete" and plan.parent:
+            return None, {}  # other tables' rows reference it: no application deletes those blindly
         if key is None or kind == "delete":
             return key, {}
         columns = {"update synced": plan.synced, "update plain": plan.plain,
-                   "update row": plan.writable}[kind](self.release) or plan.writable(self.release)
+                   "update row": plan.updatable}[kind](self.release) or plan.updatable(self.release)
         if kind != "update row":
             columns = self.rng.sample(columns, self.rng.randint(1, len(columns)))
         return key, self._values(plan, plan.with_required(self.release, columns))

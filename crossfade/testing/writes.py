@@ -5,6 +5,10 @@ For a table stored in one table this is one statement. Where a release keeps som
 extension table (split_table's new table), an insert writes the main row and then the
 extension's row; an update claims (locks) the main row, then updates each extension's row, or
 makes it where there is none yet; a delete removes the extension rows, then the main row.
+
+A value release N keeps on every row of a parent (a column move_column moves to that parent) is
+updated on all of those rows at once, as an application keeping its copies consistent does: the
+same value for every user of an org.
 """
 
 from __future__ import annotations
@@ -29,10 +33,21 @@ def write_row(conn: sa.Connection, plan: TablePlan, release: str, kind: str, key
         # its own kind of write, when an op needs it.
         raise NotImplementedError(f"the simulator writes only extensions keyed by {plan.name}'s key")
     if kind == "insert":
-        return _insert(conn, plan, shape, values), 1, values
+        copied = _values_of_the_parents(conn, plan, shape, values)
+        return _insert(conn, plan, shape, {**values, **copied}), 1, values
     if kind == "delete":
         return key, _delete(conn, plan, shape, key), values
-    return (key, *_update(conn, plan, shape, key, values))
+    shared = {name: value for name, value in values.items() if plan.moved_from_here(name)}
+    if not shared:
+        return (key, *_update(conn, plan, shape, key, values))
+    own = {name: value for name, value in values.items() if name not in shared}
+    parents = _lock_parents(conn, plan, shape, key, shared)  # first, as release N+1's writes of them
+    if parents is None:
+        return key, 0, values
+    matched, written = _update(conn, plan, shape, key, own) if own else (1, {})
+    if matched:
+        matched = _update_every_copy(conn, plan, shape, key, shared, parents)
+    return key, matched, {**written, **shared}
 
 
 def _insert(conn: sa.Connection, plan: TablePlan, shape: Shape, values: dict) -> Any:
@@ -76,6 +91,59 @@ def _write_extension(conn: sa.Connection, plan: TablePlan, shape: Shape, extensi
         return None
     logical = {physical: name for name, physical in extension.columns.items()}
     return {logical[c]: None for c in absent}
+
+
+def _values_of_the_parents(conn: sa.Connection, plan: TablePlan, shape: Shape, values: dict) -> dict:
+    """The values a new row copies from the other rows of its parent (release N keeps them equal:
+    it locks the parent, then copies them from one of its rows)."""
+    copied = {}
+    for move in {plan.moved_from_here(c) for c in shape.column_names()} - {None}:
+        parent = values.get(move.source_key)
+        if parent is None or any(name in values for name in move.source_columns):
+            continue  # no parent, or the values are given (the seed rows, made to agree)
+        _lock_parent(conn, move, parent)
+        for name in move.source_columns:
+            copied[name] = conn.execute(sa.select(shape.main.c[name]).where(
+                shape.main.c[move.source_key] == parent, shape.main.c[name].is_not(None)).limit(1)).scalar()
+    return copied
+
+
+def _lock_parents(conn: sa.Connection, plan: TablePlan, shape: Shape, key: Any, shared: dict) -> dict | None:
+    """Lock the parent rows whose values `shared` writes, before any other row: release N+1's
+    writes of those values lock the parent first too, so the two never deadlock on them.
+    Returns column -> parent key (None: no parent), or None when the row is gone."""
+    parents = {}
+    for name in shared:
+        via = shape.main.c[plan.moved_from_here(name).source_key]
+        found = conn.execute(sa.select(via).where(shape.main.c[plan.key] == key)).first()
+        if found is None:
+            return None
+        if found[0] is not None:
+            _lock_parent(conn, plan.moved_from_here(name), found[0])
+        parents[name] = found[0]
+    return parents
+
+
+def _update_every_copy(conn: sa.Connection, plan: TablePlan, shape: Shape, key: Any, shared: dict,
+                       parents: dict) -> int:
+    """`shared` values on the row `key` and on every other row of its parent; 0 when the row is gone."""
+    matched = 0
+    for name, value in shared.items():
+        via = shape.main.c[plan.moved_from_here(name).source_key]
+        same_parent = shape.main.c[plan.key] == key if parents[name] is None else via == parents[name]
+        matched = min(1, conn.execute(shape.main.update().where(same_parent).values({name: value})).rowcount)
+    return matched
+
+
+def _lock_parent(conn: sa.Connection, move, parent: Any) -> None:
+    """Lock the parent row for the rest of the transaction. SQLite has no row locks and ignores
+    FOR UPDATE: an UPDATE that changes nothing takes its (database-wide) write lock instead."""
+    table = sa.table(move.target, sa.column(move.target_key))
+    key = table.c[move.target_key]
+    if conn.dialect.name == "sqlite":
+        conn.execute(table.update().where(key == parent).values({move.target_key: key}))
+    else:
+        conn.execute(sa.select(key).where(key == parent).with_for_update())
 
 
 def _delete(conn: sa.Connection, plan: TablePlan, shape: Shape, key: Any) -> int:
