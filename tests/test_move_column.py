@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
-from test_triggers import _set_recursive_triggers
+from trigger_variants import db, dialect_name, set_recursive_triggers, variant  # noqa: F401 - fixtures
 
 from crossfade import Change, ops
 from crossfade.errors import (
@@ -23,25 +23,6 @@ from crossfade.errors import (
 )
 from crossfade.runner import Runner
 from crossfade.schema import Schema
-
-VARIANTS = ("sqlite", "sqlite-recursive", "postgresql", "mysql")
-
-
-@pytest.fixture(params=VARIANTS)
-def variant(request) -> str:
-    return request.param
-
-
-@pytest.fixture
-def dialect_name(variant) -> str:
-    return variant.split("-")[0]
-
-
-@pytest.fixture
-def db(engine, variant) -> sa.Engine:
-    if engine.dialect.name == "sqlite":
-        _set_recursive_triggers(engine, variant == "sqlite-recursive")
-    return engine
 
 
 def release_n(ondelete: str | None = "SET NULL", onupdate: str | None = None) -> tuple[sa.Table, sa.Table]:

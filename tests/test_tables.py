@@ -10,30 +10,11 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
-from test_triggers import _set_recursive_triggers
+from trigger_variants import db, dialect_name, set_recursive_triggers, variant  # noqa: F401 - fixtures
 
 from crossfade import Change, ops
 from crossfade.errors import TableExistsError, ValidationError
 from crossfade.runner import Runner
-
-VARIANTS = ("sqlite", "sqlite-recursive", "postgresql", "mysql")
-
-
-@pytest.fixture(params=VARIANTS)
-def variant(request) -> str:
-    return request.param
-
-
-@pytest.fixture
-def dialect_name(variant) -> str:
-    return variant.split("-")[0]
-
-
-@pytest.fixture
-def db(engine, variant) -> sa.Engine:
-    if engine.dialect.name == "sqlite":
-        _set_recursive_triggers(engine, variant == "sqlite-recursive")
-    return engine
 
 
 def release_n() -> tuple[sa.MetaData, sa.Table]:

@@ -11,42 +11,10 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
+from trigger_variants import db, dialect_name, set_recursive_triggers, variant  # noqa: F401 - fixtures
 
 from crossfade import Change, ops
 from crossfade.runner import Runner
-
-VARIANTS = ("sqlite", "sqlite-recursive", "postgresql", "mysql")
-
-
-@pytest.fixture(params=VARIANTS)
-def variant(request) -> str:
-    return request.param
-
-
-@pytest.fixture
-def dialect_name(variant) -> str:
-    """Feeds conftest's `engine` fixture: both SQLite variants use a SQLite database."""
-    return variant.split("-")[0]
-
-
-@pytest.fixture
-def db(engine, variant) -> sa.Engine:
-    """The conftest engine; on SQLite every connection gets the variant's recursive_triggers."""
-    if engine.dialect.name == "sqlite":
-        _set_recursive_triggers(engine, variant == "sqlite-recursive")
-    return engine
-
-
-def _set_recursive_triggers(engine: sa.Engine, on: bool) -> None:
-    @sa.event.listens_for(engine, "connect")
-    def _pragma(dbapi_connection, _record):
-        cursor = dbapi_connection.cursor()
-        cursor.execute(f"PRAGMA recursive_triggers = {'ON' if on else 'OFF'}")
-        cursor.close()
-
-    with engine.connect() as conn:  # the test would be vacuous if the pragma did not take
-        assert conn.exec_driver_sql("PRAGMA recursive_triggers").scalar() == int(on)
-
 
 # --- the reference change: images.is_public (boolean) -> images.visibility (string) ----------
 
@@ -525,7 +493,7 @@ def test_sqlite_recursive_triggers_on_and_off_leave_identical_rows(tmp_path):
     results = {}
     for on in (False, True):
         engine = sa.create_engine(f"sqlite:///{tmp_path / f'recursive_{on}.db'}")
-        _set_recursive_triggers(engine, on)
+        set_recursive_triggers(engine, on)
         results[on] = _decision_table_workload(engine)
         engine.dispose()
     assert results[False] == results[True]

@@ -53,11 +53,7 @@ class PostgresDialect(ProceduralTriggers):
             "END IF;",
             "RETURN NEW;",
         ]
-        create_function = (
-            f"CREATE OR REPLACE FUNCTION {self.quote(function)}() RETURNS trigger\n"
-            f"LANGUAGE plpgsql AS $crossfade$\nBEGIN\n"
-            + "\n".join(self._indent(body)) + "\nEND\n$crossfade$"
-        )
+        create_function = self._function_sql(function, body)
         objects = [DbObject("function", function, ts.name, (create_function,))]
         events = [("insert", "INSERT", None)]
         condition = self.update_condition(ts)
@@ -148,17 +144,13 @@ class PostgresDialect(ProceduralTriggers):
                 "IF coalesce(current_setting('crossfade.link', true), '') = 'on' THEN",
                 "  RETURN NULL;",
                 "END IF;",
-                "PERFORM set_config('crossfade.link', 'on', true);",
-                "IF TG_OP = 'INSERT' THEN", *self._indent(insert),
-                "ELSIF TG_OP = 'UPDATE' THEN", *self._indent(update),
-                "ELSE", *self._indent(delete),
-                "END IF;",
-                "PERFORM set_config('crossfade.link', '', true);",
+                *self._guarded(["IF TG_OP = 'INSERT' THEN", *self._indent(insert),
+                                "ELSIF TG_OP = 'UPDATE' THEN", *self._indent(update),
+                                "ELSE", *self._indent(delete),
+                                "END IF;"]),
                 "RETURN NULL;",
             ]
-            create_function = (f"CREATE OR REPLACE FUNCTION {self.quote(function)}() RETURNS trigger\n"
-                               f"LANGUAGE plpgsql AS $crossfade$\nBEGIN\n" + "\n".join(self._indent(body))
-                               + "\nEND\n$crossfade$")
+            create_function = self._function_sql(function, body)
             objects.append(DbObject("function", function, table, (create_function,)))
             synced = (link.key, *link.columns)
             changed_sql = f"({self._refs('OLD', synced)}) IS DISTINCT FROM ({self._refs('NEW', synced)})"
@@ -284,9 +276,7 @@ class PostgresDialect(ProceduralTriggers):
             *self._guarded(after),
             "RETURN NULL;",
         ]
-        create_function = (f"CREATE OR REPLACE FUNCTION {self.quote(function)}() RETURNS trigger\n"
-                           f"LANGUAGE plpgsql AS $crossfade$\nBEGIN\n" + "\n".join(self._indent(body))
-                           + "\nEND\n$crossfade$")
+        create_function = self._function_sql(function, body)
         update_of = f"UPDATE OF {', '.join(self.quote(c) for c in columns)}"
         events = [("move_insert_before", "BEFORE INSERT", None), ("move_update_before", f"BEFORE {update_of}", before_update),
                   ("move_insert_after", "AFTER INSERT", None), ("move_update_after", f"AFTER {update_of}", after_update)]
@@ -300,6 +290,10 @@ class PostgresDialect(ProceduralTriggers):
                       f"EXECUTE FUNCTION {self.quote(function)}()")
             objects.append(DbObject("trigger", name, table, (self.drop_sql("trigger", name, table), create)))
         return objects
+
+    def _function_sql(self, function: str, body: list[str]) -> str:
+        return (f"CREATE OR REPLACE FUNCTION {self.quote(function)}() RETURNS trigger\n"
+                f"LANGUAGE plpgsql AS $crossfade$\nBEGIN\n" + "\n".join(self._indent(body)) + "\nEND\n$crossfade$")
 
     @staticmethod
     def _guarded(statements: list[str]) -> list[str]:
