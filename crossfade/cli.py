@@ -286,7 +286,7 @@ def verify(
     changes: ChangesArg,
     urls: Annotated[list[str], typer.Option(
         "--url", help="A scratch database to simulate on (repeat for a matrix). Its tables of the "
-                      "change are dropped and rebuilt.")],
+                      "change are dropped and rebuilt (and an Alembic project's alembic_version).")],
     writes: Annotated[int, typer.Option("--writes", min=1, help="Writes per phase, by all workers.")] = 2000,
     seed_rows: Annotated[int, typer.Option("--seed-rows", min=0, help="Rows of release N before expand.")] = 200,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Writer threads per release.")] = 2,
@@ -297,7 +297,8 @@ def verify(
                              "failure to a minimal sequence (needs the hypothesis package).")] = False,
     examples: Annotated[int, typer.Option("--examples", min=1, help="With --hypothesis: sequences to try.")] = 15,
 ) -> None:
-    """Prove each change: release N and N+1 write at once through every phase; exit 1 on any failure."""
+    """Prove each change: release N and N+1 write at once through every phase; exit 1 on any failure.
+    An Alembic project's revisions run whole, their plain Alembic operations at their phase."""
     with _clean_errors():
         loaded = load_changes(changes)
         reports: list[Report] = []
@@ -312,11 +313,12 @@ def verify(
             if hypothesis:
                 reports.append(Report(change.id, [
                     hypothesis_verify(change, simulated.release_n, simulated.release_n1, url,
-                                      values=simulated.values, max_examples=examples, seed=seed)
+                                      values=simulated.values, max_examples=examples, seed=seed,
+                                      phases=simulated.phases)
                     for url in urls]))
             else:
                 reports.append(simulator.verify(change, simulated.release_n, simulated.release_n1, urls,
-                                                settings, on_phase=phase_line))
+                                                settings, on_phase=phase_line, phases=simulated.phases))
     if as_json:
         out.print_json(data=[r.to_json() for r in reports])
     else:

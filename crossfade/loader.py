@@ -7,11 +7,13 @@ For `crossfade verify` it also defines `metadata_n1` (release N+1's `sa.MetaData
 A directory holds one module per change, applied in file-name order (`0001_...`, `0002_...`);
 files starting with `_` are helpers and are not loaded. An Alembic project (its alembic.ini or
 the directory holding it) gives its crossfade revisions, oldest first, each module read as a
-change module (see `crossfade.alembic`).
+change module (see `crossfade.alembic`); the simulator runs each whole revision, its plain
+Alembic operations included (`Simulated.phases`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib
 import importlib.util
@@ -20,12 +22,17 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from .alembic.project import find_project
+from .alembic.phases import revision_phases
+from .alembic.project import Project, find_project
 from .change import Change
 from .errors import ChangeLoadError, CrossfadeError
+
+if TYPE_CHECKING:
+    from .testing.phases import Phases
 
 _DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 
@@ -37,7 +44,8 @@ class LoadedChanges:
     metadata: sa.MetaData | None = None
     sources: list[str] = field(default_factory=list)
     # Per change, what the simulator needs from its module: release N's and N+1's metadata
-    # and value overrides (None where the module does not say).
+    # and value overrides (None where the module does not say), and for an Alembic revision
+    # what its phases run.
     simulations: list[Simulated] = field(default_factory=list)
 
 
@@ -46,13 +54,14 @@ class Simulated:
     release_n: sa.MetaData | None
     release_n1: sa.MetaData | None
     values: dict
+    phases: Phases | None = None  # None: crossfade's Runner on the change alone
 
 
 def load_changes(target: str | Path) -> LoadedChanges:
     """The changes defined at `target`, in the order they must run."""
     project = find_project(target)
     if project is not None:
-        return _alembic_changes(project.declared_changes())
+        return _alembic_changes(project)
     path = Path(target)
     if path.is_dir():
         modules = [_import_file(p) for p in _change_files(path)]
@@ -74,12 +83,12 @@ def load_changes(target: str | Path) -> LoadedChanges:
     return loaded
 
 
-def _alembic_changes(declared: list[tuple[ModuleType, Change]]) -> LoadedChanges:
+def _alembic_changes(project: Project) -> LoadedChanges:
     loaded = LoadedChanges([])
-    for module, change in declared:
+    for module, change in project.declared_changes():
         loaded.changes.append(change)
         loaded.sources.append(_source(module))
-        loaded.simulations.append(_simulated(module))
+        loaded.simulations.append(dataclasses.replace(_simulated(module), phases=revision_phases(project, change.id)))
         if loaded.metadata is None:
             loaded.metadata = _metadata_of(module)
     return loaded

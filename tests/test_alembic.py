@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import json
 import shutil
 from pathlib import Path
 
@@ -22,14 +23,18 @@ from alembic.util import CommandError
 from sqlalchemy.dialects import sqlite
 from typer.testing import CliRunner
 
+from crossfade.alembic import classify as classify_module
 from crossfade.alembic import include_object, render
 from crossfade.alembic.classify import CONTRACT, EXPAND, UnsafeOperationError, classify, describe
+from crossfade.alembic.phases import revision_phases
 from crossfade.alembic.project import find_project
 from crossfade.alembic.recording import record
 from crossfade.cli import app
 from crossfade.loader import import_file, load_changes
+from crossfade.runner import Runner
 from crossfade.schema import Schema
-from crossfade.testing import Settings, simulate
+from crossfade.testing import Settings, hypothesis_verify, simulate
+from crossfade.testing.oracle import schema_differences
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "alembic_service"
 release_1, release_2, release_3 = (import_file(EXAMPLE / "models" / f"release_{n}.py") for n in (1, 2, 3))
@@ -503,14 +508,159 @@ def test_a_batch_rebuild_outside_crossfade_is_reported_and_expand_reinstalls_the
     engine.dispose()
 
 
-# --- the example, proven by the simulator ----------------------------------------------------------
+# --- the example, proven by the simulator: whole revisions, plain operations at their phase ---------
+
+def revision_simulation(project: Path, revision: str) -> tuple:
+    """What `crossfade verify` simulates for one revision: its change, its module's metadata and
+    values, and its phases (the whole revision, as `crossfade expand | migrate | contract` run it)."""
+    loaded = load_changes(project)
+    [(change, simulated)] = [(c, s) for c, s in zip(loaded.changes, loaded.simulations) if c.id == revision]
+    return change, simulated
+
+
+def simulate_revision(engine: sa.Engine, change, simulated):
+    settings = Settings(seed_rows=20, writes_per_phase=40, values=simulated.values)
+    return simulate(change, simulated.release_n, simulated.release_n1, url_of(engine), settings,
+                    phases=simulated.phases)
+
+
+def failed_checks(result) -> dict[str, list[str]]:
+    return {name: check.details[:3] for name, check in result.checks.items() if not check.ok}
+
 
 @pytest.mark.parametrize("revision", ["0002_task_state", "0003_assignee"])
-def test_the_example_rolling_upgrades_pass_the_simulator(engine, revision):
-    loaded = load_changes(EXAMPLE)
-    [(change, simulated)] = [(c, s) for c, s in zip(loaded.changes, loaded.simulations) if c.id == revision]
-    settings = Settings(seed_rows=20, writes_per_phase=40, values=simulated.values)
+def test_the_example_rolling_upgrades_pass_the_simulator_with_their_plain_operations(engine, revision):
+    change, simulated = revision_simulation(EXAMPLE, revision)
 
-    result = simulate(change, simulated.release_n, simulated.release_n1, url_of(engine), settings)
+    result = simulate_revision(engine, change, simulated)
 
-    assert result.ok, {name: check.details[:3] for name, check in result.checks.items() if not check.ok}
+    assert result.ok, failed_checks(result)
+    assert version(engine) == revision  # contract stamped it, as `crossfade contract` does
+    with engine.connect() as conn:  # labels: created by 0002's plain ops, given a color by 0003's
+        assert schema_differences(conn, simulated.release_n1, {"labels"}) == []
+    assert "projects" not in sa.inspect(engine).get_table_names()  # 0003 drops it at contract
+
+
+def test_the_revision_driver_runs_a_revision_from_its_down_revision_and_rolls_back_its_plain_operations(engine):
+    url = url_of(engine)
+    command.upgrade(alembic_config(url), "0001_initial")
+    with engine.begin() as conn:  # as a scratch database another project's run left it
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = 'elsewhere'"))
+    driver = revision_phases(EXAMPLE / "alembic.ini", "0002_task_state")(Runner(engine))
+    assert driver.tables(release_1.metadata, release_2.metadata) == {"tasks", "labels"}  # not projects: as it was
+
+    driver.prepare()
+    assert version(engine) == "0001_initial"
+    driver.expand()
+    assert "labels" in sa.inspect(engine).get_table_names()
+    driver.rollback()
+
+    assert "labels" not in sa.inspect(engine).get_table_names() and not triggers(engine)
+    assert version(engine) == "0001_initial"
+
+
+def forced_into_expand(monkeypatch, table: str, column: str) -> None:
+    """A classifier that lets plain operations on `table.column` run in expand, right or wrong."""
+    original = classify_module.phase_of
+
+    def phase_of(operation, *args):
+        if (getattr(operation, "table_name", None), getattr(operation, "column_name", None)) == (table, column):
+            return EXPAND
+        return original(operation, *args)
+    monkeypatch.setattr(classify_module, "phase_of", phase_of)
+
+
+def tasks_of_release_n1(*columns: sa.Column) -> sa.MetaData:
+    """Release 1's tables, tasks without `owner` and with priority and `columns`: what the
+    revisions below make."""
+    metadata = sa.MetaData()
+    release_1.projects.to_metadata(metadata)
+    columns = tuple(sa.Column(c.name, c.type) for c in columns)  # fresh: a Column belongs to one Table
+    sa.Table("tasks", metadata, sa.Column("id", sa.Integer, primary_key=True), sa.Column("title", sa.String(200)),
+             sa.Column("done", sa.Boolean, nullable=False), sa.Column("source", sa.String(20), nullable=False),
+             sa.Column("priority", sa.Integer, nullable=False, server_default="2"), *columns)
+    return metadata
+
+
+OWNER_GOES = {
+    "rename": ('    op.alter_column("tasks", "owner", new_column_name="assignee", existing_type=sa.String(40))',
+               [sa.Column("assignee", sa.String(40))]),
+    "drop": ('    op.drop_column("tasks", "owner")', []),
+}
+
+
+def owner_goes(tmp_path: Path, how: str) -> tuple:
+    """A revision that adds tasks.priority with crossfade and renames or drops tasks.owner with a
+    plain op, in a copy of the example; its release N is release 1."""
+    project = copy_of_example(tmp_path, keep=("0001_initial",), extra={"0002_owner": plain_revision(
+        "0002_owner", "0001_initial", OWNER_GOES[how][0], crossfade_ops=(
+            'ops.add_column("tasks", sa.Column("priority", sa.Integer, nullable=False, server_default="2"))'))})
+    change = find_project(project).revision("0002_owner", sqlite.dialect()).change
+    return change, revision_phases(project, "0002_owner"), tasks_of_release_n1(*OWNER_GOES[how][1])
+
+
+def release_n_refusals(result, phase: str) -> list[str]:
+    return [d for d in result.checks["no refused writes"].details if f"(release N, {phase})" in d and "owner" in d]
+
+
+@pytest.mark.parametrize("how", sorted(OWNER_GOES))
+def test_the_simulator_catches_a_plain_operation_that_breaks_release_n_during_expand(engine, tmp_path, monkeypatch,
+                                                                                     how):
+    change, phases, release_n1 = owner_goes(tmp_path, how)
+    forced_into_expand(monkeypatch, "tasks", "owner")  # past the classifier, which refuses or defers it
+
+    result = simulate(change, release_1.metadata, release_n1, url_of(engine),
+                      Settings(seed_rows=20, writes_per_phase=40), phases=phases)
+
+    assert release_n_refusals(result, "expand"), failed_checks(result)  # each a write release N's code makes
+
+
+def test_the_same_plain_drop_passes_the_simulator_in_contract_where_the_classifier_puts_it(engine, tmp_path):
+    change, phases, release_n1 = owner_goes(tmp_path, "drop")
+
+    result = simulate(change, release_1.metadata, release_n1, url_of(engine),
+                      Settings(seed_rows=20, writes_per_phase=40), phases=phases)
+
+    assert result.ok, failed_checks(result)
+    assert "owner" not in {c["name"] for c in sa.inspect(engine).get_columns("tasks")}
+
+
+def test_the_hypothesis_mode_runs_the_plain_operations_too(engine, tmp_path, monkeypatch):
+    change, phases, release_n1 = owner_goes(tmp_path, "rename")
+    forced_into_expand(monkeypatch, "tasks", "owner")
+
+    result = hypothesis_verify(change, release_1.metadata, release_n1, url_of(engine), phases=phases,
+                               max_examples=10, steps=8)
+
+    refused = result.checks["no refused writes"]
+    assert not refused.ok and "release N's" in refused.details[0] and "owner" in refused.details[0], refused
+    assert "  1. expand" in refused.details  # shrunk: expand, then one write of release N's
+
+
+@pytest.mark.parametrize("revision, line, difference", [
+    ("0002_task_state", '    op.create_index("ix_labels_task_id", "labels", ["task_id"])\n', "ix_labels_task_id"),
+    ("0003_assignee", '    op.drop_table("projects")\n', "table projects is still there"),
+], ids=["index-missing", "table-left"])
+def test_a_revision_whose_plain_operations_miss_release_n1s_schema_fails_the_clean_contract(
+        engine, tmp_path, revision, line, difference):
+    text = (EXAMPLE / "migrations" / "versions" / f"{revision}.py").read_text()
+    assert line in text
+    earlier = tuple(r for r in ("0001_initial", "0002_task_state") if r < revision)
+    project = copy_of_example(tmp_path, keep=earlier, extra={revision: text.replace(line, "")})
+    change, simulated = revision_simulation(project, revision)
+
+    result = simulate_revision(engine, change, simulated)
+
+    assert list(failed_checks(result)) == ["clean contract"], failed_checks(result)
+    assert any(difference in d for d in result.checks["clean contract"].details), result.checks["clean contract"]
+
+
+def test_verify_runs_an_alembic_projects_revisions_whole_and_again_on_the_same_scratch_database(engine):
+    url = url_of(engine)
+    for _ in range(2):  # the second run starts from what the first left: alembic_version at 0003, labels
+        result = run("verify", EXAMPLE / "alembic.ini", "--writes", "40", "--seed-rows", "10", "--json", url=url)
+        assert result.exit_code == 0, result.output
+        reports = json.loads(result.stdout)
+        assert [r["change"] for r in reports] == ["0002_task_state", "0003_assignee"]
+    assert version(engine) == "0003_assignee"
+    assert differences_from(engine, release_3.metadata) == []

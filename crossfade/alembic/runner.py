@@ -186,6 +186,8 @@ class RevisionRunner:
             for step in render.steps(operation, runner.dialect, release_n_table):
                 ran = run_step(ddl, runner.dialect, step, runner.policy)
                 runner.log(f"{phase}: {step.name}" + ("" if ran else " (already done)"))
+                if runner.on_step is not None:  # the simulator checks the sync law after every step
+                    runner.on_step(phase, step.name)
         self._repair_triggers(table_of(operation))
 
     def _repair_triggers(self, table: str | None) -> None:

@@ -15,6 +15,7 @@ import os
 import pytest
 import sqlalchemy as sa
 
+from .phases import Phases
 from .report import Report
 from .simulator import Settings, verify
 
@@ -40,12 +41,14 @@ def crossfade_urls(request, tmp_path) -> list[str]:
 @pytest.fixture
 def crossfade_verify(request, crossfade_urls):
     """Call with (change, release_n_metadata, release_n1_metadata, **settings); returns the
-    Report, after failing the test if any check failed on any database."""
-    def run(change, release_n: sa.MetaData, release_n1: sa.MetaData, **settings) -> Report:
+    Report, after failing the test if any check failed on any database. `phases=` makes what each
+    phase runs (an Alembic revision's: crossfade.alembic.phases.revision_phases)."""
+    def run(change, release_n: sa.MetaData, release_n1: sa.MetaData, *, phases: Phases | None = None,
+            **settings) -> Report:
         options = {"writes_per_phase": request.config.getoption("--crossfade-writes"),
                    "seed_rows": request.config.getoption("--crossfade-seed-rows")} | settings
         try:
-            report = verify(change, release_n, release_n1, crossfade_urls, Settings(**options))
+            report = verify(change, release_n, release_n1, crossfade_urls, Settings(**options), phases=phases)
         except sa.exc.OperationalError as exc:
             pytest.fail(f"crossfade_verify: a database is unreachable ({str(exc.orig).strip()}); "
                         "a missing database fails, it never skips", pytrace=False)
