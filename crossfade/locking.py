@@ -49,7 +49,8 @@ def backoff(attempt: int, lock_timeout: float, worked: float = 0.0) -> float:
 
 def run_with_lock_timeout(conn: sa.Connection, dialect: TriggerDialect, statements: list[str],
                           policy: LockPolicy, rebuild: str | None = None, concurrent: bool = False) -> int:
-    """Run `statements` in one attempt-transaction, retried on lock timeouts. Returns attempts."""
+    """Run `statements` in one attempt-transaction, retried on lock timeouts and deadlocks.
+    Returns attempts."""
     started = time.monotonic()
     attempt = lost_work = 0
     while True:
@@ -63,7 +64,10 @@ def run_with_lock_timeout(conn: sa.Connection, dialect: TriggerDialect, statemen
                     conn.exec_driver_sql(statement)
             return attempt
         except sa.exc.DBAPIError as exc:
-            if not dialect.is_lock_timeout(exc):
+            # A deadlock with the application's writers (a cross-table trigger's locking reads,
+            # a step's validation query) is as passing as a lock timeout: the database undid the
+            # attempt, so it runs again.
+            if not (dialect.is_lock_timeout(exc) or dialect.is_deadlock(exc)):
                 raise
             if conn.in_transaction():
                 conn.rollback()

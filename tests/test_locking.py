@@ -448,3 +448,32 @@ def test_a_step_that_keeps_losing_its_work_at_the_final_lock_stops_and_says_why(
             run_with_lock_timeout(ddl, dialect, [work, lock], policy)
         assert time.monotonic() - started < 10  # not the two minutes of max_wait
         holder.rollback()
+
+
+@pytest.mark.parametrize("dialect_name", ["postgresql"])
+def test_a_step_the_database_fails_to_break_a_deadlock_runs_again(engine):
+    """PostgreSQL fails the waiter that finds the cycle first: the step, whose deadlock_timeout
+    expires first. The attempt is undone, so the step simply runs again once the writer is done."""
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE pair (id int PRIMARY KEY, x int)")
+        conn.exec_driver_sql("INSERT INTO pair VALUES (1, 0), (2, 0)")
+    writer = engine.connect()
+    writer.exec_driver_sql("SET deadlock_timeout = '10s'")  # so the step is the one that finds it
+    writer.exec_driver_sql("UPDATE pair SET x = x + 10 WHERE id = 2")
+
+    def writer_then_row_1() -> None:
+        time.sleep(0.3)  # the step holds row 1 and waits for row 2 by now
+        writer.exec_driver_sql("UPDATE pair SET x = x + 10 WHERE id = 1")
+        writer.commit()
+
+    thread = threading.Thread(target=writer_then_row_1)
+    thread.start()
+    with engine.connect() as conn:
+        attempts = run_with_lock_timeout(conn, for_dialect(engine.dialect),
+                                         ["UPDATE pair SET x = x + 1 WHERE id = 1", "UPDATE pair SET x = x + 1 WHERE id = 2"],
+                                         LockPolicy(lock_timeout=5.0, max_wait=30.0))
+    thread.join(10)
+    writer.close()
+    assert attempts == 2
+    with engine.connect() as conn:
+        assert dict(conn.exec_driver_sql("SELECT id, x FROM pair").all()) == {1: 11, 2: 11}

@@ -39,6 +39,7 @@ from .databases import ensure_database
 from .journal import Write
 from .model import RELEASE_N, RELEASE_N1, TablePlan, plan_tables
 from .oracle import contract_problems, law_violations, lost_writes
+from .phases import Phases, beyond_plans_problems, change_phases, tables_beyond_plans
 from .report import CHECKS, CheckResult, DialectReport
 from .simulator import build_release_n, law_starts, value_source
 from .values import ValueSource, ValueSpec, recipe
@@ -109,6 +110,7 @@ class _Upgrade:
     seed_rows: int
     seed: int
     shrink_examples: int | None = None  # Hypothesis examples after the first failure; None: no limit
+    phases: Phases | None = None  # what each phase runs (crossfade.testing.phases); None: Runner on the change
     examples: int = 0
     writes: int = 0
     contracts: int = 0
@@ -199,11 +201,14 @@ class UpgradeMachine(RuleBasedStateMachine):
         self.law_active = self.backfilled = False
         self.actions: list[_Action] = []  # as run
         self.steps: list[str] = []
+        self.driver = (up.phases or change_phases(up.change))(Runner(up.ddl_engine, on_step=self._after_runner_step))
+        self.beyond_plans = tables_beyond_plans(self.driver, up.plans, up.release_n, up.release_n1)  # none written
         self.writes: list[Write] = build_release_n(up.engine, up.change, up.plans, up.release_n, up.release_n1,
-                                                   up.seed_values, seed_rows=up.seed_rows, seed=up.seed)
+                                                   up.seed_values, seed_rows=up.seed_rows, seed=up.seed,
+                                                   beyond_plans=self.beyond_plans)
+        self.driver.prepare()
         self.seeds = tuple(self.writes)
         self.rows = {-i: (w.table, w.key) for i, w in enumerate(self.writes, 1)}  # live rows by action id
-        self.runner = Runner(up.ddl_engine, on_step=self._after_runner_step)
 
     def failing(self, failure: CheckFailed) -> _Failing:
         return _Failing(failure, tuple(self.actions), tuple(self.steps), self.seeds)
@@ -251,14 +256,16 @@ class UpgradeMachine(RuleBasedStateMachine):
         rows = [ref for ref, (table, _) in self.rows.items() if table == plan.name]
         if not rows:
             kind = "insert"
+        if kind == "delete" and plan.parent:
+            kind = "update row"  # other tables' rows reference it: no application deletes those blindly
         row = None if kind == "insert" else rows[data.draw(st.integers(0, 255), label="row") % len(rows)]
         if kind == "insert":
-            columns = plan.writable(release)
+            columns = plan.insertable(release)
         elif kind == "delete":
             columns = []
         else:
-            some = {"update synced": plan.synced, "update plain": plan.plain, "update row": plan.writable}[kind]
-            columns = some(release) or plan.writable(release)
+            some = {"update synced": plan.synced, "update plain": plan.plain, "update row": plan.updatable}[kind]
+            columns = some(release) or plan.updatable(release)
             if kind != "update row":
                 columns = data.draw(st.lists(st.sampled_from(columns), min_size=1, unique=True), label="columns")
             columns = plan.with_required(release, columns)
@@ -326,8 +333,8 @@ class UpgradeMachine(RuleBasedStateMachine):
         up = self.upgrade
         self.steps.append(step)
         self.phase = step.split(", ")[-1]  # expand, migrate or contract, while it runs
-        {"expand": self.runner.expand, "migrate": self.runner.migrate,
-         "drain release N, contract": self.runner.contract}[step](up.change)
+        {"expand": self.driver.expand, "migrate": self.driver.migrate,
+         "drain release N, contract": self.driver.contract}[step]()
         self.phase = _PHASE_STEPS[step][1]
         if step == "migrate":
             self.backfilled = True
@@ -335,6 +342,7 @@ class UpgradeMachine(RuleBasedStateMachine):
             up.contracts += 1
             with up.engine.connect() as conn:
                 dirty = contract_problems(conn, for_dialect(up.engine.dialect), up.change, up.plans, up.release_n1)
+                dirty += beyond_plans_problems(conn, up.release_n1, self.beyond_plans)
             if dirty:
                 raise CheckFailed("clean contract", self.phase, "; ".join(dirty))
 
@@ -376,9 +384,10 @@ def _describe(release: str, kind: str, table: str, key, values: dict) -> str:
 
 def upgrade_machine(change: Change, release_n: sa.MetaData, release_n1: sa.MetaData, url: str, *,
                     values: Mapping[str, ValueSpec] | None = None, seed_rows: int = 3,
-                    seed: int = 0) -> type[UpgradeMachine]:
+                    seed: int = 0, phases: Phases | None = None) -> type[UpgradeMachine]:
     """A state machine class for one change on one scratch database; each example rebuilds
-    release N's tables there with `seed_rows` rows per table (`seed` picks their values)."""
+    release N's tables there with `seed_rows` rows per table (`seed` picks their values).
+    `phases` makes what each phase runs, as in `simulate`."""
     plans = plan_tables(change, release_n, release_n1)
     overrides = dict(values or {})
     seed_values = value_source(plans, overrides)  # a column without values fails here, named
@@ -386,13 +395,14 @@ def upgrade_machine(change: Change, release_n: sa.MetaData, release_n1: sa.MetaD
     ensure_database(parsed)
     # Two pools, as in the simulator: crossfade's DDL session settings never reach the writers.
     upgrade = _Upgrade(change, release_n, release_n1, plans, sa.create_engine(parsed, pool_size=1),
-                       sa.create_engine(parsed, pool_size=1), overrides, seed_values, seed_rows, seed)
+                       sa.create_engine(parsed, pool_size=1), overrides, seed_values, seed_rows, seed, phases=phases)
     return type(f"Upgrade_{change.id}", (UpgradeMachine,), {"upgrade": upgrade})
 
 
 def hypothesis_verify(change: Change, release_n: sa.MetaData, release_n1: sa.MetaData, url: str, *,
                       values: Mapping[str, ValueSpec] | None = None, max_examples: int = 15, steps: int = 12,
-                      seed_rows: int = 3, seed: int | None = None, shrink_examples: int = 10) -> DialectReport:
+                      seed_rows: int = 3, seed: int | None = None, shrink_examples: int = 10,
+                      phases: Phases | None = None) -> DialectReport:
     """Search for a sequence of writes and phases that breaks the rolling upgrade of `change` on
     the scratch database `url`; a failed check's details name the row and the phase and list the
     shrunk sequence, one step a line.
@@ -400,10 +410,11 @@ def hypothesis_verify(change: Change, release_n: sa.MetaData, release_n1: sa.Met
     `max_examples` sequences of at most `steps` rules, each from a fresh release-N schema with
     `seed_rows` rows per table (`values` as in `Settings.values`). `seed` makes the search
     reproducible; None searches the same way every run. Hypothesis shrinks a failure for at most
-    `shrink_examples` examples, then every step is tried away in turn.
+    `shrink_examples` examples, then every step is tried away in turn. `phases` makes what each
+    phase runs, as in `simulate` (an Alembic revision's: crossfade.alembic.phases.revision_phases).
     """
     machine = upgrade_machine(change, release_n, release_n1, url, values=values, seed_rows=seed_rows,
-                              seed=seed or 0)
+                              seed=seed or 0, phases=phases)
     upgrade = machine.upgrade
     upgrade.shrink_examples = shrink_examples
     report = DialectReport(upgrade.engine.dialect.name, upgrade.engine.url.render_as_string(hide_password=True))
