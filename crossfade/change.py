@@ -32,6 +32,14 @@ class Change:
     def tables(self) -> set[str]:
         return {table for op in self.ops for table in op.tables()}
 
+    def trigger_drop_order(self, tables: Iterable[str]) -> list[str]:
+        """`tables` in the order their triggers go: a cross-table op's source table (release N's
+        side) before its target. Each table's triggers go in a step of their own, and in between
+        the source's triggers would otherwise still copy release N's stale values into release
+        N+1's table (a row inserted there pulling an old value and pushing it on)."""
+        targets = {table for op in self.ops for table in op.tables()[1:]}
+        return sorted(tables, key=lambda table: (table in targets, table))
+
     def validate(self, schema: Schema) -> None:
         """Typed errors for anything that cannot work, checked against release N's schema as the
         earlier ops of the change leave it (an index or a check may name a column they add)."""

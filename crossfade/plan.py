@@ -105,21 +105,21 @@ def _plan_change(change: Change, dialect: TriggerDialect, snapshot: Schema, batc
     after_expand = snapshot.copy()
     contract = Section(change.id, "contract", note="only when no node of release N is left")
     contract.steps += _ddl(dialect.steps(change.before_dropping_triggers(snapshot), snapshot))
-    contract.steps += _drop_triggers(dialect, objects)
+    contract.steps += _drop_triggers(dialect, objects, change)
     contract.steps += _ddl(dialect.steps(change.after_dropping_triggers(snapshot), snapshot))
 
     rollback = Section(change.id, "rollback", note="instead of contract: undoes expand; release N's data is intact")
-    rollback.steps += _drop_triggers(dialect, objects)
+    rollback.steps += _drop_triggers(dialect, objects, change)
     intents = change.rollback_intents(after_expand) + [SetNullable(t, c, False) for t, c in relaxed]
     rollback.steps += _ddl(dialect.steps(intents, after_expand))
     return [expand, migrate, contract, rollback]
 
 
-def _drop_triggers(dialect: TriggerDialect, objects: list[DbObject]) -> list[PlannedStep]:
+def _drop_triggers(dialect: TriggerDialect, objects: list[DbObject], change: Change) -> list[PlannedStep]:
     return [PlannedStep(f"drop triggers on {table}",
                         dialect.drop_statements([(o.kind, o.name, o.table) for o in objects if o.table == table]),
                         _locks(dialect.trigger_locks))
-            for table in sorted({o.table for o in objects})]
+            for table in change.trigger_drop_order({o.table for o in objects})]
 
 
 def _backfill_step(dialect: TriggerDialect, job: backfill.Job, batch_size: int | None) -> PlannedStep:

@@ -295,7 +295,7 @@ class Runner:
     # --- shared helpers ----------------------------------------------------------------------
     def _drop_triggers(self, conn: sa.Connection, change: Change, current: ChangeState) -> None:
         tables = set(current.tables) or change.tables()
-        for name in sorted(tables):
+        for name in change.trigger_drop_order(tables):
             def none_left(c, table=name):
                 return not self.dialect.catalog_objects(c, {table})
             present = self.dialect.catalog_objects(conn, {name})

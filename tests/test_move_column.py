@@ -416,3 +416,39 @@ def test_plan_sql_shows_the_triggers_on_both_tables_and_the_backfill(dialect):
     assert "UPDATE orgs SET name=(SELECT users.org_name" in migrate
     assert "ALTER TABLE users DROP COLUMN org_name" in contract or "rebuild table users" in contract
     assert "DROP TRIGGER IF EXISTS crossfade_orgs_move_update" in contract
+
+
+@pytest.mark.parametrize("dialect_name", ["mysql"])
+def test_mariadb_a_statement_its_trigger_deadlocked_leaves_the_next_one_synced(engine):
+    """MariaDB rolls a deadlock victim back without running the trigger's error handler, so the
+    guard it had set stays in the session; it names the statement that set it, and the session's
+    next statement syncs as usual."""
+    import threading
+    import time
+
+    _, users, orgs, _ = expanded(engine)
+    with engine.begin() as conn:  # orgs the other transaction will hold: it must be the heavier one
+        conn.execute(orgs.insert(), [{"id": i, "title": f"t{i}"} for i in range(10, 300)])
+    victim, other = engine.connect(), engine.connect()
+    other.execute(orgs.update().where(sa.or_(orgs.c.id == 1, orgs.c.id >= 10)).values(title="held"))
+    victim.execute(users.update().where(users.c.org_id == 2).values(org_name="blue 2"))  # locks orgs 2
+
+    def close_the_cycle() -> None:
+        time.sleep(0.3)  # the victim waits for orgs 1 by now
+        try:
+            other.execute(orgs.update().where(orgs.c.id == 2).values(title="x"))
+            other.commit()
+        except sa.exc.DBAPIError:
+            other.rollback()
+
+    thread = threading.Thread(target=close_the_cycle)
+    thread.start()
+    with pytest.raises(sa.exc.DBAPIError, match="Deadlock"):
+        victim.execute(users.update().where(users.c.org_id == 1).values(org_name="acme 2"))  # wants orgs 1
+    thread.join(10)
+    victim.rollback()
+    victim.execute(users.update().where(users.c.org_id == 1).values(org_name="acme 3"))  # the same session
+    victim.commit()
+    victim.close()
+    other.close()
+    assert org_names(engine, orgs)[1] == "acme 3"

@@ -178,10 +178,13 @@ class MySQLDialect(ProceduralTriggers):
         nothing (the guard), which also keeps them from writing back (error 1442 forbids it)."""
         name = self.object_name(table, suffix)
         body = [
-            # A failed statement clears the guard, so the session's next statement syncs again.
+            # The guard holds the statement's start time (NOW(6): one value for a statement and
+            # every trigger it fires, another for the session's next statement). A statement that
+            # fails clears it; one that MariaDB rolls back for a deadlock skips the handler and
+            # leaves it set, but then it names a statement that is over, and is ignored.
             "DECLARE EXIT HANDLER FOR SQLEXCEPTION BEGIN SET @crossfade_link = NULL; RESIGNAL; END;",
-            "IF @crossfade_link IS NULL THEN",
-            "  SET @crossfade_link = 1;",
+            "IF @crossfade_backfill IS NULL AND (@crossfade_link IS NULL OR @crossfade_link <> NOW(6) + 0) THEN",
+            "  SET @crossfade_link = NOW(6) + 0;",
             *self._indent(program),
             "  SET @crossfade_link = NULL;",
             "END IF;",
@@ -255,7 +258,7 @@ class MySQLDialect(ProceduralTriggers):
 
     def link_guard(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
         # A session variable outlives the transaction: the backfill clears it in a finally.
-        return ("SET @crossfade_link = 1",), ("SET @crossfade_link = NULL",)
+        return ("SET @crossfade_backfill = 1",), ("SET @crossfade_backfill = NULL",)
 
     def swap_stand_in_steps(self, intent: SwapStandIn, schema: Schema) -> list[Step]:
         # One RENAME TABLE renames both at once: no statement finds the name missing.
