@@ -452,3 +452,22 @@ def test_mariadb_a_statement_its_trigger_deadlocked_leaves_the_next_one_synced(e
     victim.close()
     other.close()
     assert org_names(engine, orgs)[1] == "acme 3"
+
+
+def test_contract_drops_the_source_tables_triggers_first(db):
+    """Between the two tables' trigger drops release N+1 keeps writing. Were the target's to go
+    first, a user it inserts would pull the old value from release N's copies and push it into
+    the org release N+1 just cleared."""
+    _, _, orgs, users_n1 = expanded(db)
+    drops: list[str] = []
+
+    def release_n1_writes_between_the_drops(phase: str, step: str) -> None:
+        if phase == "contracting" and step.startswith("drop triggers on"):
+            drops.append(step)
+            if len(drops) == 1:
+                run(db, orgs.update().where(orgs.c.id == 1).values(name=None))
+                run(db, users_n1.insert().values(login="eve", org_id=1))
+
+    Runner(db, on_step=release_n1_writes_between_the_drops).contract(MOVE)
+    assert drops == ["drop triggers on users", "drop triggers on orgs"]
+    assert org_names(db, orgs)[1] is None
