@@ -178,15 +178,14 @@ class MySQLDialect(ProceduralTriggers):
         nothing (the guard), which also keeps them from writing back (error 1442 forbids it)."""
         name = self.object_name(table, suffix)
         body = [
-            # The guard holds the statement's start time (NOW(6): one value for a statement and
-            # every trigger it fires, another for the session's next statement). A statement that
-            # fails clears it; one that MariaDB rolls back for a deadlock skips the handler and
-            # leaves it set, but then it names a statement that is over, and is ignored.
+            # The guard (set by _writing, around each write of the other table) holds the
+            # statement's start time: NOW(6) is one value for a statement and every trigger it
+            # fires, another for the session's next statement. A statement that fails clears it;
+            # one MariaDB rolls back for a deadlock skips the handler and leaves it set, but then it
+            # names a statement that is over, and is ignored.
             "DECLARE EXIT HANDLER FOR SQLEXCEPTION BEGIN SET @crossfade_link = NULL; RESIGNAL; END;",
             "IF @crossfade_backfill IS NULL AND (@crossfade_link IS NULL OR @crossfade_link <> NOW(6) + 0) THEN",
-            "  SET @crossfade_link = NOW(6) + 0;",
             *self._indent(program),
-            "  SET @crossfade_link = NULL;",
             "END IF;",
         ]
         create_verb = "CREATE OR REPLACE TRIGGER" if self.is_mariadb else "CREATE TRIGGER"
@@ -194,6 +193,13 @@ class MySQLDialect(ProceduralTriggers):
                   "FOR EACH ROW\nBEGIN\n" + "\n".join(self._indent(body)) + "\nEND")
         statements = (create,) if self.is_mariadb else (self.drop_sql("trigger", name, table), create)
         return DbObject("trigger", name, table, statements)
+
+    @staticmethod
+    def _writing(*statements: str) -> list[str]:
+        """Statements that write the other table, with its triggers off meanwhile (the guard):
+        set only around the writes, so a row that writes nothing pays nothing for it."""
+        return ["SET @crossfade_link = NOW(6) + 0;", *[s if s.endswith(";") else s + ";" for s in statements],
+                "SET @crossfade_link = NULL;"]
 
     # --- move_column: BEFORE triggers only, each setting NEW and writing the other table. A
     # trigger cannot write its own table (error 1442), so a write to one source row does not
@@ -208,19 +214,22 @@ class MySQLDialect(ProceduralTriggers):
         source_key_changed = move.source_key_changed(s_new, s_old)
         target_changed = move.target_changed(t_new, t_old)
         target_key_changed = move.target_key_changed(t_new, t_old)
-        source_update = [
-            *self._if(sa.and_(sa.not_(source_changed), source_key_changed, move.has_shared_values(s_new)), pull_source),
-            *self._if(sa.or_(source_changed, source_key_changed), [f"{self.compile(move.push_to_target(s_new))};"])]
+        # Each condition on NEW / OLD alone is tested before any that reads a table: MariaDB
+        # evaluates a whole condition, subqueries and all, for every row.
+        push_to_target = self._writing(self.compile(move.push_to_target(s_new)))
+        push_to_sources = self._writing(self.compile(move.push_to_sources(t_new)))
+        source_update = self._if(sa.or_(source_changed, source_key_changed), [
+            *self._if(sa.not_(source_changed), self._if(move.has_shared_values(s_new), pull_source)),
+            *push_to_target])
         source_insert = [
-            *self._if(sa.and_(move.source_empty(s_new), move.has_shared_values(s_new)), pull_source),
-            *self._if(sa.not_(move.source_empty(s_new)), [f"{self.compile(move.push_to_target(s_new))};"])]
-        target_update = [
-            *self._if(sa.and_(sa.not_(target_changed), target_key_changed, move.target_empty(t_new)), pull_target),
-            *self._if(target_key_changed, [f"{self.compile(move.clear_sources(t_old))};"]),
-            *self._if(sa.or_(target_changed, target_key_changed), [f"{self.compile(move.push_to_sources(t_new))};"])]
-        target_insert = [*self._if(move.target_empty(t_new), pull_target),
-                         f"{self.compile(move.push_to_sources(t_new))};"]
-        target_delete = [f"{self.compile(move.clear_sources(t_old))};"]
+            *self._if(move.source_empty(s_new), self._if(move.has_shared_values(s_new), pull_source)),
+            *self._if(sa.not_(move.source_empty(s_new)), push_to_target)]
+        target_update = self._if(sa.or_(target_changed, target_key_changed), [
+            *self._if(sa.and_(sa.not_(target_changed), move.target_empty(t_new)), pull_target),
+            *self._if(target_key_changed, self._writing(self.compile(move.clear_sources(t_old)))),
+            *push_to_sources])
+        target_insert = [*self._if(move.target_empty(t_new), pull_target), *push_to_sources]
+        target_delete = self._writing(self.compile(move.clear_sources(t_old)))
         # UPDATE triggers first: each CREATE TRIGGER commits on its own.
         return [self._guarded_trigger(rule.source, "move_update", "BEFORE UPDATE", source_update),
                 self._guarded_trigger(rule.source, "move_insert", "BEFORE INSERT", source_insert),
@@ -239,9 +248,12 @@ class MySQLDialect(ProceduralTriggers):
                   "ON DUPLICATE KEY UPDATE " + ", ".join(f"{self.quote(c)} = VALUES({self.quote(c)})" for c in cols) + ";")
         update = (f"UPDATE {target} SET " + ", ".join(f"{self.quote(c)} = NEW.{self.quote(c)}" for c in cols)
                   + f" WHERE {key} = NEW.{key};")
-        return {"INSERT": [f"IF {has_value} THEN", f"  {upsert}", "END IF;"],
-                "UPDATE": [f"IF {has_value} THEN", f"  {upsert}", "ELSE", f"  {update}", "END IF;"],
-                "DELETE": [f"DELETE FROM {target} WHERE {key} = OLD.{key};"]}
+        # A new row can have no target row yet (the target's key references it): a plain INSERT.
+        insert = f"INSERT INTO {target} ({key}, {names}) VALUES (NEW.{key}, {self._refs('NEW', cols)});"
+        return {"INSERT": [f"IF {has_value} THEN", *self._indent(self._writing(insert)), "END IF;"],
+                "UPDATE": [f"IF {has_value} THEN", *self._indent(self._writing(upsert)), "ELSE",
+                           *self._indent(self._writing(update)), "END IF;"],
+                "DELETE": self._writing(f"DELETE FROM {target} WHERE {key} = OLD.{key};")}
 
     def _target_programs(self, link: LinkRule) -> dict[str, list[str]]:
         source, key, cols = self.quote(link.source), self.quote(link.key), link.columns
@@ -249,7 +261,7 @@ class MySQLDialect(ProceduralTriggers):
                 + f" WHERE {key} = NEW.{key};")
         clear = (f"UPDATE {source} SET " + ", ".join(f"{self.quote(c)} = NULL" for c in cols)
                  + f" WHERE {key} = OLD.{key};")
-        return {"INSERT": [copy], "UPDATE": [copy], "DELETE": [clear]}
+        return {"INSERT": self._writing(copy), "UPDATE": self._writing(copy), "DELETE": self._writing(clear)}
 
     def insert_missing(self, target: sa.Table, key: str, columns: list[str], select: sa.Select) -> sa.Insert:
         # Not INSERT IGNORE: it would also turn a bad value into a warning and a default.

@@ -154,7 +154,9 @@ class PostgresDialect(ProceduralTriggers):
             objects.append(DbObject("function", function, table, (create_function,)))
             synced = (link.key, *link.columns)
             changed_sql = f"({self._refs('OLD', synced)}) IS DISTINCT FROM ({self._refs('NEW', synced)})"
-            events = (("link_insert", "INSERT", ""), ("link_delete", "DELETE", ""),
+            has_value = " OR ".join(f"NEW.{self.quote(c)} IS NOT NULL" for c in link.columns)
+            insert_when = f"\nWHEN ({has_value})" if table == link.source else ""
+            events = (("link_insert", "INSERT", insert_when), ("link_delete", "DELETE", ""),
                       ("link_update", f"UPDATE OF {', '.join(self.quote(c) for c in synced)}", f"\nWHEN ({changed_sql})"))
             for suffix, event, when in events:
                 name = self.object_name(table, suffix)
@@ -179,7 +181,9 @@ class PostgresDialect(ProceduralTriggers):
                   + f"\n  WHERE ({self._refs('t', cols)}) IS DISTINCT FROM ({self._refs('EXCLUDED', cols)});")
         update = (f"UPDATE {target} AS t SET " + ", ".join(f"{self.quote(c)} = NEW.{self.quote(c)}" for c in cols)
                   + f" WHERE t.{key} = NEW.{key} AND ({self._refs('t', cols)}) IS DISTINCT FROM ({self._refs('NEW', cols)});")
-        insert = [f"IF {has_value} THEN", f"  {upsert}", "END IF;"]
+        # A new row can have no target row yet (the target's key references it): a plain INSERT,
+        # fired only with a value (the source's INSERT trigger's WHEN).
+        insert = [f"INSERT INTO {target} ({key}, {names}) VALUES (NEW.{key}, {self._refs('NEW', cols)});"]
         return insert, [f"IF {has_value} THEN", f"  {upsert}", "ELSE", f"  {update}", "END IF;"], [
             f"DELETE FROM {target} WHERE {key} = OLD.{key};"]
 
@@ -222,12 +226,11 @@ class PostgresDialect(ProceduralTriggers):
             *self._indent(self._if(move.has_shared_values(s_new), pull)),
             "END IF;",
         ]
-        push = [f"{self.compile(move.push_to_target(s_new))};"]
+        # The other rows of the target follow only when the target's value changed: otherwise
+        # they hold it already (the law), and looking them all up on every write is the cost.
+        source_after = [f"{self.compile(move.push_to_target(s_new))};"]
         if rule.many:
-            push.append(f"{self.compile(move.push_to_siblings(s_new))};")
-        # An insert that left the values out took the target's (or had none to take): nothing to write.
-        source_after = ["IF TG_OP = 'INSERT' THEN", *self._indent(self._if(sa.not_(move.source_empty(s_new)), push)),
-                        "ELSE", *self._indent(push), "END IF;"]
+            source_after += ["IF FOUND THEN", f"  {self.compile(move.push_to_siblings(s_new))};", "END IF;"]
         target_before = [
             "IF TG_OP = 'DELETE' THEN",
             *self._indent(self._guarded([f"{self.compile(move.clear_sources(t_old))};"])),
@@ -246,12 +249,16 @@ class PostgresDialect(ProceduralTriggers):
         source_keys = (*rule.source_columns, rule.source_key)
         target_keys = (*rule.target_columns, rule.target_key)
         return [
+            # An insert that leaves the values out takes the target's (BEFORE); one that gives them
+            # writes them on (AFTER): each trigger fires only for the inserts it has work for.
             *self._move_side(rule.source, source_before, source_after, source_keys,
+                             before_insert=move.source_empty(s_new), after_insert=sa.not_(move.source_empty(s_new)),
                              before_update=sa.and_(sa.not_(move.source_changed(s_new, s_old)),
                                                    move.source_key_changed(s_new, s_old)),
                              after_update=sa.or_(move.source_changed(s_new, s_old),
                                                  move.source_key_changed(s_new, s_old))),
             *self._move_side(rule.target, target_before, target_after, target_keys,
+                             before_insert=move.target_empty(t_new), after_insert=None,
                              before_update=sa.and_(sa.not_(move.target_changed(t_new, t_old)),
                                                    move.target_key_changed(t_new, t_old)),
                              after_update=sa.or_(move.target_changed(t_new, t_old),
@@ -259,8 +266,8 @@ class PostgresDialect(ProceduralTriggers):
                              on_delete=True),
         ]
 
-    def _move_side(self, table: str, before: list[str], after: list[str], columns, *, before_update, after_update,
-                   on_delete: bool = False) -> list[DbObject]:
+    def _move_side(self, table: str, before: list[str], after: list[str], columns, *, before_insert, after_insert,
+                   before_update, after_update, on_delete: bool = False) -> list[DbObject]:
         """One table's function and triggers. The other side's triggers do nothing while this one
         writes it (the guard); each returns what its timing needs."""
         function = self.object_name(table, "move")
@@ -278,8 +285,10 @@ class PostgresDialect(ProceduralTriggers):
         ]
         create_function = self._function_sql(function, body)
         update_of = f"UPDATE OF {', '.join(self.quote(c) for c in columns)}"
-        events = [("move_insert_before", "BEFORE INSERT", None), ("move_update_before", f"BEFORE {update_of}", before_update),
-                  ("move_insert_after", "AFTER INSERT", None), ("move_update_after", f"AFTER {update_of}", after_update)]
+        events = [("move_insert_before", "BEFORE INSERT", before_insert),
+                  ("move_update_before", f"BEFORE {update_of}", before_update),
+                  ("move_insert_after", "AFTER INSERT", after_insert),
+                  ("move_update_after", f"AFTER {update_of}", after_update)]
         if on_delete:
             events.append(("move_delete_before", "BEFORE DELETE", None))
         objects = [DbObject("function", function, table, (create_function,))]

@@ -172,6 +172,8 @@ class SQLiteDialect(TriggerDialect):
             for suffix, event, statements in self._link_statements(link, side, table, other):
                 name = self.object_name(table, suffix)
                 when = ""
+                if event == "INSERT" and side == "source" and not link.mirror:
+                    when = " WHEN " + " OR ".join(f"NEW.{self.quote(c)} IS NOT NULL" for c in link.columns)
                 if event.startswith("UPDATE"):
                     synced = (link.key, *link.columns)
                     when = " WHEN " + " OR ".join(f"OLD.{self.quote(c)} IS NOT NEW.{self.quote(c)}" for c in synced)
@@ -203,10 +205,14 @@ class SQLiteDialect(TriggerDialect):
         copy = self._copy_values(other, key, cols, "NEW")
         insert = self._insert_missing(other, synced, only_with_values=() if link.mirror else cols)
         if owns_rows:
+            # On insert, the values straight from NEW (the trigger's WHEN tested a split's value);
+            # the other side may hold the key already where its own trigger got there first.
+            fresh = (f"INSERT INTO {self.quote(other)} ({', '.join(self.quote(c) for c in synced)}) "
+                     f"VALUES ({', '.join('NEW.' + self.quote(c) for c in synced)}) ON CONFLICT ({self.quote(key)}) DO NOTHING")
             delete = f"DELETE FROM {self.quote(other)} WHERE {self.quote(key)} = OLD.{self.quote(key)}"
             rekey = (f"UPDATE {self.quote(other)} SET {self.quote(key)} = NEW.{self.quote(key)} "
                      f"WHERE {self.quote(key)} = OLD.{self.quote(key)} AND OLD.{self.quote(key)} IS NOT NEW.{self.quote(key)}")
-            return [("link_insert", "INSERT", [insert]), ("link_update", update_of, [rekey, copy, insert]),
+            return [("link_insert", "INSERT", [fresh]), ("link_update", update_of, [rekey, copy, insert]),
                     ("link_delete", "DELETE", [delete])]
         clear = (f"UPDATE {self.quote(other)} SET " + ", ".join(f"{self.quote(c)} = NULL" for c in cols)
                  + f" WHERE {self.quote(key)} = OLD.{self.quote(key)} AND NOT ("
