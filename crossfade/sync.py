@@ -354,13 +354,15 @@ class MoveStatements:
         Both read the source through `batch` (its primary key), so no index on the relation is needed."""
         s, t, rule = self.s, self.t, self.rule
         has_values = sa.not_(all_null([s.c[c] for c in rule.source_columns]))
-        first = (sa.select(s.c[rule.source_pk]).where(batch, has_values, s.c[rule.source_key] == t.c[rule.target_key])
-                 .order_by(s.c[rule.source_pk]).limit(1).correlate_except(s).scalar_subquery())
+        # The batch's first source row with values per target key, as a derived table joined to
+        # the target: a correlated IN (...) would be run again for every target row by MariaDB.
+        firsts = (sa.select(s.c[rule.source_key].label("key"), sa.func.min(s.c[rule.source_pk]).label("first"))
+                  .where(batch, has_values).group_by(s.c[rule.source_key]).subquery("crossfade_firsts"))
+        first_row = s.alias("crossfade_first")
         fill_target = (sa.update(t)
-                       .where(t.c[rule.target_key].in_(sa.select(s.c[rule.source_key]).where(batch, has_values)),
+                       .where(t.c[rule.target_key] == firsts.c.key, first_row.c[rule.source_pk] == firsts.c.first,
                               all_null([t.c[c] for c in rule.target_columns]))
-                       .values({tc: sa.select(s.c[sc]).where(s.c[rule.source_pk] == first)
-                                .correlate_except(s).scalar_subquery() for sc, tc in rule.columns}))
+                       .values({tc: first_row.c[sc] for sc, tc in rule.columns}))
         fill_sources = (sa.update(s)
                         .where(batch, all_null([s.c[c] for c in rule.source_columns]), self.target_is_derived(s))
                         .values({sc: v for sc, v in zip(rule.source_columns, self.target_values_for(s))}))

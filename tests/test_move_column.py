@@ -413,7 +413,7 @@ def test_plan_sql_shows_the_triggers_on_both_tables_and_the_backfill(dialect):
     assert "-- install triggers on orgs" in expand and "-- install triggers on users" in expand
     assert "crossfade_users_move_insert" in expand and "crossfade_orgs_move_update" in expand
     assert "-- backfill orgs (moved from users)" in migrate
-    assert "UPDATE orgs SET name=(SELECT users.org_name" in migrate
+    assert "UPDATE orgs" in migrate and "name=crossfade_first.org_name" in migrate
     assert "ALTER TABLE users DROP COLUMN org_name" in contract or "rebuild table users" in contract
     assert "DROP TRIGGER IF EXISTS crossfade_orgs_move_update" in contract
 
