@@ -92,6 +92,47 @@ def drop_all(engine: sa.Engine) -> None:
             conn.exec_driver_sql("DROP FUNCTION IF EXISTS crossfade_images_sync() CASCADE")
 
 
+def drop_tables(engine: sa.Engine, tables: tuple[str, ...], functions: tuple[str, ...] = ()) -> None:
+    """Drop `tables` (in this order: referencing tables first) and, on PostgreSQL, the trigger
+    `functions` (DROP TABLE takes the triggers, not their functions)."""
+    with autocommit(engine) as conn:
+        if engine.dialect.name == "postgresql":
+            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {', '.join(tables)} CASCADE")
+            if functions:
+                conn.exec_driver_sql(f"DROP FUNCTION IF EXISTS {', '.join(f + '()' for f in functions)} CASCADE")
+            return
+        for table in tables:
+            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
+
+
+# --- SQL that differs per dialect ---------------------------------------------------------------
+
+def concat(dialect: str, *parts: str) -> str:
+    """String concatenation (`||` is OR on MariaDB)."""
+    return f"CONCAT({', '.join(parts)})" if dialect == "mysql" else " || ".join(parts)
+
+
+def label(dialect: str, prefix: str, value: str, suffix: str = "") -> str:
+    """'prefix' || value || 'suffix': text values, one per row."""
+    return concat(dialect, f"'{prefix}'", value, *([f"'{suffix}'"] if suffix else []))
+
+
+def distinct(dialect: str, left: str, right: str) -> str:
+    """Null-safe inequality, exact bytes on MariaDB (as crossfade compares)."""
+    if dialect == "mysql":
+        return f"NOT (BINARY {left} <=> BINARY {right})"
+    return f"{left} IS NOT {right}" if dialect == "sqlite" else f"{left} IS DISTINCT FROM {right}"
+
+
+def series(dialect: str, n: int) -> str:
+    """A FROM item with one column i = 1..n, built server-side."""
+    if dialect == "postgresql":
+        return f"generate_series(1, {n}) AS s(i)"
+    if dialect == "mysql":
+        return f"(SELECT seq AS i FROM seq_1_to_{n}) AS s"
+    return f"(WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < {n}) SELECT i FROM s) AS s"
+
+
 def make_source(engine: sa.Engine, rows: int) -> None:
     """bench_src(id, name, is_public): the rows every load and bulk INSERT copies, built server-side."""
     name = engine.dialect.name
@@ -126,26 +167,33 @@ def make_source(engine: sa.Engine, rows: int) -> None:
                                  f"FROM seq_1_to_{rows}")
 
 
-def maintain(engine: sa.Engine) -> None:
+def maintain(engine: sa.Engine, tables: tuple[str, ...] = (TABLE,)) -> None:
     """Untimed: fresh statistics, and (PostgreSQL) a clean visibility map, before a measurement."""
     with autocommit(engine) as conn:
         if engine.dialect.name == "postgresql":
-            conn.exec_driver_sql(f"VACUUM ANALYZE {TABLE}")
+            conn.exec_driver_sql(f"VACUUM ANALYZE {', '.join(tables)}")
             conn.exec_driver_sql("CHECKPOINT")
         elif engine.dialect.name == "mysql":
-            conn.exec_driver_sql(f"ANALYZE TABLE {TABLE}").all()
+            conn.exec_driver_sql(f"ANALYZE TABLE {', '.join(tables)}").all()
         else:
             conn.exec_driver_sql("ANALYZE")
 
 
-def timed(engine: sa.Engine, sql: str) -> float:
-    """Seconds for one statement and its commit."""
+def timed(engine: sa.Engine, sql: str, *, before: tuple[str, ...] = (), after: tuple[str, ...] = ()) -> float:
+    """Seconds for one statement and its commit. `before` runs untimed in its transaction (e.g. a
+    transaction-local setting), `after` untimed once it committed (e.g. clearing a session variable)."""
     with engine.connect() as conn:
         conn.exec_driver_sql("SELECT 1").all()  # connection warm, transaction open on the same footing
+        for statement in before:
+            conn.exec_driver_sql(statement)
         start = time.perf_counter()
         conn.exec_driver_sql(sql)
         conn.commit()
-        return time.perf_counter() - start
+        seconds = time.perf_counter() - start
+        for statement in after:
+            conn.exec_driver_sql(statement)
+        conn.commit()
+        return seconds
 
 
 def up_sql(dialect: str, prefix: str = "") -> str:

@@ -48,7 +48,7 @@ def run_preflight(conn: sa.Connection, dialect: TriggerDialect, schema: Schema,
     for link in links:
         if isinstance(link, MoveRule):
             result.errors += dialect.move_problems(conn, link)
-            result.warnings += dialect.move_warnings(link)
+        result.warnings += dialect.link_warnings(link)
     return result
 
 

@@ -471,3 +471,31 @@ def test_contract_drops_the_source_tables_triggers_first(db):
     Runner(db, on_step=release_n1_writes_between_the_drops).contract(MOVE)
     assert drops == ["drop triggers on users", "drop triggers on orgs"]
     assert org_names(db, orgs)[1] is None
+
+
+# --- statements that read the other table ----------------------------------------------------------
+
+def test_release_n_inserting_rows_selected_from_the_target_takes_their_values(db):
+    _, users, _, _ = expanded(db)
+    orgs_n = release_n()[0]
+    run(db, users.insert().from_select(["login", "org_id"],
+                                       sa.select(sa.literal("new") + sa.cast(orgs_n.c.id, sa.String), orgs_n.c.id)))
+    assert {k: v for k, v in names(db, users).items() if k.startswith("new")} == {
+        "new1": "acme", "new2": "blue", "new3": None}
+
+
+@pytest.mark.parametrize("dialect_name", ["mysql"])
+def test_mariadb_refuses_a_statement_reading_the_target_whose_trigger_must_write_it(engine):
+    """Error 1442, documented and warned about at expand: the statement fails whole, nothing half-synced."""
+    _, users = build(engine, users=SEED)
+    runner = Runner(engine)
+    runner.expand(MOVE)
+    runner.migrate(MOVE)
+    assert any("error 1442" in w and "INSERT INTO users ... SELECT ... FROM orgs" in w for w in runner.warnings)
+    orgs_n = release_n()[0]
+    with pytest.raises(sa.exc.OperationalError, match="1442"):
+        run(engine, users.update().where(users.c.org_id.in_(sa.select(orgs_n.c.id).where(orgs_n.c.title == "t1")))
+            .values(org_name="renamed"))
+    assert names(engine, users) == {"ann": "acme", "bob": "acme", "cy": "blue", "di": None}
+    run(engine, users.update().where(users.c.org_id == 1).values(org_name="renamed"))  # as two statements: fine
+    assert names(engine, users)["ann"] == "renamed"

@@ -317,3 +317,18 @@ def test_mariadb_installs_each_trigger_as_a_step_of_its_own(db):
     Runner(db, on_step=lambda phase, step: steps.append(step)).expand(SPLIT)
     installs = [s for s in steps if s.startswith("install triggers")]
     assert len(installs) == 6 and all(": trigger crossfade_" in s for s in installs)
+
+
+@pytest.mark.parametrize("variant", ["mysql"])
+def test_mariadb_split_warns_and_refuses_a_write_that_reads_the_other_table(db):
+    """Error 1442: release N+1 filling profiles from users in one statement fails whole; the
+    warning at expand says so, and two statements do it."""
+    runner, _users_n, users_n1, profiles = expanded_split(db, seed=[])
+    assert any("error 1442" in w and "INSERT INTO profiles ... SELECT ... FROM users" in w for w in runner.warnings)
+    new = insert(db, users_n1, name="cat")
+    with pytest.raises(sa.exc.OperationalError, match="1442"), db.begin() as conn:
+        conn.execute(profiles.insert().from_select(["id", "bio", "theme"],
+                                                   sa.select(users_n1.c.id, sa.literal("b"), sa.literal("t"))))
+    assert rows(db, profiles) == []
+    insert(db, profiles, id=new, bio="b", theme="t")
+    assert rows(db, profiles) == [(new, "b", "t")]

@@ -212,7 +212,8 @@ class TriggerDialect:
         """Why this database cannot keep a move_column in sync (empty: it can)."""
         return []
 
-    def move_warnings(self, move: MoveRule) -> list[str]:
+    def link_warnings(self, link: LinkRule | MoveRule) -> list[str]:
+        """What release N or N+1 code must avoid while this cross-table op's triggers are in."""
         return []
 
     def orphan_functions(self, conn: sa.Connection) -> list[str]:
@@ -536,9 +537,11 @@ class ProceduralTriggers(TriggerDialect):
                       "END IF;"]
         return lines
 
-    def _if(self, condition: ColumnElement, body: list[str]) -> list[str]:
-        """IF condition THEN body END IF; the condition compiled whole, so AND / OR never regroup."""
-        return [f"IF {self.compile(condition)} THEN", *self._indent(body), "END IF;"]
+    def _if(self, condition: ColumnElement, body: list[str], otherwise: list[str] = ()) -> list[str]:
+        """IF condition THEN body [ELSE otherwise] END IF; the condition compiled whole, so AND / OR
+        never regroup."""
+        orelse = ["ELSE", *self._indent(list(otherwise))] if otherwise else []
+        return [f"IF {self.compile(condition)} THEN", *self._indent(body), *orelse, "END IF;"]
 
     def _assign_all(self, new, targets, values) -> list[str]:
         return [self.assign(self.compile(new.c[t]), self.compile(v)) for t, v in zip(targets, values)]

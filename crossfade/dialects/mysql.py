@@ -141,16 +141,23 @@ class MySQLDialect(ProceduralTriggers):
                 for name, on_update, on_delete in rules
                 if on_update in ("CASCADE", "SET NULL", "SET DEFAULT") or on_delete == "SET DEFAULT"]
 
-    def move_warnings(self, move: MoveRule) -> list[str]:
-        if not move.many:
-            return []
-        columns = ", ".join(move.source_columns)
-        warning = (f"move_column {move.source}.{columns} -> {move.target}: several {move.source} rows share one "
-                   f"{move.target} row, and a MySQL/MariaDB trigger cannot write the table its statement writes "
-                   f"(error 1442): a release N write to one {move.source} row reaches {move.target} but not the "
-                   f"other rows of that {move.target} row. Release N must update them together "
-                   f"(UPDATE {move.source} SET ... WHERE {move.source_key} = ...)")
-        return [warning]
+    def link_warnings(self, link: LinkRule | MoveRule) -> list[str]:
+        if isinstance(link, LinkRule) and link.mirror:
+            return []  # rename_table: a view, no triggers
+        source, target = link.source, link.target
+        warnings = [(f"{source} <-> {target}: a MySQL/MariaDB trigger cannot write a table its statement also "
+                    f"reads (error 1442). Until contract, a statement that writes one of them while reading the "
+                    f"other (INSERT INTO {source} ... SELECT ... FROM {target}, INSERT INTO {target} ... SELECT "
+                    f"... FROM {source}, UPDATE ... JOIN, a subquery) fails whenever its trigger has to write the "
+                    "table it reads; run it as a read, then a write")]
+        if isinstance(link, MoveRule) and link.many:
+            columns = ", ".join(link.source_columns)
+            warnings.append(
+                f"move_column {source}.{columns} -> {target}: several {source} rows share one {target} row, and a "
+                f"MySQL/MariaDB trigger cannot write the table its statement writes (error 1442): a release N "
+                f"write to one {source} row reaches {target} but not the other rows of that {target} row. "
+                f"Release N must update them together (UPDATE {source} SET ... WHERE {link.source_key} = ...)")
+        return warnings
 
     # --- cross-table links -------------------------------------------------------------------
     create_table_locks = "a new table: a metadata lock on the referenced table for an instant"
@@ -218,17 +225,19 @@ class MySQLDialect(ProceduralTriggers):
         # evaluates a whole condition, subqueries and all, for every row.
         push_to_target = self._writing(self.compile(move.push_to_target(s_new)))
         push_to_sources = self._writing(self.compile(move.push_to_sources(t_new)))
-        source_update = self._if(sa.or_(source_changed, source_key_changed), [
-            *self._if(sa.not_(source_changed), self._if(move.has_shared_values(s_new), pull_source)),
-            *push_to_target])
-        source_insert = [
-            *self._if(move.source_empty(s_new), self._if(move.has_shared_values(s_new), pull_source)),
-            *self._if(sa.not_(move.source_empty(s_new)), push_to_target)]
+        # A row that takes its values from the other table (pulls) writes nothing there: the
+        # statement may read that table (INSERT ... SELECT FROM orgs), and a trigger writing it
+        # would fail with error 1442 even when it changes no row.
+        source_update = self._if(sa.or_(source_changed, source_key_changed), self._if(
+            sa.not_(source_changed), self._if(move.has_shared_values(s_new), pull_source, otherwise=push_to_target),
+            otherwise=push_to_target))
+        source_insert = self._if(move.source_empty(s_new), self._if(move.has_shared_values(s_new), pull_source),
+                                 otherwise=push_to_target)
         target_update = self._if(sa.or_(target_changed, target_key_changed), [
             *self._if(sa.and_(sa.not_(target_changed), move.target_empty(t_new)), pull_target),
             *self._if(target_key_changed, self._writing(self.compile(move.clear_sources(t_old)))),
             *push_to_sources])
-        target_insert = [*self._if(move.target_empty(t_new), pull_target), *push_to_sources]
+        target_insert = self._if(move.target_empty(t_new), pull_target, otherwise=push_to_sources)
         target_delete = self._writing(self.compile(move.clear_sources(t_old)))
         # UPDATE triggers first: each CREATE TRIGGER commits on its own.
         return [self._guarded_trigger(rule.source, "move_update", "BEFORE UPDATE", source_update),
