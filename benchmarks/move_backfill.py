@@ -101,8 +101,8 @@ class ManyToOne(Shape):
 
     def load(self, dialect: str, rows: int) -> list[str]:
         return [f"INSERT INTO orgs (id, title) SELECT i, {label(dialect, 'title-', 'i')} FROM {series(dialect, ORGS)}",
-                f"INSERT INTO users (id, login, org_id, org_name) SELECT i, {label(dialect, 'user-', 'i')}, "
-                f"{org_of(dialect, 'i')}, {label(dialect, 'org-', org_of(dialect, 'i'))} FROM {series(dialect, rows)}"]
+                (f"INSERT INTO users (id, login, org_id, org_name) SELECT i, {label(dialect, 'user-', 'i')}, "
+                 f"{org_of(dialect, 'i')}, {label(dialect, 'org-', org_of(dialect, 'i'))} FROM {series(dialect, rows)}")]
 
     def set_based(self, dialect: str) -> str:
         firsts = "(SELECT org_id, min(id) AS first FROM users WHERE org_name IS NOT NULL GROUP BY org_id) d"
@@ -144,8 +144,8 @@ class OneToOne(Shape):
         return md
 
     def load(self, dialect: str, rows: int) -> list[str]:
-        return [f"INSERT INTO users (id, login, password) SELECT i, {label(dialect, 'user-', 'i')}, "
-                f"{label(dialect, 'secret-', 'i')} FROM {series(dialect, rows)}",
+        return [(f"INSERT INTO users (id, login, password) SELECT i, {label(dialect, 'user-', 'i')}, "
+                 f"{label(dialect, 'secret-', 'i')} FROM {series(dialect, rows)}"),
                 f"INSERT INTO local_users (id, user_id) SELECT i, {rows + 1} - i FROM {series(dialect, rows)}"]
 
     def set_based(self, dialect: str) -> str:
