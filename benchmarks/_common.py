@@ -167,13 +167,34 @@ def make_source(engine: sa.Engine, rows: int) -> None:
                                  f"FROM seq_1_to_{rows}")
 
 
-def maintain(engine: sa.Engine, tables: tuple[str, ...] = (TABLE,)) -> None:
-    """Untimed: fresh statistics, and (PostgreSQL) a clean visibility map, before a measurement."""
+def maintain(engine: sa.Engine, tables: tuple[str, ...] = (TABLE,), *, statistics: bool = True) -> None:
+    """Untimed: fresh statistics, and (PostgreSQL) a clean visibility map, before a measurement.
+    Without `statistics`, only PostgreSQL's CHECKPOINT (VACUUM and ANALYZE would refresh them)."""
     with autocommit(engine) as conn:
-        if engine.dialect.name == "postgresql":
+        if not statistics:
+            if engine.dialect.name == "postgresql":
+                conn.exec_driver_sql("CHECKPOINT")
+        elif engine.dialect.name == "postgresql":
             conn.exec_driver_sql(f"VACUUM ANALYZE {', '.join(tables)}")
             conn.exec_driver_sql("CHECKPOINT")
         elif engine.dialect.name == "mysql":
+            conn.exec_driver_sql(f"ANALYZE TABLE {', '.join(tables)}").all()
+        else:
+            conn.exec_driver_sql("ANALYZE")
+
+
+def freeze_statistics(engine: sa.Engine, tables: tuple[str, ...]) -> None:
+    """Untimed, on tables just created: statistics of empty tables, and the database told not to
+    refresh them by itself (PostgreSQL autovacuum, MariaDB STATS_AUTO_RECALC), so the rows loaded
+    next are planned for with statistics that do not know them, whenever the measurement runs."""
+    with autocommit(engine) as conn:
+        if engine.dialect.name == "postgresql":
+            for table in tables:
+                conn.exec_driver_sql(f"ALTER TABLE {table} SET (autovacuum_enabled = off)")
+            conn.exec_driver_sql(f"ANALYZE {', '.join(tables)}")
+        elif engine.dialect.name == "mysql":
+            for table in tables:
+                conn.exec_driver_sql(f"ALTER TABLE {table} STATS_AUTO_RECALC = 0")
             conn.exec_driver_sql(f"ANALYZE TABLE {', '.join(tables)}").all()
         else:
             conn.exec_driver_sql("ANALYZE")
@@ -190,9 +211,10 @@ def timed(engine: sa.Engine, sql: str, *, before: tuple[str, ...] = (), after: t
         conn.exec_driver_sql(sql)
         conn.commit()
         seconds = time.perf_counter() - start
-        for statement in after:
-            conn.exec_driver_sql(statement)
-        conn.commit()
+        if after:
+            for statement in after:
+                conn.exec_driver_sql(statement)
+            conn.commit()
         return seconds
 
 

@@ -1,30 +1,39 @@
 """Move backfill: crossfade's batched backfill of ops.move_column vs ONE set-based statement.
 
     python benchmarks/move_backfill.py [--rows 200000] [--dialect sqlite postgresql mysql] [--reps 3]
-                                       [--shape many-to-one one-to-one]
+                                       [--shape many-to-one one-to-one] [--stats fresh stale]
 
 Shapes (release N's tables, loaded server-side, every source row holding its value):
   many-to-one  orgs(id, title) with 1,000 orgs; users(id, login, org_id -> orgs.id indexed, org_name)
-               with --rows users, consecutive users in different orgs, every user of an org holding
+               with --rows users, each org's users consecutive (so every batch has orgs to fill: were
+               they spread out, the first batch would fill every org), every user of an org holding
                the same org_name ('org-<org_id>');
                Change(ops.move_column("users", "org_name", to="orgs", via="org_id", new="name"))
   one-to-one   users(id, login, password) and local_users(id, user_id -> users.id unique NOT NULL),
                --rows rows in each, local_users.id running the other way from user_id;
                Change(ops.move_column("users", "password", to="local_users", via="user_id"))
-Setup per measurement (untimed): the tables dropped, created and loaded, statistics, then
+Setup per measurement (untimed): the tables dropped, created and loaded, then
 Runner(engine).expand(change) (the target's new NULL-able column, crossfade's triggers on both
-tables), statistics again.
+tables). Statistics, both ways for each shape:
+  fresh  refreshed after the load and after expand (ANALYZE; PostgreSQL VACUUM ANALYZE, CHECKPOINT)
+  stale  taken on the empty tables, the database's own refresh switched off (PostgreSQL autovacuum,
+         MariaDB STATS_AUTO_RECALC): the planner does not know the rows, as after a bulk load it
+         has not caught up with. A plan that holds only with good statistics shows here: MariaDB's
+         former correlated IN (...) took 28 s for 100,000 users over 1,000 orgs with stale
+         statistics, 0.2 s with fresh ones.
 Timed:
-  set-based  ONE hand-written statement per dialect giving every target row its value (SET_BASED
-             below: the batch's statement without the batches: PostgreSQL and SQLite UPDATE ... FROM,
-             MariaDB a multi-table UPDATE; many-to-one through each org's first user with a value),
-             crossfade's triggers installed and switched off for its session as crossfade's own
-             batches switch them off (the dialect's link_guard: on MariaDB a trigger may not write
-             the table its statement reads, error 1442), timed with its commit
+  set-based  ONE hand-written UPDATE per dialect giving every target row its value (set_based()
+             below: UPDATE ... FROM on PostgreSQL and SQLite, a multi-table UPDATE on MariaDB;
+             many-to-one through a derived table of each org's first user with a value, one-to-one
+             a plain join), with crossfade's triggers installed and switched off for its session as
+             crossfade's own batches switch them off (the dialect's link_guard; without it MariaDB
+             refuses the statement, error 1442: a trigger may not write the table its statement
+             reads), timed with its commit
   default    Runner(engine).migrate(change): crossfade's defaults (batches over users adapting to
              DEFAULT_BATCH_SECONDS, each filling the target rows of its users, then its users left
              empty; on SQLite a rest after each batch)
-crossfade runs on its own pooled engine, as under the crossfade command. After every timed run the
+crossfade runs on its own pooled engine, as under the crossfade command, its connections fresh for
+every measurement (nothing prepared or cached by the last one). After every timed run the
 tables are checked: every target row holds the value its source rows hold, and the source rows
 still hold what was loaded; a wrong backfill stops the run. Variants are interleaved per repetition
 (their order rotating); figures are medians, ratios within one run.
@@ -38,7 +47,18 @@ import sys
 import time
 
 import sqlalchemy as sa
-from _common import DIALECTS, distinct, drop_tables, label, maintain, make_engine, markdown, series, timed
+from _common import (
+    DIALECTS,
+    distinct,
+    drop_tables,
+    freeze_statistics,
+    label,
+    maintain,
+    make_engine,
+    markdown,
+    series,
+    timed,
+)
 
 from crossfade import Change, backfill, ops
 from crossfade.dialects import for_dialect
@@ -47,16 +67,21 @@ from crossfade.runner import Runner
 SET_BASED = "set-based"
 DEFAULT = "default"
 VARIANTS = (SET_BASED, DEFAULT)
+FRESH, STALE = "fresh", "stale"
+STATS = (FRESH, STALE)
 ORGS = 1_000
 TABLES = ("local_users", "users", "orgs", "crossfade_state")  # dropped in this order (foreign keys)
 FUNCTIONS = ("crossfade_users_move", "crossfade_orgs_move", "crossfade_local_users_move")
 
 
-def org_of(dialect: str, i: str) -> str:
-    """User i's org: consecutive users belong to different orgs, so an org's users are spread out.
-    (No `%` on PostgreSQL: psycopg reads it as a placeholder.)"""
-    remainder = f"({i} - 1) % {ORGS}" if dialect == "sqlite" else f"mod({i} - 1, {ORGS})"
-    return f"({remainder} + 1)"
+def per_org(rows: int) -> int:
+    return -(-rows // ORGS)
+
+
+def org_of(dialect: str, i: str, rows: int) -> str:
+    """User i's org: each org's users are consecutive, so every batch reaches orgs no batch before
+    it filled (spread out, the first batch would fill every org and leave the rest nothing to do)."""
+    return f"(({i} - 1) {'DIV' if dialect == 'mysql' else '/'} {per_org(rows)} + 1)"
 
 
 class Shape:
@@ -102,7 +127,7 @@ class ManyToOne(Shape):
     def load(self, dialect: str, rows: int) -> list[str]:
         return [f"INSERT INTO orgs (id, title) SELECT i, {label(dialect, 'title-', 'i')} FROM {series(dialect, ORGS)}",
                 (f"INSERT INTO users (id, login, org_id, org_name) SELECT i, {label(dialect, 'user-', 'i')}, "
-                 f"{org_of(dialect, 'i')}, {label(dialect, 'org-', org_of(dialect, 'i'))} FROM {series(dialect, rows)}")]
+                 f"{org_of(dialect, 'i', rows)}, {label(dialect, 'org-', org_of(dialect, 'i', rows))} FROM {series(dialect, rows)}")]
 
     def set_based(self, dialect: str) -> str:
         firsts = "(SELECT org_id, min(id) AS first FROM users WHERE org_name IS NOT NULL GROUP BY org_id) d"
@@ -113,8 +138,8 @@ class ManyToOne(Shape):
                 "WHERE orgs.id = d.org_id AND orgs.name IS NULL")
 
     def problems(self, dialect: str, rows: int) -> dict[str, str]:
-        with_users = min(rows, ORGS)  # orgs 1..with_users have users
-        loaded = label(dialect, "org-", org_of(dialect, "id"))
+        with_users = -(-rows // per_org(rows))  # orgs 1..with_users have users
+        loaded = label(dialect, "org-", org_of(dialect, "id", rows))
         expected = f"CASE WHEN id <= {with_users} THEN {label(dialect, 'org-', 'id')} END"
         return {
             "users whose org's name is not their org_name": "SELECT count(*) FROM users u JOIN orgs o "
@@ -176,15 +201,18 @@ def describe(variant: str) -> str:
     return f"default (adaptive, {backfill.DEFAULT_BATCH_SECONDS} s)"
 
 
-def setup(engine: sa.Engine, ddl_engine: sa.Engine, shape: Shape, rows: int) -> None:
+def setup(engine: sa.Engine, ddl_engine: sa.Engine, shape: Shape, rows: int, stats: str) -> None:
     drop_tables(engine, TABLES, FUNCTIONS)
     with engine.begin() as conn:
         shape.release_n().create_all(conn)
+    if stats == STALE:
+        freeze_statistics(engine, shape.tables)
+    with engine.begin() as conn:
         for sql in shape.load(engine.dialect.name, rows):
             conn.exec_driver_sql(sql)
-    maintain(engine, shape.tables)
+    maintain(engine, shape.tables, statistics=stats == FRESH)
     Runner(ddl_engine).expand(shape.change())
-    maintain(engine, shape.tables)
+    maintain(engine, shape.tables, statistics=stats == FRESH)
 
 
 def check(engine: sa.Engine, shape: Shape, rows: int, variant: str) -> None:
@@ -198,8 +226,9 @@ def check(engine: sa.Engine, shape: Shape, rows: int, variant: str) -> None:
         raise SystemExit(f"{engine.dialect.name} {shape.name} {variant}: wrong after the backfill: " + "; ".join(found))
 
 
-def run_once(engine: sa.Engine, ddl_engine: sa.Engine, shape: Shape, rows: int, variant: str) -> dict:
-    setup(engine, ddl_engine, shape, rows)
+def run_once(engine: sa.Engine, ddl_engine: sa.Engine, shape: Shape, rows: int, stats: str, variant: str) -> dict:
+    ddl_engine.dispose()  # fresh connections, as a fresh crossfade command has (no plans cached by the last run)
+    setup(engine, ddl_engine, shape, rows, stats)
     sizes: list[int] = []
     if variant == SET_BASED:
         on, off = for_dialect(engine.dialect).link_guard()
@@ -209,46 +238,50 @@ def run_once(engine: sa.Engine, ddl_engine: sa.Engine, shape: Shape, rows: int, 
         start = time.perf_counter()
         runner.migrate(shape.change())
         seconds = time.perf_counter() - start
-    check(engine, shape, rows, variant)
+    check(engine, shape, rows, f"{stats} statistics, {variant}")
     return {"seconds": seconds, "batches": len(sizes), "rows": statistics.median(sizes) if sizes else 0}
 
 
-def run_dialect(dialect: str, shapes: list[Shape], rows: int, reps: int, log) -> dict:
+def run_dialect(dialect: str, shapes: list[Shape], stats: list[str], rows: int, reps: int, log) -> dict:
     engine = make_engine(dialect)
     # crossfade's own engine with its own pool, as the crossfade command has: its DDL session
     # settings must not leak into the benchmark's pool.
     ddl_engine = sa.create_engine(engine.url, connect_args={"timeout": 120} if dialect == "sqlite" else {})
-    results: dict = {(s.name, v): [] for s in shapes for v in VARIANTS}
+    results: dict = {(s.name, st, v): [] for s in shapes for st in stats for v in VARIANTS}
     for rep in range(reps):
         order = VARIANTS[rep % len(VARIANTS):] + VARIANTS[:rep % len(VARIANTS)]
         for shape in shapes:
-            for variant in order:
-                r = run_once(engine, ddl_engine, shape, rows, variant)
-                results[shape.name, variant].append(r)
-                log(f"  {dialect} rep {rep + 1}/{reps} {shape.name:>11} {variant:>9}: {r['seconds']:8.3f} s, "
-                    f"{r['batches']} batches of median {r['rows']:.0f} rows")
+            for st in stats:
+                for variant in order:
+                    r = run_once(engine, ddl_engine, shape, rows, st, variant)
+                    results[shape.name, st, variant].append(r)
+                    log(f"  {dialect} rep {rep + 1}/{reps} {shape.name:>11} {st:>5} {variant:>9}: "
+                        f"{r['seconds']:8.3f} s, {r['batches']} batches of median {r['rows']:.0f} rows")
     drop_tables(engine, TABLES, FUNCTIONS)
     engine.dispose()
     ddl_engine.dispose()
     return results
 
 
-def table_rows(dialect: str, shapes: list[Shape], results: dict) -> list[list[str]]:
+def table_rows(dialect: str, shapes: list[Shape], stats: list[str], results: dict) -> list[list[str]]:
     rows = []
     for shape in shapes:
-        base = statistics.median(r["seconds"] for r in results[shape.name, SET_BASED])
-        best_base = min(r["seconds"] for r in results[shape.name, SET_BASED])
-        for variant in VARIANTS:
-            runs = results[shape.name, variant]
-            seconds = statistics.median(r["seconds"] for r in runs)
-            batches = "-" if variant == SET_BASED else (
-                f"{statistics.median(r['batches'] for r in runs):.0f} x {statistics.median(r['rows'] for r in runs):,.0f}")
-            rows.append([dialect, shape.name, describe(variant), f"{seconds:.3f}", f"{seconds / base:.2f}",
-                         f"{min(r['seconds'] for r in runs) / best_base:.2f}", batches])
+        for st in stats:
+            base = statistics.median(r["seconds"] for r in results[shape.name, st, SET_BASED])
+            best_base = min(r["seconds"] for r in results[shape.name, st, SET_BASED])
+            for variant in VARIANTS:
+                runs = results[shape.name, st, variant]
+                seconds = statistics.median(r["seconds"] for r in runs)
+                batches = "-" if variant == SET_BASED else (
+                    f"{statistics.median(r['batches'] for r in runs):.0f} x "
+                    f"{statistics.median(r['rows'] for r in runs):,.0f}")
+                rows.append([dialect, shape.name, st, describe(variant), f"{seconds:.3f}", f"{seconds / base:.2f}",
+                             f"{min(r['seconds'] for r in runs) / best_base:.2f}", batches])
     return rows
 
 
-HEADERS = ["dialect", "shape", "method", "seconds", "vs set-based", "vs set-based (min)", "batches x rows"]
+HEADERS = ["dialect", "shape", "statistics", "method", "seconds", "vs set-based", "vs set-based (min)",
+           "batches x rows"]
 
 
 def main(argv=None) -> int:
@@ -256,6 +289,8 @@ def main(argv=None) -> int:
     parser.add_argument("--rows", type=int, default=200_000, help="users (and, one-to-one, local_users)")
     parser.add_argument("--dialect", nargs="+", choices=DIALECTS, default=list(DIALECTS))
     parser.add_argument("--shape", nargs="+", choices=list(SHAPES), default=list(SHAPES))
+    parser.add_argument("--stats", nargs="+", choices=STATS, default=list(STATS),
+                        help="fresh: ANALYZE before the measurement; stale: statistics of the empty tables")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--quiet", action="store_true", help="no per-measurement progress lines")
     args = parser.parse_args(argv)
@@ -265,12 +300,13 @@ def main(argv=None) -> int:
     print(f"# crossfade move_column backfill: {args.rows:,} users ({ORGS:,} orgs many-to-one), "
           f"median of {args.reps} interleaved runs")
     print(f"# python benchmarks/move_backfill.py --rows {args.rows} --reps {args.reps} "
-          f"--dialect {' '.join(args.dialect)} --shape {' '.join(args.shape)}")
+          f"--dialect {' '.join(args.dialect)} --shape {' '.join(args.shape)} --stats {' '.join(args.stats)}")
     print()
     rows = []
     started = time.perf_counter()
     for dialect in args.dialect:
-        rows += table_rows(dialect, shapes, run_dialect(dialect, shapes, args.rows, args.reps, log))
+        rows += table_rows(dialect, shapes, args.stats,
+                           run_dialect(dialect, shapes, args.stats, args.rows, args.reps, log))
         print(markdown(HEADERS, rows), file=sys.stderr, flush=True)
     print(markdown(HEADERS, rows))
     print()
