@@ -44,7 +44,19 @@ import time
 from typing import ClassVar
 
 import sqlalchemy as sa
-from _common import DIALECTS, autocommit, make_engine, markdown, median, timed
+from _common import (
+    DIALECTS,
+    autocommit,
+    distinct,
+    drop_tables,
+    label,
+    maintain,
+    make_engine,
+    markdown,
+    median,
+    series,
+    timed,
+)
 
 from crossfade import Change, ops
 from crossfade.runner import Runner
@@ -61,32 +73,7 @@ FUNCTIONS = ("crossfade_users_move", "crossfade_orgs_move", "crossfade_users_lin
              "bench_hand_orgs_clear", "bench_hand_users_link", "bench_hand_profiles_link")
 
 
-# --- SQL that differs per dialect -------------------------------------------------------------
-
-def concat(dialect: str, *parts: str) -> str:
-    return f"CONCAT({', '.join(parts)})" if dialect == "mysql" else " || ".join(parts)
-
-
-def label(dialect: str, prefix: str, value: str, suffix: str = "") -> str:
-    """'prefix' || value || 'suffix': the text values the workloads write, one per row."""
-    return concat(dialect, f"'{prefix}'", value, *([f"'{suffix}'"] if suffix else []))
-
-
-def distinct(dialect: str, left: str, right: str) -> str:
-    """Null-safe inequality, exact bytes on MariaDB (as crossfade compares)."""
-    if dialect == "mysql":
-        return f"NOT (BINARY {left} <=> BINARY {right})"
-    return f"{left} IS NOT {right}" if dialect == "sqlite" else f"{left} IS DISTINCT FROM {right}"
-
-
-def series(dialect: str, n: int) -> str:
-    """A FROM item with one column i = 1..n."""
-    if dialect == "postgresql":
-        return f"generate_series(1, {n}) AS s(i)"
-    if dialect == "mysql":
-        return f"(SELECT seq AS i FROM seq_1_to_{n}) AS s"
-    return f"(WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < {n}) SELECT i FROM s) AS s"
-
+# --- SQL that differs per dialect (concat, label, distinct, series: _common) -------------------
 
 def org_of(dialect: str, i: str) -> str:
     """User i's org: consecutive users belong to different orgs, so an org's users are spread out.
@@ -621,21 +608,11 @@ SCENARIOS = {s.name: s for s in (MoveScenario(), SplitScenario())}
 
 # --- one variant's tables, built afresh --------------------------------------------------------
 
-def drop_tables(engine: sa.Engine) -> None:
-    with autocommit(engine) as conn:
-        if engine.dialect.name == "postgresql":
-            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {', '.join(TABLES)} CASCADE")
-            conn.exec_driver_sql(f"DROP FUNCTION IF EXISTS {', '.join(f + '()' for f in FUNCTIONS)} CASCADE")
-            return
-        for table in TABLES:
-            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
-
-
 def setup(engine: sa.Engine, scenario: Scenario, variant: str, half: int) -> None:
     """Release N's tables with `half` users, expanded by crossfade or by hand (`hand` adds its
     triggers), the moved values in place as a finished backfill leaves them, statistics fresh."""
     dialect = engine.dialect.name
-    drop_tables(engine)
+    drop_tables(engine, TABLES, FUNCTIONS)
     with engine.begin() as conn:
         scenario.release_n().create_all(conn)
         scenario.load(conn, dialect, half)
@@ -662,18 +639,6 @@ def expand_with_crossfade(engine: sa.Engine, change: Change, migrate: bool) -> N
             runner.migrate(change)
     finally:
         ddl_engine.dispose()
-
-
-def maintain(engine: sa.Engine, tables: tuple[str, ...]) -> None:
-    """Untimed: fresh statistics, and (PostgreSQL) a clean visibility map, before a measurement."""
-    with autocommit(engine) as conn:
-        if engine.dialect.name == "postgresql":
-            conn.exec_driver_sql(f"VACUUM ANALYZE {', '.join(tables)}")
-            conn.exec_driver_sql("CHECKPOINT")
-        elif engine.dialect.name == "mysql":
-            conn.exec_driver_sql(f"ANALYZE TABLE {', '.join(tables)}").all()
-        else:
-            conn.exec_driver_sql("ANALYZE")
 
 
 def check(engine: sa.Engine, scenario: Scenario, workload: str, expected_users: int) -> list[str]:
@@ -724,7 +689,7 @@ def run_dialect(dialect: str, scenarios: list[Scenario], rows: int, reps: int, l
             for variant in order:
                 run_chain(engine, scenario, variant, rows,
                           lambda w, s, key=(scenario.name, variant): times[key[0], w, key[1]].append(s), log)
-    drop_tables(engine)
+    drop_tables(engine, TABLES, FUNCTIONS)
     engine.dispose()
     return times
 
