@@ -218,6 +218,24 @@ def test_sqlite_rests_after_each_batch_until_every_waiting_writer_has_tried_agai
         assert rest <= took + 0.01  # and it is a rest, not a stop
 
 
+@pytest.mark.parametrize("dialect_name", ["postgresql"])
+def test_postgresql_plans_every_batch_for_its_own_key_range(engine):
+    """psycopg prepares a statement run five times; a generic plan, made once for any key range,
+    once scanned a whole 800,000-row table for every 10-row batch."""
+    change = expanded_images(engine, 300)
+    one_connection = sa.create_engine(engine.url, pool_size=1, max_overflow=0)
+    try:
+        backfill_images(one_connection, change, batches=FixedBatches(10))
+        with one_connection.connect() as conn:
+            custom, generic = conn.execute(sa.text(
+                "SELECT coalesce(sum(custom_plans), 0), coalesce(sum(generic_plans), 0) FROM pg_prepared_statements"
+                " WHERE statement LIKE 'UPDATE images%'")).one()
+    finally:
+        one_connection.dispose()
+    assert_backfilled(engine, 300)
+    assert custom >= 20 and generic == 0  # prepared from the sixth batch on, each planned anew
+
+
 @pytest.mark.parametrize("pause", [0.0, 0.01])
 def test_an_explicit_pause_replaces_the_default_rest(engine, pause):
     change = expanded_images(engine, 300)
