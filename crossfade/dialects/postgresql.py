@@ -184,7 +184,9 @@ class PostgresDialect(ProceduralTriggers):
         # A new row can have no target row yet (the target's key references it): a plain INSERT,
         # fired only with a value (the source's INSERT trigger's WHEN).
         insert = [f"INSERT INTO {target} ({key}, {names}) VALUES (NEW.{key}, {self._refs('NEW', cols)});"]
-        return insert, [f"IF {has_value} THEN", f"  {upsert}", "ELSE", f"  {update}", "END IF;"], [
+        # An update usually finds its row: a plain UPDATE first, the upsert (a speculative insert,
+        # dearer) only for a row not there yet, or one already equal.
+        return insert, [update, f"IF NOT FOUND AND ({has_value}) THEN", f"  {upsert}", "END IF;"], [
             f"DELETE FROM {target} WHERE {key} = OLD.{key};"]
 
     def _target_programs(self, link: LinkRule) -> tuple[list[str], list[str], list[str]]:
