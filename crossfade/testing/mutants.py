@@ -105,7 +105,7 @@ def without_link_down_sync():
 
     def mysql_programs(self, link):
         programs = original_mysql(self, link)
-        return {"INSERT": ["DO 0;"], "UPDATE": ["DO 0;"], "DELETE": programs["DELETE"]}
+        return {"INSERT": ("", ["DO 0;"]), "UPDATE": ("", ["DO 0;"]), "DELETE": programs["DELETE"]}
 
     def sqlite_statements(self, link, side, table, other):
         statements = original_sqlite(self, link, side, table, other)
