@@ -353,7 +353,7 @@ class MoveStatements:
         source rows left empty (inserted before their target row was derived) take the target's.
         Both read the source through `batch` (its primary key), so no index on the relation is needed."""
         s, t, rule = self.s, self.t, self.rule
-        has_values = sa.not_(all_null([s.c[c] for c in rule.source_columns]))
+        has_values = sa.not_(self.source_empty(s))
         # The batch's first source row with values per target key, as a derived table joined to
         # the target: a correlated IN (...) would be run again for every target row by MariaDB.
         firsts = (sa.select(s.c[rule.source_key].label("key"), sa.func.min(s.c[rule.source_pk]).label("first"))
@@ -364,7 +364,7 @@ class MoveStatements:
                               all_null([t.c[c] for c in rule.target_columns]))
                        .values({tc: first_row.c[sc] for sc, tc in rule.columns}))
         fill_sources = (sa.update(s)
-                        .where(batch, all_null([s.c[c] for c in rule.source_columns]), self.target_is_derived(s))
+                        .where(batch, self.source_empty(s), self.target_is_derived(s))
                         .values({sc: v for sc, v in zip(rule.source_columns, self.target_values_for(s))}))
         return [fill_target, fill_sources]
 
