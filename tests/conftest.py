@@ -1,8 +1,10 @@
 """Real databases for every test: SQLite always, PostgreSQL and MariaDB from the environment.
 
-URLs come from CROSSFADE_TEST_PG_URL and CROSSFADE_TEST_MYSQL_URL (local defaults below); the
-database named in each URL is created when missing and emptied before every test. With CI=true
-an unreachable server fails the run: a silent skip is how migration tests rot.
+URLs come from CROSSFADE_TEST_PG_URL and CROSSFADE_TEST_MYSQL_URL (local defaults below). Each
+run uses databases of its own, the URL's name with this process's id appended, created on first
+use, emptied before every test and dropped when the run ends: two runs on one server (two
+checkouts, a developer and CI) never touch each other's data. With CI=true an unreachable server
+fails the run: a silent skip is how migration tests rot.
 """
 
 from __future__ import annotations
@@ -12,10 +14,18 @@ import os
 import pytest
 import sqlalchemy as sa
 
-from crossfade.testing.databases import empty_database, ensure_database
+from crossfade.testing.databases import drop_database, empty_database, ensure_database
 
-PG_URL = os.environ.get("CROSSFADE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/crossfade_test")
-MYSQL_URL = os.environ.get("CROSSFADE_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/crossfade_test")
+
+
+def per_run(url: str) -> str:
+    """`url` with this run's database: its name with the process id appended."""
+    parsed = sa.make_url(url)
+    return parsed.set(database=f"{parsed.database}_{os.getpid()}").render_as_string(hide_password=False)
+
+
+PG_URL = per_run(os.environ.get("CROSSFADE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/crossfade_test"))
+MYSQL_URL = per_run(os.environ.get("CROSSFADE_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/crossfade_test"))
 DIALECTS = ("sqlite", "postgresql", "mysql")
 
 
@@ -73,3 +83,10 @@ def engine(dialect_name, tmp_path):
 def pytest_addoption(parser):
     parser.addoption("--soak", action="store_true",
                      help="long simulator runs: 2,000 writes per phase instead of a short run")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Drop this run's databases (only those it created: `_checked` knows them)."""
+    for url, unreachable in _checked.items():
+        if unreachable is None:
+            drop_database(url)

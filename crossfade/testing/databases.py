@@ -37,6 +37,23 @@ def ensure_database(url: str | sa.URL) -> None:
         engine.dispose()
 
 
+def drop_database(url: str | sa.URL) -> None:
+    """Drop the database `url` names, when it exists (SQLite: nothing; its file is the caller's)."""
+    parsed = sa.make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return
+    engine = sa.create_engine(server_url(parsed), isolation_level="AUTOCOMMIT")
+    name = engine.dialect.identifier_preparer.quote_identifier(parsed.database)
+    try:
+        with engine.connect() as conn:
+            if parsed.get_backend_name() == "postgresql":
+                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            else:
+                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
+    finally:
+        engine.dispose()
+
+
 def empty_database(engine: sa.Engine) -> None:
     """Drop everything in the engine's database (PostgreSQL: its public schema)."""
     with engine.begin() as conn:
