@@ -17,7 +17,6 @@ import sqlalchemy as sa
 from crossfade.testing.databases import drop_database, empty_database, ensure_database
 
 
-
 def per_run(url: str) -> str:
     """`url` with this run's database: its name with the process id appended."""
     parsed = sa.make_url(url)

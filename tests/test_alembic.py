@@ -208,6 +208,18 @@ def test_two_rolling_upgrades_through_the_cli_move_alembic_version_only_at_contr
     assert (rows[7].assignee, rows[101].assignee) == ("owner7", "b")
 
 
+def test_expand_of_a_revision_reports_the_round_trip_law_once(engine):
+    """The change is checked before the revision's plain operations and again by its expand; only
+    the expand reports."""
+    url = url_of(engine)
+    release_1_with_tasks(engine, url, rows=3)
+
+    expanded = run("expand", EXAMPLE, url=url)  # 0002_task_state: done -> state
+
+    assert expanded.exit_code == 0, expanded.output
+    assert expanded.stdout.count("round-trip law holds for tasks.done") == 1, expanded.stdout
+
+
 def test_a_revision_refused_at_expand_leaves_the_database_untouched(engine, tmp_path):
     project = copy_of_example(tmp_path, keep=("0001_initial",), extra={"0002_rename": plain_revision(
         "0002_rename", "0001_initial",
