@@ -91,13 +91,14 @@ def plan(
 ) -> None:
     """Show what each phase will do, without changing any database."""
     from . import plan as planning
-    from .alembic.plan import plan_project
-    from .alembic.project import find_project
+    from .alembic.locate import find_project
     from .loader import load_changes
 
     with _clean_errors():
         project = find_project(changes)  # an Alembic project: crossfade/alembic/plan.py
         if project is not None:
+            from .alembic.plan import plan_project
+
             planned = plan_project(project, dialect and dialect.value, url, batch_size,
                                    note=lambda line: err.print(f"[dim]{escape(line)}[/dim]", soft_wrap=True))
         else:
@@ -471,8 +472,7 @@ def _runner(changes: str, url: str | None, lock_timeout: float = 0.05, allow_for
             builds_project: bool = False, **options):
     """The Runner (an Alembic project's RevisionRunner) and the changes. `builds_project`: the
     command may create an Alembic project's SQLite file; otherwise a missing one is an error."""
-    from .alembic.project import find_project
-    from .alembic.runner import open_upgrade
+    from .alembic.locate import find_project
     from .loader import load_changes
     from .runner import Runner
 
@@ -485,6 +485,8 @@ def _runner(changes: str, url: str | None, lock_timeout: float = 0.05, allow_for
             runner = Runner(engine, lock_timeout=lock_timeout, allow_foreign_triggers=allow_foreign_triggers,
                             log=lambda message: out.print(f"  [dim]{escape(message)}[/dim]"), **options)
             if project is not None:
+                from .alembic.runner import open_upgrade
+
                 runner, loaded = open_upgrade(project, runner)
                 err.print(f"[dim]{escape(loaded.summary())}[/dim]", soft_wrap=True)
             yield runner, loaded

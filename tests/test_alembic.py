@@ -26,8 +26,8 @@ from typer.testing import CliRunner
 from crossfade.alembic import classify as classify_module
 from crossfade.alembic import include_object, render
 from crossfade.alembic.classify import CONTRACT, EXPAND, UnsafeOperationError, classify, describe
+from crossfade.alembic.locate import find_project
 from crossfade.alembic.phases import revision_phases
-from crossfade.alembic.project import find_project
 from crossfade.alembic.recording import record
 from crossfade.cli import app
 from crossfade.loader import import_file, load_changes
