@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from .schema import Schema
 
 # backfill.DEFAULT_BATCH_SECONDS, repeated so that --help does not import the backfill engine
-# (tests/test_cli.py holds them equal).
+# (tests/test_install.py holds them equal).
 DEFAULT_BATCH_SECONDS = 0.04
 
 app = typer.Typer(
@@ -272,6 +272,8 @@ def _status_table(status_: ChangeStatus) -> Table:
 @app.command()
 def check(changes: ChangesArg, url: UrlOpt = None) -> None:
     """Exit 0 up to date, 2 needs expand, 3 needs migrate, 4 needs contract, 1 a problem."""
+    from .state import Phase
+
     with _runner(changes, url) as (runner, loaded):
         codes = []
         for change in loaded.changes:
@@ -280,7 +282,7 @@ def check(changes: ChangesArg, url: UrlOpt = None) -> None:
             code = PROBLEM if problems else _NEEDS.get(current.phase.value, PROBLEM)
             codes.append(code)
             detail = f": {'; '.join(problems)}" if problems else ""
-            if problems and current.phase.value == "contracted":
+            if problems and current.phase is Phase.CONTRACTED:
                 detail += _changed_after_contract(change)
             detail = escape(detail)
             out.print(f"{escape(change.id)}: {current.phase.value}, {_CHECK_WORDS[code]}{detail}", soft_wrap=True)
@@ -417,8 +419,10 @@ def _run_phase(phase: str, change: Change, run: Callable[[Change], None], done: 
 def _skip_contracted(runner: Runner, change: Change, phase: str) -> bool:
     """A contracted change has nothing left to do, unless the database no longer looks contracted:
     then `phase` stops with the problem, as `check` reports it."""
+    from .state import Phase
+
     current = runner.load(change)
-    if current.phase.value != "contracted":
+    if current.phase is not Phase.CONTRACTED:
         return False
     problems = runner.problems(change, current)
     if problems:
