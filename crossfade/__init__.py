@@ -4,9 +4,34 @@ Declare a `Change` of `ops` once; a `Runner` takes it through expand, migrate an
 rollback) on PostgreSQL, MySQL/MariaDB or SQLite.
 """
 
-from . import ops, transforms
-from .change import Change
-from .errors import CrossfadeError
-from .runner import Runner
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from . import ops, transforms
+    from .change import Change
+    from .errors import CrossfadeError
+    from .runner import Runner
+
+# Imported on first use, so that `crossfade --help` (which imports this package) does not load
+# SQLAlchemy and every dialect: `from crossfade import Change, ops` works as ever.
+_PUBLIC = {"Change": ".change", "CrossfadeError": ".errors", "Runner": ".runner",
+           "ops": ".ops", "transforms": ".transforms"}
+
+
+def __getattr__(name: str):
+    if name not in _PUBLIC:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = importlib.import_module(_PUBLIC[name], __name__)
+    value = module if module.__name__ == f"{__name__}.{name}" else getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_PUBLIC])
+
 
 __all__ = ["Change", "CrossfadeError", "Runner", "ops", "transforms"]

@@ -5,6 +5,10 @@ Every command takes CHANGES (a change module, a dotted module name or a director
 see `crossfade.loader`; or an Alembic project, see `crossfade.alembic`) and, when it needs a
 database, `--url` or the CROSSFADE_URL variable.
 crossfade's own errors are printed as one red line with exit code 1, never as a traceback.
+
+Start-up stays fast (`crossfade --help` measured by benchmarks/startup.py): this module imports
+only Typer and Rich's console; each command imports what it needs (SQLAlchemy, the runner,
+Alembic, the simulator, Hypothesis) when it runs.
 """
 
 from __future__ import annotations
@@ -13,41 +17,29 @@ import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import Enum
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import sqlalchemy as sa
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TaskProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
-)
-from rich.table import Table
-from rich.tree import Tree
 
-from . import plan as planning
-from . import state
-from .alembic import scaffold
-from .alembic.plan import plan_project
-from .alembic.project import find_project
-from .alembic.runner import open_upgrade
-from .backfill import DEFAULT_BATCH_SECONDS, BackfillOptionError
-from .backfill import Progress as BackfillProgress
-from .backfill import check_options as check_backfill_options
-from .change import Change
-from .dialects import NAMES, TriggerDialect, for_dialect, offline
-from .errors import ChangeLoadError, CrossfadeError
-from .loader import LoadedChanges, load_changes
-from .runner import ChangeStatus, Runner
-from .schema import Schema
-from .state import IN_FLIGHT, Phase
-from .testing import Report, Settings, hypothesis_verify, simulator
+from .errors import ChangeLoadError, CrossfadeError, MissingDependencyError
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+    from rich.table import Table
+    from rich.tree import Tree
+
+    from . import plan as planning
+    from .change import Change
+    from .dialects import TriggerDialect
+    from .loader import LoadedChanges
+    from .runner import ChangeStatus, Runner
+    from .schema import Schema
+
+# backfill.DEFAULT_BATCH_SECONDS, repeated so that --help does not import the backfill engine
+# (tests/test_install.py holds them equal).
+DEFAULT_BATCH_SECONDS = 0.04
 
 app = typer.Typer(
     help="Zero-downtime rolling upgrades for SQLAlchemy applications: expand, migrate, contract.",
@@ -65,10 +57,10 @@ class DialectName(str, Enum):
 
 # Exit codes of `check`, as Keystone's `db_sync --check`.
 UP_TO_DATE, PROBLEM, NEEDS_EXPAND, NEEDS_MIGRATE, NEEDS_CONTRACT = 0, 1, 2, 3, 4
-_NEEDS = {
-    Phase.PENDING: NEEDS_EXPAND, Phase.ROLLED_BACK: NEEDS_EXPAND,
-    Phase.EXPANDED: NEEDS_MIGRATE, Phase.MIGRATING: NEEDS_MIGRATE,
-    Phase.MIGRATED: NEEDS_CONTRACT, Phase.CONTRACTED: UP_TO_DATE,
+_NEEDS = {  # by state.Phase value
+    "pending": NEEDS_EXPAND, "rolled_back": NEEDS_EXPAND,
+    "expanded": NEEDS_MIGRATE, "migrating": NEEDS_MIGRATE,
+    "migrated": NEEDS_CONTRACT, "contracted": UP_TO_DATE,
 }
 _CHECK_WORDS = {UP_TO_DATE: "up to date", PROBLEM: "problem", NEEDS_EXPAND: "needs expand",
                 NEEDS_MIGRATE: "needs migrate", NEEDS_CONTRACT: "needs contract"}
@@ -98,9 +90,15 @@ def plan(
         "--batch-size", min=1, help="Show fixed backfill batches of this size (default: sized by time).")] = None,
 ) -> None:
     """Show what each phase will do, without changing any database."""
+    from . import plan as planning
+    from .alembic.locate import find_project
+    from .loader import load_changes
+
     with _clean_errors():
         project = find_project(changes)  # an Alembic project: crossfade/alembic/plan.py
         if project is not None:
+            from .alembic.plan import plan_project
+
             planned = plan_project(project, dialect and dialect.value, url, batch_size,
                                    note=lambda line: err.print(f"[dim]{escape(line)}[/dim]", soft_wrap=True))
         else:
@@ -116,6 +114,11 @@ def plan(
 def _plan_targets(loaded: LoadedChanges, dialect: DialectName | None,
                   url: str | None) -> Iterator[tuple[TriggerDialect, Schema, list[Change]]]:
     """(dialect, release N's schema, changes to plan) for each database the plan is for."""
+    from . import state
+    from .dialects import NAMES, for_dialect, offline
+    from .schema import Schema
+    from .state import Phase
+
     if url is None:
         if loaded.metadata is None:
             raise ChangeLoadError("the change modules define no `metadata` (release N's sqlalchemy.MetaData); "
@@ -143,6 +146,8 @@ def _plan_targets(loaded: LoadedChanges, dialect: DialectName | None,
 
 
 def _plan_tree(sections: list[planning.Section], target: TriggerDialect) -> Tree:
+    from rich.tree import Tree
+
     tree = Tree(f"[bold]plan for {target.name}[/bold] [dim](add --sql for the statements)[/dim]")
     changes: dict[str, Tree] = {}
     for section in sections:
@@ -160,7 +165,8 @@ def _plan_tree(sections: list[planning.Section], target: TriggerDialect) -> Tree
 def expand(changes: ChangesArg, url: UrlOpt = None, lock_timeout: LockTimeoutOpt = 0.05,
            allow_foreign_triggers: ForeignTriggersOpt = False) -> None:
     """Additive DDL and the sync triggers; release N keeps working."""
-    with _runner(changes, url, lock_timeout, allow_foreign_triggers) as (runner, loaded):
+    # An Alembic project's first revisions may create the tables, even the SQLite file.
+    with _runner(changes, url, lock_timeout, allow_foreign_triggers, builds_project=True) as (runner, loaded):
         for change in loaded.changes:
             if _skip_contracted(runner, change, "expand"):
                 continue
@@ -181,6 +187,9 @@ def migrate(
         "waiting for the lock has tried again, ~22 ms after a 40 ms batch).")] = None,
 ) -> None:
     """Backfill existing rows in keyed batches (resumes where it stopped)."""
+    from .backfill import BackfillOptionError
+    from .backfill import check_options as check_backfill_options
+
     try:
         check_backfill_options(batch_size, batch_seconds, pause)
     except BackfillOptionError as exc:
@@ -208,6 +217,8 @@ def contract(changes: ChangesArg, url: UrlOpt = None, lock_timeout: LockTimeoutO
 def rollback(changes: ChangesArg, url: UrlOpt = None, lock_timeout: LockTimeoutOpt = 0.05,
              allow_foreign_triggers: ForeignTriggersOpt = False) -> None:
     """Before contract: undo expand (newest change first); release N's data is intact."""
+    from .state import IN_FLIGHT, Phase
+
     with _runner(changes, url, lock_timeout, allow_foreign_triggers) as (runner, loaded):
         ordered = list(reversed(loaded.changes))
         phases = {c.id: runner.load(c).phase for c in ordered}
@@ -238,6 +249,8 @@ def status(changes: ChangesArg, url: UrlOpt = None,
 
 
 def _status_table(status_: ChangeStatus) -> Table:
+    from rich.table import Table
+
     ok, bad = "[green]yes[/green]", "[red]no[/red]"
     table = Table(title=f"[bold]{escape(status_.change_id)}[/bold]", title_justify="left", show_header=False)
     table.add_column("what", style="dim")
@@ -259,14 +272,19 @@ def _status_table(status_: ChangeStatus) -> Table:
 @app.command()
 def check(changes: ChangesArg, url: UrlOpt = None) -> None:
     """Exit 0 up to date, 2 needs expand, 3 needs migrate, 4 needs contract, 1 a problem."""
+    from .state import Phase
+
     with _runner(changes, url) as (runner, loaded):
         codes = []
         for change in loaded.changes:
             current = runner.load(change)
             problems = runner.problems(change, current)
-            code = PROBLEM if problems else _NEEDS.get(current.phase, PROBLEM)
+            code = PROBLEM if problems else _NEEDS.get(current.phase.value, PROBLEM)
             codes.append(code)
-            detail = f": {escape('; '.join(problems))}" if problems else ""
+            detail = f": {'; '.join(problems)}" if problems else ""
+            if problems and current.phase is Phase.CONTRACTED:
+                detail += _changed_after_contract(change)
+            detail = escape(detail)
             out.print(f"{escape(change.id)}: {current.phase.value}, {_CHECK_WORDS[code]}{detail}", soft_wrap=True)
     raise typer.Exit(_overall(codes))
 
@@ -299,7 +317,14 @@ def verify(
 ) -> None:
     """Prove each change: release N and N+1 write at once through every phase; exit 1 on any failure.
     An Alembic project's revisions run whole, their plain Alembic operations at their phase."""
+    from .engines import check_url
+    from .loader import load_changes
+    from .testing import Report, Settings, simulator
+
     with _clean_errors():
+        hypothesis_verify = _hypothesis_verify() if hypothesis else None
+        for url in urls:
+            check_url(url)
         loaded = load_changes(changes)
         reports: list[Report] = []
         for change, simulated in zip(loaded.changes, loaded.simulations):
@@ -310,7 +335,7 @@ def verify(
                                 values=simulated.values)
             phase_line = (lambda dialect, phase: None) if as_json else (
                 lambda dialect, phase: err.print(f"  [dim]{dialect}: {phase}[/dim]"))
-            if hypothesis:
+            if hypothesis_verify is not None:
                 reports.append(Report(change.id, [
                     hypothesis_verify(change, simulated.release_n, simulated.release_n1, url,
                                       values=simulated.values, max_examples=examples, seed=seed,
@@ -325,6 +350,17 @@ def verify(
         for report in reports:
             report.print(out)
     raise typer.Exit(UP_TO_DATE if all(r.ok for r in reports) else PROBLEM)
+
+
+def _hypothesis_verify() -> Callable:
+    """The Hypothesis mode, which needs the hypothesis package (a test dependency)."""
+    try:
+        from .testing.stateful import hypothesis_verify
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] != "hypothesis":
+            raise
+        raise MissingDependencyError("hypothesis", "verify --hypothesis") from None
+    return hypothesis_verify
 
 
 # --- demo --------------------------------------------------------------------------------
@@ -352,6 +388,8 @@ def init(
     config: Annotated[str, typer.Option("--config", "-c", help="The project's ini file.")] = "alembic.ini",
 ) -> None:
     """Add crossfade to an Alembic project (creating the project when --config does not exist)."""
+    from .alembic import scaffold
+
     with _clean_errors():
         for line in scaffold.init(directory, config):
             out.print(escape(line), soft_wrap=True)
@@ -364,6 +402,8 @@ def revision(
     = "alembic.ini",
 ) -> None:
     """Write a crossfade revision: one Alembic revision file per change, ops inside upgrade()."""
+    from .alembic import scaffold
+
     with _clean_errors():
         out.print(f"wrote {escape(str(scaffold.revision(config, message)))}", soft_wrap=True)
 
@@ -377,14 +417,41 @@ def _run_phase(phase: str, change: Change, run: Callable[[Change], None], done: 
 
 
 def _skip_contracted(runner: Runner, change: Change, phase: str) -> bool:
-    if runner.load(change).phase is Phase.CONTRACTED:
-        out.print(f"[bold]{phase}[/bold] {escape(change.id)}: [dim]already contracted, nothing to do[/dim]")
-        return True
-    return False
+    """A contracted change has nothing left to do, unless the database no longer looks contracted:
+    then `phase` stops with the problem, as `check` reports it."""
+    from .state import Phase
+
+    current = runner.load(change)
+    if current.phase is not Phase.CONTRACTED:
+        return False
+    problems = runner.problems(change, current)
+    if problems:
+        raise CrossfadeError(f"{change.id} is contracted, but {'; '.join(problems)}{_changed_after_contract(change)}")
+    out.print(f"[bold]{phase}[/bold] {escape(change.id)}: [dim]already contracted, nothing to do[/dim]")
+    return True
+
+
+def _changed_after_contract(change: Change) -> str:
+    """What to do when a contracted change's tables no longer look contracted."""
+    return (": the database changed after contract (a table recreated or restored?). To upgrade it again, "
+            f"delete the change's crossfade_state row (DELETE FROM crossfade_state WHERE change_id = '{change.id}') "
+            "and run expand; otherwise put back the schema contract left")
 
 
 def _with_progress_bar(runner: Runner, run: Callable[[Change], None]) -> Callable[[Change], None]:
     """`run` with a Rich progress bar per table fed by the runner's backfill progress."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskID,
+        TaskProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from .backfill import Progress as BackfillProgress
+
     def run_with_bar(change: Change) -> None:
         progress = Progress(TextColumn("  backfill {task.description}"), BarColumn(), MofNCompleteColumn(),
                             TaskProgressColumn(), TimeElapsedColumn(), console=out)
@@ -406,15 +473,24 @@ def _with_progress_bar(runner: Runner, run: Callable[[Change], None]) -> Callabl
 
 @contextmanager
 def _runner(changes: str, url: str | None, lock_timeout: float = 0.05, allow_foreign_triggers: bool = False,
-            **options):
+            builds_project: bool = False, **options):
+    """The Runner (an Alembic project's RevisionRunner) and the changes. `builds_project`: the
+    command may create an Alembic project's SQLite file; otherwise a missing one is an error."""
+    from .alembic.locate import find_project
+    from .loader import load_changes
+    from .runner import Runner
+
     with _clean_errors():
         project = find_project(changes)  # an Alembic project: its pending revisions (crossfade/alembic)
         loaded = load_changes(changes) if project is None else None
-        engine = _engine(url or (project.url if project is not None else None))
+        engine = _engine(url or (project.url if project is not None else None),
+                         may_create_file=builds_project and project is not None)
         try:
             runner = Runner(engine, lock_timeout=lock_timeout, allow_foreign_triggers=allow_foreign_triggers,
                             log=lambda message: out.print(f"  [dim]{escape(message)}[/dim]"), **options)
             if project is not None:
+                from .alembic.runner import open_upgrade
+
                 runner, loaded = open_upgrade(project, runner)
                 err.print(f"[dim]{escape(loaded.summary())}[/dim]", soft_wrap=True)
             yield runner, loaded
@@ -424,11 +500,13 @@ def _runner(changes: str, url: str | None, lock_timeout: float = 0.05, allow_for
             engine.dispose()
 
 
-def _engine(url: str | None) -> sa.Engine:
+def _engine(url: str | None, may_create_file: bool = False) -> sa.Engine:
+    from .engines import open_engine
+
     if not url:
         raise CrossfadeError("no database given: pass --url or set CROSSFADE_URL (or an Alembic project's "
                              "sqlalchemy.url)")
-    return sa.create_engine(url)
+    return open_engine(url, may_create_file=may_create_file)
 
 
 @contextmanager
@@ -438,12 +516,25 @@ def _clean_errors():
         yield
     except CrossfadeError as exc:
         _fail(str(exc))
-    except sa.exc.DBAPIError as exc:
-        _fail(f"database error: {_first_line(exc.orig if exc.orig is not None else exc)}")
-    except sa.exc.SQLAlchemyError as exc:
-        _fail(f"database error: {_first_line(exc)}")
     except KeyboardInterrupt:
         _fail("interrupted; every phase is resumable: run the same command again to finish it", code=130)
+    except Exception as exc:
+        message = _database_error(exc)
+        if message is None:
+            raise
+        _fail(message)
+
+
+def _database_error(exc: Exception) -> str | None:
+    """SQLAlchemy's and the driver's errors in one line (None for anything else: a bug, shown whole).
+    SQLAlchemy is imported already whenever one of its errors was raised."""
+    import sqlalchemy as sa
+
+    if isinstance(exc, sa.exc.DBAPIError):
+        return f"database error: {_first_line(exc.orig if exc.orig is not None else exc)}"
+    if isinstance(exc, sa.exc.SQLAlchemyError):
+        return f"database error: {_first_line(exc)}"
+    return None
 
 
 def _first_line(exc: BaseException) -> str:

@@ -20,6 +20,7 @@ from rich.table import Table
 
 from . import state
 from .change import Change
+from .engines import open_engine
 from .errors import CrossfadeError
 from .ops import replace_column
 from .runner import Runner
@@ -64,7 +65,7 @@ def run_demo(url: str | None = None, *, console: Console | None = None, rows: in
              keep: bool = False) -> None:
     console = console or Console(highlight=False)
     workdir = None if url else Path(tempfile.mkdtemp(prefix="crossfade-demo-"))
-    engine = sa.create_engine(url or f"sqlite:///{workdir / 'glance.db'}")
+    engine = open_engine(url or f"sqlite:///{workdir / 'glance.db'}", may_create_file=True)
     try:
         # A temporary file goes away whole; a server database is left as the demo found it.
         _Demo(engine, console, rows).run(keep=keep or workdir is not None)

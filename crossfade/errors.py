@@ -68,6 +68,25 @@ class TransformError(ValidationError):
         super().__init__(f"transform for {table}.{column} fails on {dialect}: {detail}")
 
 
+class TransformRaisedError(TransformError):
+    """A user's transform raised when crossfade called it to build its SQL (before any DDL).
+
+    Transforms receive SQLAlchemy column expressions, not values; the usual mistake is Python's
+    `if` / `and` / `or` / `not` on one, which SQLAlchemy refuses with a TypeError."""
+
+    def __init__(self, what: str, table: str, column: str, error: Exception):
+        self.table, self.column, self.dialect, self.what, self.error = table, column, None, what, error
+        subject = f"{what} for {table}.{column}" if column else f"{what} on {table}"
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        if isinstance(error, TypeError) and "Boolean value of this clause is not defined" in detail:
+            message = (f"{subject} uses Python's if / and / or / not on a column ({detail}): write "
+                       "sa.case((condition, value), else_=other), sa.and_(...), sa.or_(...) or sa.not_(...) instead")
+        else:
+            message = (f"{subject} raised {type(error).__name__}" + (f": {detail}" if detail else "")
+                       + "; fix the transform (it receives SQLAlchemy column expressions, not values)")
+        ValidationError.__init__(self, message)
+
+
 class RoundTripError(ValidationError):
     """down(up(a)) != a for some value a that release N can store."""
 
@@ -166,6 +185,24 @@ class UnsupportedDialectError(CrossfadeError):
 
 class ChangeLoadError(CrossfadeError):
     """A change module could not be found or does not define a Change."""
+
+
+class MissingDependencyError(CrossfadeError):
+    """An optional package a command needs is not installed."""
+
+    def __init__(self, package: str, needed_for: str, instead: str = ""):
+        self.package = package
+        super().__init__(f"{needed_for} needs the {package} package, which is not installed: "
+                         f"pip install {package}" + (f", or {instead}" if instead else ""))
+
+
+class NoDatabaseFileError(CrossfadeError):
+    """A SQLite URL names a file that does not exist, for a command that must not create one."""
+
+    def __init__(self, path: str):
+        self.path = path
+        super().__init__(f"no SQLite database file at {path}: check the path in the URL "
+                         "(this command does not create one)")
 
 
 class PrimaryKeyColumnError(ValidationError):

@@ -26,12 +26,12 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from .alembic.phases import revision_phases
-from .alembic.project import Project, find_project
+from .alembic.locate import find_project
 from .change import Change
 from .errors import ChangeLoadError, CrossfadeError
 
 if TYPE_CHECKING:
+    from .alembic.project import Project
     from .testing.phases import Phases
 
 _DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
@@ -84,6 +84,8 @@ def load_changes(target: str | Path) -> LoadedChanges:
 
 
 def _alembic_changes(project: Project) -> LoadedChanges:
+    from .alembic.phases import revision_phases
+
     loaded = LoadedChanges([])
     for module, change in project.declared_changes():
         loaded.changes.append(change)

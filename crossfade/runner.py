@@ -214,8 +214,9 @@ class Runner:
     # --- expand helpers ----------------------------------------------------------------------
     def check_expand(self, change: Change) -> None:
         """Raise what expand would refuse (validation, preflight, the round-trip law) without
-        changing anything; e.g. before other DDL that must not run for a refused change."""
-        self._refusals(change)
+        changing anything; e.g. before other DDL that must not run for a refused change. Quiet:
+        the expand that follows reports the round-trip law and the preflight's warnings once."""
+        self._refusals(change, report=False)
 
     def _prepare_expand(self, change: Change) -> ChangeState:
         """Everything that can refuse the change, before the first DDL statement."""
@@ -227,7 +228,7 @@ class Runner:
         self._save(current, "expand", "record expanding")
         return current
 
-    def _refusals(self, change: Change) -> tuple[Schema, dict[str, TableSync]]:
+    def _refusals(self, change: Change, report: bool = True) -> tuple[Schema, dict[str, TableSync]]:
         with self.engine.connect() as conn:
             schema = self._reflect(conn, change)
             change.validate(schema)
@@ -246,13 +247,13 @@ class Runner:
             preflight = run_preflight(conn, self.dialect, schema, syncs, self.dialect.active_links(links),
                                       allow_foreign_triggers=self.allow_foreign_triggers)
             preflight.raise_for_errors()
-            for warning in preflight.warnings:
+            for warning in preflight.warnings if report else ():
                 self.warnings.append(warning)
                 self.log(f"warning: {warning}")
             for table_sync in syncs.values():
                 for group in table_sync.groups:
                     checked = roundtrip.check_group(conn, self.dialect, planned, group)
-                    if checked:
+                    if checked and report:
                         self.log(f"round-trip law holds for {group.table}.{', '.join(group.old)} "
                                  f"on {checked} value(s)")
         return schema, syncs

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.sql import quoted_name
 from sqlalchemy.sql.elements import ColumnElement
 
+from .errors import CrossfadeError, TransformRaisedError
 from .expressions import is_distinct
 
 Transform = Callable[..., Any]
@@ -39,12 +40,12 @@ class SyncGroup:
     down: Transform | None = None
 
     def up_exprs(self, row: sa.TableClause) -> tuple[ColumnElement, ...]:
-        result = self.up(*[row.c[name] for name in self.old])
+        result = call_transform(self.up, [row.c[name] for name in self.old], "up", self.table, self.new)
         return _as_exprs(result, _types(row, self.new), "up")
 
     def down_exprs(self, row: sa.TableClause) -> tuple[ColumnElement, ...]:
         assert self.down is not None
-        result = self.down(*[row.c[name] for name in self.new])
+        result = call_transform(self.down, [row.c[name] for name in self.new], "down", self.table, self.old)
         return _as_exprs(result, _types(row, self.old), "down")
 
 
@@ -61,7 +62,8 @@ class FillRule:
     fill: Transform  # receives the row's columns as attributes (`row.name`)
 
     def fill_expr(self, row: sa.TableClause) -> ColumnElement:
-        return _as_exprs(self.fill(row_namespace(row)), _types(row, (self.column,)), "fill")[0]
+        result = call_transform(self.fill, [row_namespace(row, self.table)], "fill", self.table, (self.column,))
+        return _as_exprs(result, _types(row, (self.column,)), "fill")[0]
 
 
 @dataclass(frozen=True)
@@ -125,8 +127,33 @@ def row(table: sa.Table, which: str) -> sa.TableClause:
     )
 
 
-def row_namespace(row_clause: sa.TableClause) -> SimpleNamespace:
-    return SimpleNamespace(**{c.name: c for c in row_clause.columns})
+def row_namespace(row_clause: sa.TableClause, table: str) -> SimpleNamespace:
+    """The row's columns as attributes (`row.name`), for transforms that take the whole row."""
+    return RowColumns(table, {c.name: c for c in row_clause.columns})
+
+
+class RowColumns(SimpleNamespace):
+    """A row's columns as attributes; reading one the table lacks names the table and column."""
+
+    def __init__(self, table: str, columns: dict[str, Any]):
+        super().__init__(**columns)
+        self.__table = table
+
+    def __getattr__(self, name: str):
+        raise AttributeError(f"table {self.__table!r} has no column {name!r}")
+
+
+def call_transform(transform: Transform, args: Sequence[Any], what: str, table: str,
+                   columns: Sequence[str]) -> Any:
+    """Call a user's transform (`what`: up, down, fill, backfill...) that computes `table.columns`.
+    Whatever it raises, other than crossfade's own errors, becomes one TransformRaisedError
+    naming the columns: every place crossfade calls a transform goes through here."""
+    try:
+        return transform(*args)
+    except CrossfadeError:
+        raise
+    except Exception as exc:
+        raise TransformRaisedError(what, table, ", ".join(columns), exc) from exc
 
 
 # --- the law's conditions ------------------------------------------------------------------

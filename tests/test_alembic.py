@@ -26,8 +26,8 @@ from typer.testing import CliRunner
 from crossfade.alembic import classify as classify_module
 from crossfade.alembic import include_object, render
 from crossfade.alembic.classify import CONTRACT, EXPAND, UnsafeOperationError, classify, describe
+from crossfade.alembic.locate import find_project
 from crossfade.alembic.phases import revision_phases
-from crossfade.alembic.project import find_project
 from crossfade.alembic.recording import record
 from crossfade.cli import app
 from crossfade.loader import import_file, load_changes
@@ -206,6 +206,18 @@ def test_two_rolling_upgrades_through_the_cli_move_alembic_version_only_at_contr
     assert (rows[2].state, rows[1].state, rows[100].state, rows[101].state) == ("done", "open", "done", "blocked")
     assert (rows[5].title, rows[1].title, rows[102].title) == ("untitled", "task 1", "untitled")
     assert (rows[7].assignee, rows[101].assignee) == ("owner7", "b")
+
+
+def test_expand_of_a_revision_reports_the_round_trip_law_once(engine):
+    """The change is checked before the revision's plain operations and again by its expand; only
+    the expand reports."""
+    url = url_of(engine)
+    release_1_with_tasks(engine, url, rows=3)
+
+    expanded = run("expand", EXAMPLE, url=url)  # 0002_task_state: done -> state
+
+    assert expanded.exit_code == 0, expanded.output
+    assert expanded.stdout.count("round-trip law holds for tasks.done") == 1, expanded.stdout
 
 
 def test_a_revision_refused_at_expand_leaves_the_database_untouched(engine, tmp_path):

@@ -351,6 +351,105 @@ def test_the_url_can_come_from_crossfade_url(tmp_path, monkeypatch):
     assert run("check", CHANGES).exit_code == 2
 
 
+# --- small messages: one line each, naming what to do --------------------------------------------
+
+def url_with_driver(engine: sa.Engine, drivername: str, hide_password: bool = False) -> str:
+    return engine.url.set(drivername=drivername).render_as_string(hide_password=hide_password)
+
+
+@pytest.mark.parametrize("dialect_name, module, drivername, package, installed, installed_name", [
+    ("mysql", "MySQLdb", "mysql", "mysqlclient", "mysql+pymysql", "PyMySQL"),
+    ("postgresql", "psycopg2", "postgresql+psycopg2", "psycopg2-binary", "postgresql+psycopg", "psycopg 3"),
+])
+@pytest.mark.parametrize("command", ["check", "demo", "verify"])
+def test_a_url_whose_driver_is_missing_is_one_line_naming_the_package_and_the_url_that_works(
+        engine, monkeypatch, command, module, drivername, package, installed, installed_name):
+    monkeypatch.setitem(sys.modules, module, None)  # as on a machine without it, even where it is installed
+    seed_release_n(engine, rows=1)
+    args = ("check", CHANGES) if command == "check" else ("demo",) if command == "demo" else ("verify", CHANGES)
+
+    result = run(*args, url=url_with_driver(engine, drivername))
+
+    assert result.exit_code == 1
+    assert result.stderr == (f"error: the URL {url_with_driver(engine, drivername, True)} needs the {package} "
+                             f"package, which is not installed: pip install {package}, or use "
+                             f"{url_with_driver(engine, installed, True)} ({installed_name} comes with crossfade)\n")
+    assert check_code(url_with_driver(engine, installed)) == 2  # the URL it names works
+
+
+def test_a_database_crossfade_does_not_support_is_one_line():
+    result = run("check", CHANGES, url="mssql+pyodbc://sa@127.0.0.1/glance")
+    assert result.exit_code == 1
+    assert result.stderr == ("error: crossfade supports PostgreSQL, MySQL/MariaDB and SQLite, not mssql "
+                             "(mssql+pyodbc://sa@127.0.0.1/glance)\n")
+
+
+@pytest.mark.parametrize("command", [["status"], ["check"], ["plan", "--sql"], ["expand"], ["migrate"],
+                                     ["contract"], ["rollback"]])
+def test_a_sqlite_file_that_does_not_exist_is_named_and_never_created(tmp_path, command):
+    path = tmp_path / "glance-typo.db"
+    result = run(command[0], CHANGES, *command[1:], url=f"sqlite:///{path}")
+    assert result.exit_code == 1
+    assert result.stderr == (f"error: no SQLite database file at {path}: check the path in the URL "
+                             "(this command does not create one)\n")
+    assert not path.exists()
+
+
+ALEMBIC_EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "alembic_service"
+
+
+def test_the_commands_that_build_a_database_may_still_create_the_sqlite_file(tmp_path):
+    demo_db, project_db = tmp_path / "demo.db", tmp_path / "project.db"
+    assert run("demo", "--rows", "20", "--keep", url=f"sqlite:///{demo_db}").exit_code == 0
+    assert demo_db.exists()
+    assert run("check", ALEMBIC_EXAMPLE, url=f"sqlite:///{project_db}").exit_code == 1 and not project_db.exists()
+    # An Alembic project's first revision creates the tables, and with them the file.
+    result = run("expand", ALEMBIC_EXAMPLE, url=f"sqlite:///{project_db}")
+    assert result.exit_code == 0, result.output
+    assert check_code(f"sqlite:///{project_db}", ALEMBIC_EXAMPLE) == 3
+
+
+CHANGED_AFTER_CONTRACT = (": the database changed after contract (a table recreated or restored?). To upgrade it "
+                          "again, delete the change's crossfade_state row (DELETE FROM crossfade_state WHERE "
+                          "change_id = '0001_visibility') and run expand; otherwise put back the schema contract left")
+
+
+def test_expand_and_check_agree_on_a_contracted_change_whose_table_was_recreated(engine):
+    url = url_of(engine)
+    seed_release_n(engine, rows=5)
+    for phase in ("expand", "migrate", "contract"):
+        assert run(phase, CHANGES, url=url).exit_code == 0
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE images")
+    seed_release_n(engine, rows=5)  # release N's table again, e.g. restored from last week's dump
+
+    checked, expanded = run("check", CHANGES, url=url), run("expand", CHANGES, url=url)
+
+    assert checked.exit_code == expanded.exit_code == 1
+    problem = "column images.is_public should be gone"
+    assert checked.stdout == f"0001_visibility: contracted, problem: {problem}{CHANGED_AFTER_CONTRACT}\n"
+    assert expanded.stderr == f"error: 0001_visibility is contracted, but {problem}{CHANGED_AFTER_CONTRACT}\n"
+    assert "visibility" not in {c["name"] for c in sa.inspect(engine).get_columns("images")}
+    with engine.begin() as conn:  # what the message says to do
+        conn.exec_driver_sql("DELETE FROM crossfade_state WHERE change_id = '0001_visibility'")
+    assert run("expand", CHANGES, url=url).exit_code == 0
+    assert check_code(url) == 3
+
+
+@pytest.mark.parametrize("dialect_name", ["sqlite"])
+def test_a_transform_that_raises_is_one_line_from_the_cli(engine, tmp_path):
+    seed_release_n(engine, rows=1)
+    module = tmp_path / "raising.py"
+    module.write_text(BROKEN_CHANGE.replace('visibility == "shared"', "int(visibility) == 1"))
+
+    result = run("expand", module, url=url_of(engine))
+
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: down for images.is_public raised TypeError: ")
+    assert result.stderr.endswith("; fix the transform (it receives SQLAlchemy column expressions, not values)\n")
+    assert len(result.stderr.splitlines()) == 1
+
+
 # --- loading changes -------------------------------------------------------------------------
 
 def test_changes_load_from_a_directory_a_file_or_a_dotted_module(tmp_path, monkeypatch):

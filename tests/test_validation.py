@@ -146,6 +146,43 @@ def test_backfill_reading_a_missing_column(images):
     assert "images.label" in str(error) and "nope" in str(error)
 
 
+def _raises(*columns):
+    raise ValueError("no rule for this value")
+
+
+# Every place crossfade calls a user's transform: the op it belongs to, and how the error names it.
+RAISING_TRANSFORMS = {
+    "up": (lambda: visibility(up=_raises), "up for images.visibility"),
+    "down": (lambda: visibility(down=_raises), "down for images.is_public"),
+    "backfill": (lambda: ops.add_column("images", sa.Column("label", sa.String(20)), backfill=_raises),
+                 "backfill for images.label"),
+    "fill": (lambda: ops.drop_column("images", "name", fill=_raises), "fill for images.name"),
+    "set_not_null fill": (lambda: ops.set_not_null("images", "size", fill=_raises), "fill for images.size"),
+    "check": (lambda: ops.add_check("images", "ck_images_size", _raises), "check condition ck_images_size on images"),
+}
+
+
+@pytest.mark.parametrize("transform", sorted(RAISING_TRANSFORMS))
+def test_a_transform_that_raises_is_a_transform_error_naming_the_op_and_the_error(images, transform):
+    op, subject = RAISING_TRANSFORMS[transform]
+    error = expand_refused(images, Change(op()), Exception)
+    assert isinstance(error, TransformError), repr(error)
+    assert str(error) == (f"{subject} raised ValueError: no rule for this value; fix the transform "
+                          "(it receives SQLAlchemy column expressions, not values)")
+    assert isinstance(error.error, ValueError)
+
+
+@pytest.mark.parametrize("up", [
+    lambda p: "public" if p else "shared",
+    lambda p: p and "public",
+    lambda p: sa.literal("public") if not p else sa.literal("shared"),
+], ids=["if", "and", "not"])
+def test_python_if_and_or_not_on_a_column_is_refused_with_the_sqlalchemy_way_to_say_it(images, up):
+    error = expand_refused(images, Change(visibility(up=up)), TransformError)
+    assert str(error).startswith("up for images.visibility uses Python's if / and / or / not on a column")
+    assert "sa.case((condition, value), else_=other), sa.and_(...), sa.or_(...) or sa.not_(...)" in str(error)
+
+
 @pytest.mark.parametrize("up", [
     lambda p: sa.func.crossfade_no_such_function(p),
     lambda p: sa.column("no_such_column"),

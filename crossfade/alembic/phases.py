@@ -21,7 +21,8 @@ import sqlalchemy as sa
 
 from ..errors import CrossfadeError
 from ..runner import Runner
-from .project import Project, Upgrade, find_project
+from .locate import find_project
+from .project import Project, Upgrade
 from .runner import RevisionRunner
 
 

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from .. import plan as planning
 from .. import state
 from ..dialects import NAMES, TriggerDialect, for_dialect, offline
+from ..engines import open_engine
 from ..errors import CrossfadeError
 from ..schema import Schema
 from . import render, snapshot
@@ -35,7 +36,7 @@ def plan_project(project: Project, dialect: str | None, url: str | None, batch_s
             revisions = [project.revision(r, target.sa_dialect) for r in project.history()]
             yield target, plan_revisions(project, revisions, target, Schema(sa.MetaData()), batch_size)
         return
-    engine = sa.create_engine(url)
+    engine = open_engine(url)
     try:
         target = for_dialect(engine.dialect)
         if dialect is not None and target.name != dialect:

@@ -203,21 +203,13 @@ class Project:
             snapshot.apply(schema, operation)
 
 
-def find_project(target: str | Path) -> Project | None:
-    """The Alembic project `target` names, or None when it names something else."""
-    path = Path(target)
-    if path.is_file() and path.suffix == ".ini":
-        return _from_ini(path)
-    if path.is_dir() and (path / "alembic.ini").is_file():
-        return _from_ini(path / "alembic.ini")
-    if path.is_dir() and (path / "env.py").is_file() and (path / "script.py.mako").is_file():
-        config = Config()
-        config.set_main_option("script_location", str(path.resolve()))
-        return Project(config, str(path))
-    return None
+def from_script_directory(path: Path) -> Project:
+    config = Config()
+    config.set_main_option("script_location", str(path.resolve()))
+    return Project(config, str(path))
 
 
-def _from_ini(ini: Path) -> Project:
+def from_ini(ini: Path) -> Project:
     config = Config(str(ini))
     if not config.get_main_option("script_location"):
         raise ChangeLoadError(f"{ini} has no script_location: is it an Alembic project's ini?")

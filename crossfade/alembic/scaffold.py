@@ -19,7 +19,7 @@ from alembic.config import Config
 from alembic.util import CommandError
 
 from ..errors import CrossfadeError
-from .project import find_project
+from .locate import find_project
 
 _IMPORT = "from crossfade.alembic import include_object  # autogenerate leaves crossfade_state alone\n"
 

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from ..ddl import AddCheck, Intent
 from ..errors import UnknownColumnError, ValidationError
 from ..schema import Schema
+from ..sync import call_transform
 from .base import Op
 
 
@@ -38,7 +39,8 @@ class AddCheckOp(Op):
         return [AddCheck(self.table, self.name, self._expression(schema))]
 
     def _expression(self, schema: Schema) -> sa.ColumnElement:
-        expr = self.condition(_Row(self.table, schema.table(self.table)))
+        expr = call_transform(self.condition, [_Row(self.table, schema.table(self.table))],
+                              f"check condition {self.name}", self.table, ())
         if not isinstance(expr, sa.ColumnElement):
             raise ValidationError(f"add_check {self.name} on {self.table}: the condition must return a "
                                   f"SQLAlchemy boolean expression, not {expr!r}")

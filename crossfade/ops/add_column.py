@@ -10,9 +10,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..ddl import AddColumn, DropColumn, Intent
-from ..errors import NotNullWithoutFillError, TransformError
+from ..errors import NotNullWithoutFillError
 from ..schema import Schema
-from ..sync import SyncGroup, row, row_namespace
+from ..sync import RowColumns, SyncGroup, call_transform, row, row_namespace
 from .base import Op, Sync, default_expr, final_constraints, require_new_column, transitional
 
 
@@ -60,10 +60,7 @@ class AddColumnOp(Op):
     def _sources(self, schema: Schema) -> tuple[str, ...]:
         """The existing columns the backfill reads: found by walking the expression it returns."""
         probe = row(schema.table(self.table), "NEW")
-        try:
-            expr = self.backfill(row_namespace(probe))
-        except AttributeError as exc:
-            raise TransformError(self.table, self.column.name, "any", f"backfill reads {exc}") from None
+        expr = self._call_backfill(row_namespace(probe, self.table))
         if not isinstance(expr, sa.sql.ClauseElement):
             return ()
         names = {c.name for c in sa.sql.visitors.iterate(expr) if isinstance(c, sa.ColumnClause)
@@ -72,8 +69,11 @@ class AddColumnOp(Op):
 
     def _up(self, sources: tuple[str, ...]):
         def up(*columns):
-            return self.backfill(SimpleNamespace(**dict(zip(sources, columns))))
+            return self._call_backfill(RowColumns(self.table, dict(zip(sources, columns))))
         return up
+
+    def _call_backfill(self, row_columns: RowColumns):
+        return call_transform(self.backfill, [row_columns], "backfill", self.table, (self.column.name,))
 
 
 def add_column(table: str, column: sa.Column, *, backfill: Callable | None = None) -> AddColumnOp:
