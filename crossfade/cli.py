@@ -4,7 +4,8 @@ and for Alembic projects init and revision.
 Every command takes CHANGES (a change module, a dotted module name or a directory of modules,
 see `crossfade.loader`; or an Alembic project, see `crossfade.alembic`) and, when it needs a
 database, `--url` or the CROSSFADE_URL variable.
-crossfade's own errors are printed as one red line with exit code 1, never as a traceback.
+crossfade's own errors are printed as one red line with exit code 1, never as a traceback; a
+phase that finds another crossfade running (crossfade/oplock.py) exits with BUSY (75) instead.
 
 Start-up stays fast (`crossfade --help` measured by benchmarks/startup.py): this module imports
 only Typer and Rich's console; each command imports what it needs (SQLAlchemy, the runner,
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from enum import Enum
 from typing import TYPE_CHECKING, Annotated
 
@@ -23,7 +24,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from .errors import ChangeLoadError, CrossfadeError, MissingDependencyError
+from .errors import ChangeLoadError, CrossfadeError, MissingDependencyError, OperatorBusyError
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -57,6 +58,9 @@ class DialectName(str, Enum):
 
 # Exit codes of `check`, as Keystone's `db_sync --check`.
 UP_TO_DATE, PROBLEM, NEEDS_EXPAND, NEEDS_MIGRATE, NEEDS_CONTRACT = 0, 1, 2, 3, 4
+# A phase command that found another crossfade holding the operator lock (sysexits' EX_TEMPFAIL:
+# nothing was changed, try again later).
+BUSY = 75
 _NEEDS = {  # by state.Phase value
     "pending": NEEDS_EXPAND, "rolled_back": NEEDS_EXPAND,
     "expanded": NEEDS_MIGRATE, "migrating": NEEDS_MIGRATE,
@@ -74,6 +78,9 @@ LockTimeoutOpt = Annotated[float, typer.Option(
     "--lock-timeout", min=0.0, help="Seconds each DDL attempt may wait for its lock before retrying.")]
 ForeignTriggersOpt = Annotated[bool, typer.Option(
     "--allow-foreign-triggers", help="Proceed although the table has triggers crossfade did not write.")]
+WaitOpt = Annotated[float, typer.Option(
+    "--wait", min=0.0, help="Seconds to wait while another crossfade runs a phase on this database; "
+    f"then stop with exit code {BUSY} naming it (default 0: stop at once).")]
 
 
 # --- plan --------------------------------------------------------------------------------
@@ -163,10 +170,11 @@ def _plan_tree(sections: list[planning.Section], target: TriggerDialect) -> Tree
 
 @app.command()
 def expand(changes: ChangesArg, url: UrlOpt = None, lock_timeout: LockTimeoutOpt = 0.05,
-           allow_foreign_triggers: ForeignTriggersOpt = False) -> None:
+           allow_foreign_triggers: ForeignTriggersOpt = False, wait: WaitOpt = 0.0) -> None:
     """Additive DDL and the sync triggers; release N keeps working."""
     # An Alembic project's first revisions may create the tables, even the SQLite file.
-    with _runner(changes, url, lock_timeout, allow_foreign_triggers, builds_project=True) as (runner, loaded):
+    with _runner(changes, url, lock_timeout, allow_foreign_triggers, builds_project=True,
+                 operation="expand", operator_wait=wait) as (runner, loaded):
         for change in loaded.changes:
             if _skip_contracted(runner, change, "expand"):
                 continue
@@ -176,7 +184,7 @@ def expand(changes: ChangesArg, url: UrlOpt = None, lock_timeout: LockTimeoutOpt
 @app.command()
 def migrate(
     changes: ChangesArg, url: UrlOpt = None, lock_timeout: LockTimeoutOpt = 0.05,
-    allow_foreign_triggers: ForeignTriggersOpt = False,
+    allow_foreign_triggers: ForeignTriggersOpt = False, wait: WaitOpt = 0.0,
     batch_size: Annotated[int | None, typer.Option(
         "--batch-size", min=1, help="Rows per batch, fixed (default: batches sized to --batch-seconds).")] = None,
     batch_seconds: Annotated[float | None, typer.Option(
@@ -196,7 +204,7 @@ def migrate(
         hint = " / ".join(f"'--{option.replace('_', '-')}'" for option in exc.options)
         raise typer.BadParameter(exc.problem, param_hint=hint) from None
     with _runner(changes, url, lock_timeout, allow_foreign_triggers, batch_size=batch_size,
-                 batch_seconds=batch_seconds, pause=pause) as (runner, loaded):
+                 batch_seconds=batch_seconds, pause=pause, operation="migrate", operator_wait=wait) as (runner, loaded):
         for change in loaded.changes:
             if _skip_contracted(runner, change, "migrate"):
                 continue
@@ -206,20 +214,22 @@ def migrate(
 
 @app.command()
 def contract(changes: ChangesArg, url: UrlOpt = None, lock_timeout: LockTimeoutOpt = 0.05,
-             allow_foreign_triggers: ForeignTriggersOpt = False) -> None:
+             allow_foreign_triggers: ForeignTriggersOpt = False, wait: WaitOpt = 0.0) -> None:
     """Only when no node of release N is left: drop triggers and old columns, apply NOT NULL."""
-    with _runner(changes, url, lock_timeout, allow_foreign_triggers) as (runner, loaded):
+    with _runner(changes, url, lock_timeout, allow_foreign_triggers, operation="contract",
+                 operator_wait=wait) as (runner, loaded):
         for change in loaded.changes:
             _run_phase("contract", change, runner.contract, "contracted: release N+1's schema is final")
 
 
 @app.command()
 def rollback(changes: ChangesArg, url: UrlOpt = None, lock_timeout: LockTimeoutOpt = 0.05,
-             allow_foreign_triggers: ForeignTriggersOpt = False) -> None:
+             allow_foreign_triggers: ForeignTriggersOpt = False, wait: WaitOpt = 0.0) -> None:
     """Before contract: undo expand (newest change first); release N's data is intact."""
     from .state import IN_FLIGHT, Phase
 
-    with _runner(changes, url, lock_timeout, allow_foreign_triggers) as (runner, loaded):
+    with _runner(changes, url, lock_timeout, allow_foreign_triggers, operation="rollback",
+                 operator_wait=wait) as (runner, loaded):
         ordered = list(reversed(loaded.changes))
         phases = {c.id: runner.load(c).phase for c in ordered}
         in_flight = [c for c in ordered if phases[c.id] in IN_FLIGHT]
@@ -241,9 +251,13 @@ def status(changes: ChangesArg, url: UrlOpt = None,
     """Per change: phase, backfill progress, triggers installed and unchanged, problems."""
     with _runner(changes, url) as (runner, loaded):
         statuses = [runner.status(change) for change in loaded.changes]
+        holder = runner.operator.holder()
         if as_json:
-            typer.echo(json.dumps([s.to_json() for s in statuses], indent=2))
+            operator = {"operator": holder.describe()} if holder else {}
+            typer.echo(json.dumps([s.to_json() | operator for s in statuses], indent=2))
             return
+        if holder is not None:
+            out.print(f"[yellow]operator lock held by {escape(holder.describe())}[/yellow]", soft_wrap=True)
         for change_status in statuses:
             out.print(_status_table(change_status))
 
@@ -276,9 +290,15 @@ def check(changes: ChangesArg, url: UrlOpt = None) -> None:
 
     with _runner(changes, url) as (runner, loaded):
         codes = []
+        holder = runner.operator.holder()
+        running = holder is not None and not holder.gone
+        if running:
+            out.print(f"a phase is running: {escape(holder.describe())}", soft_wrap=True)
         for change in loaded.changes:
             current = runner.load(change)
             problems = runner.problems(change, current)
+            if current.phase is Phase.MIGRATING and not running and not problems:
+                problems = [f"{change.id} stopped while migrating; run migrate again to finish it"]
             code = PROBLEM if problems else _NEEDS.get(current.phase.value, PROBLEM)
             codes.append(code)
             detail = f": {'; '.join(problems)}" if problems else ""
@@ -473,14 +493,16 @@ def _with_progress_bar(runner: Runner, run: Callable[[Change], None]) -> Callabl
 
 @contextmanager
 def _runner(changes: str, url: str | None, lock_timeout: float = 0.05, allow_foreign_triggers: bool = False,
-            builds_project: bool = False, **options):
+            builds_project: bool = False, operation: str | None = None, **options):
     """The Runner (an Alembic project's RevisionRunner) and the changes. `builds_project`: the
-    command may create an Alembic project's SQLite file; otherwise a missing one is an error."""
+    command may create an Alembic project's SQLite file; otherwise a missing one is an error.
+    `operation`: a phase, which holds the operator lock for the whole command (all its changes,
+    and an Alembic project's pending revisions read under it)."""
     from .alembic.locate import find_project
     from .loader import load_changes
     from .runner import Runner
 
-    with _clean_errors():
+    with _clean_errors(), ExitStack() as held:
         project = find_project(changes)  # an Alembic project: its pending revisions (crossfade/alembic)
         loaded = load_changes(changes) if project is None else None
         engine = _engine(url or (project.url if project is not None else None),
@@ -488,6 +510,8 @@ def _runner(changes: str, url: str | None, lock_timeout: float = 0.05, allow_for
         try:
             runner = Runner(engine, lock_timeout=lock_timeout, allow_foreign_triggers=allow_foreign_triggers,
                             log=lambda message: out.print(f"  [dim]{escape(message)}[/dim]"), **options)
+            if operation is not None:
+                held.enter_context(runner.operator.held(f"crossfade {operation} {changes}"))
             if project is not None:
                 from .alembic.runner import open_upgrade
 
@@ -497,6 +521,7 @@ def _runner(changes: str, url: str | None, lock_timeout: float = 0.05, allow_for
             for warning in runner.warnings:
                 err.print(f"[yellow]warning:[/yellow] {escape(warning)}", soft_wrap=True)
         finally:
+            held.close()  # the lock goes back before the engine's connections close
             engine.dispose()
 
 
@@ -514,6 +539,8 @@ def _clean_errors():
     """crossfade's errors and database errors as one red line and exit code 1."""
     try:
         yield
+    except OperatorBusyError as exc:
+        _fail(str(exc), code=BUSY)
     except CrossfadeError as exc:
         _fail(str(exc))
     except KeyboardInterrupt:

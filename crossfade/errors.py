@@ -171,6 +171,26 @@ class LockTimeoutError(CrossfadeError):
         )
 
 
+class OperatorBusyError(CrossfadeError):
+    """Another crossfade holds the operator lock (crossfade/oplock.py); the CLI exits with BUSY (75)."""
+
+    def __init__(self, holder: str, waited: float):
+        self.holder, self.waited = holder, waited
+        waited_text = f"waited {waited:.1f}s; " if waited else ""
+        super().__init__(f"another crossfade is running on this database: {holder}. Nothing was changed; "
+                         f"{waited_text}run again when it is done, or pass --wait SECONDS")
+
+
+class OperatorLockLostError(CrossfadeError):
+    """The operator lock was taken over while this phase ran (its heartbeat could not reach the
+    database for longer than the stale timeout): stop before another step."""
+
+    def __init__(self, holder: str):
+        self.holder = holder
+        super().__init__(f"this crossfade lost its operator lock (its heartbeat could not be saved in time) to "
+                         f"{holder}; stopped between two steps; run the phase again when that one is done")
+
+
 class VerificationError(CrossfadeError):
     """The database does not look the way the phase that just ran should have left it."""
 

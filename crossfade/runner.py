@@ -20,6 +20,7 @@ from .ddl import SetNullable, Step
 from .dialects import for_dialect
 from .errors import NullsRemainError, PhaseError, TableBusyError, VerificationError
 from .locking import LockPolicy, retry_when_busy, run_step, run_with_lock_timeout
+from .oplock import OperatorLock, one_operator
 from .preflight import run_preflight
 from .schema import Schema
 from .state import IN_FLIGHT, SYNCING, ChangeState, Phase
@@ -50,11 +51,14 @@ class Runner:
     def __init__(self, engine: sa.Engine, *, lock_timeout: float = 0.05, max_lock_wait: float = 120.0,
                  batch_size: int | None = None, batch_seconds: float | None = None, pause: float | None = None,
                  allow_foreign_triggers: bool = False, on_step: StepHook | None = None,
-                 on_progress: Callable | None = None, log: Callable[[str], None] | None = None):
+                 on_progress: Callable | None = None, log: Callable[[str], None] | None = None,
+                 operator_wait: float = 0.0):
         """`batch_size` fixes the rows per backfill batch; otherwise each batch aims at
         `batch_seconds` (default `backfill.DEFAULT_BATCH_SECONDS`). `pause` sleeps that many
         seconds after each batch; None rests as the database needs (SQLite: until a writer waiting
-        for the lock has tried again, ~22 ms after a 40 ms batch; others: not at all)."""
+        for the lock has tried again, ~22 ms after a 40 ms batch; others: not at all).
+        `operator_wait`: seconds a phase waits for another crossfade's operator lock (oplock.py)
+        before it stops with OperatorBusyError."""
         backfill.check_options(batch_size, batch_seconds, pause)
         self.engine = engine
         self.dialect = for_dialect(engine.dialect)
@@ -67,8 +71,11 @@ class Runner:
         self.on_progress = on_progress
         self.log = log or (lambda message: None)
         self.warnings: list[str] = []
+        self.operator = OperatorLock(engine, self.dialect, self.policy, wait=operator_wait,
+                                     log=lambda message: self.log(message))
 
     # --- phases ------------------------------------------------------------------------------
+    @one_operator("expand")
     def expand(self, change: Change) -> None:
         """Additive DDL, then the sync triggers. Release N keeps working throughout."""
         current = self.load(change)
@@ -93,6 +100,7 @@ class Runner:
         self._save(current, "expand", "record expanded")
         self._verify(change, current)
 
+    @one_operator("migrate")
     def migrate(self, change: Change) -> None:
         """Backfill existing rows in keyed batches; resumes from the last checkpoint."""
         current = self.load(change)
@@ -115,6 +123,7 @@ class Runner:
         current.phase = Phase.MIGRATED
         self._save(current, "migrate", "record migrated")
 
+    @one_operator("contract")
     def contract(self, change: Change) -> None:
         """Drop triggers and old columns, then apply final NOT NULL and defaults online."""
         current = self.load(change)
@@ -141,6 +150,7 @@ class Runner:
         self._save(current, "contract", "record contracted")
         self._verify(change, current)
 
+    @one_operator("rollback")
     def rollback(self, change: Change) -> None:
         """Undo expand: triggers and new columns go; release N's columns are intact."""
         current = self.load(change)
@@ -355,6 +365,7 @@ class Runner:
         self._after_step(phase, step_name)
 
     def _after_step(self, phase: str, step_name: str) -> None:
+        self.operator.check()  # stop before the next step if another crossfade took the lock over
         if self.on_step is not None:
             self.on_step(phase, step_name)
 

@@ -26,6 +26,7 @@ from .. import state
 from ..ddl import apply_to_schema
 from ..errors import PhaseError
 from ..locking import run_step
+from ..oplock import OperatorLock, one_operator
 from ..runner import ChangeStatus, Runner
 from ..schema import Schema
 from ..state import SYNCING, ChangeState, Phase
@@ -55,6 +56,10 @@ class RevisionRunner:
         return self.runner.warnings
 
     @property
+    def operator(self) -> OperatorLock:
+        return self.runner.operator
+
+    @property
     def on_progress(self) -> Callable | None:
         return self.runner.on_progress
 
@@ -63,6 +68,7 @@ class RevisionRunner:
         self.runner.on_progress = value
 
     # --- phases ------------------------------------------------------------------------------
+    @one_operator("expand")
     def expand(self, revision: Revision) -> None:
         phase = self.load(revision).phase
         if phase in (Phase.CONTRACTING, Phase.CONTRACTED):
@@ -80,6 +86,7 @@ class RevisionRunner:
         elif phase not in SYNCING:
             self._save(revision, Phase.EXPANDED)
 
+    @one_operator("migrate")
     def migrate(self, revision: Revision) -> None:
         """The change's backfill; a revision without a change has nothing to backfill."""
         if revision.change is not None:
@@ -91,6 +98,7 @@ class RevisionRunner:
         if phase is not Phase.MIGRATED:
             self._save(revision, Phase.MIGRATED)
 
+    @one_operator("contract")
     def contract(self, revision: Revision) -> None:
         if revision.change is not None:
             self.runner.contract(revision.change)
@@ -108,6 +116,7 @@ class RevisionRunner:
             self.project.stamp(conn, revision.id)
         self.runner.log(f"contract: stamp {self.project.version_table} {revision.id}")
 
+    @one_operator("rollback")
     def rollback(self, revision: Revision) -> None:
         phase = self.load(revision).phase
         if revision.change is not None:

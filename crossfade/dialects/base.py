@@ -84,6 +84,8 @@ class TriggerDialect:
     index_locks = ""  # building an index
     trigger_locks = ""
     backfill_locks = ""
+    # The server's clock in UTC (naive), for the operator lock's heartbeat: one clock for every host.
+    utc_now_sql = "SELECT CURRENT_TIMESTAMP"
 
     def __init__(self, sa_dialect: sa.Dialect):
         self.sa_dialect = sa_dialect

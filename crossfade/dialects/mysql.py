@@ -37,6 +37,7 @@ class MySQLDialect(ProceduralTriggers):
     index_locks = _INPLACE_LOCKS.format("the index builds while writes go on")
     trigger_locks = "exclusive metadata lock for an instant per CREATE/DROP TRIGGER"
     backfill_locks = "row locks on one batch's rows, one short transaction per batch"
+    utc_now_sql = "SELECT UTC_TIMESTAMP(6)"
 
     @property
     def is_mariadb(self) -> bool:

@@ -34,6 +34,7 @@ class PostgresDialect(ProceduralTriggers):
     trigger_locks = ("CREATE TRIGGER: SHARE ROW EXCLUSIVE, DROP TRIGGER: ACCESS EXCLUSIVE, each for an instant; "
                      "each attempt waits at most lock_timeout")
     backfill_locks = "row locks on one batch's rows, one short transaction per batch"
+    utc_now_sql = "SELECT clock_timestamp() AT TIME ZONE 'UTC'"
 
     def assign(self, target: str, value: str) -> str:
         return f"{target} := {value};"

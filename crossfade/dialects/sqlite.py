@@ -48,6 +48,7 @@ class SQLiteDialect(TriggerDialect):
     rebuild_locks = "blocks writers while the table is copied (a table rebuild; SQLite has a single writer)"
     trigger_locks = "blocks writers for an instant (SQLite has a single writer)"
     backfill_locks = "blocks writers for one batch at a time (SQLite has a single writer)"
+    utc_now_sql = "SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')"
 
     # --- triggers ------------------------------------------------------------------------
     def trigger_objects(self, ts: TableSync) -> list[DbObject]:
