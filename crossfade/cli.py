@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from enum import Enum
 from typing import TYPE_CHECKING, Annotated
 
@@ -496,13 +496,12 @@ def _runner(changes: str, url: str | None, lock_timeout: float = 0.05, allow_for
             builds_project: bool = False, operation: str | None = None, **options):
     """The Runner (an Alembic project's RevisionRunner) and the changes. `builds_project`: the
     command may create an Alembic project's SQLite file; otherwise a missing one is an error.
-    `operation`: a phase, which holds the operator lock for the whole command (all its changes,
-    and an Alembic project's pending revisions read under it)."""
+    `operation`: the phase command, named by the operator lock each phase takes."""
     from .alembic.locate import find_project
     from .loader import load_changes
     from .runner import Runner
 
-    with _clean_errors(), ExitStack() as held:
+    with _clean_errors():
         project = find_project(changes)  # an Alembic project: its pending revisions (crossfade/alembic)
         loaded = load_changes(changes) if project is None else None
         engine = _engine(url or (project.url if project is not None else None),
@@ -510,8 +509,8 @@ def _runner(changes: str, url: str | None, lock_timeout: float = 0.05, allow_for
         try:
             runner = Runner(engine, lock_timeout=lock_timeout, allow_foreign_triggers=allow_foreign_triggers,
                             log=lambda message: out.print(f"  [dim]{escape(message)}[/dim]"), **options)
-            if operation is not None:
-                held.enter_context(runner.operator.held(f"crossfade {operation} {changes}"))
+            if operation is not None:  # each phase call takes the operator lock, naming this command
+                runner.operator.command = f"crossfade {operation} {changes}"
             if project is not None:
                 from .alembic.runner import open_upgrade
 
@@ -521,7 +520,6 @@ def _runner(changes: str, url: str | None, lock_timeout: float = 0.05, allow_for
             for warning in runner.warnings:
                 err.print(f"[yellow]warning:[/yellow] {escape(warning)}", soft_wrap=True)
         finally:
-            held.close()  # the lock goes back before the engine's connections close
             engine.dispose()
 
 

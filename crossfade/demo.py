@@ -22,6 +22,7 @@ from . import state
 from .change import Change
 from .engines import open_engine
 from .errors import CrossfadeError
+from .oplock import lock_table
 from .ops import replace_column
 from .runner import Runner
 from .state import Phase
@@ -208,8 +209,9 @@ class _Demo:
         with self.engine.begin() as conn:
             conn.execute(sa.text(f"DROP TABLE IF EXISTS {self._quoted()}"))
             state.delete(conn, self.change.id)
-            if not had_state_table:
+            if not had_state_table:  # crossfade had never run here: its lock's table goes too
                 state.state_table.drop(conn, checkfirst=True)
+                lock_table.drop(conn, checkfirst=True)
 
 
 __all__ = ["release_n1_images", "release_n_images", "run_demo", "visibility_change"]

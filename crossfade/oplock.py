@@ -82,11 +82,16 @@ class OperatorLock:
         self.engine, self.dialect, self.policy = engine, dialect, policy
         self.wait, self.stale_after, self.heartbeat = wait, stale_after, heartbeat
         self.log = log or (lambda message: None)
+        self.command: str | None = None  # what the holder row names; default: the phase and change
         self._depth = 0
         self._token = ""
         self._lost: Holder | None = None
         self._stop = threading.Event()
         self._beating: threading.Thread | None = None
+
+    @property
+    def holding(self) -> bool:
+        return self._depth > 0
 
     @contextmanager
     def held(self, command: str) -> Iterator[None]:
@@ -97,7 +102,7 @@ class OperatorLock:
             finally:
                 self._depth -= 1
             return
-        self._acquire(command)
+        self._acquire(self.command or command)
         self._depth = 1
         try:
             yield
@@ -247,11 +252,16 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def one_operator(phase: str) -> Callable:
-    """A phase method of a runner (with `.operator`) held under the operator lock."""
+def one_operator(phase: str, refuse_first: str | None = None) -> Callable:
+    """A phase method of a runner (with `.operator`) held under the operator lock. `refuse_first`:
+    a method of the runner that raises what the phase would refuse, called before the lock is
+    taken, so that a refused change leaves the database untouched (not even the lock's table);
+    the phase itself decides again under the lock."""
     def wrap(method: Callable) -> Callable:
         def run(self, change, *args, **kwargs):
-            with self.operator.held(f"{phase} {change.id}"):
+            if refuse_first is not None and not self.operator.holding:
+                getattr(self, refuse_first)(change)
+            with self.operator.held(f"crossfade {phase} {change.id}"):
                 return method(self, change, *args, **kwargs)
         run.__name__, run.__qualname__, run.__doc__ = method.__name__, method.__qualname__, method.__doc__
         run.__wrapped__ = method

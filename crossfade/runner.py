@@ -18,7 +18,7 @@ from . import backfill, checks, ops, roundtrip, state
 from .change import Change
 from .ddl import SetNullable, Step
 from .dialects import for_dialect
-from .errors import NullsRemainError, PhaseError, TableBusyError, VerificationError
+from .errors import CrossfadeError, NullsRemainError, PhaseError, TableBusyError, VerificationError
 from .locking import LockPolicy, retry_when_busy, run_step, run_with_lock_timeout
 from .oplock import OperatorLock, one_operator
 from .preflight import run_preflight
@@ -75,7 +75,7 @@ class Runner:
                                      log=lambda message: self.log(message))
 
     # --- phases ------------------------------------------------------------------------------
-    @one_operator("expand")
+    @one_operator("expand", refuse_first="_refuse_unlocked")
     def expand(self, change: Change) -> None:
         """Additive DDL, then the sync triggers. Release N keeps working throughout."""
         current = self.load(change)
@@ -227,6 +227,17 @@ class Runner:
         changing anything; e.g. before other DDL that must not run for a refused change. Quiet:
         the expand that follows reports the round-trip law and the preflight's warnings once."""
         self._refusals(change, report=False)
+
+    def _refuse_unlocked(self, change: Change) -> None:
+        """expand's refusals of a change not started, before the operator lock (oplock.py): a
+        refused change leaves no trace, the lock's table included. Expand checks again under it."""
+        if self.load(change).phase not in (Phase.PENDING, Phase.ROLLED_BACK):
+            return
+        try:
+            self.check_expand(change)
+        except CrossfadeError:
+            if self.load(change).phase in (Phase.PENDING, Phase.ROLLED_BACK):
+                raise  # otherwise another crossfade expanded it meanwhile: the phase decides under the lock
 
     def _prepare_expand(self, change: Change) -> ChangeState:
         """Everything that can refuse the change, before the first DDL statement."""

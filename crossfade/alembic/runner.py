@@ -68,7 +68,7 @@ class RevisionRunner:
         self.runner.on_progress = value
 
     # --- phases ------------------------------------------------------------------------------
-    @one_operator("expand")
+    @one_operator("expand", refuse_first="_refuse_unlocked")
     def expand(self, revision: Revision) -> None:
         phase = self.load(revision).phase
         if phase in (Phase.CONTRACTING, Phase.CONTRACTED):
@@ -131,6 +131,15 @@ class RevisionRunner:
                 self._run_plain("rollback", reverse)
         if revision.change is None:
             self._save(revision, Phase.ROLLED_BACK)
+
+    def _refuse_unlocked(self, revision: Revision) -> None:
+        """The refusals of a revision not started, before the operator lock: a refused upgrade
+        leaves no trace, the lock's table included (Runner._refuse_unlocked)."""
+        if self.load(revision).phase not in NOT_STARTED:
+            return
+        self._check_upgrade()
+        if revision.change is not None and self._tables_exist(revision.change.tables()):
+            self.runner.check_expand(revision.change)
 
     # --- inspection --------------------------------------------------------------------------
     def load(self, revision: Revision) -> ChangeState:
