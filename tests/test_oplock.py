@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import multiprocessing
 import os
 import signal
 import subprocess
@@ -37,52 +38,57 @@ ROWS = 40
 
 cli = CliRunner()
 
-# A crossfade process that imports everything first, says it is ready, then waits for its gate
-# file: two of them start their phase within milliseconds of each other. PAUSE_AFTER="step=seconds"
-# holds it after that step, with the lock, for a second crossfade to meet it there.
-BOOT = """
-import os, sys, time
-import sqlalchemy, crossfade.runner, crossfade.loader, crossfade.alembic.locate, crossfade.backfill
-from crossfade.cli import main
-if os.environ.get("PAUSE_AFTER"):
-    step, seconds = os.environ["PAUSE_AFTER"].rsplit("=", 1)
-    after_step = crossfade.runner.Runner._after_step
-    def pausing(self, phase, name):
-        after_step(self, phase, name)
-        if name == step:
-            time.sleep(float(seconds))
-    crossfade.runner.Runner._after_step = pausing
-gate = sys.argv.pop(1)
-open(gate + ".ready", "w").close()
-while not os.path.exists(gate):
-    time.sleep(0.002)
-sys.argv[0] = "crossfade"
-main()
-"""
+FORK = multiprocessing.get_context("fork")
+
+
+def _crossfade(args: tuple[str, ...], pause_after: str, go, stdout: str, stderr: str) -> None:
+    """A forked `crossfade` process: its imports are done already, so two of them start their
+    phase within a millisecond of each other when `go` is set. pause_after="step=seconds" holds it
+    after that step, with the lock, for a second crossfade to meet it there."""
+    sys.stdout, sys.stderr = open(stdout, "w"), open(stderr, "w")  # noqa: SIM115 - closed by os._exit
+    if pause_after:
+        step, seconds = pause_after.rsplit("=", 1)
+        after_step = Runner._after_step
+
+        def pausing(self, phase: str, name: str) -> None:
+            after_step(self, phase, name)
+            if name == step:
+                time.sleep(float(seconds))
+        Runner._after_step = pausing
+    go.wait()
+    code = 1
+    try:
+        app(list(args), prog_name="crossfade")
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
 
 class Crossfade:
-    """One `crossfade` process, started at `go()`."""
+    """One `crossfade` process, forked at once, started at `go()`."""
 
     def __init__(self, tmp_path: Path, name: str, *args: str, pause_after: str = ""):
-        self.gate = tmp_path / f"gate-{name}"
-        env = dict(os.environ, PYTHONPATH=str(ROOT), COLUMNS="250", PAUSE_AFTER=pause_after)
-        self.proc = subprocess.Popen([sys.executable, "-c", BOOT, str(self.gate), *args], cwd=ROOT, env=env,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-    def ready(self) -> None:
-        deadline = time.monotonic() + 60
-        while not Path(f"{self.gate}.ready").exists():
-            assert self.proc.poll() is None, self.proc.communicate()
-            assert time.monotonic() < deadline, "crossfade process never got ready"
-            time.sleep(0.01)
+        self.stdout, self.stderr = tmp_path / f"{name}.out", tmp_path / f"{name}.err"
+        self._go = FORK.Event()
+        self.proc = FORK.Process(target=_crossfade, args=(args, pause_after, self._go, str(self.stdout),
+                                                          str(self.stderr)))
+        self.proc.start()
 
     def go(self) -> None:
-        self.gate.touch()
+        self._go.set()
+
+    def running(self) -> bool:
+        return self.proc.is_alive()
+
+    def kill(self) -> None:
+        os.kill(self.proc.pid, signal.SIGKILL)
 
     def finish(self) -> tuple[int, str, str]:
-        stdout, stderr = self.proc.communicate(timeout=120)
-        return self.proc.returncode, stdout, stderr
+        self.proc.join(120)  # reaped: its pid is gone
+        return self.proc.exitcode, self.stdout.read_text(), self.stderr.read_text()
 
 
 def url_of(engine: sa.Engine) -> str:
@@ -99,6 +105,7 @@ def seed(engine: sa.Engine, phase: Phase) -> None:
              Phase.MIGRATED: [runner.expand, runner.migrate]}[phase]
     for step in steps:
         step(CHANGE)
+    engine.dispose()  # no connection of ours crosses the fork of a Crossfade
 
 
 def lock_rows(engine: sa.Engine) -> list:
@@ -182,8 +189,6 @@ def test_two_phases_started_together_end_in_a_state_a_rerun_finishes(engine, tmp
             if first == "migrate" else Crossfade(tmp_path, "a", first, CHANGES, "--url", url),
             Crossfade(tmp_path, "b", second, CHANGES, "--url", url, "--wait", "60")]
     for run in runs:
-        run.ready()
-    for run in runs:
         run.go()
     outcomes = [run.finish() for run in runs]
 
@@ -202,12 +207,10 @@ def test_rollback_50ms_after_contract_stops_naming_the_contract_and_contract_fin
     # rollback (50 ms after it started) used to drop visibility under it.
     contract = Crossfade(tmp_path, "contract", "contract", CHANGES, "--url", url, pause_after="record contracting=1")
     rollback = Crossfade(tmp_path, "rollback", "rollback", CHANGES, "--url", url)
-    contract.ready()
-    rollback.ready()
     contract.go()
     deadline = time.monotonic() + 30
     while not lock_rows(engine):
-        assert time.monotonic() < deadline and contract.proc.poll() is None, contract.finish()
+        assert time.monotonic() < deadline and contract.running(), contract.finish()
         time.sleep(0.005)
     time.sleep(0.05)
     rollback.go()
@@ -228,14 +231,14 @@ def test_rollback_50ms_after_contract_stops_naming_the_contract_and_contract_fin
 
 # --- a holder that is gone ---------------------------------------------------------------------
 
-def wait_for_phase(engine: sa.Engine, phase: Phase, proc: subprocess.Popen, done: int = 0) -> None:
+def wait_for_phase(engine: sa.Engine, phase: Phase, proc: Crossfade, done: int = 0) -> None:
     runner = Runner(engine)
     deadline = time.monotonic() + 60
     while True:
         current = runner.load(CHANGE)
         if current.phase is phase and current.checkpoint.get("images", {}).get("done", 0) >= done:
             return
-        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline and proc.running(), proc.finish()
         time.sleep(0.01)
 
 
@@ -243,10 +246,9 @@ def test_a_migrate_killed_mid_way_is_a_problem_for_check_and_its_lock_is_taken_o
     seed(engine, Phase.EXPANDED)
     url = url_of(engine)
     migrate = Crossfade(tmp_path, "migrate", "migrate", CHANGES, "--url", url, "--batch-size", "1", "--pause", "0.1")
-    migrate.ready()
     migrate.go()
-    wait_for_phase(engine, Phase.MIGRATING, migrate.proc, done=3)
-    migrate.proc.send_signal(signal.SIGKILL)
+    wait_for_phase(engine, Phase.MIGRATING, migrate, done=3)
+    migrate.kill()
     migrate.finish()
     [row] = lock_rows(engine)
     assert row.pid == migrate.proc.pid  # left behind by the killed process
@@ -271,14 +273,13 @@ def test_a_contract_killed_mid_way_is_finished_by_a_rerun_and_rollback_refuses_c
     url = url_of(engine)
     contract = Crossfade(tmp_path, "contract", "contract", CHANGES, "--url", url,
                          pause_after="drop triggers on images=60")
-    contract.ready()
     contract.go()
-    wait_for_phase(engine, Phase.CONTRACTING, contract.proc)
+    wait_for_phase(engine, Phase.CONTRACTING, contract)
     deadline = time.monotonic() + 60
     while triggers_or_busy(engine):  # wait until contract has dropped them, then kill it
-        assert time.monotonic() < deadline and contract.proc.poll() is None, contract.finish()
+        assert time.monotonic() < deadline and contract.running(), contract.finish()
         time.sleep(0.01)
-    contract.proc.send_signal(signal.SIGKILL)
+    contract.kill()
     contract.finish()
 
     assert cli.invoke(app, ["check", CHANGES, "--url", url]).exit_code == 1
