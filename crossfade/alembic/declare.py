@@ -15,6 +15,7 @@ from types import ModuleType
 from ..change import Change
 from ..errors import ChangeLoadError
 from ..ops.base import Op
+from ..oplock import LOCK_TABLE
 from ..state import STATE_TABLE
 
 UpgradeFn = Callable[[], None]
@@ -60,7 +61,7 @@ def declaration_of(module: ModuleType, revision: str) -> Declaration:
 
 def include_object(object_, name: str | None, type_: str, reflected: bool, compare_to) -> bool:
     """For env.py's `context.configure(include_object=...)`: autogenerate must not propose
-    dropping crossfade's state table (or the table a SQLite rebuild is building)."""
+    dropping crossfade's state and lock tables (or the table a SQLite rebuild is building)."""
     if type_ == "table" and name is not None:
-        return name != STATE_TABLE and not name.startswith("_crossfade_")
+        return name not in (STATE_TABLE, LOCK_TABLE) and not name.startswith("_crossfade_")
     return True
