@@ -402,3 +402,30 @@ def test_the_heartbeat_keeps_a_long_phase_fresh_and_a_lost_lock_stops_it(engine)
         runner.migrate(CHANGE)
     assert len(set(beats)) > 1  # the heartbeat moved while the phase ran
     assert len(beats) <= 22  # stopped between two steps
+
+
+# --- an Alembic project's phases take the same lock -------------------------------------------------
+
+def test_two_alembic_expands_then_two_contracts_started_together_run_each_plain_operation_once(engine, tmp_path):
+    from test_alembic import EXAMPLE as PROJECT
+    from test_alembic import release_1_with_tasks, version
+
+    url = url_of(engine)
+    release_1_with_tasks(engine, url, rows=10)
+    engine.dispose()
+    for phase in ("expand", "migrate", "contract"):
+        runs = [Crossfade(tmp_path, f"{phase}-{i}", phase, str(PROJECT), "--url", url, *wait)
+                for i, wait in enumerate([(), ("--wait", "60")])]
+        for run in runs:
+            run.go()
+        outcomes = [run.finish() for run in runs]
+        for code, stdout, stderr in outcomes:
+            assert_clean_outcome(code, stdout, stderr)
+        ran = [line for _, stdout, _ in outcomes for line in stdout.splitlines()
+               if "op.create_table labels" in line and "already done" not in line]
+        assert len(ran) <= 1, outcomes
+        if phase != "contract" or version(engine) != "0002_task_state":  # (then 0003 is next, not contract)
+            result = cli.invoke(app, [phase, str(PROJECT), "--url", url])  # the rerun finishes the phase
+            assert result.exit_code == 0, result.output
+    assert version(engine) == "0002_task_state"
+    assert lock_rows(engine) == []
