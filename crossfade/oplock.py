@@ -7,8 +7,9 @@ is seen from every host and replicates on Galera, where GET_LOCK does not, and i
 holder (host, pid, command, since) for the one that has to wait.
 
 Taking it is an INSERT of the row (its name is the primary key), or an UPDATE taking over a row
-whose holder is gone: on this host a pid that no longer runs, from anywhere a heartbeat older
-than `STALE_AFTER` seconds. The holder's thread refreshes the heartbeat every `HEARTBEAT`
+whose holder is gone: on this host a pid that no longer runs (this host: the same host name, so
+containers that share a name must share their process table too), from anywhere a heartbeat
+older than `STALE_AFTER` seconds. The holder's thread refreshes the heartbeat every `HEARTBEAT`
 seconds; times are the database server's clock, the same for every host. Releasing deletes the
 row only while it still carries the holder's token. Re-entrant within one OperatorLock, so a
 phase that runs another (an Alembic revision's expand runs the change's) holds it once.
@@ -110,6 +111,7 @@ class OperatorLock:
             self._depth = 0
             self._stop_heartbeat()
             self._release()
+            self._token = ""
 
     def check(self) -> None:
         """Raise OperatorLockLostError when another crossfade took the lock over meanwhile."""
@@ -211,7 +213,7 @@ class OperatorLock:
     def _stop_heartbeat(self) -> None:
         self._stop.set()
         if self._beating is not None:
-            self._beating.join()
+            self._beating.join(timeout=self.heartbeat)  # a beat stuck on the database ends on its own
             self._beating = None
 
     def _beat(self, stop: threading.Event, token: str) -> None:
@@ -221,7 +223,7 @@ class OperatorLock:
                     kept = conn.execute(sa.update(lock_table).where(lock_table.c.name == LOCK_NAME,
                                                                     lock_table.c.token == token)
                                         .values(heartbeat_at=_utc_now(conn, self.dialect))).rowcount
-                    if kept != 1:
+                    if kept != 1 and token == self._token:  # (not a beat late for a lock given back)
                         self._lost = self._read(conn) or Holder("", "?", 0, "nobody", datetime.min, 0.0, True)
                         return
             except sa.exc.SQLAlchemyError:

@@ -14,8 +14,8 @@ from types import ModuleType
 
 from ..change import Change
 from ..errors import ChangeLoadError
-from ..ops.base import Op
 from ..oplock import LOCK_TABLE
+from ..ops.base import Op
 from ..state import STATE_TABLE
 
 UpgradeFn = Callable[[], None]
