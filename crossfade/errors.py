@@ -118,6 +118,14 @@ class TableBusyError(ValidationError):
         )
 
 
+class SchemaError(ValidationError):
+    """The database schema a change's tables are in cannot be told, or is not supported."""
+
+    def __init__(self, schema: str | None, reason: str):
+        self.schema = schema
+        super().__init__(reason)
+
+
 class PreflightError(CrossfadeError):
     """The database or the table is not fit for online changes; raised before any DDL runs."""
 

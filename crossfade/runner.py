@@ -18,7 +18,7 @@ from . import backfill, checks, ops, roundtrip, state
 from .change import Change
 from .ddl import SetNullable, Step
 from .dialects import for_dialect
-from .errors import NullsRemainError, PhaseError, TableBusyError, VerificationError
+from .errors import NullsRemainError, PhaseError, SchemaError, TableBusyError, VerificationError
 from .locking import LockPolicy, retry_when_busy, run_step, run_with_lock_timeout
 from .preflight import run_preflight
 from .schema import Schema
@@ -57,7 +57,8 @@ class Runner:
         for the lock has tried again, ~22 ms after a 40 ms batch; others: not at all)."""
         backfill.check_options(batch_size, batch_seconds, pause)
         self.engine = engine
-        self.dialect = for_dialect(engine.dialect)
+        self._any_schema = for_dialect(engine.dialect)
+        self.dialect = self._any_schema  # bound to the change's schema by each phase (`_bind`)
         self.policy = LockPolicy(lock_timeout, max_lock_wait)
         self.batch_size = batch_size
         self.batch_seconds = batch_seconds
@@ -164,8 +165,17 @@ class Runner:
 
     # --- inspection --------------------------------------------------------------------------
     def load(self, change: Change) -> ChangeState:
+        """The change's recorded state; the runner then works in the schema it records."""
         with self.engine.connect() as conn:
-            return state.load(conn, change.id)
+            found = state.load(conn, change.id)
+        if None not in (change.schema, found.schema) and change.schema != found.schema:
+            raise SchemaError(change.schema, f"change {change.id} was run on the tables of schema {found.schema!r}, "
+                                             f"not {change.schema!r}: give the change another id")
+        self._bind(found.schema)
+        return found
+
+    def _bind(self, schema: str | None) -> None:
+        self.dialect = self._any_schema.in_schema(schema)
 
     def status(self, change: Change) -> ChangeStatus:
         current = self.load(change)
@@ -216,13 +226,22 @@ class Runner:
         """Raise what expand would refuse (validation, preflight, the round-trip law) without
         changing anything; e.g. before other DDL that must not run for a refused change. Quiet:
         the expand that follows reports the round-trip law and the preflight's warnings once."""
+        self._resolve_schema(change)
         self._refusals(change, report=False)
+
+    def _resolve_schema(self, change: Change) -> None:
+        """Which schema the change's tables are really in (a search_path may reach another one
+        than current_schema()), resolved once; every phase then names it and expand records it."""
+        with self.engine.connect() as conn:
+            self._bind(self._any_schema.resolve_schema(conn, change.tables(), change.schema))
 
     def _prepare_expand(self, change: Change) -> ChangeState:
         """Everything that can refuse the change, before the first DDL statement."""
+        self._resolve_schema(change)
         schema, syncs = self._refusals(change)
         relaxed = [list(pair) for pair in self.dialect.columns_to_relax(schema, syncs)]
-        current = ChangeState(change.id, Phase.EXPANDING, tables=sorted(change.tables()), relaxed=relaxed)
+        current = ChangeState(change.id, Phase.EXPANDING, tables=sorted(change.tables()), relaxed=relaxed,
+                              schema=self.dialect.schema)
         with self.engine.begin() as conn:
             state.ensure_table(conn)
         self._save(current, "expand", "record expanding")
@@ -260,7 +279,8 @@ class Runner:
 
     def _refuse_busy_tables(self, conn: sa.Connection, change: Change) -> None:
         for other in state.load_all(conn):
-            if other.change_id != change.id and other.phase in IN_FLIGHT:
+            elsewhere = None not in (other.schema, self.dialect.schema) and other.schema != self.dialect.schema
+            if other.change_id != change.id and other.phase in IN_FLIGHT and not elsewhere:
                 for table in sorted(change.tables() & set(other.tables)):
                     raise TableBusyError(table, other.change_id)
 
@@ -364,7 +384,7 @@ class Runner:
             raise VerificationError(problems)
 
     def _reflect(self, conn: sa.Connection, change: Change) -> Schema:
-        return Schema.reflect(conn, change.tables())
+        return Schema.reflect(conn, change.tables(), self.dialect.schema)
 
     def _release_n_schema(self, conn: sa.Connection, change: Change, current: ChangeState) -> Schema:
         """The live schema with the NOT NULLs crossfade relaxed (expand on SQLite, contract before

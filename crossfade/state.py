@@ -55,6 +55,9 @@ class ChangeState:
     # [table, column] pairs whose NOT NULL expand relaxed (SQLite), restored by rollback; and
     # old columns contract relaxed just before dropping the triggers (then dropped with them)
     relaxed: list = field(default_factory=list)
+    # The database schema the change's tables are in, resolved once before expand (PostgreSQL);
+    # None: the connection's current schema (records from before schemas were resolved).
+    schema: str | None = None
 
 
 def ensure_table(conn: sa.Connection) -> None:
@@ -83,7 +86,7 @@ def load_all(conn: sa.Connection) -> list[ChangeState]:
 def save(conn: sa.Connection, state: ChangeState) -> None:
     values = {
         "phase": state.phase.value,
-        "tables": json.dumps(sorted(state.tables)),
+        "tables": _tables_json(state),
         "checkpoint": json.dumps(state.checkpoint, default=str),
         "triggers": json.dumps(state.triggers, sort_keys=True),
         "relaxed": json.dumps(state.relaxed),
@@ -100,9 +103,20 @@ def delete(conn: sa.Connection, change_id: str) -> None:
         conn.execute(sa.delete(state_table).where(state_table.c.change_id == change_id))
 
 
+def _tables_json(state: ChangeState) -> str:
+    """The tables, with their schema when one was resolved (kept in the same column, so the
+    state table of an earlier crossfade needs no change)."""
+    if state.schema is None:
+        return json.dumps(sorted(state.tables))
+    return json.dumps({"schema": state.schema, "tables": sorted(state.tables)})
+
+
 def _from_row(r) -> ChangeState:
+    tables = json.loads(r.tables)
+    schema = tables["schema"] if isinstance(tables, dict) else None
     return ChangeState(
-        change_id=r.change_id, phase=Phase(r.phase), tables=json.loads(r.tables),
+        change_id=r.change_id, phase=Phase(r.phase),
+        tables=tables["tables"] if isinstance(tables, dict) else tables,
         checkpoint=json.loads(r.checkpoint), triggers=json.loads(r.triggers),
-        relaxed=json.loads(r.relaxed),
+        relaxed=json.loads(r.relaxed), schema=schema,
     )

@@ -1,0 +1,264 @@
+"""Tables in a schema other than the session's current one (issue 11, finding 7).
+
+PostgreSQL: a table reached through `search_path` (`glance.images` with `search_path=public,glance`)
+or named with a schema (`Change(..., schema="glance")`) works in every phase, with the catalog read
+for the schema the table is really in, and two tables of one name in two schemas are told apart.
+MariaDB and SQLite: a change on another database (schema) is refused before any DDL.
+"""
+
+from __future__ import annotations
+
+import glance_schema
+import pytest
+import sqlalchemy as sa
+from conftest import make_engine
+
+from crossfade import Change
+from crossfade.errors import SchemaError
+from crossfade.runner import Runner
+from crossfade.state import Phase
+
+ROWS = 6
+
+
+def _rows(is_public_from: int = 1) -> list[dict]:
+    return [{"id": i, "name": f"i{i}", "is_public": i % 2 == 0, "size": i} for i in range(is_public_from, ROWS + 1)]
+
+
+def _with_path(engine: sa.Engine, path: str) -> sa.Engine:
+    """An engine on the same database whose sessions start with `search_path` = `path` (as an
+    application configures it in its URL or connect_args)."""
+    return sa.create_engine(engine.url, connect_args={"options": f"-c search_path={path}"})
+
+
+@pytest.fixture
+def pg(tmp_path):
+    """The per-run PostgreSQL database with an empty schema `glance` besides public."""
+    engine = make_engine("postgresql", tmp_path)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP SCHEMA IF EXISTS glance CASCADE")
+        conn.exec_driver_sql("CREATE SCHEMA glance")
+    engines = [engine]
+    yield engine, engines
+    for other in engines:
+        other.dispose()
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP SCHEMA IF EXISTS glance CASCADE")
+    engine.dispose()
+
+
+def _sql(engine: sa.Engine, statement: str, **params):
+    with engine.begin() as conn:
+        result = conn.execute(sa.text(statement), params)
+        return result.all() if result.returns_rows else None
+
+
+def _crossfade_objects(engine: sa.Engine, schema: str) -> list[str]:
+    """crossfade's triggers and functions in `schema`, read from the catalog, not through crossfade."""
+    return sorted(r[0] for r in _sql(engine, (
+        "SELECT t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = :s AND t.tgname LIKE 'crossfade%' "
+        "UNION ALL SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+        "WHERE n.nspname = :s AND p.proname LIKE 'crossfade%'"), s=schema))
+
+
+def _columns(engine: sa.Engine, schema: str) -> set[str]:
+    with engine.connect() as conn:
+        return {c["name"] for c in sa.inspect(conn).get_columns("images", schema=schema)}
+
+
+def _synced(engine: sa.Engine, schema: str) -> dict[int, tuple]:
+    return {r[0]: (r[1], r[2]) for r in _sql(engine, f"SELECT id, is_public, visibility FROM {schema}.images ORDER BY id")}
+
+
+def _assert_in_sync(engine: sa.Engine, schema: str) -> None:
+    for key, (is_public, visibility) in _synced(engine, schema).items():
+        assert visibility == ("public" if is_public else "shared"), (schema, key, is_public, visibility)
+
+
+def test_a_table_reached_through_search_path_goes_through_every_phase(pg):
+    """The finding: glance.images with search_path=public,glance; expand used to fail with
+    "trigger ... is missing" (the catalog read in current_schema(), public), migrate was refused
+    and rollback failed on the function: stuck."""
+    base, engines = pg
+    glance = _with_path(base, "glance")
+    app = _with_path(base, "public,glance")
+    engines += [glance, app]
+    glance_schema.create_images(glance, _rows())
+    change = glance_schema.visibility_change()
+    runner = Runner(app)
+
+    runner.expand(change)
+    assert runner.problems(change) == []
+    assert len(_crossfade_objects(base, "glance")) == 3 and _crossfade_objects(base, "public") == []
+    _sql(app, "INSERT INTO images (id, name, is_public) VALUES (101, 'n', true)")  # release N
+    runner.migrate(change)
+    _sql(app, "INSERT INTO images (id, name, visibility) VALUES (102, 'n1', 'shared')")  # release N+1
+    _sql(app, "UPDATE images SET visibility = 'public' WHERE id = 1")
+    _sql(app, "UPDATE images SET is_public = false WHERE id = 2")
+    _assert_in_sync(base, "glance")
+    assert _synced(base, "glance")[1] == (True, "public") and _synced(base, "glance")[102] == (False, "shared")
+
+    runner.expand(change)  # a rerun finds everything in place
+    # Another session, whose search_path does not reach glance, sees the same: the state records
+    # the schema, and the catalog is read there.
+    status = Runner(base).status(change)
+    assert status.problems == [] and all(t["installed"] and t["matches"] for t in status.triggers)
+
+    runner.contract(change)
+    assert runner.load(change).phase is Phase.CONTRACTED and runner.problems(change) == []
+    assert _columns(base, "glance") == {"id", "name", "visibility", "size"}
+    assert _crossfade_objects(base, "glance") == []
+
+
+def test_a_table_reached_through_search_path_rolls_back(pg):
+    base, engines = pg
+    glance = _with_path(base, "glance")
+    app = _with_path(base, "public,glance")
+    engines += [glance, app]
+    glance_schema.create_images(glance, _rows())
+    change = glance_schema.visibility_change()
+    runner = Runner(app)
+    runner.expand(change)
+    runner.migrate(change)
+    _sql(app, "INSERT INTO images (id, name, visibility) VALUES (102, 'n1', 'public')")
+    runner.rollback(change)
+    runner.rollback(change)  # a rerun has nothing left to do
+    assert runner.load(change).phase is Phase.ROLLED_BACK and runner.problems(change) == []
+    assert _columns(base, "glance") == {"id", "name", "is_public", "size"}
+    assert _crossfade_objects(base, "glance") == []
+    assert _sql(base, "SELECT is_public FROM glance.images WHERE id = 102") == [(True,)]
+
+
+def test_two_tables_of_one_name_in_two_schemas_are_told_apart(pg):
+    """public.images and glance.images: a change on each touches only its own table, and
+    status reads each one's triggers."""
+    base, engines = pg
+    glance = _with_path(base, "glance")
+    app = _with_path(base, "public,glance")
+    engines += [glance, app]
+    glance_schema.create_images(base, _rows())
+    glance_schema.create_images(glance, _rows())
+    on_public = Change(glance_schema.visibility_op())  # search_path finds public.images first
+    on_glance = Change(glance_schema.visibility_op(), schema="glance")
+    assert on_public.id != on_glance.id
+    runner = Runner(app)
+
+    runner.expand(on_glance)
+    assert _crossfade_objects(base, "public") == [] and len(_crossfade_objects(base, "glance")) == 3
+    assert "visibility" not in _columns(base, "public")
+    runner.expand(on_public)
+    assert len(_crossfade_objects(base, "public")) == 3
+    runner.migrate(on_glance)
+    runner.migrate(on_public)
+    _sql(app, "UPDATE public.images SET is_public = NOT is_public")
+    _sql(app, "UPDATE glance.images SET visibility = 'public' WHERE id = 1")
+    _assert_in_sync(base, "public")
+    _assert_in_sync(base, "glance")
+    assert runner.problems(on_public) == [] and runner.problems(on_glance) == []
+
+    runner.contract(on_glance)
+    assert _columns(base, "glance") == {"id", "name", "visibility", "size"}
+    assert _crossfade_objects(base, "glance") == []
+    assert len(_crossfade_objects(base, "public")) == 3  # the other change's triggers stay
+    status = runner.status(on_public)
+    assert status.problems == [] and all(t["installed"] and t["matches"] for t in status.triggers)
+
+    runner.rollback(on_public)
+    assert _columns(base, "public") == {"id", "name", "is_public", "size"}
+    assert _crossfade_objects(base, "public") == []
+    assert runner.problems(on_public) == [] and runner.problems(on_glance) == []
+
+
+def test_a_change_declared_in_a_schema_works_with_any_search_path(pg):
+    base, engines = pg
+    glance = _with_path(base, "glance")
+    engines.append(glance)
+    glance_schema.create_images(glance, _rows())
+    change = Change(glance_schema.visibility_op(), schema="glance")
+    runner = Runner(base)  # search_path: public only
+    runner.expand(change)
+    runner.migrate(change)
+    _sql(base, "INSERT INTO glance.images (id, name, is_public) VALUES (101, 'n', true)")
+    _assert_in_sync(base, "glance")
+    runner.contract(change)
+    assert runner.problems(change) == []
+    assert _columns(base, "glance") == {"id", "name", "visibility", "size"}
+
+
+def test_a_missing_schema_is_refused_before_ddl(pg):
+    base, _ = pg
+    glance_schema.create_images(base, _rows())
+    change = Change(glance_schema.visibility_op(), schema="nowhere")
+    with pytest.raises(SchemaError, match="schema 'nowhere' does not exist"):
+        Runner(base).expand(change)
+    assert _columns(base, "public") == {"id", "name", "is_public", "size"}
+    with base.connect() as conn:
+        assert not sa.inspect(conn).has_table("crossfade_state")
+
+
+def test_a_change_over_tables_in_two_schemas_is_refused_before_ddl(pg):
+    """Which schema would it be? crossfade refuses and says how to name it."""
+    from crossfade import ops
+
+    base, engines = pg
+    glance = _with_path(base, "glance")
+    app = _with_path(base, "public,glance")
+    engines += [glance, app]
+    glance_schema.create_images(glance, _rows())
+    _sql(base, "CREATE TABLE public.members (id integer PRIMARY KEY, image_id integer)")
+    change = Change(glance_schema.visibility_op(), ops.add_column("members", sa.Column("note", sa.String(10))))
+    with pytest.raises(SchemaError, match="different schemas .*members in public.*schema="):
+        Runner(app).expand(change)
+    assert "visibility" not in _columns(base, "glance")
+    assert _crossfade_objects(base, "glance") == []
+
+
+# --- MariaDB and SQLite: one database per connection -----------------------------------------
+
+def test_mariadb_refuses_a_change_on_another_database_before_ddl(tmp_path):
+    engine = make_engine("mysql", tmp_path)
+    try:
+        glance_schema.create_images(engine, _rows())
+        change = Change(glance_schema.visibility_op(), schema="some_other_db")
+        with pytest.raises(SchemaError, match="connection's own database"):
+            Runner(engine).expand(change)
+        with engine.connect() as conn:
+            assert not sa.inspect(conn).has_table("crossfade_state")
+            assert "visibility" not in {c["name"] for c in sa.inspect(conn).get_columns("images")}
+        # Naming the connection's own database is the same as naming none.
+        own = Change(glance_schema.visibility_op(), schema=engine.url.database)
+        runner = Runner(engine)
+        runner.expand(own)
+        runner.rollback(own)
+        assert runner.problems(own) == []
+    finally:
+        engine.dispose()
+
+
+def test_sqlite_refuses_an_attached_database_before_ddl(tmp_path):
+    engine = make_engine("sqlite", tmp_path)
+    aux = tmp_path / "aux.db"
+
+    @sa.event.listens_for(engine, "connect")
+    def attach(dbapi_connection, record):
+        dbapi_connection.execute(f"ATTACH DATABASE '{aux}' AS aux")
+
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE aux.images (id INTEGER PRIMARY KEY, name VARCHAR(50) NOT NULL, "
+                                 "is_public BOOLEAN NOT NULL, size INTEGER)")
+            conn.exec_driver_sql("INSERT INTO aux.images VALUES (1, 'a', 1, 1)")
+        declared = Change(glance_schema.visibility_op(), schema="aux")
+        with pytest.raises(SchemaError, match="connection's own database"):
+            Runner(engine).expand(declared)
+        # Reached unqualified (SQLite looks in attached databases too): crossfade works on the
+        # main database only, where there is no such table.
+        with pytest.raises(Exception, match="images"):
+            Runner(engine).expand(glance_schema.visibility_change())
+        with engine.connect() as conn:
+            assert [r[0] for r in conn.exec_driver_sql("SELECT name FROM aux.sqlite_master")] == ["images"]
+            assert "visibility" not in {c["name"] for c in sa.inspect(conn).get_columns("images", schema="aux")}
+            assert conn.exec_driver_sql("SELECT count(*) FROM main.sqlite_master WHERE type = 'trigger'").scalar() == 0
+    finally:
+        engine.dispose()
