@@ -47,14 +47,15 @@ class Schema:
         return self.has_table(name) or name in self.views
 
     def has_table(self, name: str) -> bool:
-        return self._key(name) in self.metadata.tables
+        return self.fullname(name) in self.metadata.tables
 
-    def _key(self, name: str) -> str:
+    def fullname(self, name: str) -> str:
+        """The table's name with its schema, as SQLAlchemy keys it (and a foreign key targets it)."""
         return f"{self.metadata.schema}.{name}" if self.metadata.schema else name
 
     def table(self, name: str) -> sa.Table:
         try:
-            return self.metadata.tables[self._key(name)]
+            return self.metadata.tables[self.fullname(name)]
         except KeyError:
             raise UnknownTableError(name) from None
 
