@@ -197,6 +197,7 @@ class Runner:
     def problems(self, change: Change, current: ChangeState | None = None) -> list[str]:
         """What is wrong with the database for the change's recorded phase (empty: all good)."""
         current = current or self.load(change)
+        self._bind(current.schema)  # the schema the state records, whoever loaded it
         with self.engine.connect() as conn:
             schema = self._reflect(conn, change)
             if current.phase in SYNCING:
