@@ -111,6 +111,45 @@ def test_a_table_reached_through_search_path_goes_through_every_phase(pg):
     assert _crossfade_objects(base, "glance") == []
 
 
+class Crash(Exception):
+    """Raised right after a step, as a kill would."""
+
+
+@pytest.mark.parametrize("phases", [("expand", "migrate", "contract"), ("expand", "rollback")])
+def test_a_table_reached_through_search_path_survives_a_crash_after_any_step(pg, phases):
+    """Killed after any step of any phase, the rerun (a new process: the schema comes from the
+    state) finishes it; each round crashes one step later."""
+    base, engines = pg
+    glance = _with_path(base, "glance")
+    app = _with_path(base, "public,glance")
+    engines += [glance, app]
+    glance_schema.create_images(glance, _rows())
+    change = glance_schema.visibility_change()
+    for phase in phases:
+        crash_after = 1
+        while True:
+            seen: list[str] = []
+
+            def crash(_phase, name, seen=seen, crash_after=crash_after):
+                seen.append(name)
+                if len(seen) == crash_after:
+                    raise Crash(name)
+
+            try:
+                getattr(Runner(app, on_step=crash), phase)(change)
+                break
+            except Crash:
+                crash_after += 1
+                recorded = Runner(base).load(change)
+                assert recorded.phase is Phase.PENDING or recorded.schema == "glance"
+        assert crash_after > 2, f"{phase} crashed after fewer steps than it has"
+        assert Runner(app).problems(change) == []
+        assert _crossfade_objects(base, "public") == []
+    assert _crossfade_objects(base, "glance") == []
+    final = {"id", "name", "size"} | ({"visibility"} if "contract" in phases else {"is_public"})
+    assert _columns(base, "glance") == final
+
+
 def test_a_table_reached_through_search_path_rolls_back(pg):
     base, engines = pg
     glance = _with_path(base, "glance")
@@ -212,6 +251,39 @@ def test_a_change_over_tables_in_two_schemas_is_refused_before_ddl(pg):
         Runner(app).expand(change)
     assert "visibility" not in _columns(base, "glance")
     assert _crossfade_objects(base, "glance") == []
+
+
+def test_cross_table_triggers_write_the_tables_of_their_schema_whatever_the_writers_path(pg):
+    """split_table in glance, with same-named tables in public first on the writers' path: the
+    link functions name glance's tables, so no write lands in public's."""
+    from crossfade import ops
+
+    base, engines = pg
+    app = _with_path(base, "public,glance")
+    engines.append(app)
+    for schema in ("public", "glance"):
+        _sql(base, f"CREATE TABLE {schema}.users (id integer PRIMARY KEY, name varchar(20) NOT NULL, "
+                   "bio varchar(20), theme varchar(20))")
+        _sql(base, f"INSERT INTO {schema}.users VALUES (1, 'ann', 'hi', 'dark')")
+    _sql(base, "CREATE TABLE public.profiles (id integer PRIMARY KEY, bio varchar(20), theme varchar(20))")
+    change = Change(ops.split_table("users", "profiles", ["bio", "theme"]), schema="glance")
+    runner = Runner(app)
+    runner.expand(change)
+    runner.migrate(change)
+    _sql(app, "INSERT INTO glance.users VALUES (2, 'bob', 'yo', 'light')")  # release N
+    _sql(app, "UPDATE glance.profiles SET theme = 'dim' WHERE id = 1")  # release N+1
+    assert _sql(base, "SELECT id, bio, theme FROM glance.profiles ORDER BY id") == [(1, "hi", "dim"), (2, "yo", "light")]
+    assert _sql(base, "SELECT theme FROM glance.users WHERE id = 1") == [("dim",)]
+    assert _sql(base, "SELECT count(*) FROM public.profiles") == [(0,)]
+    assert _sql(base, "SELECT id, bio, theme FROM public.users") == [(1, "hi", "dark")]
+    assert runner.problems(change) == []
+    runner.contract(change)
+    assert runner.problems(change) == []
+    with base.connect() as conn:
+        assert {c["name"] for c in sa.inspect(conn).get_columns("users", schema="glance")} == {"id", "name"}
+        assert {c["name"] for c in sa.inspect(conn).get_columns("users", schema="public")} == {
+            "id", "name", "bio", "theme"}
+    assert _crossfade_objects(base, "glance") == [] and _crossfade_objects(base, "public") == []
 
 
 # --- MariaDB and SQLite: one database per connection -----------------------------------------
