@@ -17,7 +17,9 @@ class ValidationError(CrossfadeError):
 class UnknownTableError(ValidationError):
     def __init__(self, table: str):
         self.table = table
-        super().__init__(f"table {table!r} does not exist")
+        # A dotted name is read as one identifier: the schema is named on the change.
+        hint = " (to name a table's schema, use Change(..., schema=...))" if "." in table else ""
+        super().__init__(f"table {table!r} does not exist{hint}")
 
 
 class TableExistsError(ValidationError):

@@ -13,8 +13,8 @@ import pytest
 import sqlalchemy as sa
 from conftest import make_engine
 
-from crossfade import Change
-from crossfade.errors import SchemaError
+from crossfade import Change, ops
+from crossfade.errors import SchemaError, UnknownTableError
 from crossfade.runner import Runner
 from crossfade.state import Phase
 
@@ -225,6 +225,19 @@ def test_a_change_declared_in_a_schema_works_with_any_search_path(pg):
     assert _columns(base, "glance") == {"id", "name", "visibility", "size"}
 
 
+def test_a_schema_written_into_the_table_name_is_refused_with_the_way_to_name_it(pg):
+    base, engines = pg
+    glance = _with_path(base, "glance")
+    engines.append(glance)
+    glance_schema.create_images(glance, _rows())
+    op = ops.replace_column("glance.images", "is_public", sa.Column("visibility", sa.String(16)),
+                            up=lambda p: sa.case((p, "public"), else_="shared"), down=lambda v: v == "public")
+    with pytest.raises(UnknownTableError, match=r"'glance.images' does not exist \(to name a table's schema, use "
+                                                r"Change\(\.\.\., schema=\.\.\.\)\)"):
+        Runner(base).expand(Change(op))
+    assert _columns(base, "glance") == {"id", "name", "is_public", "size"}
+
+
 def test_a_missing_schema_is_refused_before_ddl(pg):
     base, _ = pg
     glance_schema.create_images(base, _rows())
@@ -238,8 +251,6 @@ def test_a_missing_schema_is_refused_before_ddl(pg):
 
 def test_a_change_over_tables_in_two_schemas_is_refused_before_ddl(pg):
     """Which schema would it be? crossfade refuses and says how to name it."""
-    from crossfade import ops
-
     base, engines = pg
     glance = _with_path(base, "glance")
     app = _with_path(base, "public,glance")
@@ -256,8 +267,6 @@ def test_a_change_over_tables_in_two_schemas_is_refused_before_ddl(pg):
 def test_cross_table_triggers_write_the_tables_of_their_schema_whatever_the_writers_path(pg):
     """split_table in glance, with same-named tables in public first on the writers' path: the
     link functions name glance's tables, so no write lands in public's."""
-    from crossfade import ops
-
     base, engines = pg
     app = _with_path(base, "public,glance")
     engines.append(app)
