@@ -209,6 +209,23 @@ def test_two_tables_of_one_name_in_two_schemas_are_told_apart(pg):
     assert runner.problems(on_public) == [] and runner.problems(on_glance) == []
 
 
+def test_lock_holders_are_read_on_the_table_of_the_resolved_schema(pg):
+    """When a step gives up, the sessions named are those holding *this* table, not its namesake."""
+    from crossfade.dialects import for_dialect
+
+    base, _ = pg
+    glance_schema.create_images(base, _rows())
+    _sql(base, "CREATE TABLE glance.images (id integer PRIMARY KEY)")
+    dialect = for_dialect(base.dialect)
+    with base.connect() as holder, base.connect() as conn:
+        holder.exec_driver_sql("LOCK TABLE glance.images IN ACCESS SHARE MODE")
+        with conn.begin():
+            assert len(dialect.in_schema("glance").lock_holders(conn, ["images"])) == 1
+            assert dialect.in_schema("public").lock_holders(conn, ["images"]) == []
+            assert dialect.lock_holders(conn, ["images"]) == []  # the path finds public.images
+        holder.rollback()
+
+
 def test_a_change_declared_in_a_schema_works_with_any_search_path(pg):
     base, engines = pg
     glance = _with_path(base, "glance")
