@@ -57,8 +57,7 @@ class Runner:
         for the lock has tried again, ~22 ms after a 40 ms batch; others: not at all)."""
         backfill.check_options(batch_size, batch_seconds, pause)
         self.engine = engine
-        self._any_schema = for_dialect(engine.dialect)
-        self.dialect = self._any_schema  # bound to the change's schema by each phase (`_bind`)
+        self.dialect = for_dialect(engine.dialect)  # bound to the change's schema by each phase (`_bind`)
         self.policy = LockPolicy(lock_timeout, max_lock_wait)
         self.batch_size = batch_size
         self.batch_seconds = batch_seconds
@@ -175,7 +174,7 @@ class Runner:
         return found
 
     def _bind(self, schema: str | None) -> None:
-        self.dialect = self._any_schema.in_schema(schema)
+        self.dialect = self.dialect.in_schema(schema)
 
     def status(self, change: Change) -> ChangeStatus:
         current = self.load(change)
@@ -234,7 +233,7 @@ class Runner:
         """Which schema the change's tables are really in (a search_path may reach another one
         than current_schema()), resolved once; every phase then names it and expand records it."""
         with self.engine.connect() as conn:
-            self._bind(self._any_schema.resolve_schema(conn, change.tables(), change.schema))
+            self._bind(self.dialect.resolve_schema(conn, change.tables(), change.schema))
 
     def _prepare_expand(self, change: Change) -> ChangeState:
         """Everything that can refuse the change, before the first DDL statement."""

@@ -255,6 +255,20 @@ def test_a_schema_written_into_the_table_name_is_refused_with_the_way_to_name_it
     assert _columns(base, "glance") == {"id", "name", "is_public", "size"}
 
 
+def test_one_change_id_in_two_schemas_is_refused(pg):
+    """The state is keyed by the change's id: the same id declared on another schema is not
+    taken for the change already run."""
+    base, engines = pg
+    glance = _with_path(base, "glance")
+    engines.append(glance)
+    glance_schema.create_images(base, _rows())
+    glance_schema.create_images(glance, _rows())
+    Runner(base).expand(Change(glance_schema.visibility_op(), schema="glance", id="visibility"))
+    with pytest.raises(SchemaError, match="was run on the tables of schema 'glance', not 'public'"):
+        Runner(base).contract(Change(glance_schema.visibility_op(), schema="public", id="visibility"))
+    assert "visibility" not in _columns(base, "public") and "visibility" in _columns(base, "glance")
+
+
 def test_a_missing_schema_is_refused_before_ddl(pg):
     base, _ = pg
     glance_schema.create_images(base, _rows())
