@@ -256,6 +256,8 @@ def _status_table(status_: ChangeStatus) -> Table:
     table.add_column("what", style="dim")
     table.add_column("state")
     table.add_row("phase", f"[cyan]{status_.phase.value}[/cyan]")
+    if status_.schema is not None:
+        table.add_row("schema", escape(status_.schema))
     for name, fraction in sorted(status_.backfill.items()):
         table.add_row(f"backfill {escape(name)}", f"{fraction:.0%}")
     for trigger in status_.triggers:

@@ -35,10 +35,12 @@ class ChangeStatus:
     backfill: dict[str, float] = field(default_factory=dict)  # table -> fraction done
     triggers: list[dict] = field(default_factory=list)  # name, table, kind, installed, matches
     problems: list[str] = field(default_factory=list)
+    schema: str | None = None  # the database schema the change's tables are in, where resolved
 
     def to_json(self) -> dict:
-        return {"change": self.change_id, "phase": self.phase.value, "backfill": self.backfill,
-                "triggers": self.triggers, "problems": self.problems}
+        found = {"change": self.change_id, "phase": self.phase.value, "backfill": self.backfill,
+                 "triggers": self.triggers, "problems": self.problems}
+        return found if self.schema is None else {**found, "schema": self.schema}
 
 
 INDEX_AND_CONSTRAINT_OPS = (ops.CreateIndexOp, ops.AddUniqueOp, ops.AddForeignKeyOp, ops.AddCheckOp)
@@ -178,7 +180,7 @@ class Runner:
 
     def status(self, change: Change) -> ChangeStatus:
         current = self.load(change)
-        result = ChangeStatus(change.id, current.phase)
+        result = ChangeStatus(change.id, current.phase, schema=current.schema)
         result.backfill = {t: (c["done"] / c["total"] if c.get("total") else 1.0)
                            for t, c in current.checkpoint.items()}
         with self.engine.connect() as conn:

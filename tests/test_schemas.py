@@ -104,6 +104,7 @@ def test_a_table_reached_through_search_path_goes_through_every_phase(pg):
     # the schema, and the catalog is read there.
     status = Runner(base).status(change)
     assert status.problems == [] and all(t["installed"] and t["matches"] for t in status.triggers)
+    assert status.to_json()["schema"] == "glance"
 
     runner.contract(change)
     assert runner.load(change).phase is Phase.CONTRACTED and runner.problems(change) == []
