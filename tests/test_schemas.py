@@ -367,7 +367,7 @@ def test_sqlite_refuses_an_attached_database_before_ddl(tmp_path):
             Runner(engine).expand(declared)
         # Reached unqualified (SQLite looks in attached databases too): crossfade works on the
         # main database only, where there is no such table.
-        with pytest.raises(Exception, match="images"):
+        with pytest.raises(SchemaError, match="'images' is in the attached database 'aux'"):
             Runner(engine).expand(glance_schema.visibility_change())
         with engine.connect() as conn:
             assert [r[0] for r in conn.exec_driver_sql("SELECT name FROM aux.sqlite_master")] == ["images"]
