@@ -227,6 +227,53 @@ def test_lock_holders_are_read_on_the_table_of_the_resolved_schema(pg):
         holder.rollback()
 
 
+def test_indexes_constraints_and_a_renamed_table_in_a_schema_behind_its_namesakes(pg):
+    """The catalog probes of index, unique, check, foreign key, NOT NULL and rename steps look in
+    glance, though public has tables, indexes and constraints of the same names first on the path."""
+    base, engines = pg
+    app = _with_path(base, "public,glance")
+    engines.append(app)
+    for schema in ("public", "glance"):
+        _sql(base, f"CREATE TABLE {schema}.owners (id integer PRIMARY KEY)")
+        _sql(base, f"CREATE TABLE {schema}.images (id integer PRIMARY KEY, name varchar(20), size integer, "
+                   "owner_id integer)")
+        _sql(base, f"INSERT INTO {schema}.owners VALUES (1)")
+        _sql(base, f"INSERT INTO {schema}.images VALUES (1, 'a', 1, 1), (2, 'b', NULL, 1)")
+    change = Change(
+        ops.add_column("images", sa.Column("note", sa.String(10)), backfill=lambda row: row.name),
+        ops.create_index("images", "ix_images_name", "name"),
+        ops.add_unique("images", "uq_images_name", "name"),
+        ops.set_not_null("images", "size", fill=0),
+        ops.add_check("images", "ck_images_size", lambda row: row.size >= 0),
+        ops.add_foreign_key("images", "fk_images_owner", "owner_id", "owners", "id"),
+        schema="glance",
+    )
+    runner = Runner(app)
+    runner.expand(change)
+    runner.migrate(change)
+    runner.contract(change)
+    assert runner.problems(change) == []
+    with base.connect() as conn:
+        inspector = sa.inspect(conn)
+        for schema, done in (("glance", True), ("public", False)):
+            assert ("note" in {c["name"] for c in inspector.get_columns("images", schema=schema)}) is done
+            assert ("ix_images_name" in {i["name"] for i in inspector.get_indexes("images", schema=schema)}) is done
+            assert ([k["name"] for k in inspector.get_foreign_keys("images", schema=schema)]
+                    == (["fk_images_owner"] if done else []))
+    assert _sql(base, "SELECT id, size, note FROM glance.images ORDER BY id") == [(1, 1, "a"), (2, 0, "b")]
+
+    renamed = Change(ops.rename_table("images", "pictures"), schema="glance")
+    runner.expand(renamed)
+    _sql(app, "INSERT INTO glance.pictures (id, name, size, owner_id) VALUES (3, 'c', 3, 1)")  # the view
+    runner.migrate(renamed)
+    runner.contract(renamed)
+    assert runner.problems(renamed) == []
+    with base.connect() as conn:
+        assert sorted(sa.inspect(conn).get_table_names(schema="glance")) == ["owners", "pictures"]
+        assert sorted(sa.inspect(conn).get_table_names(schema="public")) == ["crossfade_state", "images", "owners"]
+    assert _sql(base, "SELECT count(*) FROM glance.pictures") == [(3,)]
+
+
 def test_a_change_declared_in_a_schema_works_with_any_search_path(pg):
     base, engines = pg
     glance = _with_path(base, "glance")
