@@ -210,6 +210,8 @@ def contract(changes: ChangesArg, url: UrlOpt = None, lock_timeout: LockTimeoutO
     """Only when no node of release N is left: drop triggers and old columns, apply NOT NULL."""
     with _runner(changes, url, lock_timeout, allow_foreign_triggers) as (runner, loaded):
         for change in loaded.changes:
+            if _skip_contracted(runner, change, "contract"):
+                continue
             _run_phase("contract", change, runner.contract, "contracted: release N+1's schema is final")
 
 
