@@ -19,7 +19,7 @@ from sqlalchemy.sql import quoted_name
 from sqlalchemy.sql.elements import ColumnElement
 
 from .errors import CrossfadeError, TransformRaisedError
-from .expressions import is_distinct
+from .expressions import ForTarget, is_distinct
 
 Transform = Callable[..., Any]
 
@@ -188,6 +188,8 @@ def _as_exprs(result: Any, types: list, what: str) -> tuple[ColumnElement, ...]:
 
 
 def _as_expr(value: Any, type_) -> ColumnElement:
+    if isinstance(value, ForTarget) and type_ is not None:
+        return value.for_target(type_)
     if isinstance(value, sa.sql.ClauseElement):
         return value
     if value is None:
