@@ -114,3 +114,8 @@ class ForTarget(ColumnElement):
 
     def for_target(self, type_: sa.types.TypeEngine) -> ColumnElement:
         raise NotImplementedError
+
+
+def for_column(expr: ColumnElement, type_: sa.types.TypeEngine | None) -> ColumnElement:
+    """`expr` as it is written into a column of `type_` (a ForTarget picks its form)."""
+    return expr.for_target(type_) if isinstance(expr, ForTarget) and type_ is not None else expr
