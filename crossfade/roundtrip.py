@@ -146,13 +146,12 @@ def check_rows(conn: sa.Connection, dialect: TriggerDialect, schema: Schema, gro
         return 0
     table = schema.table(group.table)
     key = dialect.batch_key(table)
-    broken, first, read, last = 0, None, 0, None
+    broken, first, read, last = 0, [], 0, None
     while True:
         bound = _batch_end(conn, table, key, last, batch)
         where = sa.and_(_after(key, last), _up_to(key, bound))
-        total, count, rows = _broken_rows(conn, dialect, table, group, key, where, want=0 if first else ROWS_SHOWN)
-        read, broken = read + total, broken + count
-        first = first or rows
+        total, count, rows = _broken_rows(conn, dialect, table, group, key, where, want=ROWS_SHOWN - len(first))
+        read, broken, first = read + total, broken + count, first + rows
         if bound is None:
             break
         last = bound
