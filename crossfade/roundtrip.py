@@ -141,20 +141,26 @@ def _check_one(conn, dialect: TriggerDialect, schema: Schema, group: SyncGroup, 
 def check_rows(conn: sa.Connection, dialect: TriggerDialect, schema: Schema, group: SyncGroup,
                batch: int = ROWS_PER_BATCH) -> int:
     """Raise ExistingRowsError when rows of the table break the round-trip law, counting them
-    and naming a few; return how many rows were read. One query per `batch` keys."""
+    and naming a few; return how many rows were read. One query per `batch` keys (two with a
+    key of several columns: the batch's end is found first)."""
     if group.down is None:
         return 0
     table = schema.table(group.table)
     key = dialect.batch_key(table)
     broken, first, read, last = 0, [], 0, None
     while True:
-        bound = _batch_end(conn, table, key, last, batch)
-        where = sa.and_(_after(key, last), _up_to(key, bound))
-        total, count, rows = _broken_rows(conn, dialect, table, group, key, where, want=ROWS_SHOWN - len(first))
+        if len(key) == 1:  # the batch is the next `batch` keys; its end comes back as max(key)
+            where, limit, bound = _after(key, last), batch, None
+        else:
+            bound = _batch_end(conn, table, key, last, batch)
+            where, limit = sa.and_(_after(key, last), _up_to(key, bound)), None
+        total, count, end, rows = _broken_rows(conn, dialect, table, group, key, where, limit,
+                                               want=ROWS_SHOWN - len(first))
         read, broken, first = read + total, broken + count, first + rows
-        if bound is None:
+        done = bound is None if len(key) > 1 else total < batch
+        if done:
             break
-        last = bound
+        last = bound if len(key) > 1 else (end,)
     if broken:
         keys = [row[: len(key)] for row in first]
         old, up, back = _split(first[0][len(key):], group)
@@ -179,23 +185,24 @@ def _up_to(key: list, bound) -> sa.ColumnElement:
 
 
 def _broken_rows(conn, dialect: TriggerDialect, table: sa.Table, group: SyncGroup, key: list,
-                 where: sa.ColumnElement, want: int) -> tuple[int, int, list]:
-    """How many rows `where` picks, how many of them break the law, and the first `want` of
-    those as (key..., old..., up..., back...)."""
+                 where: sa.ColumnElement, limit: int | None, want: int) -> tuple[int, int, Any, list]:
+    """Of the rows `where` picks (the first `limit` by key): how many, how many break the law,
+    the largest first key column, and the first `want` broken ones as (key..., old..., up..., back...)."""
     keys = [k.label(f"crossfade_key_{i}") for i, k in enumerate(key)]
-    a = sa.select(*keys, *[table.c[n] for n in group.old]).select_from(table).where(where).subquery("a")
+    rows = sa.select(*keys, *[table.c[n] for n in group.old]).select_from(table).where(where)
+    a = (rows if limit is None else rows.order_by(*key).limit(limit)).subquery("a")
     b = _round_trip(dialect, table, group, a)
     back = group.down_exprs(b)
     broken = sa.or_(*[is_distinct(b.c[n], e) for n, e in zip(group.old, back)])
-    total, count = conn.execute(sa.select(sa.func.count(), sa.func.count(sa.case((broken, 1))))
-                                .select_from(b)).one()
-    if not count or not want:
-        return total, count, []
     key_columns = [b.c[k.name] for k in keys]
+    total, count, end = conn.execute(sa.select(sa.func.count(), sa.func.count(sa.case((broken, 1))),
+                                               sa.func.max(key_columns[0])).select_from(b)).one()
+    if not count or not want:
+        return total, count, end, []
     shown = (sa.select(*key_columns, *[b.c[n] for n in group.old], *[b.c[n] for n in group.new],
                        *[e.label(f"back_{i}") for i, e in enumerate(back)])
              .where(broken).order_by(*key_columns).limit(want))
-    return total, count, [tuple(r) for r in conn.execute(shown)]
+    return total, count, end, [tuple(r) for r in conn.execute(shown)]
 
 
 def _split(values: Sequence, group: SyncGroup) -> tuple:

@@ -253,3 +253,33 @@ def test_existing_rows_are_checked_in_batches_and_counted_across_them(engine):
             check_rows(conn, for_dialect(engine.dialect), schema, group, batch=2)
     assert caught.value.rows == 3 and caught.value.keys == [2, 4, 7]
     assert caught.value.value == D("0.001")
+
+
+def test_existing_rows_under_a_key_of_two_columns_are_checked_in_batches(engine):
+    metadata = sa.MetaData()
+    table = sa.Table(
+        "items",
+        metadata,
+        sa.Column("shop", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("n", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("amount", sa.Numeric(12, 3)),
+        sa.Column("cents", sa.BigInteger),
+    )
+    metadata.create_all(engine)
+    amounts = {
+        (1, 1): D("1.5"),
+        (1, 2): D("0.001"),
+        (2, 1): D("2"),
+        (2, 2): D("3.125"),
+        (3, 1): D("4"),
+        (3, 2): D("6.001"),
+        (3, 3): None,
+    }
+    with engine.begin() as conn:
+        conn.execute(table.insert(), [{"shop": s, "n": n, "amount": v} for (s, n), v in amounts.items()])
+    with engine.connect() as conn:
+        schema = Schema.reflect(conn, {"items"})
+        group = SyncGroup("items", ("amount",), ("cents",), lambda x: tf.scaled(x, 100), lambda n: tf.unscaled(n, 100))
+        with pytest.raises(ExistingRowsError) as caught:
+            check_rows(conn, for_dialect(engine.dialect), schema, group, batch=2)
+    assert caught.value.rows == 3 and caught.value.keys == [(1, 2), (2, 2), (3, 2)]
