@@ -57,10 +57,12 @@ def edge_values(type_: sa.types.TypeEngine, dialect: str) -> list[Any]:
 def _is_boolean(type_: sa.types.TypeEngine) -> bool:
     # MySQL has no boolean type: SQLAlchemy's Boolean is TINYINT(1), and reflects as such.
     return isinstance(type_, sa.Boolean) or (
-        isinstance(type_, mysql.TINYINT) and getattr(type_, "display_width", None) == 1)
+        isinstance(type_, mysql.TINYINT) and getattr(type_, "display_width", None) == 1
+    )
 
 
 # --- numbers ---------------------------------------------------------------------------------
+
 
 def _integers(type_: sa.Integer, dialect: str) -> list[int]:
     bits = next(b for kind, b in _INTEGER_BITS if isinstance(type_, kind))
@@ -121,6 +123,7 @@ def _is_double(type_: sa.Float, dialect: str) -> bool:
 
 # --- strings ---------------------------------------------------------------------------------
 
+
 def _strings(type_: sa.String, dialect: str) -> list[str]:
     length = type_.length or UNBOUNDED_LENGTH
     full = ["x" * length, "ü" * length, "\U0001f600" * min(length, 100)]
@@ -128,6 +131,7 @@ def _strings(type_: sa.String, dialect: str) -> list[str]:
 
 
 # --- dates and times -------------------------------------------------------------------------
+
 
 def _dates(type_: sa.Date, dialect: str) -> list[dt.date]:
     first = dt.date(1000, 1, 1) if dialect == "mysql" else dt.date(1, 1, 1)
