@@ -28,6 +28,7 @@ from .errors import ExistingRowsError, RoundTripError, TransformError
 from .expressions import for_column, is_distinct
 from .schema import Schema
 from .sync import SyncGroup
+from .transforms import blind_conversions, zone_aware
 
 MAX_COMBINATIONS = 200
 ROWS_PER_BATCH = 50_000  # existing rows checked per query, so no read runs for long on a big table
@@ -84,6 +85,7 @@ def check_group(conn: sa.Connection, dialect: TriggerDialect, schema: Schema, gr
     if group.down is None:
         return 0
     table = schema.table(group.table)
+    _refuse_blind_conversions(conn, dialect, table, group)
     per_column = [sample_values(table.c[name]) for name in group.old]
     checked = 0
     for values in itertools.islice(itertools.product(*per_column), MAX_COMBINATIONS):
@@ -93,6 +95,19 @@ def check_group(conn: sa.Connection, dialect: TriggerDialect, schema: Schema, gr
     if not group.lossy:
         checked += _check_domain(conn, dialect, schema, group, per_column)
     return checked
+
+
+def _refuse_blind_conversions(conn, dialect: TriggerDialect, table: sa.Table, group: SyncGroup) -> None:
+    """A from_epoch_* nested in another expression cannot see that the column it fills holds an
+    instant; it would store the writer's wall time, which no check in crossfade's own session shows."""
+    exprs = zip((*group.new, *group.old), (*group.up_exprs(table), *group.down_exprs(table)))
+    for name, expr in exprs:
+        blind = blind_conversions(expr)
+        if blind and zone_aware(table.c[name].type, conn.dialect):
+            raise TransformError(group.table, name, dialect.name,
+                                 f"{blind[0]} is nested in another expression, so it cannot see that {name} "
+                                 f"is zone-aware ({table.c[name].type}); return it as the transform's whole "
+                                 "value, or write the zone-aware SQL with per_dialect")
 
 
 def _check_domain(conn, dialect: TriggerDialect, schema: Schema, group: SyncGroup, samples: list) -> int:

@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 
 import sqlalchemy as sa
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql import coercions, roles
+from sqlalchemy.sql import coercions, roles, visitors
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.visitors import InternalTraversal
 
@@ -260,9 +260,11 @@ class _ByZone(ForTarget):
         ("type", InternalTraversal.dp_type),
     ]
 
-    def __init__(self, naive: ColumnElement, aware: ColumnElement, column_type, type_, targeted: bool):
+    def __init__(self, naive: ColumnElement, aware: ColumnElement, column_type, type_, targeted: bool,
+                 resolved: bool = True):
         self.naive, self.aware, self.column_type, self.type = naive, aware, column_type, type_
         self.targeted = targeted  # True for a datetime out: the target column decides
+        self.resolved = resolved  # False until a datetime out has seen its target column
 
     @property
     def _from_objects(self) -> list:
@@ -272,6 +274,10 @@ class _ByZone(ForTarget):
         if not self.targeted:
             return self
         return _ByZone(self.naive, self.aware, type_, type_, targeted=True)
+
+    @property
+    def name(self) -> str:
+        return self.naive.name
 
 
 @compiles(_ByZone)
@@ -287,7 +293,13 @@ def _to_number(naive: PerDialect, aware: PerDialect, dt: ColumnElement) -> Colum
 
 def _to_datetime(naive: PerDialect, aware: PerDialect, n: ColumnElement) -> ColumnElement:
     n = coercions.expect(roles.ExpressionElementRole, n)
-    return _ByZone(naive(n), aware(n), naive.type, naive.type, targeted=True)
+    return _ByZone(naive(n), aware(n), naive.type, naive.type, targeted=True, resolved=False)
+
+
+def blind_conversions(expr: ColumnElement) -> list[str]:
+    """The conversions to a datetime inside `expr` that never saw the column they are stored in
+    (from_epoch_seconds nested in another expression): they take the naive form."""
+    return [e.name for e in visitors.iterate(expr) if isinstance(e, _ByZone) and not e.resolved]
 
 
 def epoch_seconds(dt: ColumnElement) -> ColumnElement:

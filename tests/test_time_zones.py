@@ -22,6 +22,7 @@ from sqlalchemy.pool import NullPool
 
 from crossfade import Change, ops
 from crossfade import transforms as tf
+from crossfade.errors import TransformError
 from crossfade.runner import Runner
 
 UTC = dt.timezone.utc
@@ -195,3 +196,21 @@ def test_epoch_micros_written_from_any_session_zone_keeps_every_microsecond(engi
     for zone, _ in ZONES[dialect_name]:
         assert utc_instant(rows[f"n1-{zone}"].happened_at) == NOON + dt.timedelta(microseconds=123456), zone
         assert rows[f"n-{zone}"].happened_s == NOON_EPOCH * 1_000_000 + 654321, zone
+
+
+def test_a_conversion_hidden_in_another_expression_is_refused_for_a_zone_aware_column(engine, dialect_name):
+    """Nested, from_epoch_seconds cannot see the column it fills; on a zone-aware one it would
+    store the writer's wall time, and crossfade's own UTC session would never show it."""
+    hidden = lambda n: sa.case((n.is_(None), sa.null()), else_=tf.from_epoch_seconds(n))
+    metadata, _, change = epoch_change(
+        SECONDS["aware"].get(dialect_name, sa.DateTime), down=hidden, lossy=dialect_name == "sqlite"
+    )
+    metadata.create_all(engine)
+    if dialect_name == "sqlite":  # no zone-aware column: the naive form is the right one
+        Runner(engine).expand(change)
+        return
+    with pytest.raises(TransformError) as caught:
+        Runner(engine).expand(change)
+    assert "from_epoch_seconds is nested in another expression" in str(caught.value)
+    assert "happened_at is zone-aware" in str(caught.value)
+    assert [c["name"] for c in sa.inspect(engine).get_columns("events")] == ["id", "name", "happened_at"]
