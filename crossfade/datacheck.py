@@ -154,47 +154,81 @@ def _scan(engine: sa.Engine, dialect: TriggerDialect, law: Law, batches: BatchSi
     """Walk the table's key in batches; the count of rows breaking the law, and the key ranges
     (lower bound exclusive, upper inclusive) of the first batches that held some."""
     key = dialect.batch_key(law.table)
-    last, count, ranges = None, 0, []
-    while True:
-        size = batches.rows
+    walk = _IntegerRanges(engine, key[0]) if _integer_key(key) else _RowBatches(key)
+    count, ranges = 0, []
+    while not walk.done:
         started = time.perf_counter()
 
-        def one_batch(last=last, size=size):
+        def one_batch():
             with engine.connect() as conn, conn.begin():
-                return _batch(conn, law, key, last, size)
+                return walk.batch(conn, law, batches.rows)
 
-        rows, bad, upper = retry_when_busy(dialect, LockPolicy(), one_batch)
+        last, upper, bad = retry_when_busy(dialect, LockPolicy(), one_batch)
         took = time.perf_counter() - started
         batches.record(took)
         if bad and sum(n for *_, n in ranges) < SAMPLES:
             ranges.append((last, upper, bad))
         count += bad
-        if rows < size or upper is None:
-            return count, ranges
-        last = upper
         rest = dialect.backfill_rest(took)  # SQLite: a reader's lock keeps a writer from committing
-        if rest > 0:
+        if rest > 0 and not walk.done:
             time.sleep(rest)
+    return count, ranges
 
 
-def _batch(conn: sa.Connection, law: Law, key: list, last, size: int) -> tuple[int, int, tuple | None]:
-    """One batch: (rows read, rows breaking the law, the batch's last key). A single-column key
-    takes one statement, an aggregate over the next `size` rows in key order; a composite key
-    first finds the batch's upper bound."""
-    bad = sa.case((law.broken, 1), else_=0)
-    if len(key) == 1:
-        inner = (sa.select(key[0].label("k"), bad.label("bad")).select_from(law.source)
-                 .order_by(key[0]).limit(size))
-        if last is not None:
-            inner = inner.where(_after(key, last))
-        inner = inner.subquery("crossfade_batch")
-        rows, broken, upper = conn.execute(sa.select(sa.func.count(), sa.func.sum(inner.c.bad),
-                                                     sa.func.max(inner.c.k))).one()
-        return rows, int(broken or 0), (upper,) if upper is not None else None
-    upper = _batch_upper_bound(conn, law.table, key, last, size)
-    query = sa.select(sa.func.count(), sa.func.sum(bad)).select_from(law.source).where(_key_range(key, last, upper))
-    rows, broken = conn.execute(query).one()
-    return (size if upper is not None else 0), int(broken or 0), upper
+def _integer_key(key: list) -> bool:
+    return len(key) == 1 and (isinstance(key[0].type, sa.Integer) or str(key[0]) == "rowid")
+
+
+class _IntegerRanges:
+    """An integer key walked by arithmetic: each batch is the key range (last, last + width], one
+    range scan with no search for its end. `width` follows the batch sizer (rows on a dense key);
+    on a sparse key it is scaled by the rows the last range held, so a batch still reads about as
+    many rows as the sizer asks for. Rows inserted beyond the key's maximum once the walk began
+    were written through the triggers."""
+
+    def __init__(self, engine: sa.Engine, key):
+        self.key = key
+        with engine.connect() as conn:
+            self.last, self.high = conn.execute(sa.select(sa.func.min(key) - 1, sa.func.max(key))).one()
+        self.done = self.high is None
+        self.spread = 1.0  # key values per row, as the last batch found them
+
+    def batch(self, conn: sa.Connection, law: Law, rows: int) -> tuple:
+        last, upper = self.last, self.last + max(1, round(rows * self.spread))
+        bad = sa.case((law.broken, 1), else_=0)
+        query = (sa.select(sa.func.count(), sa.func.sum(bad)).select_from(law.source)
+                 .where(self.key > last, self.key <= upper))
+        found, broken = conn.execute(query).one()
+        self.spread = (upper - last) / found if found else self.spread * 2
+        self.last, self.done = upper, upper >= self.high
+        return (last,), (upper,), int(broken or 0)
+
+
+class _RowBatches:
+    """Any other key: each batch is the next `rows` rows in key order, in one statement for a
+    single-column key (an aggregate over them, which also gives the batch's last key), after a
+    search for the batch's upper bound for a composite one."""
+
+    def __init__(self, key: list):
+        self.key, self.last, self.done = key, None, False
+
+    def batch(self, conn: sa.Connection, law: Law, rows: int) -> tuple:
+        key, last = self.key, self.last
+        bad = sa.case((law.broken, 1), else_=0)
+        if len(key) == 1:
+            inner = sa.select(key[0].label("k"), bad.label("bad")).select_from(law.source).order_by(key[0]).limit(rows)
+            if last is not None:
+                inner = inner.where(_after(key, last))
+            inner = inner.subquery("crossfade_batch")
+            found, broken, high = conn.execute(
+                sa.select(sa.func.count(), sa.func.sum(inner.c.bad), sa.func.max(inner.c.k))).one()
+            upper = (high,) if found == rows else None
+        else:
+            upper = _batch_upper_bound(conn, law.table, key, last, rows)
+            query = sa.select(sa.func.sum(bad)).select_from(law.source).where(_key_range(key, last, upper))
+            broken = conn.execute(query).scalar()
+        self.last, self.done = upper, upper is None
+        return last, upper, int(broken or 0)
 
 
 def _samples(engine: sa.Engine, dialect: TriggerDialect, law: Law, ranges: list) -> list[str]:
