@@ -214,7 +214,8 @@ class Runner:
         tables = {name: schema.table(name) for name in change.tables() if schema.has_table(name)}
         laws = datacheck.laws(self.dialect, syncs, change.links(schema), tables,
                               derived_only=current.phase not in (Phase.MIGRATED, Phase.CONTRACTING))
-        return datacheck.check_rows(self.engine, self.dialect, laws, batches=self._batches())
+        batches = datacheck.check_batches(self.dialect, self.batch_size, self.batch_seconds)
+        return datacheck.check_rows(self.engine, self.dialect, laws, batches=batches)
 
     def _catalog_problems(self, change: Change, current: ChangeState) -> list[str]:
         with self.engine.connect() as conn:
