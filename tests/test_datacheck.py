@@ -212,7 +212,7 @@ def rebuild_without_triggers(engine: sa.Engine, runner: Runner) -> None:
         assert not [k for k, *_ in runner.dialect.catalog_objects(conn, {"images"}).values() if k == "trigger"]
 
 
-def test_expand_repairing_missing_triggers_reconciles_the_rows_written_meanwhile(engine):
+def test_expand_repairing_missing_triggers_reconciles_the_rows_written_meanwhile(engine, tmp_path):
     runner, change = migrated(engine)
     rebuild_without_triggers(engine, runner)
     with engine.begin() as conn:
@@ -229,6 +229,10 @@ def test_expand_repairing_missing_triggers_reconciles_the_rows_written_meanwhile
     [repair] = status.repairs
     assert repair.startswith("triggers repaired at ") and repair.endswith(f", {reconciled} row(s) reconciled")
     assert runner.status(change).to_json()["repairs"] == [repair]
+    module = tmp_path / "visibility_change.py"
+    module.write_text("import glance_schema\nchange = glance_schema.visibility_change()\n")
+    shown = CliRunner().invoke(app, ["status", str(module), "--url", url_of(engine)])
+    assert shown.exit_code == 0 and f"{reconciled} row(s) reconciled" in shown.output, shown.output
     if engine.dialect.name == "sqlite":
         assert value(engine, "is_public", 102) in (1, True)
         with engine.begin() as conn:  # release N's later update: is_public is no longer NULL
@@ -282,3 +286,29 @@ def test_a_repair_stopped_before_reconciling_is_finished_by_the_next_expand(engi
     runner.expand(change)
     assert value(engine, "visibility", 101) == "public"
     assert runner.status(change).repairs[-1].endswith("1 row(s) reconciled")
+
+
+@pytest.mark.parametrize("composite", [False, True], ids=["string-key", "composite-key"])
+def test_a_table_keyed_by_strings_or_several_columns_is_checked_row_by_row(engine, composite):
+    metadata = sa.MetaData()
+    key = [sa.Column("region", sa.String(10), primary_key=True)] if composite else []
+    tags = sa.Table("tags", metadata, *key, sa.Column("code", sa.String(10), primary_key=True),
+                    sa.Column("hidden", sa.Boolean, nullable=False))
+    with engine.begin() as conn:
+        metadata.create_all(conn)
+        conn.execute(tags.insert(), [{**({"region": f"r{i % 3}"} if composite else {}), "code": f"c{i:03}",
+                                      "hidden": i % 2 == 0} for i in range(30)])
+    runner = Runner(engine, batch_size=4)
+    change = Change(ops.replace_column(
+        "tags", "hidden", sa.Column("shown", sa.Boolean, nullable=False, server_default=sa.true()),
+        up=lambda hidden: sa.not_(hidden), down=lambda shown: sa.not_(shown)), id="shown")
+    runner.expand(change)
+    runner.migrate(change)
+    assert runner.data_findings(change) == []
+    write_unseen_by_the_triggers(engine, runner, "UPDATE tags SET hidden = NOT hidden WHERE code IN ('c007', 'c021')",
+                                 table="tags")
+    [finding] = runner.data_findings(change)
+    assert finding.count == 2 and len(finding.samples) == 2
+    assert all("code='c007'" in sample or "code='c021'" in sample for sample in finding.samples)
+    with pytest.raises(DriftedRowsError):
+        runner.contract(change)
