@@ -60,7 +60,7 @@ class Finding:
         text = (f"{self.count} row(s) of {self.law.table.name} break {self.law.name}, "
                 f"e.g. {'; '.join(self.samples)}")
         if self.fixes:
-            text += ". " + "; or ".join(f"to keep {keeps}: {sql}" for keeps, sql in self.fixes)
+            text += ". To fix them, " + "; or ".join(f"to keep {keeps}: {sql}" for keeps, sql in self.fixes)
         elif self.law.hint:
             text += f". {self.law.hint}"
         return text
