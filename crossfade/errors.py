@@ -286,3 +286,19 @@ class DisagreeingRowsError(ValidationError):
         super().__init__(
             f"rows of {table!r} that share one {target!r} row ({key}) hold different {column} values ({sample}); "
             f"{target} can hold only one. Make them agree (NULL counts as a value), then expand again")
+
+
+class DriftedRowsError(ValidationError):
+    """Rows break the sync law or a link law: written while the triggers did not fire
+    (`session_replication_role = replica`, a disabled or dropped trigger, a cascade, a table
+    rebuilt without them). Raised before the phase's first DDL (contract: before dropping anything),
+    naming the rows and the statements that fix them; `findings` are datacheck.Finding objects."""
+
+    def __init__(self, findings: Sequence, phase: str, done: str = "nothing was dropped"):
+        self.findings, self.phase = list(findings), phase
+        self.count = sum(f.count for f in self.findings)
+        details = " | ".join(f.describe() for f in self.findings)
+        super().__init__(
+            f"{phase} refused, {done}: {self.count} row(s) break the law the triggers keep (written while they did "
+            f"not fire: session_replication_role = replica, a disabled or dropped trigger, a table rebuild): "
+            f"{details}. Then run {phase} again (crossfade check --deep re-checks every row)")

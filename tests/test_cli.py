@@ -205,7 +205,7 @@ def test_cli_runs_expand_migrate_contract_with_check_codes_at_every_phase(engine
     found = status_json(url)
     # Contract keeps only the record that the change is done: no checkpoint, no triggers.
     assert found == {"change": "0001_visibility", "phase": "contracted", "backfill": {},
-                     "triggers": [], "problems": []}
+                     "triggers": [], "problems": [], "repairs": []}
     with engine.connect() as conn:
         values = dict(conn.execute(sa.select(release_n1.images.c.name, release_n1.images.c.visibility)).all())
     assert values["image-0"] == "public" and values["image-1"] == "shared" and values["n+1"] == "community"
