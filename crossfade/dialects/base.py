@@ -467,6 +467,21 @@ class TriggerDialect:
         that lock rows, not the whole database, need none."""
         return 0.0
 
+    # --- the data check (datacheck.py) ----------------------------------------------------------
+    # A batch of the check only reads: under MVCC (PostgreSQL, InnoDB) it takes no lock a writer
+    # waits for, so its batches may be longer than the backfill's; "no long transaction" is what
+    # bounds them (a snapshot holds back vacuum / purge).
+    check_batch_seconds = 0.25
+
+    def block_count(self, conn: sa.Connection, table: sa.Table) -> int | None:
+        """The table's size in storage blocks, where `block_range` can scan a range of them
+        directly; None where the check walks the primary key instead."""
+        return None
+
+    def block_range(self, table: sa.Table, first: int, end: int) -> ColumnElement:
+        """The rows of `table` stored in blocks [first, end)."""
+        raise NotImplementedError
+
     # --- lock holders and lost work: what an operator needs to know about a step's locks ----
     def lock_holders(self, conn: sa.Connection, tables: list[str]) -> list[LockHolder]:
         """The sessions holding a lock on any of `tables` (names that are not tables are

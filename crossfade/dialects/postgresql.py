@@ -452,6 +452,20 @@ class PostgresDialect(ProceduralTriggers):
         return _index(self.schema, table, name, valid=True)
 
     # --- backfill ----------------------------------------------------------------------------
+    def block_count(self, conn: sa.Connection, table: sa.Table) -> int | None:
+        """Heap pages: the check walks them with TID Range Scans (PostgreSQL 14+), reading the
+        heap in storage order as a full scan does, measured 1.3-1.7x a parallel count(*) against
+        2.6-5x for primary-key ranges (benchmarks/contract_check.py)."""
+        if conn.dialect.server_version_info < (14,):
+            return None
+        size = sa.func.pg_relation_size(sa.cast(self.qualified(table.name), postgresql.REGCLASS))
+        return int(conn.execute(sa.select(size / sa.func.current_setting("block_size").cast(sa.BigInteger))).scalar())
+
+    def block_range(self, table: sa.Table, first: int, end: int) -> sa.ColumnElement:
+        ctid = sa.literal_column(f"{self.quote(table.name)}.ctid")
+        return sa.and_(ctid >= sa.literal_column(f"'({int(first)},0)'::tid"),
+                       ctid < sa.literal_column(f"'({int(end)},0)'::tid"))
+
     def backfill_batch_settings(self) -> tuple[str, ...]:
         # A batch's commit need not wait for its WAL to reach disk: the checkpoint commits in the
         # same transaction, so a batch lost in a crash is simply redone by the rerun, and any later

@@ -469,6 +469,10 @@ class SQLiteDialect(TriggerDialect):
     def is_lock_timeout(self, exc: sa.exc.DBAPIError) -> bool:
         return "database is locked" in str(exc.orig) or "database table is locked" in str(exc.orig)
 
+    # A reader holds the database's SHARED lock for its transaction, and a writer cannot commit
+    # meanwhile: the check's batches are sized as the backfill's, with the same rests.
+    check_batch_seconds = 0.04
+
     def batch_key(self, table: sa.Table) -> list[ColumnElement]:
         return list(table.primary_key.columns) or [sa.literal_column("rowid")]
 
