@@ -72,8 +72,11 @@ def group_broken(group: SyncGroup, table: sa.Table, derived_only: bool = False) 
     """A row of `table` breaks the group's law: A is distinct from down(B), null-safely, as the
     triggers compare them. `derived_only`: rows whose B is all NULL are not derived yet (before
     migrate completes) and pass. Every comparison of the law goes through here, so a group that
-    knowingly loses information (lossy) can be relaxed in this one place."""
+    knowingly loses information (lossy) is relaxed in this one place: release N's finer value
+    stays in A while B holds up(A), so such a row holds when B = up(A)."""
     broken = conflict(group, table)
+    if group.lossy:
+        broken = sa.and_(broken, any_distinct([table.c[n] for n in group.new], group.up_exprs(table)))
     if derived_only:
         return sa.and_(sa.not_(all_null([table.c[n] for n in group.new])), broken)
     return broken
