@@ -317,6 +317,35 @@ def test_one_change_id_in_two_schemas_is_refused(pg):
     assert "visibility" not in _columns(base, "public") and "visibility" in _columns(base, "glance")
 
 
+def test_a_schema_name_that_needs_quoting_works_in_every_phase(pg):
+    base, _ = pg
+    odd = 'Odd "schema" ü'
+    quoted = base.dialect.identifier_preparer.quote_schema(odd)
+    _sql(base, f"DROP SCHEMA IF EXISTS {quoted} CASCADE")
+    _sql(base, f"CREATE SCHEMA {quoted}")
+    try:
+        metadata = sa.MetaData(schema=odd)
+        images = glance_schema.images_table(metadata)
+        with base.begin() as conn:
+            metadata.create_all(conn)
+            conn.execute(images.insert(), _rows())
+        change = Change(glance_schema.visibility_op(), schema=odd)
+        runner = Runner(base)
+        runner.expand(change)
+        with base.begin() as conn:
+            conn.execute(images.insert().values(id=101, name="n", is_public=True))
+        runner.migrate(change)
+        assert runner.problems(change) == []
+        runner.contract(change)
+        assert runner.problems(change) == []
+        with base.connect() as conn:
+            assert {c["name"] for c in sa.inspect(conn).get_columns("images", schema=odd)} == {
+                "id", "name", "visibility", "size"}
+            assert conn.execute(sa.text(f"SELECT visibility FROM {quoted}.images WHERE id = 101")).scalar() == "public"
+    finally:
+        _sql(base, f"DROP SCHEMA IF EXISTS {quoted} CASCADE")
+
+
 def test_a_missing_schema_is_refused_before_ddl(pg):
     base, _ = pg
     glance_schema.create_images(base, _rows())
