@@ -81,6 +81,9 @@ ForeignTriggersOpt = Annotated[bool, typer.Option(
 WaitOpt = Annotated[float, typer.Option(
     "--wait", min=0.0, help="Seconds to wait while another crossfade runs a phase on this database; "
     f"then stop with exit code {BUSY} naming it (default 0: stop at once).")]
+DeepOpt = Annotated[bool, typer.Option(
+    "--deep", help="Also read every row (in short batches, online) and report those that break the sync or a "
+    "link law: writes the triggers did not see. Contract runs this check itself before dropping anything.")]
 
 
 # --- plan --------------------------------------------------------------------------------
@@ -219,6 +222,8 @@ def contract(changes: ChangesArg, url: UrlOpt = None, lock_timeout: LockTimeoutO
     with _runner(changes, url, lock_timeout, allow_foreign_triggers, operation="contract",
                  operator_wait=wait) as (runner, loaded):
         for change in loaded.changes:
+            if _skip_contracted(runner, change, "contract"):
+                continue
             _run_phase("contract", change, runner.contract, "contracted: release N+1's schema is final")
 
 
@@ -247,10 +252,11 @@ def rollback(changes: ChangesArg, url: UrlOpt = None, lock_timeout: LockTimeoutO
 
 @app.command()
 def status(changes: ChangesArg, url: UrlOpt = None,
-           as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False) -> None:
-    """Per change: phase, backfill progress, triggers installed and unchanged, problems."""
+           as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+           deep: DeepOpt = False) -> None:
+    """Per change: phase, backfill progress, triggers installed and unchanged, repairs, problems."""
     with _runner(changes, url) as (runner, loaded):
-        statuses = [runner.status(change) for change in loaded.changes]
+        statuses = [runner.status(change, deep=deep) for change in loaded.changes]
         holder = runner.operator.holder()
         if as_json:
             operator = {"operator": holder.describe()} if holder else {}
@@ -270,12 +276,16 @@ def _status_table(status_: ChangeStatus) -> Table:
     table.add_column("what", style="dim")
     table.add_column("state")
     table.add_row("phase", f"[cyan]{status_.phase.value}[/cyan]")
+    if status_.schema is not None:
+        table.add_row("schema", escape(status_.schema))
     for name, fraction in sorted(status_.backfill.items()):
         table.add_row(f"backfill {escape(name)}", f"{fraction:.0%}")
     for trigger in status_.triggers:
         table.add_row(f"{trigger['kind']} {escape(trigger['name'])}",
                       f"installed {ok if trigger['installed'] else bad}, "
                       f"checksum matches {ok if trigger['matches'] else bad}")
+    for repair in status_.repairs:
+        table.add_row("repair", escape(repair))
     for problem in status_.problems:
         table.add_row("[red]problem[/red]", f"[red]{escape(problem)}[/red]")
     if not status_.problems:
@@ -284,7 +294,7 @@ def _status_table(status_: ChangeStatus) -> Table:
 
 
 @app.command()
-def check(changes: ChangesArg, url: UrlOpt = None) -> None:
+def check(changes: ChangesArg, url: UrlOpt = None, deep: DeepOpt = False) -> None:
     """Exit 0 up to date, 2 needs expand, 3 needs migrate, 4 needs contract, 1 a problem."""
     from .state import Phase
 
@@ -296,7 +306,7 @@ def check(changes: ChangesArg, url: UrlOpt = None) -> None:
             out.print(f"a phase is running: {escape(holder.describe())}", soft_wrap=True)
         for change in loaded.changes:
             current = runner.load(change)
-            problems = runner.problems(change, current)
+            problems = runner.problems(change, current, deep=deep)
             if current.phase is Phase.MIGRATING and not running and not problems:
                 problems = [f"{change.id} stopped while migrating; run migrate again to finish it"]
             code = PROBLEM if problems else _NEEDS.get(current.phase.value, PROBLEM)
