@@ -270,7 +270,7 @@ def test_indexes_constraints_and_a_renamed_table_in_a_schema_behind_its_namesake
     assert runner.problems(renamed) == []
     with base.connect() as conn:
         assert sorted(sa.inspect(conn).get_table_names(schema="glance")) == ["owners", "pictures"]
-        assert sorted(sa.inspect(conn).get_table_names(schema="public")) == ["crossfade_state", "images", "owners"]
+        assert sorted(sa.inspect(conn).get_table_names(schema="public")) == ["crossfade_lock", "crossfade_state", "images", "owners"]
     assert _sql(base, "SELECT count(*) FROM glance.pictures") == [(3,)]
 
 
