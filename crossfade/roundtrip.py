@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from .dialects.base import TriggerDialect
 from .errors import RoundTripError, TransformError
-from .expressions import is_distinct
+from .expressions import bound, is_distinct
 from .schema import Schema
 from .sync import SyncGroup
 
@@ -101,12 +101,13 @@ def _check_one(conn, dialect: TriggerDialect, schema: Schema, group: SyncGroup, 
         sa.or_(*[is_distinct(b.c[n], e) for n, e in zip(group.old, back)]).label("broken"),
     )
     try:
-        result = conn.execute(query).one()
+        # Compiled as the trigger bodies are: a literal rendered wrongly for some session fails here too.
+        [result] = dialect.rows(conn, query)
     except sa.exc.DBAPIError as exc:
         conn.rollback()
         detail = f"evaluating a={_show(value)}: {str(exc.orig).splitlines()[0]}"
         raise TransformError(group.table, ", ".join(group.new), dialect.name, detail) from None
-    if result.broken:
+    if result[-1]:
         up_values = tuple(result[: len(group.new)])
         back_values = tuple(result[len(group.new): len(group.new) + len(group.old)])
         raise RoundTripError(group.table, group.old, _show(value), _one(up_values), _one(back_values))
@@ -117,7 +118,7 @@ def _typed(dialect: TriggerDialect, value: Any, type_: sa.types.TypeEngine):
     would read an untyped NULL as text)."""
     if value is None:
         return dialect.store_as(sa.null(), type_)
-    return sa.type_coerce(sa.literal(value, type_), type_)
+    return sa.type_coerce(bound(value, type_), type_)
 
 
 def _show(value: dict) -> Any:

@@ -6,6 +6,8 @@ every step is checked before it runs and a rerun picks up where a crash left off
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
@@ -18,6 +20,14 @@ from .base import PREFIX, DbObject, ProceduralTriggers, column_nullable, renamed
 
 LOCK_WAIT_TIMEOUT = 1205
 LOCK_DEADLOCK = 1213
+
+# The sql_mode crossfade creates triggers (and runs its checks and backfill) under. A trigger
+# keeps the sql_mode it was created under and runs with it in every writer's session, so its body
+# is rendered for this mode, whatever mode the session had (oslo.db sets one in a connect event,
+# after SQLAlchemy detected the server's): backslashes escape, strings stay strings ('' is not
+# NULL, || is OR, CHAR values are not padded), and strict, so a value that does not fit the
+# column fails the writer's statement instead of being cut short in silence.
+PINNED_SQL_MODE = "STRICT_TRANS_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION"
 
 _ONLINE = ", ALGORITHM=INPLACE, LOCK=NONE"
 _COPY = ", ALGORITHM=COPY, LOCK=SHARED"
@@ -44,6 +54,30 @@ class MySQLDialect(ProceduralTriggers):
 
     def assign(self, target: str, value: str) -> str:
         return f"SET {target} = ({value});"
+
+    def _fix_rendering(self, rendering: sa.Dialect) -> None:
+        rendering._backslash_escapes = True  # PINNED_SQL_MODE has no NO_BACKSLASH_ESCAPES
+        # Backticks quote in every mode, ANSI_QUOTES or not.
+        rendering.identifier_preparer = rendering.preparer(rendering, server_ansiquotes=False)
+
+    def pinned_sql_mode(self) -> str:
+        # SQLAlchemy quotes with " where it found ANSI_QUOTES at the first connect: its own SQL
+        # on this session (reflection, checks) must keep reading that way.
+        ansi = getattr(self.engine_dialect, "_server_ansiquotes", False)
+        return PINNED_SQL_MODE + (",ANSI_QUOTES" if ansi else "")
+
+    @contextmanager
+    def pinned_session(self, conn: sa.Connection):
+        saved = conn.exec_driver_sql("SELECT @@SESSION.sql_mode").scalar()
+        pinned = self.pinned_sql_mode()
+        if saved != pinned:
+            conn.execute(sa.text("SET SESSION sql_mode = :mode"), {"mode": pinned})
+        conn.commit()  # ends the read's transaction (a SET SESSION is not transactional)
+        try:
+            yield conn
+        finally:
+            if saved != pinned:
+                _restore_sql_mode(conn, saved)
 
     def raise_error(self, message: str) -> str:
         # SQLSTATE 45000: an unhandled user-defined exception; MESSAGE_TEXT holds 128 characters.
@@ -429,6 +463,14 @@ class MySQLDialect(ProceduralTriggers):
         if _ONLINE in sql and " FOREIGN KEY " in sql:
             return _LOST_BUILD.format("building an index for the key (where its columns have none)")
         return ""
+
+
+def _restore_sql_mode(conn: sa.Connection, saved: str) -> None:
+    try:
+        conn.execute(sa.text("SET SESSION sql_mode = :mode"), {"mode": saved})
+        conn.commit()
+    except sa.exc.DBAPIError:
+        conn.invalidate()  # never back to the pool with crossfade's mode
 
 
 _LOST_BUILD = ("can lose its work: {} needs an exclusive metadata lock at its very end, and one transaction on "

@@ -38,6 +38,10 @@ class PostgresDialect(ProceduralTriggers):
     def assign(self, target: str, value: str) -> str:
         return f"{target} := {value};"
 
+    def _fix_rendering(self, rendering: sa.Dialect) -> None:
+        rendering._backslash_escapes = False  # the compiler writes E'' itself
+        rendering.statement_compiler = _escape_proof(type(self.engine_dialect).statement_compiler)
+
     def raise_error(self, message: str) -> str:
         # USING MESSAGE: the text is an expression, so a % in it is not a format placeholder.
         return f"RAISE EXCEPTION USING MESSAGE = {self.compile(sa.literal(message))}, ERRCODE = 'P0001';"
@@ -303,8 +307,10 @@ class PostgresDialect(ProceduralTriggers):
         return objects
 
     def _function_sql(self, function: str, body: list[str]) -> str:
+        code = "BEGIN\n" + "\n".join(self._indent(body)) + "\nEND"
+        tag = _dollar_tag(code)
         return (f"CREATE OR REPLACE FUNCTION {self.quote(function)}() RETURNS trigger\n"
-                f"LANGUAGE plpgsql AS $crossfade$\nBEGIN\n" + "\n".join(self._indent(body)) + "\nEND\n$crossfade$")
+                f"LANGUAGE plpgsql AS {tag}\n{code}\n{tag}")
 
     @staticmethod
     def _guarded(statements: list[str]) -> list[str]:
@@ -476,6 +482,37 @@ class PostgresDialect(ProceduralTriggers):
         return [LockHolder(f"pid {pid}", f"user {user}" + (f", application {app!r}" if app else ""), state or "",
                            None if age is None else float(age), query or "", f"has {modes}")
                 for pid, user, app, state, age, query, modes in rows]
+
+
+_COMPILERS: dict[type, type] = {}
+
+
+def _escape_proof(base: type) -> type:
+    """`base` rendering a string literal that holds a backslash as E'...': PostgreSQL reads
+    '...' by the session's standard_conforming_strings (a function body by the *caller's*, when
+    it first runs in a session), but E'...' the same way under any setting."""
+    if base not in _COMPILERS:
+        class EscapeProofCompiler(base):
+            def render_literal_value(self, value, type_):
+                rendered = super().render_literal_value(value, type_)
+                if "\\" not in rendered:
+                    return rendered
+                if not rendered.startswith("'"):
+                    raise sa.exc.CompileError(f"cannot render {rendered} so that every session reads it alike")
+                return "E" + rendered.replace("\\", "\\\\")
+
+        _COMPILERS[base] = EscapeProofCompiler
+    return _COMPILERS[base]
+
+
+def _dollar_tag(code: str) -> str:
+    """A dollar-quote tag the function's code does not contain (a literal or a quoted name may
+    hold `$crossfade$`)."""
+    tag, n = "$crossfade$", 0
+    while tag in code:
+        n += 1
+        tag = f"$crossfade{n}$"
+    return tag
 
 
 def _constraint_exists(table: str, name: str, validated: bool = False):
