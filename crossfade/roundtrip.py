@@ -14,6 +14,8 @@ import itertools
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.sql import visitors
+from sqlalchemy.sql.elements import BindParameter
 
 from .dialects.base import TriggerDialect
 from .errors import RoundTripError, TransformError
@@ -69,15 +71,37 @@ def _is_mysql_boolean(type_: sa.types.TypeEngine) -> bool:
 
 def check_group(conn: sa.Connection, dialect: TriggerDialect, schema: Schema, group: SyncGroup) -> int:
     """Raise RoundTripError on the first counter-example; return how many values were checked."""
+    table = schema.table(group.table)
+    check_literals(conn, dialect, group, table)
     if group.down is None:
         return 0
-    table = schema.table(group.table)
     per_column = [_values_for(conn, table, name) for name in group.old]
     checked = 0
     for values in itertools.islice(itertools.product(*per_column), MAX_COMBINATIONS):
         _check_one(conn, dialect, schema, group, dict(zip(group.old, values)))
         checked += 1
     return checked
+
+
+def check_literals(conn: sa.Connection, dialect: TriggerDialect, group: SyncGroup, table: sa.Table) -> None:
+    """Every string the transforms hold reads back from the database as Python holds it, rendered
+    exactly as the trigger bodies hold it: a literal the database reads otherwise (a backslash
+    under other escaping rules) would make the round-trip law hold on the wrong value."""
+    exprs = list(group.up_exprs(table)) + (list(group.down_exprs(table)) if group.down is not None else [])
+    literals = list({id(b): b for e in exprs for b in visitors.iterate(e)
+                     if isinstance(b, BindParameter) and isinstance(b.effective_value, str)}.values())
+    if not literals:
+        return
+    try:
+        [found] = dialect.rows(conn, sa.select(*[b.label(f"l{i}") for i, b in enumerate(literals)]))
+    except sa.exc.DBAPIError as exc:
+        conn.rollback()
+        detail = f"reading its literals back: {str(exc.orig).splitlines()[0]}"
+        raise TransformError(group.table, ", ".join(group.new), dialect.name, detail) from None
+    for bind, read in zip(literals, found):
+        if read != bind.effective_value:
+            detail = f"the literal {bind.effective_value!r} reads back as {read!r}"
+            raise TransformError(group.table, ", ".join(group.new), dialect.name, detail)
 
 
 def _values_for(conn: sa.Connection, table: sa.Table, name: str) -> list[Any]:

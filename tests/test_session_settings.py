@@ -11,12 +11,19 @@ quote and non-ASCII. Every row is read back and compared with the transform eval
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 import sqlalchemy as sa
 from conftest import make_engine
 
 from crossfade import Change, ops
+from crossfade.dialects import TriggerDialect, for_dialect
+from crossfade.errors import TransformError
+from crossfade.roundtrip import check_group
 from crossfade.runner import Runner
+from crossfade.schema import Schema
+from crossfade.sync import SyncGroup
 
 # The transform: is_public (boolean) <-> visibility (string), with literals no session reads alike.
 PUBLIC = "a\\b \\\\ \\' '' \" ` %s %% \\n $crossfade$ üñî €"
@@ -203,3 +210,94 @@ def test_postgresql_standard_conforming_strings_of_either_session_keep_one_backs
         conn.execute(images_n1.insert().values(id=4, visibility="a\\b"))
     app.dispose()
     assert read_all(engine) == {1: (True, "a\\b"), 2: (True, "a\\b"), 3: (True, "a\\b"), 4: (True, "a\\b")}
+
+
+# --- the round-trip check reads the literals as the triggers hold them -----------------------
+
+def _render_as_sqlalchemy_detected(dialect: TriggerDialect) -> TriggerDialect:
+    """crossfade's dialect as it was: literals rendered by what SQLAlchemy saw at first connect."""
+    class AsDetected(type(dialect)):
+        def _fix_rendering(self, rendering):
+            rendering._backslash_escapes = self.engine_dialect._backslash_escapes
+
+    return AsDetected(dialect.engine_dialect)
+
+
+@pytest.mark.parametrize("dialect_name, session", [("postgresql", ["SET standard_conforming_strings = off"]),
+                                                   ("mysql", MYSQL_SETTINGS["no-backslash-escapes"])])
+def test_a_literal_the_database_reads_otherwise_is_refused_before_ddl(tmp_path, dialect_name, session):
+    """The round-trip law holds for a wrong literal used on both sides, so crossfade reads each
+    literal back, rendered and run as the trigger bodies are."""
+    engine = with_settings(make_engine(dialect_name, tmp_path), session)
+    images_n.metadata.create_all(engine)
+    group = SyncGroup("images", ("is_public",), ("visibility",),
+                      lambda is_public: sa.case((is_public, "a\\b"), else_="shared"),
+                      lambda visibility: visibility == "a\\b")
+    with engine.connect() as conn:
+        schema = Schema.reflect(conn, {"images"})
+        schema.add_column("images", sa.Column("visibility", sa.String(80)))
+        fixed = for_dialect(engine.dialect)
+        with fixed.pinned_session(conn):
+            assert check_group(conn, fixed, schema, group) == 2
+        naive = _render_as_sqlalchemy_detected(fixed)  # in the session as it is, as before
+        with pytest.raises(TransformError, match=r"the literal 'a\\\\b' reads back as 'a(\\x08|\\\\\\\\b)'"):
+            check_group(conn, naive, schema, group)
+    engine.dispose()
+
+
+# --- values whose conversion reads the session: dates, timestamps, floats as text ------------
+
+WHEN = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.timezone.utc)
+CONVERSIONS = {
+    # name: (old type, new type, up, down, [(release N's value, release N+1's reading of it)])
+    "date-text": (sa.Date(), sa.String(30), lambda a: sa.cast(a, sa.String(30)), lambda b: sa.cast(b, sa.Date()),
+                  [(dt.date(2026, 11, 25), "2026-11-25"), (dt.date(2001, 2, 3), "2001-02-03")]),
+    "timestamptz-timestamp": (sa.DateTime(timezone=True), sa.DateTime(), lambda a: sa.cast(a, sa.DateTime()),
+                              lambda b: sa.cast(b, sa.DateTime(timezone=True)),
+                              [(WHEN, WHEN.replace(tzinfo=None)),
+                               (WHEN + dt.timedelta(days=200), (WHEN + dt.timedelta(days=200)).replace(tzinfo=None))]),
+    "float-text": (sa.Float(), sa.String(40), lambda a: sa.cast(a, sa.String(40)), lambda b: sa.cast(b, sa.Float()),
+                   [(0.1 + 0.2, "0.30000000000000004"), (1 / 3, "0.3333333333333333")]),
+}
+CONVERSION_RUNS = [("postgresql", "date-text", "default"), ("postgresql", "date-text", "kolkata-dmy"),
+                   ("postgresql", "timestamptz-timestamp", "new-york-german-scs-off"),
+                   ("postgresql", "float-text", "kolkata-dmy"), ("mysql", "date-text", "non-strict")]
+
+
+@pytest.mark.parametrize("dialect_name, conversion, crossfade_setting", CONVERSION_RUNS,
+                         ids=["-".join(r) for r in CONVERSION_RUNS])
+def test_conversions_that_read_session_settings_give_every_writer_the_same_values(tmp_path, dialect_name, conversion,
+                                                                                  crossfade_setting):
+    old_type, new_type, up_sql, down_sql, values = CONVERSIONS[conversion]
+    engine = with_settings(make_engine(dialect_name, tmp_path), SETTINGS[dialect_name][crossfade_setting])
+    items_n = sa.Table("items", sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True),
+                       sa.Column("a", old_type))
+    items_n1 = sa.Table("items", sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True),
+                        sa.Column("b", new_type))
+    items_both = sa.Table("items", sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True),
+                          sa.Column("a", old_type), sa.Column("b", new_type))
+    change = Change(ops.replace_column("items", "a", sa.Column("b", new_type), up=up_sql, down=down_sql), id="items-b")
+    items_n.metadata.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(items_n.insert(), [{"id": i, "a": a} for i, (a, _) in enumerate(values, 1)])
+    expected = {i: (a, b) for i, (a, b) in enumerate(values, 1)}
+    runner = Runner(engine)
+    runner.expand(change)
+    for n, setting in enumerate(SETTINGS[dialect_name]):
+        app = writer(engine, setting)
+        base = 10 * (n + 1)
+        with app.begin() as conn:
+            for i, (a, b) in enumerate(values):
+                conn.execute(items_n.insert().values(id=base + 2 * i, a=a))
+                conn.execute(items_n1.insert().values(id=base + 2 * i + 1, b=b))
+                expected[base + 2 * i] = expected[base + 2 * i + 1] = (a, b)
+        app.dispose()
+    runner.migrate(change)
+    engine.dispose()
+    reader = sa.create_engine(engine.url)  # psycopg reads timestamptz in ISO style only
+    with reader.connect() as conn:
+        found = {row.id: (row.a, row.b) for row in conn.execute(sa.select(items_both))}
+    reader.dispose()
+    if isinstance(old_type, sa.DateTime) and old_type.timezone:
+        found = {k: (a.astimezone(dt.timezone.utc), b) for k, (a, b) in found.items()}
+    assert found == expected

@@ -121,6 +121,10 @@ class TriggerDialect:
         afterwards (the pooled connection may be the application's)."""
         yield conn
 
+    def pinned_batch(self, conn: sa.Connection):
+        """`pinned_session` for one backfill batch (where `backfill_batch_settings` cannot pin)."""
+        return self.pinned_session(conn)
+
     def quote(self, name: str) -> str:
         return self.preparer.quote(name)
 

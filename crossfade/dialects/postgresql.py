@@ -7,7 +7,8 @@ then pays only what PostgreSQL charges any BEFORE UPDATE row trigger: it locks t
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+import datetime as dt
+from contextlib import contextmanager, nullcontext
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
@@ -27,6 +28,29 @@ _CONCURRENTLY = ("no write lock (CONCURRENTLY: SHARE UPDATE EXCLUSIVE; writes go
                  "may wait up to max_lock_wait for older transactions, stalling no writer")
 
 
+# What PostgreSQL reads and writes dates, times, intervals and floats as text by, and converts
+# timestamps to and from timestamptz by: the session's settings. A function pins them (SET
+# clauses) where its values go through such types, so every writer's session computes the same
+# values, as the round-trip check and the backfill, pinned alike, do. Naive timestamps are UTC.
+PINNED_SETTINGS = (("DateStyle", "ISO, MDY"), ("IntervalStyle", "postgres"), ("TimeZone", "UTC"),
+                   ("extra_float_digits", "1"))
+_TEMPORAL = (dt.date, dt.datetime, dt.time, dt.timedelta)
+
+
+def reads_session_settings(types: list[sa.types.TypeEngine]) -> bool:
+    """Values of these types convert by the session's settings: a date, time or interval
+    anywhere, or a float beside a string."""
+    python_types = {_python_type(t) for t in types}
+    return bool(python_types & set(_TEMPORAL)) or (float in python_types and str in python_types)
+
+
+def _python_type(type_: sa.types.TypeEngine):
+    try:
+        return type_.python_type
+    except NotImplementedError:
+        return None
+
+
 class PostgresDialect(ProceduralTriggers):
     name = "postgresql"
     max_identifier_length = 63
@@ -37,6 +61,22 @@ class PostgresDialect(ProceduralTriggers):
 
     def assign(self, target: str, value: str) -> str:
         return f"{target} := {value};"
+
+    @contextmanager
+    def pinned_session(self, conn: sa.Connection):
+        names = [name for name, _ in PINNED_SETTINGS]
+        saved = conn.execute(sa.select(*[sa.func.current_setting(n) for n in names])).one()
+        _set_all(conn, PINNED_SETTINGS)
+        try:
+            yield conn
+        finally:
+            try:
+                _set_all(conn, list(zip(names, saved)))
+            except sa.exc.DBAPIError:
+                conn.invalidate()  # never back to the pool with crossfade's settings
+
+    def pinned_batch(self, conn: sa.Connection):
+        return nullcontext(conn)  # backfill_batch_settings pins each batch's transaction
 
     def _fix_rendering(self, rendering: sa.Dialect) -> None:
         rendering._backslash_escapes = False  # the compiler writes E'' itself
@@ -57,7 +97,7 @@ class PostgresDialect(ProceduralTriggers):
             "END IF;",
             "RETURN NEW;",
         ]
-        create_function = self._function_sql(function, body)
+        create_function = self._function_sql(function, body, pinned=reads_session_settings(ts.value_types()))
         objects = [DbObject("function", function, ts.name, (create_function,))]
         events = [("insert", "INSERT", None)]
         condition = self.update_condition(ts)
@@ -306,11 +346,13 @@ class PostgresDialect(ProceduralTriggers):
             objects.append(DbObject("trigger", name, table, (self.drop_sql("trigger", name, table), create)))
         return objects
 
-    def _function_sql(self, function: str, body: list[str]) -> str:
+    def _function_sql(self, function: str, body: list[str], pinned: bool = False) -> str:
         code = "BEGIN\n" + "\n".join(self._indent(body)) + "\nEND"
         tag = _dollar_tag(code)
+        # Pinned only where needed: each SET costs every call its save and restore.
+        settings = "".join(f"SET {name} TO '{value}'\n" for name, value in PINNED_SETTINGS) if pinned else ""
         return (f"CREATE OR REPLACE FUNCTION {self.quote(function)}() RETURNS trigger\n"
-                f"LANGUAGE plpgsql AS {tag}\n{code}\n{tag}")
+                f"LANGUAGE plpgsql\n{settings}AS {tag}\n{code}\n{tag}")
 
     @staticmethod
     def _guarded(statements: list[str]) -> list[str]:
@@ -426,7 +468,10 @@ class PostgresDialect(ProceduralTriggers):
         # any key range: a plan guessing thousands of rows per batch scanned a whole 800,000-row
         # table for a batch of 10 (539 s instead of 13 s), and the batch sizer shrank the batches
         # to match. Each batch's range gets a plan of its own.
-        return ("SET LOCAL synchronous_commit = off", "SET LOCAL plan_cache_mode = force_custom_plan")
+        # And the settings the sync functions pin, so the backfill's up(A) is what a trigger computes.
+        pins = ", ".join(f"set_config('{name}', '{value}', true)" for name, value in PINNED_SETTINGS)
+        return ("SET LOCAL synchronous_commit = off", "SET LOCAL plan_cache_mode = force_custom_plan",
+                f"SELECT {pins}")
 
     # --- locks -------------------------------------------------------------------------------
     @contextmanager
@@ -482,6 +527,11 @@ class PostgresDialect(ProceduralTriggers):
         return [LockHolder(f"pid {pid}", f"user {user}" + (f", application {app!r}" if app else ""), state or "",
                            None if age is None else float(age), query or "", f"has {modes}")
                 for pid, user, app, state, age, query, modes in rows]
+
+
+def _set_all(conn: sa.Connection, settings) -> None:
+    conn.execute(sa.select(*[sa.func.set_config(name, value, False) for name, value in settings]))
+    conn.commit()  # a session setting made in a transaction is undone by its rollback
 
 
 _COMPILERS: dict[type, type] = {}
