@@ -301,3 +301,26 @@ def test_conversions_that_read_session_settings_give_every_writer_the_same_value
     if isinstance(old_type, sa.DateTime) and old_type.timezone:
         found = {k: (a.astimezone(dt.timezone.utc), b) for k, (a, b) in found.items()}
     assert found == expected
+
+
+CONTRACT_SESSIONS = [("sqlite", "default"), ("postgresql", "scs-off"), ("mysql", "no-backslash-escapes")]
+
+
+@pytest.mark.parametrize("dialect_name, setting", CONTRACT_SESSIONS, ids=["-".join(s) for s in CONTRACT_SESSIONS])
+def test_a_server_default_full_of_escapes_is_what_release_n1_gets_after_contract(tmp_path, dialect_name, setting):
+    engine = with_settings(make_engine(dialect_name, tmp_path), SETTINGS[dialect_name][setting])
+    change = Change(ops.replace_column(
+        "images", "is_public", sa.Column("visibility", sa.String(80), nullable=False, server_default=COMMUNITY),
+        up=lambda is_public: sa.case((is_public, PUBLIC), else_=SHARED),
+        down=lambda visibility: visibility == PUBLIC), id="images-visibility")
+    images_n.metadata.create_all(engine)
+    runner = Runner(engine)
+    for phase in (runner.expand, runner.migrate, runner.contract):
+        phase(change)
+    app = writer(engine, setting)
+    with app.begin() as conn:
+        conn.execute(images_n1.insert().values(id=1))
+    app.dispose()
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(images_n1.c.visibility)).scalar_one() == COMMUNITY
+    engine.dispose()

@@ -516,7 +516,7 @@ class PostgresDialect(ProceduralTriggers):
         rows = conn.execute(sa.text(
             "SELECT a.pid, a.usename, a.application_name, a.state, "
             "extract(epoch FROM clock_timestamp() - a.xact_start) AS age, "
-            "left(regexp_replace(a.query, '\\s+', ' ', 'g'), 120) AS query, "
+            "left(regexp_replace(a.query, E'\\\\s+', ' ', 'g'), 120) AS query, "  # E'': read alike in any session
             "string_agg(DISTINCT l.mode || CASE WHEN l.granted THEN '' ELSE ' (queued)' END, ', ') AS modes "
             "FROM pg_locks l JOIN pg_class c ON c.oid = l.relation JOIN pg_stat_activity a ON a.pid = l.pid "
             "WHERE l.locktype = 'relation' AND l.database = (SELECT oid FROM pg_database "
