@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -101,6 +102,7 @@ class TriggerDialect:
         if self._rendering is not None:
             return self._rendering
         rendering = copy.copy(self.engine_dialect)
+        rendering._type_memos = weakref.WeakKeyDictionary()  # processors made for this copy
         rendering.type_compiler_instance = rendering.type_compiler = type(self.engine_dialect.type_compiler_instance)(
             rendering)
         self._fix_rendering(rendering)

@@ -68,11 +68,13 @@ class MySQLDialect(ProceduralTriggers):
 
     @contextmanager
     def pinned_session(self, conn: sa.Connection):
+        outside = not conn.in_transaction()  # inside one (Alembic's), the caller ends it
         saved = conn.exec_driver_sql("SELECT @@SESSION.sql_mode").scalar()
         pinned = self.pinned_sql_mode()
         if saved != pinned:
             conn.execute(sa.text("SET SESSION sql_mode = :mode"), {"mode": pinned})
-        conn.commit()  # ends the read's transaction (a SET SESSION is not transactional)
+        if outside:
+            conn.commit()  # ends the read's transaction (a SET SESSION is not transactional)
         try:
             yield conn
         finally:
@@ -467,8 +469,10 @@ class MySQLDialect(ProceduralTriggers):
 
 def _restore_sql_mode(conn: sa.Connection, saved: str) -> None:
     try:
+        outside = not conn.in_transaction()
         conn.execute(sa.text("SET SESSION sql_mode = :mode"), {"mode": saved})
-        conn.commit()
+        if outside:
+            conn.commit()
     except sa.exc.DBAPIError:
         conn.invalidate()  # never back to the pool with crossfade's mode
 

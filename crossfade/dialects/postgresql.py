@@ -65,13 +65,14 @@ class PostgresDialect(ProceduralTriggers):
     @contextmanager
     def pinned_session(self, conn: sa.Connection):
         names = [name for name, _ in PINNED_SETTINGS]
+        outside = not conn.in_transaction()  # inside one (Alembic's), the caller ends it
         saved = conn.execute(sa.select(*[sa.func.current_setting(n) for n in names])).one()
-        _set_all(conn, PINNED_SETTINGS)
+        _set_all(conn, PINNED_SETTINGS, commit=outside)
         try:
             yield conn
         finally:
             try:
-                _set_all(conn, list(zip(names, saved)))
+                _set_all(conn, list(zip(names, saved)), commit=not conn.in_transaction())
             except sa.exc.DBAPIError:
                 conn.invalidate()  # never back to the pool with crossfade's settings
 
@@ -529,9 +530,10 @@ class PostgresDialect(ProceduralTriggers):
                 for pid, user, app, state, age, query, modes in rows]
 
 
-def _set_all(conn: sa.Connection, settings) -> None:
+def _set_all(conn: sa.Connection, settings, commit: bool) -> None:
     conn.execute(sa.select(*[sa.func.set_config(name, value, False) for name, value in settings]))
-    conn.commit()  # a session setting made in a transaction is undone by its rollback
+    if commit:
+        conn.commit()  # a session setting made in a transaction is undone by its rollback
 
 
 _COMPILERS: dict[type, type] = {}
