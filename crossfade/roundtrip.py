@@ -89,7 +89,8 @@ def check_literals(conn: sa.Connection, dialect: TriggerDialect, group: SyncGrou
     under other escaping rules) would make the round-trip law hold on the wrong value."""
     exprs = list(group.up_exprs(table)) + (list(group.down_exprs(table)) if group.down is not None else [])
     literals = list({id(b): b for e in exprs for b in visitors.iterate(e)
-                     if isinstance(b, BindParameter) and isinstance(b.effective_value, str)}.values())
+                     if isinstance(b, BindParameter) and isinstance(b.effective_value, str)
+                     and isinstance(b.type, sa.String)}.values())
     if not literals:
         return
     try:
