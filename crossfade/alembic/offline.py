@@ -194,8 +194,7 @@ class _Script:
 
     def step(self, step: Step) -> None:
         self.note(step.name)
-        # Pinned: the steps' literals are rendered for crossfade's session settings.
-        with _outside_transaction(self.context, step), self.dialect.pinned_session(self.conn):
+        with _outside_transaction(self.context, step):
             for statement in step.sql:
                 self._emit(statement)
 

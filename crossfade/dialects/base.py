@@ -123,6 +123,10 @@ class TriggerDialect:
         afterwards (the pooled connection may be the application's)."""
         yield conn
 
+    def session_notes(self) -> list[str]:
+        """What a reviewer running the rendered SQL by hand must set first, as crossfade does."""
+        return []
+
     def pinned_batch(self, conn: sa.Connection):
         """`pinned_session` for one backfill batch (where `backfill_batch_settings` cannot pin)."""
         return self.pinned_session(conn)

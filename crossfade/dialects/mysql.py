@@ -66,6 +66,10 @@ class MySQLDialect(ProceduralTriggers):
         ansi = getattr(self.engine_dialect, "_server_ansiquotes", False)
         return PINNED_SQL_MODE + (",ANSI_QUOTES" if ansi else "")
 
+    def session_notes(self) -> list[str]:
+        return [f"Literals are written for sql_mode '{self.pinned_sql_mode()}', which triggers keep:",
+                f"run this after SET SESSION sql_mode = '{self.pinned_sql_mode()}', as crossfade does."]
+
     @contextmanager
     def pinned_session(self, conn: sa.Connection):
         outside = not conn.in_transaction()  # inside one (Alembic's), the caller ends it
