@@ -334,3 +334,29 @@ def test_a_server_default_full_of_escapes_is_what_release_n1_gets_after_contract
     with engine.connect() as conn:
         assert conn.execute(sa.select(images_n1.c.visibility)).scalar_one() == COMMUNITY
     engine.dispose()
+
+
+def test_a_mariadb_trigger_recreated_under_another_sql_mode_is_drift_and_expand_repairs_it(tmp_path):
+    """Same text, other mode: its literals read otherwise, so status must not call it unchanged."""
+    engine = make_engine("mysql", tmp_path)
+    images_n.metadata.create_all(engine)
+    runner = Runner(engine)
+    runner.expand(visibility_change("a\\b"))
+    with engine.connect() as conn:
+        create = conn.exec_driver_sql("SHOW CREATE TRIGGER crossfade_images_insert").one()[2]
+        conn.exec_driver_sql("SET SESSION sql_mode = CONCAT(@@sql_mode, ',NO_BACKSLASH_ESCAPES')")
+        conn.exec_driver_sql("DROP TRIGGER crossfade_images_insert")
+        conn.connection.driver_connection.cursor().execute(create)  # as is: no % placeholders
+        conn.exec_driver_sql("SET SESSION sql_mode = DEFAULT")
+    assert runner.problems(visibility_change("a\\b")) == [
+        "trigger crossfade_images_insert on images was changed outside crossfade"]
+    runner.expand(visibility_change("a\\b"))  # reinstalls it under crossfade's mode
+    assert runner.problems(visibility_change("a\\b")) == []
+    insert(engine, images_n, id=1, is_public=True)
+    assert read_all(engine) == {1: (True, "a\\b")}
+    engine.dispose()
+
+
+def insert(engine: sa.Engine, table: sa.Table, **values) -> None:
+    with engine.begin() as conn:
+        conn.execute(table.insert().values(**values))

@@ -110,12 +110,14 @@ class MySQLDialect(ProceduralTriggers):
 
     def catalog_objects(self, conn: sa.Connection, tables: set[str]) -> dict[str, tuple[str, str, str]]:
         rows = conn.execute(sa.text(
-            "SELECT TRIGGER_NAME, EVENT_OBJECT_TABLE, ACTION_TIMING, EVENT_MANIPULATION, "
+            "SELECT TRIGGER_NAME, EVENT_OBJECT_TABLE, ACTION_TIMING, EVENT_MANIPULATION, SQL_MODE, "
             "ACTION_STATEMENT FROM information_schema.TRIGGERS "
             "WHERE TRIGGER_SCHEMA = DATABASE() AND TRIGGER_NAME LIKE :prefix"
         ), {"prefix": PREFIX.replace("_", "\\_") + "%"})
-        return {name: ("trigger", table, f"{timing} {event} {body}")
-                for name, table, timing, event, body in rows if table in tables}
+        # The sql_mode too: the same text created under another mode (one without backslash
+        # escapes) reads otherwise, and is drift.
+        return {name: ("trigger", table, f"{timing} {event} sql_mode={mode} {body}")
+                for name, table, timing, event, mode, body in rows if table in tables}
 
     def foreign_triggers(self, conn: sa.Connection, table: str) -> list[str]:
         return list(conn.execute(sa.text(
