@@ -3,6 +3,9 @@
 `is_distinct`: SQLAlchemy's MySQL and SQLite `is_distinct_from` drop `literal_binds` for their
 operands (they render `%s` / `?` inside trigger bodies), so crossfade compiles its own null-safe
 comparison, once per dialect, always parenthesised so NOT / AND / OR never regroup it.
+
+`bound`: a value that stays a parameter in a statement whose other values are inlined, as the
+round-trip check needs.
 """
 
 from __future__ import annotations

@@ -3,7 +3,10 @@
 For every value `a` release N can store, `down(up(a))` must equal `a`, or release N would read
 back something it never wrote. The database evaluates the compiled transforms on sample values of
 the old columns' types (and on values already in the table), storing `up(a)` in the new column's
-type on the way, exactly as the trigger would.
+type on the way, exactly as the trigger would: the transforms' literals are compiled into the
+query as they are into the trigger bodies (the sample values alone are parameters), and each
+string literal is first read back, since a literal the database reads otherwise (a backslash under
+other escaping rules) holds the law on a value nobody wrote.
 """
 
 from __future__ import annotations
