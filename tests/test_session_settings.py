@@ -262,14 +262,18 @@ CONVERSIONS = {
                               lambda b: sa.cast(b, sa.DateTime(timezone=True)),
                               [(WHEN, WHEN.replace(tzinfo=None)),
                                (WHEN + dt.timedelta(days=200), (WHEN + dt.timedelta(days=200)).replace(tzinfo=None))]),
+    "interval-text": (sa.Interval(), sa.String(40), lambda a: sa.cast(a, sa.String(40)),
+                      lambda b: sa.cast(b, sa.Interval()),
+                      [(dt.timedelta(days=1, hours=2, minutes=3, seconds=4), "1 day 02:03:04"),
+                       (dt.timedelta(minutes=90), "01:30:00")]),
     "float-text": (sa.Float(), sa.String(40), lambda a: sa.cast(a, sa.String(40)), lambda b: sa.cast(b, sa.Float()),
                    [(0.1 + 0.2, "0.30000000000000004"), (1 / 3, "0.3333333333333333")]),
 }
 PG_PINS = {"date-text": ["DateStyle=ISO, MDY"], "timestamptz-timestamp": ["TimeZone=UTC"],
-           "float-text": ["extra_float_digits=1"]}
+           "interval-text": ["IntervalStyle=postgres"], "float-text": ["extra_float_digits=1"]}
 CONVERSION_RUNS = [("postgresql", "date-text", "default"), ("postgresql", "date-text", "kolkata-dmy"),
                    ("postgresql", "timestamptz-timestamp", "new-york-german-scs-off"),
-                   ("postgresql", "float-text", "kolkata-dmy"), ("mysql", "date-text", "non-strict")]
+                   ("postgresql", "interval-text", "default"), ("postgresql", "float-text", "kolkata-dmy"), ("mysql", "date-text", "non-strict")]
 
 
 @pytest.mark.parametrize("dialect_name, conversion, crossfade_setting", CONVERSION_RUNS,
