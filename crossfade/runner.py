@@ -283,7 +283,8 @@ class Runner:
         return current
 
     def _refusals(self, change: Change, report: bool = True) -> tuple[Schema, dict[str, TableSync]]:
-        with self.engine.connect() as conn:
+        # Pinned: the round-trip law is checked under the settings the triggers are created with.
+        with self.engine.connect() as conn, self.dialect.pinned_session(conn):
             schema = self._reflect(conn, change)
             change.validate(schema)
             planned = schema.copy()

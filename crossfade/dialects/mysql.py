@@ -6,6 +6,8 @@ every step is checked before it runs and a rerun picks up where a crash left off
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
@@ -18,6 +20,14 @@ from .base import PREFIX, DbObject, ProceduralTriggers, column_nullable, renamed
 
 LOCK_WAIT_TIMEOUT = 1205
 LOCK_DEADLOCK = 1213
+
+# The sql_mode crossfade creates triggers (and runs its checks and backfill) under. A trigger
+# keeps the sql_mode it was created under and runs with it in every writer's session, so its body
+# is rendered for this mode, whatever mode the session had (oslo.db sets one in a connect event,
+# after SQLAlchemy detected the server's): backslashes escape, strings stay strings ('' is not
+# NULL, || is OR, CHAR values are not padded), and strict, so a value that does not fit the
+# column fails the writer's statement instead of being cut short in silence.
+PINNED_SQL_MODE = "STRICT_TRANS_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION"
 
 _ONLINE = ", ALGORITHM=INPLACE, LOCK=NONE"
 _COPY = ", ALGORITHM=COPY, LOCK=SHARED"
@@ -45,6 +55,36 @@ class MySQLDialect(ProceduralTriggers):
     def assign(self, target: str, value: str) -> str:
         return f"SET {target} = ({value});"
 
+    def _fix_rendering(self, rendering: sa.Dialect) -> None:
+        rendering._backslash_escapes = True  # PINNED_SQL_MODE has no NO_BACKSLASH_ESCAPES
+        # Backticks quote in every mode, ANSI_QUOTES or not.
+        rendering.identifier_preparer = rendering.preparer(rendering, server_ansiquotes=False)
+
+    def pinned_sql_mode(self) -> str:
+        # SQLAlchemy quotes with " where it found ANSI_QUOTES at the first connect: its own SQL
+        # on this session (reflection, checks) must keep reading that way.
+        ansi = getattr(self.engine_dialect, "_server_ansiquotes", False)
+        return PINNED_SQL_MODE + (",ANSI_QUOTES" if ansi else "")
+
+    def session_notes(self) -> list[str]:
+        return [f"Literals are written for sql_mode '{self.pinned_sql_mode()}', which triggers keep:",
+                f"run this after SET SESSION sql_mode = '{self.pinned_sql_mode()}', as crossfade does."]
+
+    @contextmanager
+    def pinned_session(self, conn: sa.Connection):
+        outside = not conn.in_transaction()  # inside one (Alembic's), the caller ends it
+        saved = conn.exec_driver_sql("SELECT @@SESSION.sql_mode").scalar()
+        pinned = self.pinned_sql_mode()
+        if saved != pinned:
+            conn.execute(sa.text("SET SESSION sql_mode = :mode"), {"mode": pinned})
+        if outside:
+            conn.commit()  # ends the read's transaction (a SET SESSION is not transactional)
+        try:
+            yield conn
+        finally:
+            if saved != pinned:
+                _restore_sql_mode(conn, saved)
+
     def raise_error(self, message: str) -> str:
         # SQLSTATE 45000: an unhandled user-defined exception; MESSAGE_TEXT holds 128 characters.
         return f"SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = {self.compile(sa.literal(message[:128]))};"
@@ -70,12 +110,14 @@ class MySQLDialect(ProceduralTriggers):
 
     def catalog_objects(self, conn: sa.Connection, tables: set[str]) -> dict[str, tuple[str, str, str]]:
         rows = conn.execute(sa.text(
-            "SELECT TRIGGER_NAME, EVENT_OBJECT_TABLE, ACTION_TIMING, EVENT_MANIPULATION, "
+            "SELECT TRIGGER_NAME, EVENT_OBJECT_TABLE, ACTION_TIMING, EVENT_MANIPULATION, SQL_MODE, "
             "ACTION_STATEMENT FROM information_schema.TRIGGERS "
             "WHERE TRIGGER_SCHEMA = DATABASE() AND TRIGGER_NAME LIKE :prefix"
         ), {"prefix": PREFIX.replace("_", "\\_") + "%"})
-        return {name: ("trigger", table, f"{timing} {event} {body}")
-                for name, table, timing, event, body in rows if table in tables}
+        # The sql_mode too: the same text created under another mode (one without backslash
+        # escapes) reads otherwise, and is drift.
+        return {name: ("trigger", table, f"{timing} {event} sql_mode={mode} {body}")
+                for name, table, timing, event, mode, body in rows if table in tables}
 
     def foreign_triggers(self, conn: sa.Connection, table: str) -> list[str]:
         return list(conn.execute(sa.text(
@@ -429,6 +471,16 @@ class MySQLDialect(ProceduralTriggers):
         if _ONLINE in sql and " FOREIGN KEY " in sql:
             return _LOST_BUILD.format("building an index for the key (where its columns have none)")
         return ""
+
+
+def _restore_sql_mode(conn: sa.Connection, saved: str) -> None:
+    try:
+        outside = not conn.in_transaction()
+        conn.execute(sa.text("SET SESSION sql_mode = :mode"), {"mode": saved})
+        if outside:
+            conn.commit()
+    except sa.exc.DBAPIError:
+        conn.invalidate()  # never back to the pool with crossfade's mode
 
 
 _LOST_BUILD = ("can lose its work: {} needs an exclusive metadata lock at its very end, and one transaction on "
