@@ -307,12 +307,15 @@ class MySQLDialect(ProceduralTriggers):
         current = schema.column(intent.table, intent.column)
         column = sa.Column(current.name, current.type, nullable=intent.nullable,
                            server_default=current.server_default)
-        # INPLACE + LOCK=NONE: the table is rebuilt online; writers keep going.
-        online = ", ALGORITHM=INPLACE, LOCK=NONE" if not intent.nullable else ""
+        # INPLACE + LOCK=NONE: the table is rebuilt online; writers keep going. Not with a STORED
+        # generated column on the table: MariaDB refuses INPLACE (error 1845) and only copies.
+        stored = _has_stored_generated(schema.table(intent.table))
+        online = "" if intent.nullable else _COPY if stored else _ONLINE
         sql = f"{self.alter_table(intent.table)} MODIFY COLUMN {self.column_spec(column)}{online}"
         probe = column_nullable(intent.table, intent.column)
         # NOT NULL -> NULL is instant only in ROW_FORMAT=REDUNDANT: MariaDB rebuilds the table online too.
-        locks = _INPLACE_LOCKS.format("the table is rebuilt while writes go on")
+        locks = (_COPY_LOCKS.format("a table with a STORED generated column") if stored
+                 else _INPLACE_LOCKS.format("the table is rebuilt while writes go on"))
         return [Step(intent.describe(), [sql], is_done=lambda conn: probe(conn) is intent.nullable, locks=locks)]
 
     def create_index_steps(self, intent: CreateIndex) -> list[Step]:
@@ -429,6 +432,10 @@ class MySQLDialect(ProceduralTriggers):
         if _ONLINE in sql and " FOREIGN KEY " in sql:
             return _LOST_BUILD.format("building an index for the key (where its columns have none)")
         return ""
+
+
+def _has_stored_generated(table: sa.Table) -> bool:
+    return any(c.computed is not None and c.computed.persisted for c in table.columns)
 
 
 _LOST_BUILD = ("can lose its work: {} needs an exclusive metadata lock at its very end, and one transaction on "

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from ..ddl import AddColumn, DropColumn, Intent, SetDefault, SetNullable
 from ..errors import ColumnExistsError, PrimaryKeyColumnError, TableExistsError, ValidationError
-from ..schema import Schema
+from ..schema import Schema, plain_default
 from ..sync import BlockRule, FillRule, LinkRule, MoveRule, SyncGroup, Transform
 
 
@@ -95,8 +95,8 @@ def transitional(column: sa.Column) -> sa.Column:
 def final_constraints(table: str, column: sa.Column) -> list[Intent]:
     """Contract's intents that give a new column its declared default and NOT NULL."""
     intents: list[Intent] = []
-    if column.server_default is not None:
-        intents.append(SetDefault(table, column.name, column.server_default.arg))
+    if plain_default(column) is not None:
+        intents.append(SetDefault(table, column.name, plain_default(column)))
     if not column.nullable:
         intents.append(SetNullable(table, column.name, False))
     return intents

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from ..ddl import AddColumn, DropColumn, Intent
-from ..schema import Schema
+from ..schema import Schema, plain_default
 from ..sync import SyncGroup
 from .base import Op, Sync, check_not_primary_key, final_constraints, require_new_column, transitional
 
@@ -50,7 +50,7 @@ class RenameColumnOp(Op):
 
     def _renamed(self, schema: Schema) -> sa.Column:
         old = schema.column(self.table, self.old)
-        default = old.server_default.arg if old.server_default is not None else None
+        default = plain_default(old)
         return sa.Column(self.new, old.type, nullable=old.nullable, server_default=default)
 
 
