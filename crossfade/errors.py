@@ -118,6 +118,44 @@ class TableBusyError(ValidationError):
         )
 
 
+@dataclass(frozen=True)
+class Dependent:
+    """A database object that uses a column contract drops: dropping the column would fail, drop
+    the object with it, or leave it broken."""
+
+    kind: str  # "view", "rule", "generated column", "index", "foreign key", "check constraint", "trigger"
+    name: str  # as the database names it; for a rule, trigger or constraint also its table
+    column: str  # table.column it uses
+
+    def describe(self) -> str:
+        return f"{self.kind} {self.name} (uses {self.column})"
+
+
+_DEPENDENT_ADVICE = {
+    "view": "recreate it over the new columns (or drop it)",
+    "materialized view": "recreate it over the new columns (or drop it)",
+    "rule": "drop it, or recreate it over the new columns",
+    "generated column": "drop it, or recreate it over the new columns",
+    "index": "drop it, or replace it by one over the new columns (ops.create_index in this change)",
+    "foreign key": "drop the foreign key, or point it at a column that stays",
+    "check constraint": "drop it, or replace it by one over the new columns (ops.add_check in this change)",
+    "unique constraint": "drop it, or replace it by one over the new columns (ops.add_unique in this change)",
+    "trigger": "drop it, or recreate it without the column",
+}
+
+
+class DependentObjectsError(ValidationError):
+    """Contract would drop columns that other objects use; raised before contract's first DDL."""
+
+    def __init__(self, dependents: Sequence[Dependent]):
+        self.dependents = list(dependents)
+        kinds = sorted({d.kind for d in self.dependents})
+        found = "; ".join(d.describe() for d in self.dependents)
+        advice = "; ".join(f"{kind}: {_DEPENDENT_ADVICE.get(kind, 'drop it')}" for kind in kinds)
+        super().__init__(f"contract refused before any DDL: it drops columns that other objects use: {found}. "
+                         f"What to do: {advice}; then run contract again")
+
+
 class PreflightError(CrossfadeError):
     """The database or the table is not fit for online changes; raised before any DDL runs."""
 

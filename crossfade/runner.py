@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from . import backfill, checks, ops, roundtrip, state
 from .change import Change
 from .ddl import SetNullable, Step
+from .dependents import refuse_dependents
 from .dialects import for_dialect
 from .errors import NullsRemainError, PhaseError, TableBusyError, VerificationError
 from .locking import LockPolicy, retry_when_busy, run_step, run_with_lock_timeout
@@ -128,6 +129,7 @@ class Runner:
             self._refuse_remaining_nulls(conn, change, schema)
             checks.refuse_unmovable(conn, schema, change.moves_to_finish(schema), "contract")
             checks.refuse_violations(conn, schema, change.contract_intents(schema))
+            refuse_dependents(conn, self.dialect, schema, change.dropped_columns())
             if current.phase is Phase.MIGRATED:
                 current.phase = Phase.CONTRACTING
                 self._save(current, "contract", "record contracting")
@@ -147,8 +149,7 @@ class Runner:
         if current.phase in (Phase.PENDING, Phase.ROLLED_BACK):
             return
         if current.phase in (Phase.CONTRACTING, Phase.CONTRACTED):
-            raise PhaseError(f"change {change.id} is {current.phase.value}; contract has dropped "
-                             "release N's columns, so it can no longer be rolled back")
+            raise PhaseError(self._why_no_rollback(change, current))
         current.phase = Phase.ROLLING_BACK
         self._save(current, "rollback", "record rolling back")
         with self._ddl_connection() as conn:
@@ -161,6 +162,22 @@ class Runner:
         current.phase, current.triggers, current.checkpoint = Phase.ROLLED_BACK, {}, {}
         self._save(current, "rollback", "record rolled back")
         self._verify(change, current)
+
+    def _why_no_rollback(self, change: Change, current: ChangeState) -> str:
+        """What the database shows: contract may have stopped before dropping anything."""
+        with self.engine.connect() as conn:
+            schema = self._reflect(conn, change)
+        gone = [f"{t}.{c}" for t, c in change.dropped_columns() if not schema.has_column(t, c)]
+        kept = [f"{t}.{c}" for t, c in change.dropped_columns() if schema.has_column(t, c)]
+        if gone or current.phase is Phase.CONTRACTED:
+            dropped = f" ({', '.join(gone)})" if gone else ""
+            return (f"change {change.id} is {current.phase.value}; contract has dropped release N's columns"
+                    f"{dropped}, so it can no longer be rolled back" + ("; run contract again to finish it"
+                                                                       if kept else ""))
+        still = f"release N's columns ({', '.join(kept)}) are still there, but " if kept else ""
+        return (f"change {change.id} is contracting: {still}contract has dropped the sync triggers, so release "
+                "N's data is no longer kept in step and the change can no longer be rolled back; "
+                "run contract again to finish it")
 
     # --- inspection --------------------------------------------------------------------------
     def load(self, change: Change) -> ChangeState:

@@ -33,7 +33,7 @@ from ..ddl import (
     SwapStandIn,
     apply_to_schema,
 )
-from ..errors import LockHolder, TransformError
+from ..errors import Dependent, LockHolder, TransformError
 from ..schema import Schema
 from ..sync import (
     BlockRule,
@@ -200,6 +200,11 @@ class TriggerDialect:
         raise NotImplementedError
 
     def foreign_triggers(self, conn: sa.Connection, table: str) -> list[str]:
+        raise NotImplementedError
+
+    def column_dependents(self, conn: sa.Connection, table: str, columns: list[str]) -> list[Dependent]:
+        """Views, rules, indexes, constraints and other triggers that use `table`'s `columns`
+        (generated columns are read from the snapshot: crossfade/dependents.py)."""
         raise NotImplementedError
 
     def privilege_problems(self, conn: sa.Connection, tables: list[str]) -> list[str]:

@@ -9,8 +9,9 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
+from .. import sqltext
 from ..ddl import AddCheck, AddForeignKey, AddUnique, CreateIndex, DropIndex, SetNullable, Step, SwapStandIn
-from ..errors import LockHolder
+from ..errors import Dependent, LockHolder
 from ..expressions import TriggerRow
 from ..schema import Schema
 from ..sync import LinkRule, MoveRule, MoveStatements, TableSync
@@ -82,6 +83,18 @@ class MySQLDialect(ProceduralTriggers):
             "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE() "
             "AND EVENT_OBJECT_TABLE = :table AND TRIGGER_NAME NOT LIKE :prefix ORDER BY 1"
         ), {"table": table, "prefix": PREFIX.replace("_", "\\_") + "%"}).scalars())
+
+    def column_dependents(self, conn: sa.Connection, table: str, columns: list[str]) -> list[Dependent]:
+        found = []
+        params = {"table": table, "prefix": PREFIX.replace("_", "\\_") + "%"}
+        texts = sa.text(_TEXT_DEPENDENTS).bindparams(sa.bindparam("columns", expanding=True))
+        for kind, name, on, sql in conn.execute(texts, {**params, "columns": list(columns)}):
+            if on == table or sqltext.mentions(sql, table):
+                found += [Dependent(kind, name, f"{table}.{c}") for c in columns if _uses(sql, c)]
+        keys = sa.text(_KEY_DEPENDENTS).bindparams(sa.bindparam("columns", expanding=True))
+        for kind, name, column in conn.execute(keys, {"table": table, "columns": list(columns)}):
+            found.append(Dependent(kind, name, f"{table}.{column}"))
+        return found
 
     def store_as(self, expr, type_: sa.types.TypeEngine):
         # MySQL cannot CAST to BOOLEAN (or most numeric types); the column would coerce anyway.
@@ -432,6 +445,47 @@ class MySQLDialect(ProceduralTriggers):
         if _ONLINE in sql and " FOREIGN KEY " in sql:
             return _LOST_BUILD.format("building an index for the key (where its columns have none)")
         return ""
+
+
+def _uses(sql: str, column: str) -> bool:
+    """`sql` names `column` other than as an alias (MariaDB stores a view as `select ... AS `column``)."""
+    toks = sqltext.tokens(sql)
+    return any(t.kind == "identifier" and t.value.casefold() == column.casefold()
+               and not (i and toks[i - 1].kind == "identifier" and toks[i - 1].value.upper() == "AS")
+               for i, t in enumerate(toks))
+
+
+# Views, other triggers and check constraints whose text uses a column (MariaDB refuses to drop a
+# column a check names, and leaves a view or trigger that names it broken).
+_TEXT_DEPENDENTS = """
+SELECT 'view', TABLE_NAME, TABLE_NAME, VIEW_DEFINITION FROM information_schema.VIEWS
+WHERE TABLE_SCHEMA = DATABASE()
+UNION ALL
+SELECT 'trigger', CONCAT(TRIGGER_NAME, ' on ', EVENT_OBJECT_TABLE), EVENT_OBJECT_TABLE, ACTION_STATEMENT
+FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE() AND TRIGGER_NAME NOT LIKE :prefix
+UNION ALL
+SELECT 'check constraint', CONCAT(CONSTRAINT_NAME, ' on ', TABLE_NAME), TABLE_NAME, CHECK_CLAUSE
+FROM information_schema.CHECK_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = DATABASE() AND TABLE_NAME = :table
+  AND NOT (LEVEL = 'Column' AND CONSTRAINT_NAME IN :columns)
+ORDER BY 1, 2
+"""
+# Foreign keys that reference a column, or that a column belongs to (MariaDB refuses to drop it);
+# indexes over a column and others (DROP COLUMN would quietly narrow them, a unique one too).
+_KEY_DEPENDENTS = """
+SELECT DISTINCT 'foreign key', CONCAT(CONSTRAINT_NAME, ' on ', TABLE_NAME),
+       CASE WHEN REFERENCED_TABLE_NAME = :table AND REFERENCED_COLUMN_NAME IN :columns
+            THEN REFERENCED_COLUMN_NAME ELSE COLUMN_NAME END
+FROM information_schema.KEY_COLUMN_USAGE
+WHERE TABLE_SCHEMA = DATABASE() AND REFERENCED_TABLE_NAME IS NOT NULL
+  AND ((REFERENCED_TABLE_SCHEMA = DATABASE() AND REFERENCED_TABLE_NAME = :table AND REFERENCED_COLUMN_NAME IN :columns)
+       OR (TABLE_NAME = :table AND COLUMN_NAME IN :columns))
+UNION ALL
+SELECT DISTINCT 'index', s.INDEX_NAME, s.COLUMN_NAME FROM information_schema.STATISTICS s
+WHERE s.TABLE_SCHEMA = DATABASE() AND s.TABLE_NAME = :table AND s.COLUMN_NAME IN :columns
+  AND EXISTS (SELECT 1 FROM information_schema.STATISTICS o WHERE o.TABLE_SCHEMA = s.TABLE_SCHEMA
+              AND o.TABLE_NAME = s.TABLE_NAME AND o.INDEX_NAME = s.INDEX_NAME AND o.COLUMN_NAME NOT IN :columns)
+ORDER BY 1, 2
+"""
 
 
 def _has_stored_generated(table: sa.Table) -> bool:

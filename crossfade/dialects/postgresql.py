@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from ..ddl import AddCheck, AddForeignKey, AddUnique, CreateIndex, DropIndex, SetNullable, Step, SwapStandIn
-from ..errors import LockHolder
+from ..errors import Dependent, LockHolder
 from ..expressions import TriggerRow
 from ..schema import Schema
 from ..sync import LinkRule, MoveStatements, TableSync
@@ -104,6 +104,11 @@ class PostgresDialect(ProceduralTriggers):
             "AND n.nspname = current_schema() AND c.relname = :table AND t.tgname NOT LIKE :prefix "
             "ORDER BY 1"
         ), {"table": table, "prefix": PREFIX.replace("_", r"\_") + "%"}).scalars())
+
+    def column_dependents(self, conn: sa.Connection, table: str, columns: list[str]) -> list[Dependent]:
+        rows = conn.execute(sa.text(_DEPENDENTS), {"table": table, "columns": list(columns),
+                                                   "prefix": PREFIX.replace("_", r"\_") + "%"})
+        return [Dependent(kind, name, f"{table}.{column}") for kind, name, column in rows]
 
     def privilege_problems(self, conn: sa.Connection, tables: list[str]) -> list[str]:
         problems = []
@@ -504,3 +509,47 @@ def _index(table: str, name: str, valid: bool | None):
 def _not_index(table: str, name: str, valid: bool | None):
     probe = _index(table, name, valid)
     return lambda conn: not probe(conn)
+
+
+# What uses the table's `columns` (see crossfade/dependents.py): views and rules through pg_rewrite's
+# dependencies; indexes and unique or check constraints that also cover other columns (DROP COLUMN
+# drops them whole); foreign keys that reference the columns; other triggers that name a column in
+# UPDATE OF or WHEN, or whose function's body mentions it as a word.
+_DEPENDENTS = """
+WITH tbl AS (
+  SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+  WHERE n.nspname = current_schema() AND c.relname = :table
+), dropped AS (
+  SELECT a.attnum, a.attname FROM pg_attribute a, tbl WHERE a.attrelid = tbl.oid AND a.attname = ANY(:columns)
+)
+SELECT CASE WHEN r.rulename <> '_RETURN' THEN 'rule' WHEN v.relkind = 'm' THEN 'materialized view' ELSE 'view' END,
+       CASE WHEN r.rulename = '_RETURN' THEN v.oid::regclass::text ELSE r.rulename || ' on ' || v.oid::regclass::text END,
+       x.attname
+FROM pg_depend d JOIN tbl ON d.refobjid = tbl.oid JOIN dropped x ON x.attnum = d.refobjsubid
+JOIN pg_rewrite r ON d.classid = 'pg_rewrite'::regclass AND r.oid = d.objid
+JOIN pg_class v ON v.oid = r.ev_class
+WHERE d.refclassid = 'pg_class'::regclass
+UNION
+SELECT 'index', i.indexrelid::regclass::text, x.attname
+FROM pg_depend d JOIN tbl ON d.refobjid = tbl.oid JOIN dropped x ON x.attnum = d.refobjsubid
+JOIN pg_index i ON d.classid = 'pg_class'::regclass AND i.indexrelid = d.objid
+WHERE d.refclassid = 'pg_class'::regclass
+  AND (i.indexprs IS NOT NULL OR i.indpred IS NOT NULL
+       OR EXISTS (SELECT 1 FROM unnest(i.indkey) k WHERE k NOT IN (SELECT attnum FROM dropped)))
+UNION
+SELECT CASE k.contype WHEN 'f' THEN 'foreign key' WHEN 'c' THEN 'check constraint' ELSE 'unique constraint' END,
+       k.conname || ' on ' || k.conrelid::regclass::text, x.attname
+FROM pg_constraint k JOIN tbl ON tbl.oid IN (k.conrelid, k.confrelid) JOIN dropped x ON TRUE
+WHERE (k.contype = 'f' AND k.confrelid = tbl.oid AND x.attnum = ANY(k.confkey))
+   OR (k.contype IN ('c', 'u', 'x') AND k.conrelid = tbl.oid AND x.attnum = ANY(k.conkey)
+       AND EXISTS (SELECT 1 FROM unnest(k.conkey) c WHERE c NOT IN (SELECT attnum FROM dropped)))
+UNION
+SELECT 'trigger', t.tgname || ' on ' || t.tgrelid::regclass::text, x.attname
+FROM pg_trigger t JOIN tbl ON t.tgrelid = tbl.oid JOIN dropped x ON TRUE
+JOIN pg_proc p ON p.oid = t.tgfoid
+WHERE NOT t.tgisinternal AND t.tgname NOT LIKE :prefix
+  AND (x.attnum = ANY(t.tgattr) OR EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_trigger'::regclass
+       AND d.objid = t.oid AND d.refobjid = tbl.oid AND d.refobjsubid = x.attnum)
+       OR p.prosrc ~* ('(^|[^A-Za-z0-9_$"])"?' || x.attname || '"?($|[^A-Za-z0-9_$"])'))
+ORDER BY 1, 2, 3
+"""

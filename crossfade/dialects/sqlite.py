@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.sql.elements import ColumnElement
 
+from .. import sqltext
 from ..ddl import (
     AddCheck,
     AddForeignKey,
@@ -28,6 +29,7 @@ from ..ddl import (
     SwapStandIn,
     apply_to_schema,
 )
+from ..errors import Dependent
 from ..expressions import TriggerRow
 from ..schema import Schema, constraint_columns, generation, plain_default
 from ..sync import LinkRule, MoveStatements, TableSync, all_null, changed, conflict, row
@@ -155,6 +157,43 @@ class SQLiteDialect(TriggerDialect):
             "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = :table "
             "AND name NOT LIKE :prefix ESCAPE '\\' ORDER BY 1"
         ), {"table": table, "prefix": PREFIX.replace("_", "\\_") + "%"}).scalars())
+
+    def column_dependents(self, conn: sa.Connection, table: str, columns: list[str]) -> list[Dependent]:
+        found = [Dependent(kind, name, f"{table}.{column}")
+                 for kind, name, on, sql in conn.exec_driver_sql(
+                     "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE type IN ('view', 'trigger') "
+                     "AND sql IS NOT NULL ORDER BY type DESC, name")
+                 if not (kind == "trigger" and name.startswith(PREFIX))
+                 and (on == table or sqltext.mentions(sql, table))
+                 for column in columns if sqltext.mentions(sql, column)]
+        found += self._index_dependents(conn, table, columns)
+        return found + self._key_dependents(conn, table, columns)
+
+    def _index_dependents(self, conn: sa.Connection, table: str, columns: list[str]) -> list[Dependent]:
+        """Indexes (unique constraints included) over a column and anything else: an expression,
+        a WHERE, or another column. The rebuild that drops the column would drop them whole."""
+        found = []
+        for _seq, name, _unique, _origin, partial in conn.exec_driver_sql(f"PRAGMA index_list({self.quote(table)})"):
+            keys = [(cid, column) for _n, cid, column, _d, _c, key in
+                    conn.exec_driver_sql(f"PRAGMA index_xinfo({self.quote(name)})") if key]
+            sql = conn.exec_driver_sql("SELECT sql FROM sqlite_master WHERE name = ?", (name,)).scalar() or ""
+            named = {column for _cid, column in keys if column}
+            for column in columns:
+                uses = column in named or sqltext.mentions(sql, column)
+                more = partial or any(cid == -2 for cid, _ in keys) or bool(named - set(columns))
+                if uses and more:
+                    found.append(Dependent("index", name, f"{table}.{column}"))
+        return found
+
+    def _key_dependents(self, conn: sa.Connection, table: str, columns: list[str]) -> list[Dependent]:
+        """Foreign keys of other tables that reference the columns."""
+        found = []
+        for (other,) in conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"):
+            for fk_id, _seq, parent, column, ref_column, *_ in conn.exec_driver_sql(
+                    f"PRAGMA foreign_key_list({self.quote(other)})"):
+                if parent == table and ref_column in columns:
+                    found.append(Dependent("foreign key", f"#{fk_id} of {other} ({column})", f"{table}.{ref_column}"))
+        return found
 
     # --- cross-table links ---------------------------------------------------------------
     # A view cannot report the rowid an insert through it made (its INSTEAD OF trigger's
