@@ -100,6 +100,15 @@ class RoundTripError(ValidationError):
         )
 
 
+class GeneratedColumnError(ValidationError):
+    def __init__(self, table: str, column: str, writer: str):
+        self.table, self.column = table, column
+        super().__init__(
+            f"column {table}.{column} is a generated column: the database computes it, and {writer} would write "
+            "it. Leave it out of the change, or drop it first (and recreate it over the new columns after contract)"
+        )
+
+
 class NullsRemainError(ValidationError):
     def __init__(self, table: str, column: str, count: int):
         self.table, self.column, self.count = table, column, count

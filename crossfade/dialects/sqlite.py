@@ -461,10 +461,13 @@ class SQLiteDialect(TriggerDialect):
             try:
                 triggers = self._triggers_on(conn, rebuild) if rebuild else []
                 keys_before = self._foreign_keys(conn, rebuild) if rebuild else {}
+                indexes, columns = (self._indexes_on(conn, rebuild), self._columns_of(conn, rebuild)) if rebuild else ({}, set())
                 yield
                 for sql in triggers:  # DROP TABLE dropped them; writers must never miss one
                     conn.exec_driver_sql(sql)
                 if rebuild:
+                    self._restore_indexes(conn, rebuild, indexes, columns - self._columns_of(conn, rebuild))
+                    self._check_views(conn, rebuild)
                     self._check_foreign_keys(conn, rebuild, keys_before, everywhere=bool(foreign_keys))
                 conn.exec_driver_sql("COMMIT")
             except BaseException:
@@ -502,6 +505,31 @@ class SQLiteDialect(TriggerDialect):
             entry[1].append(column)
             entry[2].append(ref_column)
         return {fk_id: (parent, tuple(cols), tuple(refs)) for fk_id, (parent, cols, refs) in keys.items()}
+
+    @staticmethod
+    def _indexes_on(conn: sa.Connection, table: str) -> dict[str, str]:
+        return dict(conn.execute(sa.text(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = :t AND sql IS NOT NULL"
+        ), {"t": table}).all())
+
+    def _columns_of(self, conn: sa.Connection, table: str) -> set[str]:
+        return {row[1] for row in conn.exec_driver_sql(f"PRAGMA table_xinfo({self.quote(table)})")}
+
+    def _restore_indexes(self, conn: sa.Connection, table: str, before: dict[str, str], dropped: set[str]) -> None:
+        """The indexes SQLAlchemy cannot reflect (over expressions), which the rebuild's DROP TABLE
+        took: re-created from their own CREATE INDEX, unless they name a column the rebuild dropped
+        (contract refuses those beforehand: crossfade/dependents.py)."""
+        now = self._indexes_on(conn, table)
+        for name, sql in sorted(before.items()):
+            if name not in now and not any(sqltext.mentions(sql, column) for column in dropped):
+                conn.exec_driver_sql(sql)
+
+    def _check_views(self, conn: sa.Connection, table: str) -> None:
+        """The legacy rename checks no view; one that uses a column the rebuild dropped (made after
+        contract's check for dependent objects) fails here, and the rebuild is undone."""
+        for name, sql in conn.exec_driver_sql("SELECT name, sql FROM sqlite_master WHERE type = 'view'").all():
+            if sqltext.mentions(sql, table):
+                conn.exec_driver_sql(f"SELECT * FROM {self.quote(name)} LIMIT 0").all()
 
     @staticmethod
     def _triggers_on(conn: sa.Connection, table: str) -> list[str]:

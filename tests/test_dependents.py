@@ -1,0 +1,181 @@
+"""Objects that use a column contract drops are found and named before contract's first DDL.
+
+Issue 11, finding 5: with a view on the old column, PostgreSQL's contract failed with
+DependentObjectsStillExist after dropping the triggers and relaxing NOT NULL, and rollback then
+claimed release N's columns were gone. Now contract refuses up front, with every object and what to
+do, and leaves the database as it was; once they are dealt with, contract runs again and finishes.
+"""
+
+from __future__ import annotations
+
+import glance_schema
+import pytest
+import sqlalchemy as sa
+
+from crossfade.errors import DependentObjectsError, PhaseError
+from crossfade.runner import Runner
+from crossfade.state import Phase
+
+ROWS = [{"id": i, "name": f"n{i}", "is_public": i % 2 == 0, "size": i} for i in range(1, 11)]
+
+
+def execute(engine: sa.Engine, *statements: str) -> None:
+    with engine.begin() as conn:
+        for statement in statements:
+            conn.exec_driver_sql(statement)
+
+
+def migrated(engine: sa.Engine, *setup: str):
+    """Release N's images table with `setup` run on it, the visibility change expanded and migrated."""
+    glance_schema.create_images(engine, ROWS)
+    execute(engine, *setup)
+    change = glance_schema.visibility_change()
+    runner = Runner(engine, allow_foreign_triggers=True)
+    runner.expand(change)
+    runner.migrate(change)
+    return runner, change
+
+
+def is_public_column(engine: sa.Engine) -> dict | None:
+    with engine.connect() as conn:
+        return next((c for c in sa.inspect(conn).get_columns("images") if c["name"] == "is_public"), None)
+
+
+def assert_untouched(runner: Runner, change, engine: sa.Engine) -> None:
+    """Contract refused before its first DDL: phase, triggers and release N's NOT NULL as expand left them."""
+    assert runner.load(change).phase is Phase.MIGRATED
+    assert runner.problems(change) == []
+    with engine.connect() as conn:
+        assert runner.dialect.catalog_objects(conn, {"images"})
+    # (SQLite's expand relaxed it already: its triggers re-impose it.)
+    assert is_public_column(engine)["nullable"] is runner.dialect.relaxes_old_not_null
+
+
+VIEW = "CREATE VIEW v AS SELECT id, is_public FROM images"
+
+
+def test_a_view_on_the_old_column_is_refused_before_any_ddl_and_contract_finishes_without_it(engine):
+    """Finding 5, on every database (MariaDB and SQLite would drop the column under the view and
+    leave it broken)."""
+    runner, change = migrated(engine, VIEW)
+    with pytest.raises(DependentObjectsError, match=r"view v \(uses images\.is_public\)") as refused:
+        runner.contract(change)
+    assert "recreate it over the new columns" in str(refused.value)
+    assert len(str(refused.value).splitlines()) == 1
+    assert_untouched(runner, change, engine)
+
+    execute(engine, "DROP VIEW v")
+    runner.contract(change)
+    assert runner.load(change).phase is Phase.CONTRACTED and is_public_column(engine) is None
+
+
+def test_after_a_refusal_rollback_still_works(engine):
+    runner, change = migrated(engine, VIEW)
+    with pytest.raises(DependentObjectsError):
+        runner.contract(change)
+    runner.rollback(change)
+    assert runner.load(change).phase is Phase.ROLLED_BACK
+    with engine.connect() as conn:
+        assert sorted(conn.exec_driver_sql("SELECT id, is_public FROM v ORDER BY id").all()) == \
+            [(r["id"], r["is_public"]) for r in ROWS]
+
+
+def test_objects_that_do_not_use_the_dropped_column_do_not_stop_contract(engine):
+    runner, change = migrated(engine, "CREATE VIEW v AS SELECT id, name FROM images",
+                              "CREATE INDEX ix_is_public ON images (is_public)",
+                              "CREATE INDEX ix_name_size ON images (name, size)")
+    runner.contract(change)
+    assert runner.load(change).phase is Phase.CONTRACTED
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM v").scalar() == len(ROWS)
+
+
+# Per dialect: the statements that make one object using images.is_public, and the kind and name
+# contract's refusal must report.
+DEPENDENTS = {
+    "view through an alias": ({"*": ["CREATE VIEW v_alias AS SELECT i.is_public AS p FROM images i"]},
+                              "view", "v_alias"),
+    "index over other columns too": ({"*": ["CREATE INDEX ix_multi ON images (name, is_public)"]},
+                                     "index", "ix_multi"),
+    "unique index over other columns too": ({"*": ["CREATE UNIQUE INDEX uq_multi ON images (is_public, id)"]},
+                                            "index", "uq_multi"),
+    "expression index": ({"postgresql": ["CREATE INDEX ix_expr ON images ((NOT is_public))"],
+                          "sqlite": ["CREATE INDEX ix_expr ON images ((NOT is_public))"]}, "index", "ix_expr"),
+    "partial index": ({"postgresql": ["CREATE INDEX ix_part ON images (name) WHERE is_public"],
+                       "sqlite": ["CREATE INDEX ix_part ON images (name) WHERE is_public"]}, "index", "ix_part"),
+    "generated column": ({"postgresql": [("ALTER TABLE images ADD COLUMN shown text "
+                                         "GENERATED ALWAYS AS (CASE WHEN is_public THEN name END) STORED")],
+                          "mysql": [("ALTER TABLE images ADD COLUMN shown varchar(50) "
+                                    "AS (CASE WHEN is_public THEN name END) VIRTUAL")],
+                          "sqlite": [("ALTER TABLE images ADD COLUMN shown text "
+                                     "GENERATED ALWAYS AS (CASE WHEN is_public THEN name END) VIRTUAL")]},
+                         "generated column", "images.shown"),
+    "foreign key referencing it": ({"*": ["CREATE UNIQUE INDEX uq_pub_id ON images (is_public, id)",
+                                          ("CREATE TABLE child (id INTEGER PRIMARY KEY, pub BOOLEAN, img INTEGER, "
+                                          "FOREIGN KEY (pub, img) REFERENCES images (is_public, id))")]},
+                                   "foreign key", "child"),
+    "check over other columns too": ({"postgresql": ["ALTER TABLE images ADD CONSTRAINT ck_pub CHECK (is_public OR size > 0)"],
+                                      "mysql": ["ALTER TABLE images ADD CONSTRAINT ck_pub CHECK (is_public OR size > 0)"]},
+                                     "check constraint", "ck_pub"),
+    "rule": ({"postgresql": ["CREATE TABLE audit (pub boolean)",
+                             "CREATE RULE r_audit AS ON INSERT TO images DO ALSO INSERT INTO audit VALUES (NEW.is_public)"]},
+             "rule", "r_audit"),
+    "trigger on the table": ({
+        "postgresql": [("CREATE FUNCTION app_fill() RETURNS trigger LANGUAGE plpgsql AS "
+                       "$$ BEGIN NEW.is_public := coalesce(NEW.is_public, false); RETURN NEW; END $$"),
+                       "CREATE TRIGGER app_fill BEFORE INSERT ON images FOR EACH ROW EXECUTE FUNCTION app_fill()"],
+        "mysql": [("CREATE TRIGGER app_fill BEFORE INSERT ON images FOR EACH ROW "
+                  "SET NEW.is_public = coalesce(NEW.is_public, 0)")],
+        "sqlite": ["CREATE TABLE audit (pub boolean)",
+                   "CREATE TRIGGER app_fill AFTER INSERT ON images BEGIN INSERT INTO audit VALUES (NEW.is_public); END"]},
+        "trigger", "app_fill"),
+    "trigger on another table": ({
+        "mysql": ["CREATE TABLE audit (id INTEGER PRIMARY KEY, pub BOOLEAN)",
+                  ("CREATE TRIGGER app_audit BEFORE INSERT ON audit FOR EACH ROW "
+                  "SET NEW.pub = (SELECT max(is_public) FROM images)")],
+        "sqlite": ["CREATE TABLE audit (id INTEGER PRIMARY KEY, pub BOOLEAN)",
+                   ("CREATE TRIGGER app_audit AFTER INSERT ON audit BEGIN "
+                   "UPDATE audit SET pub = (SELECT max(is_public) FROM images) WHERE id = NEW.id; END")]},
+        "trigger", "app_audit"),
+}
+
+
+@pytest.mark.parametrize("what", sorted(DEPENDENTS))
+def test_every_kind_of_dependent_object_is_named_before_any_ddl(engine, what):
+    setup, kind, name = DEPENDENTS[what]
+    statements = setup.get(engine.dialect.name, setup.get("*"))
+    if statements is None:
+        pytest.skip(f"{engine.dialect.name} has no {what}")
+    runner, change = migrated(engine, *statements)
+    with pytest.raises(DependentObjectsError) as refused:
+        runner.contract(change)
+    assert any(d.kind == kind and name in d.name for d in refused.value.dependents), refused.value
+    assert all(d.column == "images.is_public" for d in refused.value.dependents)
+    assert_untouched(runner, change, engine)
+
+
+@pytest.mark.parametrize("dialect_name", ["postgresql", "sqlite"])
+def test_a_view_made_between_the_check_and_the_drop_stops_contract_and_a_rerun_finishes(engine):
+    """The check runs before the first DDL; a view created after it makes the DROP COLUMN fail
+    (MariaDB drops the column under it instead). Rerunning contract names the view; rollback's
+    refusal says what the database shows (release N's column is still there); once the view is
+    gone, contract finishes."""
+    runner, change = migrated(engine)
+
+    def make_view(phase: str, step: str) -> None:
+        if step.startswith("drop triggers on"):  # (logged under the phase "contracting")
+            execute(engine, VIEW)
+
+    with pytest.raises(sa.exc.DBAPIError):
+        Runner(engine, on_step=make_view).contract(change)
+    assert runner.load(change).phase is Phase.CONTRACTING
+    with pytest.raises(DependentObjectsError, match=r"view v \(uses images\.is_public\)"):
+        runner.contract(change)
+    with pytest.raises(PhaseError, match=r"release N's columns \(images\.is_public\) are still there") as refused:
+        runner.rollback(change)
+    assert "contract has dropped release N's columns" not in str(refused.value)
+
+    execute(engine, "DROP VIEW v")
+    runner.contract(change)
+    assert runner.load(change).phase is Phase.CONTRACTED and is_public_column(engine) is None
+    assert runner.problems(change) == []
