@@ -105,7 +105,8 @@ class GeneratedColumnError(ValidationError):
         self.table, self.column = table, column
         super().__init__(
             f"column {table}.{column} is a generated column: the database computes it, and {writer} would write "
-            "it. Leave it out of the change, or drop it first (and recreate it over the new columns after contract)"
+            "it. Leave it out of the change: add a generated column with plain DDL after contract, and drop an "
+            "existing one first (recreate it over the new columns after contract)"
         )
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from ..ddl import AddColumn, DropColumn, Intent, SetDefault, SetNullable
-from ..errors import ColumnExistsError, PrimaryKeyColumnError, TableExistsError, ValidationError
+from ..errors import ColumnExistsError, GeneratedColumnError, PrimaryKeyColumnError, TableExistsError, ValidationError
 from ..schema import Schema, plain_default
 from ..sync import BlockRule, FillRule, LinkRule, MoveRule, SyncGroup, Transform
 
@@ -87,8 +87,11 @@ def require_new_column(schema: Schema, table: str, column: str) -> None:
         raise ColumnExistsError(table, column)
 
 
-def transitional(column: sa.Column) -> sa.Column:
-    """The column as expand adds it: nullable, no server default (DESIGN section 2)."""
+def transitional(table: str, column: sa.Column) -> sa.Column:
+    """The column as expand adds it: nullable, no server default (DESIGN section 2). Not a
+    generated one: triggers and the backfill fill a new column, and the database refuses them that."""
+    if column.computed is not None:
+        raise GeneratedColumnError(table, column.name, "the change's triggers and backfill")
     return sa.Column(column.name, column.type, nullable=True)
 
 
@@ -153,7 +156,7 @@ class ReplacesColumns(Op):
             require_new_column(schema, self.table, column.name)
 
     def expand(self, schema: Schema) -> list[Intent]:
-        return [AddColumn(self.table, transitional(c)) for c in self.new_columns]
+        return [AddColumn(self.table, transitional(self.table, c)) for c in self.new_columns]
 
     def sync(self, schema: Schema) -> Sync:
         new = tuple(c.name for c in self.new_columns)

@@ -68,7 +68,7 @@ class MoveColumnOp(Op):
                 "in this change")
 
     def expand(self, schema: Schema) -> list[Intent]:
-        return [AddColumn(self.to, transitional(self._target_column(schema)))]
+        return [AddColumn(self.to, transitional(self.to, self._target_column(schema)))]
 
     def sync(self, schema: Schema) -> Sync:
         return Sync(moves=self.moves(schema))

@@ -31,7 +31,7 @@ class RenameColumnOp(Op):
         require_new_column(schema, self.table, self.new)
 
     def expand(self, schema: Schema) -> list[Intent]:
-        return [AddColumn(self.table, transitional(self._renamed(schema)))]
+        return [AddColumn(self.table, transitional(self.table, self._renamed(schema)))]
 
     def sync(self, schema: Schema) -> Sync:
         return Sync(groups=(SyncGroup(self.table, (self.old,), (self.new,), _identity, _identity),))
