@@ -14,16 +14,22 @@ from collections.abc import Iterable
 import sqlalchemy as sa
 
 from . import sqltext
+from .change import Change
+from .ddl import SwapStandIn
 from .dialects.base import TriggerDialect
 from .errors import Dependent, DependentObjectsError
 from .schema import Schema
 
 
-def refuse_dependents(conn: sa.Connection, dialect: TriggerDialect, schema: Schema,
-                      dropped: Iterable[tuple[str, str]]) -> None:
-    """Raise DependentObjectsError when anything uses a column of `dropped` still in the database."""
-    found = [d for table, columns in sorted(_still_there(schema, dropped).items())
+def refuse_dependents(conn: sa.Connection, dialect: TriggerDialect, schema: Schema, change: Change) -> None:
+    """Raise DependentObjectsError when anything uses a column contract drops (still in the
+    database), or a table name contract takes away (rename_table) where the database does not
+    carry the objects over to the new name."""
+    found = [d for table, columns in sorted(_still_there(schema, change.dropped_columns()).items())
              for d in column_dependents(conn, dialect, schema, table, columns)]
+    for swap in change.contract_intents(schema.copy()):
+        if isinstance(swap, SwapStandIn) and schema.has_table(swap.table):
+            found += dialect.renamed_table_dependents(conn, swap.table, swap.name)
     if found:
         raise DependentObjectsError(found)
 

@@ -129,7 +129,7 @@ class Runner:
             self._refuse_remaining_nulls(conn, change, schema)
             checks.refuse_unmovable(conn, schema, change.moves_to_finish(schema), "contract")
             checks.refuse_violations(conn, schema, change.contract_intents(schema))
-            refuse_dependents(conn, self.dialect, schema, change.dropped_columns())
+            refuse_dependents(conn, self.dialect, schema, change)
             if current.phase is Phase.MIGRATED:
                 current.phase = Phase.CONTRACTING
                 self._save(current, "contract", "record contracting")

@@ -12,6 +12,7 @@ import glance_schema
 import pytest
 import sqlalchemy as sa
 
+from crossfade import Change, ops
 from crossfade.errors import DependentObjectsError, PhaseError
 from crossfade.runner import Runner
 from crossfade.state import Phase
@@ -179,3 +180,24 @@ def test_a_view_made_between_the_check_and_the_drop_stops_contract_and_a_rerun_f
     runner.contract(change)
     assert runner.load(change).phase is Phase.CONTRACTED and is_public_column(engine) is None
     assert runner.problems(change) == []
+
+
+def test_a_view_on_a_table_rename_table_renames_follows_it_or_is_refused(engine):
+    """PostgreSQL's views follow the table and SQLite's rename rewrites them; MariaDB's RENAME
+    TABLE would leave the view naming a table that is gone, so contract refuses it there."""
+    glance_schema.create_images(engine, ROWS)
+    execute(engine, "CREATE VIEW v AS SELECT id, name FROM images")
+    change = Change(ops.rename_table("images", "pictures"), id="rename")
+    runner = Runner(engine)
+    runner.expand(change)
+    runner.migrate(change)
+    if engine.dialect.name == "mysql":
+        with pytest.raises(DependentObjectsError, match=r"view v \(uses images\)"):
+            runner.contract(change)
+        assert runner.load(change).phase is Phase.MIGRATED
+        execute(engine, "DROP VIEW v")
+        runner.contract(change)
+        return
+    runner.contract(change)
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM v").scalar() == len(ROWS)

@@ -207,6 +207,12 @@ class TriggerDialect:
         (generated columns are read from the snapshot: crossfade/dependents.py)."""
         raise NotImplementedError
 
+    def renamed_table_dependents(self, conn: sa.Connection, table: str, new: str) -> list[Dependent]:
+        """Objects that name `table`, which rename_table's contract renames to `new`, and which the
+        rename would leave broken. PostgreSQL's views follow the table itself, and SQLite's rename
+        rewrites them: nothing."""
+        return []
+
     def privilege_problems(self, conn: sa.Connection, tables: list[str]) -> list[str]:
         return []
 

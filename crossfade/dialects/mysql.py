@@ -96,6 +96,13 @@ class MySQLDialect(ProceduralTriggers):
             found.append(Dependent(kind, name, f"{table}.{column}"))
         return found
 
+    def renamed_table_dependents(self, conn: sa.Connection, table: str, new: str) -> list[Dependent]:
+        # RENAME TABLE leaves a view or another table's trigger naming the old name broken.
+        texts = sa.text(_TEXT_DEPENDENTS).bindparams(sa.bindparam("columns", expanding=True))
+        rows = conn.execute(texts, {"table": table, "prefix": PREFIX.replace("_", "\\_") + "%", "columns": [""]})
+        return [Dependent(kind, name, table) for kind, name, on, sql in rows
+                if kind != "check constraint" and on not in (table, new) and sqltext.mentions(sql, table)]
+
     def store_as(self, expr, type_: sa.types.TypeEngine):
         # MySQL cannot CAST to BOOLEAN (or most numeric types); the column would coerce anyway.
         if isinstance(type_, (sa.String, sa.DateTime, sa.Date)):
