@@ -170,10 +170,9 @@ class Runner:
         gone = [f"{t}.{c}" for t, c in change.dropped_columns() if not schema.has_column(t, c)]
         kept = [f"{t}.{c}" for t, c in change.dropped_columns() if schema.has_column(t, c)]
         if gone or current.phase is Phase.CONTRACTED:
-            dropped = f" ({', '.join(gone)})" if gone else ""
-            return (f"change {change.id} is {current.phase.value}; contract has dropped release N's columns"
-                    f"{dropped}, so it can no longer be rolled back" + ("; run contract again to finish it"
-                                                                       if kept else ""))
+            dropped = f"; contract has dropped release N's columns ({', '.join(gone)})" if gone else ""
+            finish = "; run contract again to finish it" if kept else ""
+            return f"change {change.id} is {current.phase.value}{dropped}, so it can no longer be rolled back{finish}"
         still = f"release N's columns ({', '.join(kept)}) are still there, but " if kept else ""
         return (f"change {change.id} is contracting: {still}contract has dropped the sync triggers, so release "
                 "N's data is no longer kept in step and the change can no longer be rolled back; "

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
+from .. import sqltext
 from ..ddl import AddCheck, AddForeignKey, AddUnique, CreateIndex, DropIndex, SetNullable, Step, SwapStandIn
 from ..errors import Dependent, LockHolder
 from ..expressions import TriggerRow
@@ -108,7 +109,11 @@ class PostgresDialect(ProceduralTriggers):
     def column_dependents(self, conn: sa.Connection, table: str, columns: list[str]) -> list[Dependent]:
         rows = conn.execute(sa.text(_DEPENDENTS), {"table": table, "columns": list(columns),
                                                    "prefix": PREFIX.replace("_", r"\_") + "%"})
-        return [Dependent(kind, name, f"{table}.{column}") for kind, name, column in rows]
+        found = [Dependent(kind, name, f"{table}.{column}") for kind, name, column in rows]
+        bodies = conn.execute(sa.text(_TRIGGER_BODIES), {"table": table, "prefix": PREFIX.replace("_", r"\_") + "%"})
+        found += [Dependent("trigger", name, f"{table}.{column}") for name, body in bodies
+                  for column in columns if sqltext.mentions(body, column)]
+        return sorted(set(found), key=lambda d: (d.kind, d.name, d.column))
 
     def privilege_problems(self, conn: sa.Connection, tables: list[str]) -> list[str]:
         problems = []
@@ -546,10 +551,14 @@ WHERE (k.contype = 'f' AND k.confrelid = tbl.oid AND x.attnum = ANY(k.confkey))
 UNION
 SELECT 'trigger', t.tgname || ' on ' || t.tgrelid::regclass::text, x.attname
 FROM pg_trigger t JOIN tbl ON t.tgrelid = tbl.oid JOIN dropped x ON TRUE
-JOIN pg_proc p ON p.oid = t.tgfoid
 WHERE NOT t.tgisinternal AND t.tgname NOT LIKE :prefix
   AND (x.attnum = ANY(t.tgattr) OR EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_trigger'::regclass
-       AND d.objid = t.oid AND d.refobjid = tbl.oid AND d.refobjsubid = x.attnum)
-       OR p.prosrc ~* ('(^|[^A-Za-z0-9_$"])"?' || x.attname || '"?($|[^A-Za-z0-9_$"])'))
+       AND d.objid = t.oid AND d.refobjid = tbl.oid AND d.refobjsubid = x.attnum))
 ORDER BY 1, 2, 3
+"""
+_TRIGGER_BODIES = """
+SELECT t.tgname || ' on ' || t.tgrelid::regclass::text, p.prosrc
+FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_proc p ON p.oid = t.tgfoid
+WHERE n.nspname = current_schema() AND c.relname = :table AND NOT t.tgisinternal AND t.tgname NOT LIKE :prefix
 """
