@@ -22,16 +22,27 @@ from .schema import Schema
 
 
 def refuse_dependents(conn: sa.Connection, dialect: TriggerDialect, schema: Schema, change: Change) -> None:
-    """Raise DependentObjectsError when anything uses a column contract drops (still in the
-    database), or a table name contract takes away (rename_table) where the database does not
-    carry the objects over to the new name."""
+    """Raise DependentObjectsError when anything uses what contract drops."""
+    found = find_dependents(conn, dialect, schema, change)
+    if found:
+        raise DependentObjectsError(found)
+
+
+def dependents_warnings(conn: sa.Connection, dialect: TriggerDialect, schema: Schema, change: Change) -> list[str]:
+    """Expand's early word: what contract will refuse unless it is dealt with meanwhile."""
+    found = find_dependents(conn, dialect, schema, change)
+    return [f"contract will refuse until this is dealt with: {DependentObjectsError(found).detail}"] if found else []
+
+
+def find_dependents(conn: sa.Connection, dialect: TriggerDialect, schema: Schema, change: Change) -> list[Dependent]:
+    """What uses a column contract drops (still in the database), or a table name contract takes
+    away (rename_table) where the database does not carry the objects over to the new name."""
     found = [d for table, columns in sorted(_still_there(schema, change.dropped_columns()).items())
              for d in column_dependents(conn, dialect, schema, table, columns)]
     for swap in change.contract_intents(schema.copy()):
         if isinstance(swap, SwapStandIn) and schema.has_table(swap.table):
             found += dialect.renamed_table_dependents(conn, swap.table, swap.name)
-    if found:
-        raise DependentObjectsError(found)
+    return found
 
 
 def column_dependents(conn: sa.Connection, dialect: TriggerDialect, schema: Schema, table: str,

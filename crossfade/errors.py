@@ -162,8 +162,8 @@ class DependentObjectsError(ValidationError):
         kinds = sorted({d.kind for d in self.dependents})
         found = "; ".join(d.describe() for d in self.dependents)
         advice = "; ".join(f"{kind}: {_DEPENDENT_ADVICE.get(kind, 'drop it')}" for kind in kinds)
-        super().__init__(f"contract refused before any DDL: it drops columns that other objects use: {found}. "
-                         f"What to do: {advice}; then run contract again")
+        self.detail = f"it drops columns that other objects use: {found}. What to do: {advice}"
+        super().__init__(f"contract refused before any DDL: {self.detail}; then run contract again")
 
 
 class PreflightError(CrossfadeError):

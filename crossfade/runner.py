@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from . import backfill, checks, ops, roundtrip, state
 from .change import Change
 from .ddl import SetNullable, Step
-from .dependents import refuse_dependents
+from .dependents import dependents_warnings, refuse_dependents
 from .dialects import for_dialect
 from .errors import NullsRemainError, PhaseError, TableBusyError, VerificationError
 from .locking import LockPolicy, retry_when_busy, run_step, run_with_lock_timeout
@@ -263,6 +263,7 @@ class Runner:
             preflight = run_preflight(conn, self.dialect, schema, syncs, self.dialect.active_links(links),
                                       allow_foreign_triggers=self.allow_foreign_triggers)
             preflight.raise_for_errors()
+            preflight.warnings += dependents_warnings(conn, self.dialect, schema, change)
             for warning in preflight.warnings if report else ():
                 self.warnings.append(warning)
                 self.log(f"warning: {warning}")

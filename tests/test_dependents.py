@@ -70,6 +70,16 @@ def test_a_view_on_the_old_column_is_refused_before_any_ddl_and_contract_finishe
     assert runner.load(change).phase is Phase.CONTRACTED and is_public_column(engine) is None
 
 
+def test_expand_warns_early_of_what_contract_will_refuse(engine):
+    glance_schema.create_images(engine, ROWS)
+    execute(engine, VIEW)
+    logged: list[str] = []
+    runner = Runner(engine, log=logged.append)
+    runner.expand(glance_schema.visibility_change())
+    assert any("contract will refuse" in w and "view v (uses images.is_public)" in w for w in runner.warnings)
+    assert any(line.startswith("warning: contract will refuse") for line in logged)
+
+
 def test_after_a_refusal_rollback_still_works(engine):
     runner, change = migrated(engine, VIEW)
     with pytest.raises(DependentObjectsError):
