@@ -89,6 +89,7 @@ class MySQLDialect(ProceduralTriggers):
         params = {"table": table, "prefix": PREFIX.replace("_", "\\_") + "%"}
         texts = sa.text(_TEXT_DEPENDENTS).bindparams(sa.bindparam("columns", expanding=True))
         for kind, name, on, sql in conn.execute(texts, {**params, "columns": list(columns)}):
+            sql = sql or ""  # a view the user may not see the definition of
             if on == table or sqltext.mentions(sql, table):
                 found += [Dependent(kind, name, f"{table}.{c}") for c in columns if _uses(sql, c)]
         keys = sa.text(_KEY_DEPENDENTS).bindparams(sa.bindparam("columns", expanding=True))
@@ -101,7 +102,7 @@ class MySQLDialect(ProceduralTriggers):
         texts = sa.text(_TEXT_DEPENDENTS).bindparams(sa.bindparam("columns", expanding=True))
         rows = conn.execute(texts, {"table": table, "prefix": PREFIX.replace("_", "\\_") + "%", "columns": [""]})
         return [Dependent(kind, name, table) for kind, name, on, sql in rows
-                if kind != "check constraint" and on not in (table, new) and sqltext.mentions(sql, table)]
+                if kind != "check constraint" and on not in (table, new) and sqltext.mentions(sql or "", table)]
 
     def store_as(self, expr, type_: sa.types.TypeEngine):
         # MySQL cannot CAST to BOOLEAN (or most numeric types); the column would coerce anyway.
