@@ -26,9 +26,10 @@ def execute(engine: sa.Engine, *statements: str) -> None:
             conn.exec_driver_sql(statement)
 
 
-def migrated(engine: sa.Engine, *setup: str):
-    """Release N's images table with `setup` run on it, the visibility change expanded and migrated."""
-    glance_schema.create_images(engine, ROWS)
+def migrated(engine: sa.Engine, *setup: str, extra=()):
+    """Release N's images table (with `extra` columns or constraints) with `setup` run on it, the
+    visibility change expanded and migrated."""
+    glance_schema.create_images(engine, ROWS, *extra)
     execute(engine, *setup)
     change = glance_schema.visibility_change()
     runner = Runner(engine, allow_foreign_triggers=True)
@@ -162,6 +163,15 @@ def test_every_kind_of_dependent_object_is_named_before_any_ddl(engine, what):
         runner.contract(change)
     assert any(d.kind == kind and name in d.name for d in refused.value.dependents), refused.value
     assert all(d.column == "images.is_public" for d in refused.value.dependents)
+    assert_untouched(runner, change, engine)
+
+
+@pytest.mark.parametrize("dialect_name", ["sqlite"])
+def test_sqlite_check_over_the_dropped_column_and_others_is_named(engine):
+    """SQLite cannot add a constraint to a table, so this one is declared with it."""
+    runner, change = migrated(engine, extra=[sa.CheckConstraint("is_public OR size > 0", name="ck_pub")])
+    with pytest.raises(DependentObjectsError, match=r"check constraint ck_pub on images \(uses images\.is_public\)"):
+        runner.contract(change)
     assert_untouched(runner, change, engine)
 
 

@@ -167,7 +167,19 @@ class SQLiteDialect(TriggerDialect):
                  and (on == table or sqltext.mentions(sql, table))
                  for column in columns if sqltext.mentions(sql, column)]
         found += self._index_dependents(conn, table, columns)
+        found += self._check_dependents(conn, table, columns)
         return found + self._key_dependents(conn, table, columns)
+
+    def _check_dependents(self, conn: sa.Connection, table: str, columns: list[str]) -> list[Dependent]:
+        """CHECK constraints over a column and others: the rebuild that drops the column drops them whole."""
+        others = {c["name"] for c in sa.inspect(conn).get_columns(table)} - set(columns)
+        found = []
+        for check in sa.inspect(conn).get_check_constraints(table):
+            text = check["sqltext"]
+            if any(sqltext.mentions(text, other) for other in others):
+                found += [Dependent("check constraint", f"{check['name'] or 'unnamed'} on {table}", f"{table}.{c}")
+                          for c in columns if sqltext.mentions(text, c)]
+        return found
 
     def _index_dependents(self, conn: sa.Connection, table: str, columns: list[str]) -> list[Dependent]:
         """Indexes (unique constraints included) over a column and anything else: an expression,
