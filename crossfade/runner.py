@@ -263,7 +263,7 @@ class Runner:
             preflight = run_preflight(conn, self.dialect, schema, syncs, self.dialect.active_links(links),
                                       allow_foreign_triggers=self.allow_foreign_triggers)
             preflight.raise_for_errors()
-            preflight.warnings += dependents_warnings(conn, self.dialect, schema, change)
+            preflight.warnings += dependents_warnings(conn, self.dialect, planned, change)
             for warning in preflight.warnings if report else ():
                 self.warnings.append(warning)
                 self.log(f"warning: {warning}")
