@@ -12,7 +12,7 @@ import glance_schema
 import pytest
 import sqlalchemy as sa
 
-from crossfade import Change, ops
+from crossfade import Change, ops, sqltext
 from crossfade.errors import DependentObjectsError, PhaseError
 from crossfade.runner import Runner
 from crossfade.state import Phase
@@ -263,3 +263,24 @@ def test_sqlite_rebuilds_keep_views_expression_and_partial_indexes_and_triggers(
         plan = " ".join(str(r) for r in conn.exec_driver_sql(
             "EXPLAIN QUERY PLAN SELECT id FROM images WHERE lower(name) = 'x'"))
         assert "ix_lower" in plan
+
+
+@pytest.mark.parametrize("sql, found", [
+    ("SELECT is_public FROM images", True),
+    ('SELECT "is_public" FROM images', True),
+    ("SELECT `IS_PUBLIC` FROM images", True),
+    ("SELECT [is_public] FROM images", True),
+    ("SELECT 'is_public' FROM images", False),  # a string
+    ("SELECT is_public_old, x_is_public FROM images", False),  # longer names
+    ("SELECT id FROM images -- is_public\n", False),  # comments
+    ("SELECT id /* is_public */ FROM images", False),
+    ('SELECT "a ""is_public"" b" FROM images', False),  # part of a quoted name
+])
+def test_the_search_for_a_column_name_in_stored_sql_sees_only_identifiers(sql, found):
+    assert sqltext.mentions(sql, "is_public") is found
+
+
+def test_generated_expressions_are_read_from_create_table_one_column_at_a_time():
+    create = ("CREATE TABLE t (id INTEGER PRIMARY KEY, a INT, \"b c\" INT GENERATED ALWAYS AS (a * 2 + length(',)')) "
+              "VIRTUAL, d INT AS (a * 3) STORED, e INT, CONSTRAINT ck CHECK (a > 0))")
+    assert sqltext.generated_columns(create) == {"b c": ("a * 2 + length(',)')", False), "d": ("a * 3", True)}
