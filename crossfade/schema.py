@@ -17,15 +17,18 @@ from .errors import ConstraintExistsError, UnknownColumnError, UnknownTableError
 
 
 class Schema:
+    """Tables are looked up by their plain names; where the change's tables are in a named
+    database schema (`metadata.schema`), every table here is in it, so compiled SQL names it."""
+
     def __init__(self, metadata: sa.MetaData, views: Iterable[str] = ()):
         self.metadata = metadata
         self.views = set(views)  # views in the database (a new table's name must not be one)
 
     @classmethod
-    def reflect(cls, conn: sa.Connection, tables: set[str]) -> Schema:
-        metadata = sa.MetaData()
+    def reflect(cls, conn: sa.Connection, tables: set[str], schema: str | None = None) -> Schema:
+        metadata = sa.MetaData(schema=schema)
         inspector = sa.inspect(conn)
-        existing = set(inspector.get_table_names())
+        existing = set(inspector.get_table_names(schema=schema))
         with warnings.catch_warnings():
             # SQLAlchemy reflects PostgreSQL's NOT VALID checks (add_check between its two steps)
             # with an option Table() then warns it cannot validate.
@@ -34,7 +37,7 @@ class Schema:
                 table = sa.Table(name, metadata, autoload_with=conn)
                 if conn.dialect.name == "sqlite":
                     _reread_generated(conn, table)
-        return cls(metadata, inspector.get_view_names())
+        return cls(metadata, inspector.get_view_names(schema=schema))
 
     @classmethod
     def from_metadata(cls, metadata: sa.MetaData) -> Schema:
@@ -47,11 +50,15 @@ class Schema:
         return self.has_table(name) or name in self.views
 
     def has_table(self, name: str) -> bool:
-        return name in self.metadata.tables
+        return self.fullname(name) in self.metadata.tables
+
+    def fullname(self, name: str) -> str:
+        """The table's name with its schema, as SQLAlchemy keys it (and a foreign key targets it)."""
+        return f"{self.metadata.schema}.{name}" if self.metadata.schema else name
 
     def table(self, name: str) -> sa.Table:
         try:
-            return self.metadata.tables[name]
+            return self.metadata.tables[self.fullname(name)]
         except KeyError:
             raise UnknownTableError(name) from None
 
@@ -158,7 +165,7 @@ class Schema:
 
     def drop_table(self, name: str) -> None:
         if self.has_table(name):
-            self.metadata.remove(self.metadata.tables[name])
+            self.metadata.remove(self.table(name))
 
     def rename_table(self, old: str, new: str) -> None:
         """`old` takes the name `new`, replacing what had it (rename_table's stand-in)."""
@@ -189,7 +196,8 @@ def _reread_generated(conn: sa.Connection, table: sa.Table) -> None:
     definition; read the expressions from the CREATE TABLE statement instead."""
     if not any(c.computed is not None for c in table.columns):
         return
-    create = conn.exec_driver_sql("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?",
+    master = f"{conn.dialect.identifier_preparer.quote(table.schema)}.sqlite_master" if table.schema else "sqlite_master"
+    create = conn.exec_driver_sql(f"SELECT sql FROM {master} WHERE type = 'table' AND name = ?",
                                   (table.name,)).scalar()
     for name, (expression, stored) in sqltext.generated_columns(create or "").items():
         if name in table.columns and table.c[name].computed is not None:
@@ -198,7 +206,7 @@ def _reread_generated(conn: sa.Connection, table: sa.Table) -> None:
 
 
 def _copy_metadata(metadata: sa.MetaData) -> sa.MetaData:
-    copied = sa.MetaData()
+    copied = sa.MetaData(schema=metadata.schema)
     for table in metadata.sorted_tables:
         table.to_metadata(copied)
     return copied
