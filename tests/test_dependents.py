@@ -284,3 +284,29 @@ def test_generated_expressions_are_read_from_create_table_one_column_at_a_time()
     create = ("CREATE TABLE t (id INTEGER PRIMARY KEY, a INT, \"b c\" INT GENERATED ALWAYS AS (a * 2 + length(',)')) "
               "VIRTUAL, d INT AS (a * 3) STORED, e INT, CONSTRAINT ck CHECK (a > 0))")
     assert sqltext.generated_columns(create) == {"b c": ("a * 2 + length(',)')", False), "d": ("a * 3", True)}
+
+
+@pytest.mark.parametrize("dialect_name", ["postgresql"])
+def test_dependents_are_read_in_the_schema_the_table_is_really_in(engine):
+    """glance.images and public.images: a view on public's column does not stop the change on
+    glance's table, and one on glance's does, whatever the session's search_path."""
+    execute(engine, "DROP SCHEMA IF EXISTS glance CASCADE", "CREATE SCHEMA glance")
+    glance = sa.create_engine(engine.url, connect_args={"options": "-c search_path=glance"})
+    try:
+        glance_schema.create_images(engine, ROWS)
+        glance_schema.create_images(glance, ROWS)
+        execute(engine, "CREATE VIEW public.v_public AS SELECT is_public FROM public.images")
+        change = Change(glance_schema.visibility_op(), schema="glance")
+        runner = Runner(engine)  # search_path: public
+        runner.expand(change)
+        runner.migrate(change)
+        execute(engine, "CREATE VIEW glance.v_glance AS SELECT is_public FROM glance.images")
+        with pytest.raises(DependentObjectsError) as refused:
+            runner.contract(change)
+        assert [d.name for d in refused.value.dependents] == ["glance.v_glance"]
+        execute(engine, "DROP VIEW glance.v_glance")
+        runner.contract(change)
+        assert runner.load(change).phase is Phase.CONTRACTED
+    finally:
+        glance.dispose()
+        execute(engine, "DROP SCHEMA IF EXISTS glance CASCADE")
