@@ -35,7 +35,7 @@ from ..ddl import (
     SwapStandIn,
     apply_to_schema,
 )
-from ..errors import LockHolder, SchemaError, TransformError
+from ..errors import Dependent, LockHolder, SchemaError, TransformError
 from ..schema import Schema
 from ..sync import (
     BlockRule,
@@ -282,6 +282,17 @@ class TriggerDialect:
 
     def foreign_triggers(self, conn: sa.Connection, table: str) -> list[str]:
         raise NotImplementedError
+
+    def column_dependents(self, conn: sa.Connection, table: str, columns: list[str]) -> list[Dependent]:
+        """Views, rules, indexes, constraints and other triggers that use `table`'s `columns`
+        (generated columns are read from the snapshot: crossfade/dependents.py)."""
+        raise NotImplementedError
+
+    def renamed_table_dependents(self, conn: sa.Connection, table: str, new: str) -> list[Dependent]:
+        """Objects that name `table`, which rename_table's contract renames to `new`, and which the
+        rename would leave broken. PostgreSQL's views follow the table itself, and SQLite's rename
+        rewrites them: nothing."""
+        return []
 
     def privilege_problems(self, conn: sa.Connection, tables: list[str]) -> list[str]:
         return []

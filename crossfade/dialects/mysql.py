@@ -11,8 +11,9 @@ from contextlib import contextmanager
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
+from .. import sqltext
 from ..ddl import AddCheck, AddForeignKey, AddUnique, CreateIndex, DropIndex, SetNullable, Step, SwapStandIn
-from ..errors import LockHolder
+from ..errors import Dependent, LockHolder
 from ..expressions import TriggerRow
 from ..schema import Schema
 from ..sync import LinkRule, MoveRule, MoveStatements, TableSync
@@ -124,6 +125,26 @@ class MySQLDialect(ProceduralTriggers):
             "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE() "
             "AND EVENT_OBJECT_TABLE = :table AND TRIGGER_NAME NOT LIKE :prefix ORDER BY 1"
         ), {"table": table, "prefix": PREFIX.replace("_", "\\_") + "%"}).scalars())
+
+    def column_dependents(self, conn: sa.Connection, table: str, columns: list[str]) -> list[Dependent]:
+        found = []
+        params = {"table": table, "prefix": PREFIX.replace("_", "\\_") + "%"}
+        texts = sa.text(_TEXT_DEPENDENTS).bindparams(sa.bindparam("columns", expanding=True))
+        for kind, name, on, sql in conn.execute(texts, {**params, "columns": list(columns)}):
+            sql = sql or ""  # a view the user may not see the definition of
+            if on == table or sqltext.mentions(sql, table):
+                found += [Dependent(kind, name, f"{table}.{c}") for c in columns if _uses(sql, c)]
+        keys = sa.text(_KEY_DEPENDENTS).bindparams(sa.bindparam("columns", expanding=True))
+        for kind, name, column in conn.execute(keys, {"table": table, "columns": list(columns)}):
+            found.append(Dependent(kind, name, f"{table}.{column}"))
+        return found
+
+    def renamed_table_dependents(self, conn: sa.Connection, table: str, new: str) -> list[Dependent]:
+        # RENAME TABLE leaves a view or another table's trigger naming the old name broken.
+        texts = sa.text(_TEXT_DEPENDENTS).bindparams(sa.bindparam("columns", expanding=True))
+        rows = conn.execute(texts, {"table": table, "prefix": PREFIX.replace("_", "\\_") + "%", "columns": [""]})
+        return [Dependent(kind, name, table) for kind, name, on, sql in rows
+                if kind != "check constraint" and on not in (table, new) and sqltext.mentions(sql or "", table)]
 
     def store_as(self, expr, type_: sa.types.TypeEngine):
         # MySQL cannot CAST to BOOLEAN (or most numeric types); the column would coerce anyway.
@@ -349,12 +370,15 @@ class MySQLDialect(ProceduralTriggers):
         current = schema.column(intent.table, intent.column)
         column = sa.Column(current.name, current.type, nullable=intent.nullable,
                            server_default=current.server_default)
-        # INPLACE + LOCK=NONE: the table is rebuilt online; writers keep going.
-        online = ", ALGORITHM=INPLACE, LOCK=NONE" if not intent.nullable else ""
+        # INPLACE + LOCK=NONE: the table is rebuilt online; writers keep going. Not with a STORED
+        # generated column on the table: MariaDB refuses INPLACE (error 1845) and only copies.
+        stored = _has_stored_generated(schema.table(intent.table))
+        online = "" if intent.nullable else _COPY if stored else _ONLINE
         sql = f"{self.alter_table(intent.table)} MODIFY COLUMN {self.column_spec(column)}{online}"
         probe = column_nullable(intent.table, intent.column)
         # NOT NULL -> NULL is instant only in ROW_FORMAT=REDUNDANT: MariaDB rebuilds the table online too.
-        locks = _INPLACE_LOCKS.format("the table is rebuilt while writes go on")
+        locks = (_COPY_LOCKS.format("a table with a STORED generated column") if stored
+                 else _INPLACE_LOCKS.format("the table is rebuilt while writes go on"))
         return [Step(intent.describe(), [sql], is_done=lambda conn: probe(conn) is intent.nullable, locks=locks)]
 
     def create_index_steps(self, intent: CreateIndex) -> list[Step]:
@@ -481,6 +505,51 @@ def _restore_sql_mode(conn: sa.Connection, saved: str) -> None:
             conn.commit()
     except sa.exc.DBAPIError:
         conn.invalidate()  # never back to the pool with crossfade's mode
+
+
+def _uses(sql: str, column: str) -> bool:
+    """`sql` names `column` other than as an alias (MariaDB stores a view as `select ... AS `column``)."""
+    toks = sqltext.tokens(sql)
+    return any(t.kind == "identifier" and t.value.casefold() == column.casefold()
+               and not (i and toks[i - 1].kind == "identifier" and toks[i - 1].value.upper() == "AS")
+               for i, t in enumerate(toks))
+
+
+# Views, other triggers and check constraints whose text uses a column (MariaDB refuses to drop a
+# column a check names, and leaves a view or trigger that names it broken).
+_TEXT_DEPENDENTS = """
+SELECT 'view', TABLE_NAME, TABLE_NAME, VIEW_DEFINITION FROM information_schema.VIEWS
+WHERE TABLE_SCHEMA = DATABASE()
+UNION ALL
+SELECT 'trigger', CONCAT(TRIGGER_NAME, ' on ', EVENT_OBJECT_TABLE), EVENT_OBJECT_TABLE, ACTION_STATEMENT
+FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE() AND TRIGGER_NAME NOT LIKE :prefix
+UNION ALL
+SELECT 'check constraint', CONCAT(CONSTRAINT_NAME, ' on ', TABLE_NAME), TABLE_NAME, CHECK_CLAUSE
+FROM information_schema.CHECK_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = DATABASE() AND TABLE_NAME = :table
+  AND NOT (LEVEL = 'Column' AND CONSTRAINT_NAME IN :columns)
+ORDER BY 1, 2
+"""
+# Foreign keys that reference a column, or that a column belongs to (MariaDB refuses to drop it);
+# indexes over a column and others (DROP COLUMN would quietly narrow them, a unique one too).
+_KEY_DEPENDENTS = """
+SELECT DISTINCT 'foreign key', CONCAT(CONSTRAINT_NAME, ' on ', TABLE_NAME),
+       CASE WHEN REFERENCED_TABLE_NAME = :table AND REFERENCED_COLUMN_NAME IN :columns
+            THEN REFERENCED_COLUMN_NAME ELSE COLUMN_NAME END
+FROM information_schema.KEY_COLUMN_USAGE
+WHERE TABLE_SCHEMA = DATABASE() AND REFERENCED_TABLE_NAME IS NOT NULL
+  AND ((REFERENCED_TABLE_SCHEMA = DATABASE() AND REFERENCED_TABLE_NAME = :table AND REFERENCED_COLUMN_NAME IN :columns)
+       OR (TABLE_NAME = :table AND COLUMN_NAME IN :columns))
+UNION ALL
+SELECT DISTINCT 'index', s.INDEX_NAME, s.COLUMN_NAME FROM information_schema.STATISTICS s
+WHERE s.TABLE_SCHEMA = DATABASE() AND s.TABLE_NAME = :table AND s.COLUMN_NAME IN :columns
+  AND EXISTS (SELECT 1 FROM information_schema.STATISTICS o WHERE o.TABLE_SCHEMA = s.TABLE_SCHEMA
+              AND o.TABLE_NAME = s.TABLE_NAME AND o.INDEX_NAME = s.INDEX_NAME AND o.COLUMN_NAME NOT IN :columns)
+ORDER BY 1, 2
+"""
+
+
+def _has_stored_generated(table: sa.Table) -> bool:
+    return any(c.computed is not None and c.computed.persisted for c in table.columns)
 
 
 _LOST_BUILD = ("can lose its work: {} needs an exclusive metadata lock at its very end, and one transaction on "

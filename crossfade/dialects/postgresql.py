@@ -13,8 +13,9 @@ from contextlib import contextmanager, nullcontext
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
+from .. import sqltext
 from ..ddl import AddCheck, AddForeignKey, AddUnique, CreateIndex, DropIndex, SetNullable, Step, SwapStandIn
-from ..errors import LockHolder, SchemaError
+from ..errors import Dependent, LockHolder, SchemaError
 from ..expressions import TriggerRow
 from ..schema import Schema
 from ..sync import LinkRule, MoveStatements, TableSync
@@ -198,6 +199,15 @@ class PostgresDialect(ProceduralTriggers):
             f"AND n.nspname = {_IN_SCHEMA} AND c.relname = :table AND t.tgname NOT LIKE :prefix "
             "ORDER BY 1"
         ), {"table": table, "prefix": PREFIX.replace("_", r"\_") + "%", "schema": self.schema}).scalars())
+
+    def column_dependents(self, conn: sa.Connection, table: str, columns: list[str]) -> list[Dependent]:
+        params = {"table": table, "prefix": PREFIX.replace("_", r"\_") + "%", "schema": self.schema}
+        rows = conn.execute(sa.text(_DEPENDENTS), {**params, "columns": list(columns)})
+        found = [Dependent(kind, name, f"{table}.{column}") for kind, name, column in rows]
+        bodies = conn.execute(sa.text(_TRIGGER_BODIES), params)
+        found += [Dependent("trigger", name, f"{table}.{column}") for name, body in bodies
+                  for column in columns if sqltext.mentions(body, column)]
+        return sorted(set(found), key=lambda d: (d.kind, d.name, d.column))
 
     def privilege_problems(self, conn: sa.Connection, tables: list[str]) -> list[str]:
         problems = []
@@ -657,3 +667,51 @@ def _index(schema: str | None, table: str, name: str, valid: bool | None):
 def _not_index(schema: str | None, table: str, name: str, valid: bool | None):
     probe = _index(schema, table, name, valid)
     return lambda conn: not probe(conn)
+
+
+# What uses the table's `columns` (see crossfade/dependents.py): views and rules through pg_rewrite's
+# dependencies; indexes and unique or check constraints that also cover other columns (DROP COLUMN
+# drops them whole); foreign keys that reference the columns; other triggers that name a column in
+# UPDATE OF or WHEN, or whose function's body mentions it as a word.
+_DEPENDENTS = """
+WITH tbl AS (
+  SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+  WHERE n.nspname = """ + _IN_SCHEMA + """ AND c.relname = :table
+), dropped AS (
+  SELECT a.attnum, a.attname FROM pg_attribute a, tbl WHERE a.attrelid = tbl.oid AND a.attname = ANY(:columns)
+)
+SELECT CASE WHEN r.rulename <> '_RETURN' THEN 'rule' WHEN v.relkind = 'm' THEN 'materialized view' ELSE 'view' END,
+       CASE WHEN r.rulename = '_RETURN' THEN v.oid::regclass::text ELSE r.rulename || ' on ' || v.oid::regclass::text END,
+       x.attname
+FROM pg_depend d JOIN tbl ON d.refobjid = tbl.oid JOIN dropped x ON x.attnum = d.refobjsubid
+JOIN pg_rewrite r ON d.classid = 'pg_rewrite'::regclass AND r.oid = d.objid
+JOIN pg_class v ON v.oid = r.ev_class
+WHERE d.refclassid = 'pg_class'::regclass
+UNION
+SELECT 'index', i.indexrelid::regclass::text, x.attname
+FROM pg_depend d JOIN tbl ON d.refobjid = tbl.oid JOIN dropped x ON x.attnum = d.refobjsubid
+JOIN pg_index i ON d.classid = 'pg_class'::regclass AND i.indexrelid = d.objid
+WHERE d.refclassid = 'pg_class'::regclass
+  AND (i.indexprs IS NOT NULL OR i.indpred IS NOT NULL
+       OR EXISTS (SELECT 1 FROM unnest(i.indkey) k WHERE k NOT IN (SELECT attnum FROM dropped)))
+UNION
+SELECT CASE k.contype WHEN 'f' THEN 'foreign key' WHEN 'c' THEN 'check constraint' ELSE 'unique constraint' END,
+       k.conname || ' on ' || k.conrelid::regclass::text, x.attname
+FROM pg_constraint k JOIN tbl ON tbl.oid IN (k.conrelid, k.confrelid) JOIN dropped x ON TRUE
+WHERE (k.contype = 'f' AND k.confrelid = tbl.oid AND x.attnum = ANY(k.confkey))
+   OR (k.contype IN ('c', 'u', 'x') AND k.conrelid = tbl.oid AND x.attnum = ANY(k.conkey)
+       AND EXISTS (SELECT 1 FROM unnest(k.conkey) c WHERE c NOT IN (SELECT attnum FROM dropped)))
+UNION
+SELECT 'trigger', t.tgname || ' on ' || t.tgrelid::regclass::text, x.attname
+FROM pg_trigger t JOIN tbl ON t.tgrelid = tbl.oid JOIN dropped x ON TRUE
+WHERE NOT t.tgisinternal AND t.tgname NOT LIKE :prefix
+  AND (x.attnum = ANY(t.tgattr) OR EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_trigger'::regclass
+       AND d.objid = t.oid AND d.refobjid = tbl.oid AND d.refobjsubid = x.attnum))
+ORDER BY 1, 2, 3
+"""
+_TRIGGER_BODIES = """
+SELECT t.tgname || ' on ' || t.tgrelid::regclass::text, p.prosrc
+FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_proc p ON p.oid = t.tgfoid
+WHERE n.nspname = """ + _IN_SCHEMA + """ AND c.relname = :table AND NOT t.tgisinternal AND t.tgname NOT LIKE :prefix
+"""
