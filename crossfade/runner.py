@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
-from . import backfill, checks, ops, roundtrip, state
+from . import backfill, checks, names, ops, roundtrip, state
 from .change import Change
 from .ddl import SetNullable, Step
 from .dialects import for_dialect
@@ -233,7 +233,10 @@ class Runner:
             schema = self._reflect(conn, change)
             change.validate(schema)
             planned = schema.copy()
-            self.dialect.steps(change.expand_intents(planned), planned)  # simulates expand on `planned`
+            expand = change.expand_intents(planned)
+            self.dialect.steps(expand, planned)  # simulates expand on `planned`
+            created = names.new_names(expand + change.contract_intents(planned.copy()))
+            names.refuse_illegal(self.dialect.identifiers, created)
             syncs = change.table_syncs(planned)
             self.dialect.compile_triggers(syncs)
             checks.expected_objects(self.dialect, {}, change.links(planned), planned)  # every trigger compiles

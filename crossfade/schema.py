@@ -15,6 +15,16 @@ import sqlalchemy as sa
 from .errors import ConstraintExistsError, UnknownColumnError, UnknownTableError, ValidationError
 
 
+def inspect(conn: sa.Connection) -> sa.Inspector:
+    """sa.inspect(conn), with names reflected as the database stores them (see
+    dialects/mysql_reflection.py: SQLAlchemy leaves a MySQL name's backtick doubled)."""
+    if conn.dialect.name in ("mysql", "mariadb"):
+        from .dialects.mysql_reflection import mend_reflection  # here: the dialects import this module
+
+        mend_reflection(conn.dialect)
+    return sa.inspect(conn)
+
+
 class Schema:
     def __init__(self, metadata: sa.MetaData, views: Iterable[str] = ()):
         self.metadata = metadata
@@ -23,7 +33,7 @@ class Schema:
     @classmethod
     def reflect(cls, conn: sa.Connection, tables: set[str]) -> Schema:
         metadata = sa.MetaData()
-        inspector = sa.inspect(conn)
+        inspector = inspect(conn)
         existing = set(inspector.get_table_names())
         with warnings.catch_warnings():
             # SQLAlchemy reflects PostgreSQL's NOT VALID checks (add_check between its two steps)

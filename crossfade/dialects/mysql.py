@@ -9,12 +9,14 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
+from .. import names
 from ..ddl import AddCheck, AddForeignKey, AddUnique, CreateIndex, DropIndex, SetNullable, Step, SwapStandIn
 from ..errors import LockHolder
 from ..expressions import TriggerRow
+from ..names import PREFIX
 from ..schema import Schema
 from ..sync import LinkRule, MoveRule, MoveStatements, TableSync
-from .base import PREFIX, DbObject, ProceduralTriggers, column_nullable, renamed, view_exists
+from .base import DbObject, ProceduralTriggers, column_nullable, renamed, view_exists
 
 LOCK_WAIT_TIMEOUT = 1205
 LOCK_DEADLOCK = 1213
@@ -29,7 +31,7 @@ _COPY_LOCKS = ("blocks writes while the table is copied (ALGORITHM=COPY, LOCK=SH
 
 class MySQLDialect(ProceduralTriggers):
     name = "mysql"
-    max_identifier_length = 64
+    identifiers = names.MYSQL
     transactional_ddl = False
     elsif = "ELSEIF"
     catalog_locks = ("exclusive metadata lock for an instant (MariaDB applies it INSTANT where the table allows); "

@@ -12,12 +12,14 @@ from contextlib import contextmanager
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
+from .. import names
 from ..ddl import AddCheck, AddForeignKey, AddUnique, CreateIndex, DropIndex, SetNullable, Step, SwapStandIn
 from ..errors import LockHolder
 from ..expressions import TriggerRow
+from ..names import PREFIX
 from ..schema import Schema
 from ..sync import LinkRule, MoveStatements, TableSync
-from .base import PREFIX, DbObject, ProceduralTriggers, column_nullable, renamed
+from .base import DbObject, ProceduralTriggers, column_nullable, renamed
 
 LOCK_NOT_AVAILABLE = "55P03"
 DEADLOCK_DETECTED = "40P01"
@@ -29,7 +31,7 @@ _CONCURRENTLY = ("no write lock (CONCURRENTLY: SHARE UPDATE EXCLUSIVE; writes go
 
 class PostgresDialect(ProceduralTriggers):
     name = "postgresql"
-    max_identifier_length = 63
+    identifiers = names.POSTGRESQL
     catalog_locks = _INSTANT.format("catalog only, no scan")
     trigger_locks = ("CREATE TRIGGER: SHARE ROW EXCLUSIVE, DROP TRIGGER: ACCESS EXCLUSIVE, each for an instant; "
                      "each attempt waits at most lock_timeout")
@@ -303,8 +305,10 @@ class PostgresDialect(ProceduralTriggers):
         return objects
 
     def _function_sql(self, function: str, body: list[str]) -> str:
+        code = "BEGIN\n" + "\n".join(self._indent(body)) + "\nEND"
+        tag = names.dollar_tag(code)  # a name or a literal in the body may hold $crossfade$
         return (f"CREATE OR REPLACE FUNCTION {self.quote(function)}() RETURNS trigger\n"
-                f"LANGUAGE plpgsql AS $crossfade$\nBEGIN\n" + "\n".join(self._indent(body)) + "\nEND\n$crossfade$")
+                f"LANGUAGE plpgsql AS {tag}\n{code}\n{tag}")
 
     @staticmethod
     def _guarded(statements: list[str]) -> list[str]:

@@ -1,0 +1,113 @@
+"""Identifiers: which names each database can hold exactly, and the names crossfade makes up.
+
+PostgreSQL cuts a name longer than 63 bytes (UTF-8) to 63 with only a NOTICE, so two names
+sharing their first 63 bytes silently become one (three characters of CJK text are 9 bytes);
+MySQL/MariaDB refuse a name over 64 characters. A generated name that is too long keeps what
+fits of the table's name and appends a short hash of the whole name, so it stays unique. A name
+the user chose (a new column, table, index or constraint) that the database would cut or refuse
+is an IdentifierError before any DDL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from . import ddl
+from .errors import IdentifierError
+
+PREFIX = "crossfade_"
+HASH_LENGTH = 8
+
+
+@dataclass(frozen=True)
+class IdentifierRules:
+    """What one database accepts as a quoted identifier."""
+
+    dialect: str
+    limit: int | None  # None: no limit (SQLite)
+    unit: str = "bytes"  # "bytes" (UTF-8) or "characters"
+    bmp_only: bool = False  # MySQL/MariaDB hold only characters up to U+FFFF in names
+    no_trailing_space: bool = False  # MySQL/MariaDB refuse a name ending in a space
+
+    def size(self, name: str) -> int:
+        return len(name.encode()) if self.unit == "bytes" else len(name)
+
+    def problem(self, name: str) -> str | None:
+        """Why the database cannot hold `name` exactly as written (None: it can)."""
+        if not name:
+            return "it is empty"
+        if "\x00" in name:
+            return "it contains a NUL character"
+        if self.limit is not None and self.size(name) > self.limit:
+            return (f"it is {self.size(name)} {self.unit} long and {self.dialect} holds at most {self.limit} "
+                    f"{self.unit} (it would cut the name, or refuse it)")
+        if self.bmp_only and any(ord(ch) > 0xFFFF for ch in name):
+            return f"it contains a character above U+FFFF, which {self.dialect} does not allow in a name"
+        if self.no_trailing_space and name.endswith(" "):
+            return f"it ends with a space, which {self.dialect} does not allow"
+        return None
+
+
+SQLITE = IdentifierRules("sqlite", None)
+POSTGRESQL = IdentifierRules("postgresql", 63, "bytes")
+MYSQL = IdentifierRules("mysql", 64, "characters", bmp_only=True, no_trailing_space=True)
+
+
+def digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:HASH_LENGTH]
+
+
+def fit(text: str, budget: int, rules: IdentifierRules) -> str:
+    """The longest prefix of `text` (whole characters) within `budget` units."""
+    while text and rules.size(text) > budget:
+        text = text[:-1]
+    return text
+
+
+def generated_name(rules: IdentifierRules, table: str, suffix: str) -> str:
+    """crossfade_<table>_<suffix>; when too long, what fits of <table> plus a hash of the whole
+    name, so two tables sharing a long prefix (or one table's several objects) never collide."""
+    name = f"{PREFIX}{table}_{suffix}"
+    if rules.limit is None or rules.size(name) <= rules.limit:
+        return name
+    tail = f"{digest(name)}_{suffix}"
+    keep = fit(table, rules.limit - rules.size(PREFIX) - rules.size(tail), rules)
+    return f"{PREFIX}{keep}{tail}"
+
+
+def dollar_tag(body: str) -> str:
+    """A PostgreSQL dollar-quote tag ($crossfade$, or one with a hash) that `body` does not contain."""
+    tag, attempt = "$crossfade$", 0
+    while tag in body:
+        attempt += 1
+        tag = f"$crossfade_{digest(f'{attempt}:{body}')}$"
+    return tag
+
+
+def new_names(intents: Iterable[object]) -> Iterator[tuple[str, str, str]]:
+    """(kind, table, name) for every name a list of DDL intents creates."""
+    for intent in intents:
+        if isinstance(intent, ddl.AddColumn):
+            yield "column", intent.table, intent.column.name
+        elif isinstance(intent, ddl.CreateTable):
+            yield "table", intent.table, intent.table
+            for column in intent.columns:
+                yield "column", intent.table, column.name
+        elif isinstance(intent, (ddl.CreateIndex, ddl.AddUnique)):
+            yield "index", intent.table, intent.name
+        elif isinstance(intent, (ddl.AddForeignKey, ddl.AddCheck)):
+            yield "constraint", intent.table, intent.name
+        elif isinstance(intent, (ddl.AddStandIn, ddl.SwapStandIn)):
+            yield "table", intent.name, intent.name
+
+
+def refuse_illegal(rules: IdentifierRules, names: Iterable[tuple[str, str, str]]) -> None:
+    """IdentifierError for the first (kind, table, name) the database cannot hold exactly."""
+    for kind, table, name in names:
+        if name is None:
+            continue  # unnamed: the database names it
+        reason = rules.problem(name)
+        if reason is not None:
+            raise IdentifierError(kind, table, name, rules.dialect, reason)
