@@ -196,8 +196,10 @@ class TriggerDialect:
     def foreign_triggers(self, conn: sa.Connection, table: str) -> list[str]:
         raise NotImplementedError
 
-    def privilege_problems(self, conn: sa.Connection, tables: list[str]) -> list[str]:
-        return []
+    def privilege_problems(self, conn: sa.Connection, tables: list[str]) -> tuple[list[str], list[str]]:
+        """(errors, warnings): the privileges crossfade's DDL on `tables` needs and the user lacks,
+        read from the server's privilege tables, each naming the GRANT that gives it."""
+        return [], []
 
     def cascade_problems(self, conn: sa.Connection, table: str, columns: set[str]) -> list[str]:
         return []

@@ -16,6 +16,7 @@ from ..expressions import TriggerRow
 from ..names import PREFIX
 from ..schema import Schema
 from ..sync import LinkRule, MoveRule, MoveStatements, TableSync
+from . import mysql_grants
 from .base import DbObject, ProceduralTriggers, column_nullable, renamed, view_exists
 
 LOCK_WAIT_TIMEOUT = 1205
@@ -91,24 +92,8 @@ class MySQLDialect(ProceduralTriggers):
             return sa.cast(expr, type_)
         return sa.type_coerce(expr, type_)
 
-    def privilege_problems(self, conn: sa.Connection, tables: list[str]) -> list[str]:
-        problems = []
-        grants = "\n".join(conn.execute(sa.text("SHOW GRANTS FOR CURRENT_USER()")).scalars()).upper()
-        has_all = "ALL PRIVILEGES ON *.*" in grants
-        if not has_all and "TRIGGER" not in grants:
-            problems.append("the database user lacks the TRIGGER privilege (GRANT TRIGGER ON db.* TO ...)")
-        settings = conn.execute(sa.text(
-            "SELECT @@log_bin, @@binlog_format, @@log_bin_trust_function_creators")).one()
-        log_bin, binlog_format, trust = settings
-        if int(log_bin or 0):
-            if str(binlog_format).upper() == "STATEMENT":
-                problems.append("binary logging is statement-based (binlog_format=STATEMENT); triggers "
-                                "replicate unsafely: set binlog_format=ROW or MIXED")
-            has_super = has_all or "SUPER" in grants
-            if not has_super and not int(trust or 0):
-                problems.append("binary logging is on and the user has neither SUPER nor "
-                                "log_bin_trust_function_creators=1, so CREATE TRIGGER will fail")
-        return problems
+    def privilege_problems(self, conn: sa.Connection, tables: list[str]) -> tuple[list[str], list[str]]:
+        return mysql_grants.privilege_problems(conn, tables)
 
     def cascade_problems(self, conn: sa.Connection, table: str, columns: set[str]) -> list[str]:
         rows = conn.execute(sa.text(

@@ -107,21 +107,29 @@ class PostgresDialect(ProceduralTriggers):
             "ORDER BY 1"
         ), {"table": table, "prefix": PREFIX.replace("_", r"\_") + "%"}).scalars())
 
-    def privilege_problems(self, conn: sa.Connection, tables: list[str]) -> list[str]:
+    def privilege_problems(self, conn: sa.Connection, tables: list[str]) -> tuple[list[str], list[str]]:
+        user, schema, may_create = conn.execute(sa.text(
+            "SELECT current_user, current_schema(), has_schema_privilege(current_schema(), 'CREATE')")).one()
+        who = self.quote(user)
         problems = []
-        if not conn.execute(sa.text("SELECT has_schema_privilege(current_schema(), 'CREATE')")).scalar():
-            problems.append("the database user may not create functions in the current schema "
-                            "(GRANT CREATE ON SCHEMA)")
-        owned = conn.execute(sa.text(
-            "SELECT c.relname, pg_has_role(c.relowner, 'USAGE') FROM pg_class c "
+        if not may_create:
+            problems.append(f"the database user {user} may not create the trigger functions in schema {schema}: "
+                            f"GRANT CREATE ON SCHEMA {self.quote(schema)} TO {who}")
+        rows = conn.execute(sa.text(
+            "SELECT c.relname, pg_get_userbyid(c.relowner), pg_has_role(c.relowner, 'USAGE'), "
+            "has_table_privilege(c.oid, 'TRIGGER') FROM pg_class c "
             "JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE n.nspname = current_schema() AND c.relname = ANY(:tables)"
+            "WHERE n.nspname = current_schema() AND c.relname = ANY(:tables) ORDER BY 1"
         ), {"tables": tables})
-        for table, is_owner in owned:
+        for table, owner, is_owner, may_trigger in rows:
+            if not may_trigger:
+                problems.append(f"the database user {user} lacks the TRIGGER privilege on table {table}: "
+                                f"GRANT TRIGGER ON TABLE {self.quote(table)} TO {who}")
             if not is_owner:
-                problems.append(f"the database user does not own table {table!r}; "
-                                "ALTER TABLE and CREATE TRIGGER need its owner")
-        return problems
+                problems.append(f"the database user {user} does not own table {table} (owner: {owner}), and "
+                                f"ALTER TABLE and DROP TRIGGER need its owner: GRANT {self.quote(owner)} TO {who} "
+                                f"(or ALTER TABLE {self.quote(table)} OWNER TO {who})")
+        return problems, []
 
     def orphan_functions(self, conn: sa.Connection) -> list[str]:
         return list(conn.execute(sa.text(
