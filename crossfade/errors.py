@@ -123,7 +123,7 @@ class IdentifierError(ValidationError):
 
     def __init__(self, kind: str, table: str, name: str, dialect: str, reason: str):
         self.kind, self.table, self.name, self.dialect = kind, table, name, dialect
-        subject = f"table {name!r}" if kind == "table" else f"{kind} {name!r} of table {table!r}"
+        subject = f"table {name!r}" if kind.endswith("table") else f"{kind} {name!r} of table {table!r}"
         super().__init__(f"{subject} cannot be named so on {dialect}: {reason}; choose a shorter or plainer name")
 
 

@@ -18,6 +18,7 @@ from . import ddl
 from .errors import IdentifierError
 
 PREFIX = "crossfade_"
+TRIGGERED_TABLE = "triggered table"  # a kind of name: a table crossfade puts triggers on
 HASH_LENGTH = 8
 
 
@@ -30,12 +31,22 @@ class IdentifierRules:
     unit: str = "bytes"  # "bytes" (UTF-8) or "characters"
     bmp_only: bool = False  # MySQL/MariaDB hold only characters up to U+FFFF in names
     no_trailing_space: bool = False  # MySQL/MariaDB refuse a name ending in a space
+    # MySQL/MariaDB keep a table (or view, trigger) in a file named after it, with each character
+    # but [A-Za-z0-9_] spelled as five (@xxxx): 50 CJK characters fit, 51 fail ("File name too long").
+    file_name_limit: int | None = None
+    # A table's triggers are in <table>.TRG, written as <table>.TRG~ first: one byte longer than
+    # the table's own files (.ibd, .frm), so a table can be too long a name to take triggers.
+    trigger_file_suffix: int = 0
 
     def size(self, name: str) -> int:
         return len(name.encode()) if self.unit == "bytes" else len(name)
 
-    def problem(self, name: str) -> str | None:
-        """Why the database cannot hold `name` exactly as written (None: it can)."""
+    def file_name_size(self, name: str) -> int:
+        return sum(1 if ch.isascii() and (ch.isalnum() or ch == "_") else 5 for ch in name)
+
+    def problem(self, name: str, kind: str = "column") -> str | None:
+        """Why the database cannot hold `name` exactly as written, as the name of a `kind`
+        (table, column, index, constraint) (None: it can)."""
         if not name:
             return "it is empty"
         if "\x00" in name:
@@ -47,12 +58,20 @@ class IdentifierRules:
             return f"it contains a character above U+FFFF, which {self.dialect} does not allow in a name"
         if self.no_trailing_space and name.endswith(" "):
             return f"it ends with a space, which {self.dialect} does not allow"
+        if kind in ("table", TRIGGERED_TABLE) and self.file_name_limit:
+            limit = self.file_name_limit - (self.trigger_file_suffix if kind == TRIGGERED_TABLE else 0)
+            if self.file_name_size(name) > limit:
+                what = "a table's triggers" if kind == TRIGGERED_TABLE else "a table"
+                return (f"{self.dialect} keeps {what} in a file named after the table, and this name's file name "
+                        f"would be {self.file_name_size(name)} bytes (at most {limit}; each character other than "
+                        "A-Z, a-z, 0-9 and _ takes 5)")
         return None
 
 
 SQLITE = IdentifierRules("sqlite", None)
 POSTGRESQL = IdentifierRules("postgresql", 63, "bytes")
-MYSQL = IdentifierRules("mysql", 64, "characters", bmp_only=True, no_trailing_space=True)
+MYSQL = IdentifierRules("mysql", 64, "characters", bmp_only=True, no_trailing_space=True, file_name_limit=251,
+                        trigger_file_suffix=1)
 
 
 def digest(text: str) -> str:
@@ -103,11 +122,17 @@ def new_names(intents: Iterable[object]) -> Iterator[tuple[str, str, str]]:
             yield "table", intent.name, intent.name
 
 
+def triggered_tables(tables: Iterable[str]) -> Iterator[tuple[str, str, str]]:
+    """(kind, table, name) for the tables crossfade will put triggers on."""
+    for table in tables:
+        yield TRIGGERED_TABLE, table, table
+
+
 def refuse_illegal(rules: IdentifierRules, names: Iterable[tuple[str, str, str]]) -> None:
     """IdentifierError for the first (kind, table, name) the database cannot hold exactly."""
     for kind, table, name in names:
         if name is None:
             continue  # unnamed: the database names it
-        reason = rules.problem(name)
+        reason = rules.problem(name, kind)
         if reason is not None:
             raise IdentifierError(kind, table, name, rules.dialect, reason)

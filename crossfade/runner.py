@@ -238,6 +238,9 @@ class Runner:
             created = names.new_names(expand + change.contract_intents(planned.copy()))
             names.refuse_illegal(self.dialect.identifiers, created)
             syncs = change.table_syncs(planned)
+            links = self.dialect.active_links(change.links(planned))
+            triggered = set(syncs) | {t for link in links for t in link.tables()}
+            names.refuse_illegal(self.dialect.identifiers, names.triggered_tables(sorted(triggered)))
             self.dialect.compile_triggers(syncs)
             checks.expected_objects(self.dialect, {}, change.links(planned), planned)  # every trigger compiles
             self._refuse_busy_tables(conn, change)
