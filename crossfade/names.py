@@ -14,7 +14,6 @@ import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from . import ddl
 from .errors import IdentifierError
 
 PREFIX = "crossfade_"
@@ -96,6 +95,15 @@ def generated_name(rules: IdentifierRules, table: str, suffix: str) -> str:
     return f"{PREFIX}{keep}{tail}"
 
 
+def portable(name: str) -> str:
+    """`name`, shortened with a hash of the whole when it is too long for any of the databases
+    (63 bytes of UTF-8 is also within MySQL's 64 characters)."""
+    if POSTGRESQL.size(name) <= POSTGRESQL.limit:
+        return name
+    tail = f"_{digest(name)}"
+    return fit(name, POSTGRESQL.limit - len(tail), POSTGRESQL) + tail
+
+
 def dollar_tag(body: str) -> str:
     """A PostgreSQL dollar-quote tag ($crossfade$, or one with a hash) that `body` does not contain."""
     tag, attempt = "$crossfade$", 0
@@ -103,23 +111,6 @@ def dollar_tag(body: str) -> str:
         attempt += 1
         tag = f"$crossfade_{digest(f'{attempt}:{body}')}$"
     return tag
-
-
-def new_names(intents: Iterable[object]) -> Iterator[tuple[str, str, str]]:
-    """(kind, table, name) for every name a list of DDL intents creates."""
-    for intent in intents:
-        if isinstance(intent, ddl.AddColumn):
-            yield "column", intent.table, intent.column.name
-        elif isinstance(intent, ddl.CreateTable):
-            yield "table", intent.table, intent.table
-            for column in intent.columns:
-                yield "column", intent.table, column.name
-        elif isinstance(intent, (ddl.CreateIndex, ddl.AddUnique)):
-            yield "index", intent.table, intent.name
-        elif isinstance(intent, (ddl.AddForeignKey, ddl.AddCheck)):
-            yield "constraint", intent.table, intent.name
-        elif isinstance(intent, (ddl.AddStandIn, ddl.SwapStandIn)):
-            yield "table", intent.name, intent.name
 
 
 def triggered_tables(tables: Iterable[str]) -> Iterator[tuple[str, str, str]]:

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from . import backfill, checks, names, ops, roundtrip, state
 from .change import Change
-from .ddl import SetNullable, Step
+from .ddl import SetNullable, Step, new_names
 from .dialects import for_dialect
 from .errors import NullsRemainError, PhaseError, TableBusyError, VerificationError
 from .locking import LockPolicy, retry_when_busy, run_step, run_with_lock_timeout
@@ -235,7 +235,7 @@ class Runner:
             planned = schema.copy()
             expand = change.expand_intents(planned)
             self.dialect.steps(expand, planned)  # simulates expand on `planned`
-            created = names.new_names(expand + change.contract_intents(planned.copy()))
+            created = new_names(expand + change.contract_intents(planned.copy()))
             names.refuse_illegal(self.dialect.identifiers, created)
             syncs = change.table_syncs(planned)
             links = self.dialect.active_links(change.links(planned))

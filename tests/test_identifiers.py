@@ -7,8 +7,6 @@ name the database would cut or refuse is an IdentifierError before the first DDL
 
 from __future__ import annotations
 
-import os
-
 import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
@@ -66,6 +64,13 @@ def test_generated_names_fit_the_limit_and_stay_distinct(dialect):
     made = [d.object_name(t, s) for t in tables for s in ("sync", "insert", "update", "link_update")]
     assert all(rules.problem(n, "table") is None for n in made)  # within the limit, and MySQL's file names
     assert len(set(made)) == len(made)
+
+
+def test_a_portable_name_fits_every_database_and_stays_distinct():
+    long = [names.portable(f"fk_{'表' * 30}{end}_id") for end in "12"]
+    assert all(names.POSTGRESQL.problem(n) is None and names.MYSQL.problem(n) is None for n in long)
+    assert long[0] != long[1]
+    assert names.portable("fk_users_id") == "fk_users_id"
 
 
 def test_a_short_name_is_kept_whole():
@@ -165,14 +170,14 @@ def test_a_name_at_the_limit_works(engine, dialect_name):
 
 # Pieces names and literals are drawn from: quoting and comment characters, statement separators,
 # format and bind markers, PostgreSQL's dollar quote, non-ASCII of two and three bytes.
-PIECES = ['"', "`", "'", " ", "--", ";", "%", "%s", ":x", "$crossfade$", "\\", "é", "表", "a", "Z", "0", "/*"]
+PIECES = ['"', "`", "'", " ", "--", ";", "%", "%s", ":x", "$crossfade$", "\\", "é", "表", "a", "Z", "0", "/*", "\n",
+          "\t"]
 # Reserved words as whole names, a different set per role so two roles never share one.
 RESERVED = {"table": ["order", "table", "user", "group"], "key": ["select", "key"],
             "old": ["from", "where"], "new": ["limit", "default"]}
 MARKERS = {"table": "t", "key": "k", "old": "o", "new": "n"}  # distinct first letters: distinct under
 # any collation (MySQL and SQLite compare column names case- and accent-insensitively)
 LIMITS = {"sqlite": names.IdentifierRules("sqlite", 100), "postgresql": names.POSTGRESQL, "mysql": names.MYSQL}
-SOAK = os.environ.get("CROSSFADE_SOAK") == "1"
 
 
 def _legal(name: str, rules: names.IdentifierRules, kind: str) -> bool:
@@ -281,7 +286,7 @@ def run_upgrade(engine: sa.Engine, spec, public: str, shared: str, finish: str) 
 
 @pytest.mark.parametrize("dialect_name", ["sqlite", "postgresql", "mysql"])
 def test_any_legal_names_and_literals_go_through_every_phase(engine, dialect_name, request):
-    soak = request.config.getoption("--soak") or SOAK
+    soak = request.config.getoption("--soak")
 
     @settings(max_examples=100 if soak else 10, deadline=None, derandomize=not soak,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
