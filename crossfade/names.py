@@ -19,6 +19,7 @@ from .errors import IdentifierError
 PREFIX = "crossfade_"
 TRIGGERED_TABLE = "triggered table"  # a kind of name: a table crossfade puts triggers on
 HASH_LENGTH = 8
+_WHITESPACE = " \t\n\r\x0b\x0c"
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,10 @@ class IdentifierRules:
     limit: int | None  # None: no limit (SQLite)
     unit: str = "bytes"  # "bytes" (UTF-8) or "characters"
     bmp_only: bool = False  # MySQL/MariaDB hold only characters up to U+FFFF in names
-    no_trailing_space: bool = False  # MySQL/MariaDB refuse a name ending in a space
+    no_trailing_space: bool = False  # MySQL/MariaDB refuse a name ending in a space, tab or line break
+    # SQLAlchemy reflects MySQL/MariaDB tables by reading SHOW CREATE TABLE line by line: a name
+    # with a line break in it is a column it cannot see.
+    no_line_breaks: bool = False
     # MySQL/MariaDB keep a table (or view, trigger) in a file named after it, with each character
     # but [A-Za-z0-9_] spelled as five (@xxxx): 50 CJK characters fit, 51 fail ("File name too long").
     file_name_limit: int | None = None
@@ -50,13 +54,17 @@ class IdentifierRules:
             return "it is empty"
         if "\x00" in name:
             return "it contains a NUL character"
+        if name.endswith("\n"):  # SQLAlchemy's check for "needs quotes" lets a final line break through
+            return "it ends with a line break, which SQLAlchemy writes unquoted"
         if self.limit is not None and self.size(name) > self.limit:
             return (f"it is {self.size(name)} {self.unit} long and {self.dialect} holds at most {self.limit} "
                     f"{self.unit} (it would cut the name, or refuse it)")
         if self.bmp_only and any(ord(ch) > 0xFFFF for ch in name):
             return f"it contains a character above U+FFFF, which {self.dialect} does not allow in a name"
-        if self.no_trailing_space and name.endswith(" "):
-            return f"it ends with a space, which {self.dialect} does not allow"
+        if self.no_trailing_space and name[-1] in _WHITESPACE:
+            return f"it ends with a space, tab or line break, which {self.dialect} does not allow"
+        if self.no_line_breaks and ("\n" in name or "\r" in name):
+            return f"it contains a line break, which SQLAlchemy's reflection of {self.dialect} tables cannot read"
         if kind in ("table", TRIGGERED_TABLE) and self.file_name_limit:
             limit = self.file_name_limit - (self.trigger_file_suffix if kind == TRIGGERED_TABLE else 0)
             if self.file_name_size(name) > limit:
@@ -69,8 +77,8 @@ class IdentifierRules:
 
 SQLITE = IdentifierRules("sqlite", None)
 POSTGRESQL = IdentifierRules("postgresql", 63, "bytes")
-MYSQL = IdentifierRules("mysql", 64, "characters", bmp_only=True, no_trailing_space=True, file_name_limit=251,
-                        trigger_file_suffix=1)
+MYSQL = IdentifierRules("mysql", 64, "characters", bmp_only=True, no_trailing_space=True, no_line_breaks=True,
+                        file_name_limit=251, trigger_file_suffix=1)
 
 
 def digest(text: str) -> str:
