@@ -100,12 +100,20 @@ def read_grants(conn: sa.Connection) -> Grants:
     grants = Grants(f"'{user}'@'{host}'")
     grants.case_sensitive = int(conn.execute(sa.text("SELECT @@lower_case_table_names")).scalar() or 0) == 0
     _read_own(conn, grants)
-    roles = list(conn.execute(sa.text(
-        "SELECT ROLE_NAME FROM information_schema.ENABLED_ROLES WHERE ROLE_NAME IS NOT NULL")).scalars())
-    for role in roles:
+    for role in _enabled_roles(conn):
         if not _read_role(conn, role, grants):
             grants.unread_roles.append(role)
     return grants
+
+
+def _enabled_roles(conn: sa.Connection) -> list[str]:
+    """The roles in effect for this session (MySQL before 8 has no roles, nor this view)."""
+    try:
+        with conn.begin_nested():
+            return list(conn.execute(sa.text(
+                "SELECT ROLE_NAME FROM information_schema.ENABLED_ROLES WHERE ROLE_NAME IS NOT NULL")).scalars())
+    except sa.exc.DBAPIError:
+        return []
 
 
 def _read_own(conn: sa.Connection, grants: Grants) -> None:
