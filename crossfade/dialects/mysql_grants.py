@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
+_MAX_DATABASE_NAME = 64  # characters (MariaDB's NAME_CHAR_LEN)
 # mysql.db / mysql.user columns for the privileges crossfade checks
-_MAX_DATABASE_NAME = 64
 _COLUMNS = {"TRIGGER": "Trigger_priv", "ALTER": "Alter_priv", "SUPER": "Super_priv"}
 
 
@@ -155,18 +155,20 @@ def _privilege_set(value) -> set[str]:
     return {p for p in str(value or "").split(",") if p}
 
 
-def privilege_problems(conn: sa.Connection, tables: list[str], needed: tuple[str, ...] = ("TRIGGER", "ALTER"),
-                       ) -> tuple[list[str], list[str]]:
+NEEDED = ("TRIGGER", "ALTER")  # CREATE/DROP TRIGGER; ADD/DROP COLUMN and the other ALTER TABLEs
+
+
+def privilege_problems(conn: sa.Connection, tables: list[str]) -> tuple[list[str], list[str]]:
     """(errors, warnings): each privilege crossfade's DDL needs on `tables` that the user lacks,
     with the GRANT that gives it; binary logging that CREATE TRIGGER would trip over."""
     grants = read_grants(conn)
     database = conn.execute(sa.text("SELECT DATABASE()")).scalar()
-    missing = [(p, t) for p in needed for t in tables if not grants.has(p, database, t)]
+    missing = [(p, t) for p in NEEDED for t in tables if not grants.has(p, database, t)]
     errors, warnings = [], []
     for privilege in dict.fromkeys(p for p, _ in missing):
         names = ", ".join(t for p, t in missing if p == privilege)
-        message = (f"the database user {grants.grantee} lacks the {privilege} privilege on {database}.{names}: "
-                   f"GRANT {privilege} ON `{database}`.* TO {grants.grantee}")
+        message = (f"the database user {grants.grantee} lacks the {privilege} privilege on table {names} of "
+                   f"database {database}: GRANT {privilege} ON `{database}`.* TO {grants.grantee}")
         if grants.unread_roles:
             warnings.append(f"{message} (unless its role {', '.join(grants.unread_roles)} has it: the user may "
                             "not read mysql.*, so crossfade cannot tell)")
