@@ -15,19 +15,25 @@ from .sync import LinkRule, MoveRule, TableSync
 class Change:
     """A schema change declared once; crossfade runs it in expand / migrate / contract."""
 
-    def __init__(self, *ops: Op, id: str | None = None):
+    def __init__(self, *ops: Op, id: str | None = None, schema: str | None = None):
+        """`schema`: the database schema (PostgreSQL) the ops' tables are in; by default the
+        one the session's search_path finds them in."""
         if not ops:
             raise ValidationError("a Change needs at least one operation")
         for op in ops:
             if not isinstance(op, Op):
                 raise ValidationError(f"{op!r} is not a crossfade operation (use crossfade.ops)")
+        if schema is not None and (not isinstance(schema, str) or not schema):
+            raise ValidationError(f"schema {schema!r} must be a non-empty name")
         self.ops = tuple(ops)
-        self.id = id or _default_id(self.ops)
+        self.schema = schema
+        self.id = id or _default_id(self.ops, schema)
         if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,200}", self.id):
             raise ValidationError(f"change id {self.id!r} must be 1-200 letters, digits or _.:-")
 
     def __repr__(self) -> str:
-        return f"Change(id={self.id!r}, ops=[{', '.join(op.describe() for op in self.ops)}])"
+        in_schema = f", schema={self.schema!r}" if self.schema is not None else ""
+        return f"Change(id={self.id!r}{in_schema}, ops=[{', '.join(op.describe() for op in self.ops)}])"
 
     def tables(self) -> set[str]:
         return {table for op in self.ops for table in op.tables()}
@@ -174,6 +180,8 @@ def _claim(claimed: set[tuple[str, str]], table: str, columns: tuple[str, ...]) 
         claimed.add((table, column))
 
 
-def _default_id(ops: tuple[Op, ...]) -> str:
+def _default_id(ops: tuple[Op, ...], schema: str | None = None) -> str:
     words = "-".join(op.describe().replace(" -> ", "-to-").replace(" ", "-") for op in ops)
+    if schema is not None:  # the same ops on a same-named table of another schema are another change
+        words = f"{schema}.{words}"
     return re.sub(r"[^A-Za-z0-9_.:-]", "_", words)[:200]

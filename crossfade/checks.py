@@ -60,7 +60,7 @@ def syncing_problems(dialect: TriggerDialect, conn: sa.Connection, state: Change
                             "(run expand to reinstall it)")
     for name in sorted(set(catalog) - set(expected)):
         problems.append(f"unexpected {catalog[name][0]} {name} on {catalog[name][1]}")
-    problems += _column_problems(conn, added_columns, should_exist=True)
+    problems += _column_problems(conn, added_columns, should_exist=True, schema=dialect.schema)
     return problems
 
 
@@ -70,14 +70,15 @@ def clean_problems(dialect: TriggerDialect, conn: sa.Connection, tables: set[str
     leftover = dialect.catalog_objects(conn, tables)
     problems = [f"{kind} {name} on {table} was left behind" for name, (kind, table, _) in sorted(leftover.items())]
     problems += [f"function {name} was left behind" for name in dialect.orphan_functions(conn)]
-    return problems + _column_problems(conn, absent_columns, should_exist=False)
+    return problems + _column_problems(conn, absent_columns, should_exist=False, schema=dialect.schema)
 
 
-def _column_problems(conn: sa.Connection, columns: list[tuple[str, str]], should_exist: bool) -> list[str]:
+def _column_problems(conn: sa.Connection, columns: list[tuple[str, str]], should_exist: bool,
+                     schema: str | None = None) -> list[str]:
     inspector = inspect(conn)
     problems = []
     for table, column in columns:
-        present = column in {c["name"] for c in inspector.get_columns(table)}
+        present = column in {c["name"] for c in inspector.get_columns(table, schema=schema)}
         if present != should_exist:
             problems.append(f"column {table}.{column} should {'exist' if should_exist else 'be gone'}")
     return problems
@@ -171,9 +172,9 @@ def _refuse_duplicates(conn: sa.Connection, intent: AddUnique) -> None:
 
 def _refuse_orphans(conn: sa.Connection, schema: Schema, intent: AddForeignKey) -> None:
     inspector = inspect(conn)
-    if not inspector.has_table(intent.ref_table):
+    if not inspector.has_table(intent.ref_table, schema=schema.metadata.schema):
         raise UnknownTableError(intent.ref_table)
-    referenced = {c["name"] for c in inspector.get_columns(intent.ref_table)}
+    referenced = {c["name"] for c in inspector.get_columns(intent.ref_table, schema=schema.metadata.schema)}
     for column in intent.ref_columns:
         if column not in referenced:
             raise UnknownColumnError(intent.ref_table, column)

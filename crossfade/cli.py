@@ -74,6 +74,9 @@ LockTimeoutOpt = Annotated[float, typer.Option(
     "--lock-timeout", min=0.0, help="Seconds each DDL attempt may wait for its lock before retrying.")]
 ForeignTriggersOpt = Annotated[bool, typer.Option(
     "--allow-foreign-triggers", help="Proceed although the table has triggers crossfade did not write.")]
+DeepOpt = Annotated[bool, typer.Option(
+    "--deep", help="Also read every row (in short batches, online) and report those that break the sync or a "
+    "link law: writes the triggers did not see. Contract runs this check itself before dropping anything.")]
 
 
 # --- plan --------------------------------------------------------------------------------
@@ -210,6 +213,8 @@ def contract(changes: ChangesArg, url: UrlOpt = None, lock_timeout: LockTimeoutO
     """Only when no node of release N is left: drop triggers and old columns, apply NOT NULL."""
     with _runner(changes, url, lock_timeout, allow_foreign_triggers) as (runner, loaded):
         for change in loaded.changes:
+            if _skip_contracted(runner, change, "contract"):
+                continue
             _run_phase("contract", change, runner.contract, "contracted: release N+1's schema is final")
 
 
@@ -237,10 +242,11 @@ def rollback(changes: ChangesArg, url: UrlOpt = None, lock_timeout: LockTimeoutO
 
 @app.command()
 def status(changes: ChangesArg, url: UrlOpt = None,
-           as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False) -> None:
-    """Per change: phase, backfill progress, triggers installed and unchanged, problems."""
+           as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+           deep: DeepOpt = False) -> None:
+    """Per change: phase, backfill progress, triggers installed and unchanged, repairs, problems."""
     with _runner(changes, url) as (runner, loaded):
-        statuses = [runner.status(change) for change in loaded.changes]
+        statuses = [runner.status(change, deep=deep) for change in loaded.changes]
         if as_json:
             typer.echo(json.dumps([s.to_json() for s in statuses], indent=2))
             return
@@ -256,12 +262,16 @@ def _status_table(status_: ChangeStatus) -> Table:
     table.add_column("what", style="dim")
     table.add_column("state")
     table.add_row("phase", f"[cyan]{status_.phase.value}[/cyan]")
+    if status_.schema is not None:
+        table.add_row("schema", escape(status_.schema))
     for name, fraction in sorted(status_.backfill.items()):
         table.add_row(f"backfill {escape(name)}", f"{fraction:.0%}")
     for trigger in status_.triggers:
         table.add_row(f"{trigger['kind']} {escape(trigger['name'])}",
                       f"installed {ok if trigger['installed'] else bad}, "
                       f"checksum matches {ok if trigger['matches'] else bad}")
+    for repair in status_.repairs:
+        table.add_row("repair", escape(repair))
     for problem in status_.problems:
         table.add_row("[red]problem[/red]", f"[red]{escape(problem)}[/red]")
     if not status_.problems:
@@ -270,7 +280,7 @@ def _status_table(status_: ChangeStatus) -> Table:
 
 
 @app.command()
-def check(changes: ChangesArg, url: UrlOpt = None) -> None:
+def check(changes: ChangesArg, url: UrlOpt = None, deep: DeepOpt = False) -> None:
     """Exit 0 up to date, 2 needs expand, 3 needs migrate, 4 needs contract, 1 a problem."""
     from .state import Phase
 
@@ -278,7 +288,7 @@ def check(changes: ChangesArg, url: UrlOpt = None) -> None:
         codes = []
         for change in loaded.changes:
             current = runner.load(change)
-            problems = runner.problems(change, current)
+            problems = runner.problems(change, current, deep=deep)
             code = PROBLEM if problems else _NEEDS.get(current.phase.value, PROBLEM)
             codes.append(code)
             detail = f": {'; '.join(problems)}" if problems else ""

@@ -147,7 +147,8 @@ class CreateTable:
 
     def build(self, metadata: sa.MetaData, ref_key_type) -> sa.Table:
         """The table in `metadata` (with a stand-in for the referenced table, so the key resolves)."""
-        if self.ref_table not in metadata.tables:
+        ref_key = f"{metadata.schema}.{self.ref_table}" if metadata.schema else self.ref_table
+        if ref_key not in metadata.tables:
             sa.Table(self.ref_table, metadata, sa.Column(self.key, ref_key_type, primary_key=True))
         columns = [sa.Column(c.name, c.type, nullable=c.nullable, primary_key=c.name == self.key,
                              autoincrement=False,

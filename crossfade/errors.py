@@ -17,7 +17,9 @@ class ValidationError(CrossfadeError):
 class UnknownTableError(ValidationError):
     def __init__(self, table: str):
         self.table = table
-        super().__init__(f"table {table!r} does not exist")
+        # A dotted name is read as one identifier: the schema is named on the change.
+        hint = " (to name a table's schema, use Change(..., schema=...))" if "." in table else ""
+        super().__init__(f"table {table!r} does not exist{hint}")
 
 
 class TableExistsError(ValidationError):
@@ -88,16 +90,30 @@ class TransformRaisedError(TransformError):
 
 
 class RoundTripError(ValidationError):
-    """down(up(a)) != a for some value a that release N can store."""
+    """down(up(a)) != a for some value a that release N can store; `note` says where a came from
+    and what to do."""
 
-    def __init__(self, table: str, columns: tuple[str, ...], value, up_value, back_value):
+    def __init__(self, table: str, columns: tuple[str, ...], value, up_value, back_value, note: str = ""):
         self.table, self.columns = table, columns
         self.value, self.up_value, self.back_value = value, up_value, back_value
         cols = ", ".join(f"{table}.{c}" for c in columns)
         super().__init__(
             f"round-trip law broken for {cols}: a={value!r} -> up(a)={up_value!r} "
-            f"-> down(up(a))={back_value!r}, expected {value!r}"
+            f"-> down(up(a))={back_value!r}, expected {value!r}" + (f" ({note})" if note else "")
         )
+
+
+class ExistingRowsError(RoundTripError):
+    """Rows already in the table break the round-trip law: the sync law would not hold for them
+    from the moment the backfill derives their new columns. `value` and the rest are the first
+    such row's; `rows` counts them and `keys` names a few by primary key."""
+
+    def __init__(self, table: str, columns: tuple[str, ...], rows: int, keys: list, value, up_value, back_value):
+        self.rows, self.keys = rows, keys
+        shown = ", ".join(repr(k) for k in keys)
+        super().__init__(table, columns, value, up_value, back_value,
+                         f"{rows} existing row(s) break it, keys {shown}{', ...' if rows > len(keys) else ''}; "
+                         "fix those rows or choose transforms that keep their values")
 
 
 class NullsRemainError(ValidationError):
@@ -125,6 +141,14 @@ class IdentifierError(ValidationError):
         self.kind, self.table, self.name, self.dialect = kind, table, name, dialect
         subject = f"table {name!r}" if kind.endswith("table") else f"{kind} {name!r} of table {table!r}"
         super().__init__(f"{subject} cannot be named so on {dialect}: {reason}; choose a shorter or plainer name")
+
+
+class SchemaError(ValidationError):
+    """The database schema a change's tables are in cannot be told, or is not supported."""
+
+    def __init__(self, schema: str | None, reason: str):
+        self.schema = schema
+        super().__init__(reason)
 
 
 class PreflightError(CrossfadeError):
@@ -281,3 +305,19 @@ class DisagreeingRowsError(ValidationError):
         super().__init__(
             f"rows of {table!r} that share one {target!r} row ({key}) hold different {column} values ({sample}); "
             f"{target} can hold only one. Make them agree (NULL counts as a value), then expand again")
+
+
+class DriftedRowsError(ValidationError):
+    """Rows break the sync law or a link law: written while the triggers did not fire
+    (`session_replication_role = replica`, a disabled or dropped trigger, a cascade, a table
+    rebuilt without them). Raised before the phase's first DDL (contract: before dropping anything),
+    naming the rows and the statements that fix them; `findings` are datacheck.Finding objects."""
+
+    def __init__(self, findings: Sequence, phase: str, done: str = "nothing was dropped"):
+        self.findings, self.phase = list(findings), phase
+        self.count = sum(f.count for f in self.findings)
+        details = " | ".join(f.describe() for f in self.findings)
+        super().__init__(
+            f"{phase} refused, {done}: {self.count} row(s) break the law the triggers keep (written while they did "
+            f"not fire: session_replication_role = replica, a disabled or dropped trigger, a table rebuild): "
+            f"{details}. Then run {phase} again (crossfade check --deep re-checks every row)")

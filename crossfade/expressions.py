@@ -105,3 +105,17 @@ class TriggerRow:
 
     def __init__(self, table: sa.Table, which: str):
         self.c = {c.name: RowField(which, c.name, c.type) for c in table.columns}
+
+
+class ForTarget(ColumnElement):
+    """An expression whose SQL depends on the column it is stored in (`from_epoch_seconds` into a
+    PostgreSQL timestamptz or a naive timestamp). The sync group hands it the target column's
+    type through `for_target` before compiling; without one it takes its default form."""
+
+    def for_target(self, type_: sa.types.TypeEngine) -> ColumnElement:
+        raise NotImplementedError
+
+
+def for_column(expr: ColumnElement, type_: sa.types.TypeEngine | None) -> ColumnElement:
+    """`expr` as it is written into a column of `type_` (a ForTarget picks its form)."""
+    return expr.for_target(type_) if isinstance(expr, ForTarget) and type_ is not None else expr

@@ -1,9 +1,15 @@
 """The round-trip law, checked in the target database before any trigger is installed.
 
 For every value `a` release N can store, `down(up(a))` must equal `a`, or release N would read
-back something it never wrote. The database evaluates the compiled transforms on sample values of
-the old columns' types (and on values already in the table), storing `up(a)` in the new column's
-type on the way, exactly as the trigger would.
+back something it never wrote. The database evaluates the compiled transforms, storing `up(a)` in
+the new column's type on the way exactly as the trigger would, on three sets of values:
+- sample values of the old columns' types;
+- every row already in the table, with one set-based query per batch of keys (`check_rows`):
+  the sync law must hold for each of them once the backfill derives its new columns;
+- the edges of the old columns' declared types (crossfade.domain: a DECIMAL's smallest step and
+  largest value, a string of the full length, a datetime's fraction of a second...), unless the
+  group is marked lossy on purpose.
+The first counter-example is named before any DDL.
 """
 
 from __future__ import annotations
@@ -11,18 +17,24 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import itertools
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
 
 from .dialects.base import TriggerDialect
-from .errors import RoundTripError, TransformError
-from .expressions import is_distinct
+from .domain import edge_values
+from .errors import ExistingRowsError, RoundTripError, TransformError
+from .expressions import for_column, is_distinct
 from .schema import Schema
 from .sync import SyncGroup
+from .transforms import blind_conversions, zone_aware
 
 MAX_COMBINATIONS = 200
-EXISTING_VALUES = 50
+ROWS_PER_BATCH = 50_000  # existing rows checked per query, so no read runs for long on a big table
+ROWS_SHOWN = 3  # keys of broken rows named in the refusal
+LOSSY_HINT = ("a value the old column's declared type can hold; widen the new column or change the "
+              "transforms, or pass lossy=True to the op if losing it is on purpose")
 
 _STRINGS = ["", "a", "public", "private", "shared", "community", "Hello, World", "it's", "üñî", "0", " x "]
 
@@ -68,32 +80,59 @@ def _is_mysql_boolean(type_: sa.types.TypeEngine) -> bool:
 
 
 def check_group(conn: sa.Connection, dialect: TriggerDialect, schema: Schema, group: SyncGroup) -> int:
-    """Raise RoundTripError on the first counter-example; return how many values were checked."""
+    """Raise RoundTripError on the first counter-example (ExistingRowsError for rows in the
+    table); return how many values and rows were checked."""
     if group.down is None:
         return 0
     table = schema.table(group.table)
-    per_column = [_values_for(conn, table, name) for name in group.old]
+    _refuse_blind_conversions(conn, dialect, table, group)
+    per_column = [sample_values(table.c[name]) for name in group.old]
     checked = 0
     for values in itertools.islice(itertools.product(*per_column), MAX_COMBINATIONS):
         _check_one(conn, dialect, schema, group, dict(zip(group.old, values)))
         checked += 1
+    checked += check_rows(conn, dialect, schema, group)
+    if not group.lossy:
+        checked += _check_domain(conn, dialect, schema, group, per_column)
     return checked
 
 
-def _values_for(conn: sa.Connection, table: sa.Table, name: str) -> list[Any]:
-    column = table.c[name]
-    # A reflected MySQL DOUBLE reads as a Decimal of 10 places, a value the column never held.
-    read = sa.type_coerce(column, sa.Float()) if isinstance(column.type, sa.Float) else column
-    existing = conn.execute(sa.select(read).distinct().where(column.is_not(None))
-                            .limit(EXISTING_VALUES)).scalars().all()
-    return list(dict.fromkeys([*sample_values(column), *existing]))
+def _refuse_blind_conversions(conn, dialect: TriggerDialect, table: sa.Table, group: SyncGroup) -> None:
+    """A from_epoch_* nested in another expression cannot see that the column it fills holds an
+    instant; it would store the writer's wall time, which no check in crossfade's own session shows."""
+    exprs = zip((*group.new, *group.old), (*group.up_exprs(table), *group.down_exprs(table)))
+    for name, expr in exprs:
+        blind = blind_conversions(expr)
+        if blind and zone_aware(table.c[name].type, conn.dialect):
+            raise TransformError(group.table, name, dialect.name,
+                                 f"{blind[0]} is nested in another expression, so it cannot see that {name} "
+                                 f"is zone-aware ({table.c[name].type}); return it as the transform's whole "
+                                 "value, or write the zone-aware SQL with per_dialect")
 
 
-def _check_one(conn, dialect: TriggerDialect, schema: Schema, group: SyncGroup, value: dict) -> None:
+def _check_domain(conn, dialect: TriggerDialect, schema: Schema, group: SyncGroup, samples: list) -> int:
+    """The edges of each old column's type, one column at a time (the others at a sample value)."""
+    table = schema.table(group.table)
+    fixed = {name: next((v for v in values if v is not None), None) for name, values in zip(group.old, samples)}
+    checked = 0
+    for name in group.old:
+        for edge in edge_values(table.c[name].type, dialect.name):
+            _check_one(conn, dialect, schema, group, {**fixed, name: edge}, note=LOSSY_HINT)
+            checked += 1
+    return checked
+
+
+def _round_trip(dialect: TriggerDialect, table: sa.Table, group: SyncGroup, a) -> sa.Subquery:
+    """`a` (a FROM holding the old columns) with `up(a)` stored in the new columns' types."""
+    ups = group.up_exprs(a)
+    stored = [dialect.store_as(for_column(e, table.c[n].type), table.c[n].type) for n, e in zip(group.new, ups)]
+    return sa.select(*a.c, *[e.label(n) for n, e in zip(group.new, stored)]).subquery("b")
+
+
+def _check_one(conn, dialect: TriggerDialect, schema: Schema, group: SyncGroup, value: dict, note: str = "") -> None:
     table = schema.table(group.table)
     a = sa.select(*[_typed(dialect, v, table.c[n].type).label(n) for n, v in value.items()]).subquery("a")
-    stored = [dialect.store_as(e, table.c[n].type) for n, e in zip(group.new, group.up_exprs(a))]
-    b = sa.select(*[a.c[n] for n in group.old], *[e.label(n) for n, e in zip(group.new, stored)]).subquery("b")
+    b = _round_trip(dialect, table, group, a)
     back = group.down_exprs(b)
     query = sa.select(
         *[b.c[n] for n in group.new],
@@ -104,12 +143,87 @@ def _check_one(conn, dialect: TriggerDialect, schema: Schema, group: SyncGroup, 
         result = conn.execute(query).one()
     except sa.exc.DBAPIError as exc:
         conn.rollback()
-        detail = f"evaluating a={_show(value)}: {str(exc.orig).splitlines()[0]}"
+        detail = f"evaluating a={_show(value)}: {str(exc.orig).splitlines()[0]}" + (f" ({note})" if note else "")
         raise TransformError(group.table, ", ".join(group.new), dialect.name, detail) from None
     if result.broken:
         up_values = tuple(result[: len(group.new)])
         back_values = tuple(result[len(group.new): len(group.new) + len(group.old)])
-        raise RoundTripError(group.table, group.old, _show(value), _one(up_values), _one(back_values))
+        raise RoundTripError(group.table, group.old, _show(value), _one(up_values), _one(back_values), note)
+
+
+# --- the rows already in the table -------------------------------------------------------------
+
+def check_rows(conn: sa.Connection, dialect: TriggerDialect, schema: Schema, group: SyncGroup,
+               batch: int = ROWS_PER_BATCH) -> int:
+    """Raise ExistingRowsError when rows of the table break the round-trip law, counting them
+    and naming a few; return how many rows were read. One query per `batch` keys (two with a
+    key of several columns: the batch's end is found first)."""
+    if group.down is None:
+        return 0
+    table = schema.table(group.table)
+    key = dialect.batch_key(table)
+    broken, first, read, last = 0, [], 0, None
+    while True:
+        if len(key) == 1:  # the batch is the next `batch` keys; its end comes back as max(key)
+            where, limit, bound = _after(key, last), batch, None
+        else:
+            bound = _batch_end(conn, table, key, last, batch)
+            where, limit = sa.and_(_after(key, last), _up_to(key, bound)), None
+        total, count, end, rows = _broken_rows(conn, dialect, table, group, key, where, limit,
+                                               want=ROWS_SHOWN - len(first))
+        read, broken, first = read + total, broken + count, first + rows
+        done = bound is None if len(key) > 1 else total < batch
+        if done:
+            break
+        last = bound if len(key) > 1 else (end,)
+    if broken:
+        keys = [row[: len(key)] for row in first]
+        old, up, back = _split(first[0][len(key):], group)
+        raise ExistingRowsError(group.table, group.old, broken, [_one(tuple(k)) for k in keys], old, up, back)
+    return read
+
+
+def _batch_end(conn, table: sa.Table, key: list, last, batch: int):
+    """The key of the `batch`-th row after `last`; None when fewer rows remain."""
+    query = (sa.select(*key).select_from(table).where(_after(key, last))
+             .order_by(*key).offset(batch - 1).limit(1))
+    row = conn.execute(query).first()
+    return None if row is None else tuple(row)
+
+
+def _after(key: list, last) -> sa.ColumnElement:
+    return sa.true() if last is None else sa.tuple_(*key) > sa.tuple_(*last)
+
+
+def _up_to(key: list, bound) -> sa.ColumnElement:
+    return sa.true() if bound is None else sa.tuple_(*key) <= sa.tuple_(*bound)
+
+
+def _broken_rows(conn, dialect: TriggerDialect, table: sa.Table, group: SyncGroup, key: list,
+                 where: sa.ColumnElement, limit: int | None, want: int) -> tuple[int, int, Any, list]:
+    """Of the rows `where` picks (the first `limit` by key): how many, how many break the law,
+    the largest first key column, and the first `want` broken ones as (key..., old..., up..., back...)."""
+    keys = [k.label(f"crossfade_key_{i}") for i, k in enumerate(key)]
+    rows = sa.select(*keys, *[table.c[n] for n in group.old]).select_from(table).where(where)
+    a = (rows if limit is None else rows.order_by(*key).limit(limit)).subquery("a")
+    b = _round_trip(dialect, table, group, a)
+    back = group.down_exprs(b)
+    broken = sa.or_(*[is_distinct(b.c[n], e) for n, e in zip(group.old, back)])
+    key_columns = [b.c[k.name] for k in keys]
+    total, count, end = conn.execute(sa.select(sa.func.count(), sa.func.count(sa.case((broken, 1))),
+                                               sa.func.max(key_columns[0])).select_from(b)).one()
+    if not count or not want:
+        return total, count, end, []
+    shown = (sa.select(*key_columns, *[b.c[n] for n in group.old], *[b.c[n] for n in group.new],
+                       *[e.label(f"back_{i}") for i, e in enumerate(back)])
+             .where(broken).order_by(*key_columns).limit(want))
+    return total, count, end, [tuple(r) for r in conn.execute(shown)]
+
+
+def _split(values: Sequence, group: SyncGroup) -> tuple:
+    n_old, n_new = len(group.old), len(group.new)
+    old = dict(zip(group.old, values[:n_old]))
+    return _show(old), _one(tuple(values[n_old:n_old + n_new])), _one(tuple(values[n_old + n_new:]))
 
 
 def _typed(dialect: TriggerDialect, value: Any, type_: sa.types.TypeEngine):

@@ -11,14 +11,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 
 import sqlalchemy as sa
 
-from . import backfill, checks, names, ops, roundtrip, state
+from . import backfill, checks, datacheck, names, ops, roundtrip, state
 from .change import Change
 from .ddl import SetNullable, Step, new_names
 from .dialects import for_dialect
-from .errors import NullsRemainError, PhaseError, TableBusyError, VerificationError
+from .errors import DriftedRowsError, NullsRemainError, PhaseError, SchemaError, TableBusyError, VerificationError
 from .locking import LockPolicy, retry_when_busy, run_step, run_with_lock_timeout
 from .preflight import run_preflight
 from .schema import Schema
@@ -35,10 +36,13 @@ class ChangeStatus:
     backfill: dict[str, float] = field(default_factory=dict)  # table -> fraction done
     triggers: list[dict] = field(default_factory=list)  # name, table, kind, installed, matches
     problems: list[str] = field(default_factory=list)
+    repairs: list[str] = field(default_factory=list)  # "triggers repaired at <time>, N row(s) reconciled"
+    schema: str | None = None  # the database schema the change's tables are in, where resolved
 
     def to_json(self) -> dict:
-        return {"change": self.change_id, "phase": self.phase.value, "backfill": self.backfill,
-                "triggers": self.triggers, "problems": self.problems}
+        found = {"change": self.change_id, "phase": self.phase.value, "backfill": self.backfill,
+                 "triggers": self.triggers, "problems": self.problems, "repairs": self.repairs}
+        return found if self.schema is None else {**found, "schema": self.schema}
 
 
 INDEX_AND_CONSTRAINT_OPS = (ops.CreateIndexOp, ops.AddUniqueOp, ops.AddForeignKeyOp, ops.AddCheckOp)
@@ -57,7 +61,7 @@ class Runner:
         for the lock has tried again, ~22 ms after a 40 ms batch; others: not at all)."""
         backfill.check_options(batch_size, batch_seconds, pause)
         self.engine = engine
-        self.dialect = for_dialect(engine.dialect)
+        self.dialect = for_dialect(engine.dialect)  # bound to the change's schema by each phase (`_bind`)
         self.policy = LockPolicy(lock_timeout, max_lock_wait)
         self.batch_size = batch_size
         self.batch_seconds = batch_seconds
@@ -128,6 +132,9 @@ class Runner:
             self._refuse_remaining_nulls(conn, change, schema)
             checks.refuse_unmovable(conn, schema, change.moves_to_finish(schema), "contract")
             checks.refuse_violations(conn, schema, change.contract_intents(schema))
+            # A contract stopped after dropping triggers is past this (and would see false drift).
+            if current.phase is Phase.MIGRATED or self._triggers_intact(conn, current):
+                self._refuse_drifted_rows(change, current, "contract")
             if current.phase is Phase.MIGRATED:
                 current.phase = Phase.CONTRACTING
                 self._save(current, "contract", "record contracting")
@@ -164,12 +171,23 @@ class Runner:
 
     # --- inspection --------------------------------------------------------------------------
     def load(self, change: Change) -> ChangeState:
+        """The change's recorded state; the runner then works in the schema it records."""
         with self.engine.connect() as conn:
-            return state.load(conn, change.id)
+            found = state.load(conn, change.id)
+        if None not in (change.schema, found.schema) and change.schema != found.schema:
+            raise SchemaError(change.schema, f"change {change.id} was run on the tables of schema {found.schema!r}, "
+                                             f"not {change.schema!r}: give the change another id")
+        self._bind(found.schema)
+        return found
 
-    def status(self, change: Change) -> ChangeStatus:
+    def _bind(self, schema: str | None) -> None:
+        self.dialect = self.dialect.in_schema(schema)
+
+    def status(self, change: Change, deep: bool = False) -> ChangeStatus:
+        """`deep`: also check every row against the sync and link laws (a full read, in batches)."""
         current = self.load(change)
-        result = ChangeStatus(change.id, current.phase)
+        result = ChangeStatus(change.id, current.phase, repairs=[_repair_text(r) for r in current.repairs],
+                              schema=current.schema)
         result.backfill = {t: (c["done"] / c["total"] if c.get("total") else 1.0)
                            for t, c in current.checkpoint.items()}
         with self.engine.connect() as conn:
@@ -181,12 +199,39 @@ class Runner:
                     "installed": found is not None,
                     "matches": found is not None and checks.sha(found[2]) == recorded["catalog"],
                 })
-        result.problems = self.problems(change, current)
+        result.problems = self.problems(change, current, deep=deep)
         return result
 
-    def problems(self, change: Change, current: ChangeState | None = None) -> list[str]:
-        """What is wrong with the database for the change's recorded phase (empty: all good)."""
+    def problems(self, change: Change, current: ChangeState | None = None, deep: bool = False) -> list[str]:
+        """What is wrong with the database for the change's recorded phase (empty: all good).
+        `deep`: also every row that breaks the sync or a link law (`data_findings`)."""
         current = current or self.load(change)
+        self._bind(current.schema)  # the schema the state records, whoever loaded it
+        found = self._catalog_problems(change, current)
+        if current.phase in SYNCING and current.repairs and not current.repairs[-1].get("done", True):
+            found.append(f"{_repair_text(current.repairs[-1])}: fix those rows, then run expand again")
+        if deep and current.phase in SYNCING:
+            found += [finding.describe() for finding in self.data_findings(change, current)]
+        return found
+
+    def data_findings(self, change: Change, current: ChangeState | None = None) -> list[datacheck.Finding]:
+        """The rows that break the sync law or a link law, read in online batches (empty: every row
+        holds). Only while the triggers keep the laws (expanded to contracting); before migrate
+        is done a row whose new columns are all NULL is not derived yet and passes."""
+        current = current or self.load(change)
+        self._bind(current.schema)
+        if current.phase not in SYNCING | {Phase.CONTRACTING}:
+            return []
+        with self.engine.connect() as conn:
+            schema = self._reflect(conn, change)
+        syncs = change.table_syncs(schema, current.relaxed)
+        tables = {name: schema.table(name) for name in change.tables() if schema.has_table(name)}
+        laws = datacheck.laws(self.dialect, syncs, change.links(schema), tables,
+                              derived_only=current.phase not in (Phase.MIGRATED, Phase.CONTRACTING))
+        batches = datacheck.check_batches(self.dialect, self.batch_size, self.batch_seconds)
+        return datacheck.check_rows(self.engine, self.dialect, laws, batches=batches)
+
+    def _catalog_problems(self, change: Change, current: ChangeState) -> list[str]:
         with self.engine.connect() as conn:
             schema = self._reflect(conn, change)
             if current.phase in SYNCING:
@@ -216,13 +261,22 @@ class Runner:
         """Raise what expand would refuse (validation, preflight, the round-trip law) without
         changing anything; e.g. before other DDL that must not run for a refused change. Quiet:
         the expand that follows reports the round-trip law and the preflight's warnings once."""
+        self._resolve_schema(change)
         self._refusals(change, report=False)
+
+    def _resolve_schema(self, change: Change) -> None:
+        """Which schema the change's tables are really in (a search_path may reach another one
+        than current_schema()), resolved once; every phase then names it and expand records it."""
+        with self.engine.connect() as conn:
+            self._bind(self.dialect.resolve_schema(conn, change.tables(), change.schema))
 
     def _prepare_expand(self, change: Change) -> ChangeState:
         """Everything that can refuse the change, before the first DDL statement."""
+        self._resolve_schema(change)
         schema, syncs = self._refusals(change)
         relaxed = [list(pair) for pair in self.dialect.columns_to_relax(schema, syncs)]
-        current = ChangeState(change.id, Phase.EXPANDING, tables=sorted(change.tables()), relaxed=relaxed)
+        current = ChangeState(change.id, Phase.EXPANDING, tables=sorted(change.tables()), relaxed=relaxed,
+                              schema=self.dialect.schema)
         with self.engine.begin() as conn:
             state.ensure_table(conn)
         self._save(current, "expand", "record expanding")
@@ -266,7 +320,8 @@ class Runner:
 
     def _refuse_busy_tables(self, conn: sa.Connection, change: Change) -> None:
         for other in state.load_all(conn):
-            if other.change_id != change.id and other.phase in IN_FLIGHT:
+            elsewhere = None not in (other.schema, self.dialect.schema) and other.schema != self.dialect.schema
+            if other.change_id != change.id and other.phase in IN_FLIGHT and not elsewhere:
                 for table in sorted(change.tables() & set(other.tables)):
                     raise TableBusyError(table, other.change_id)
 
@@ -289,15 +344,57 @@ class Runner:
 
     def _repair_triggers(self, change: Change, current: ChangeState) -> None:
         """expand on an expanded change reinstalls missing or drifted triggers (e.g. after a
-        SQLite table rebuild), and otherwise does nothing."""
-        if not self.problems(change, current):
+        SQLite table rebuild), then reconciles the rows written meanwhile; otherwise it does
+        nothing. The repair is recorded before the first trigger goes in, so a rerun after a
+        crash still reconciles (the reinstalled triggers alone would look like nothing happened)."""
+        unfinished = bool(current.repairs) and not current.repairs[-1].get("done", True)
+        if not self._catalog_problems(change, current):
+            if unfinished:
+                self._reconcile(change, current)
             return
         self.log("triggers are missing or out of date; reinstalling them")
+        if not unfinished:
+            current.repairs.append({"at": _now(), "reconciled": 0, "ambiguous": None, "done": False})
+            self._save(current, "expand", "record repairing triggers")
         with self._ddl_connection() as conn:
             expected = self._install_triggers(conn, change, current)
             current.triggers = checks.catalog_checksums(self.dialect, conn, expected)
         self._save(current, "expand", "record repaired triggers")
         self._verify(change, current)
+        self._reconcile(change, current)
+
+    def _reconcile(self, change: Change, current: ChangeState) -> None:
+        """The rows written while the triggers were missing break the sync law: those whose row
+        shows which release wrote them are repaired (datacheck.reconcile); the others are named
+        in a DriftedRowsError, and the repair stays unfinished until they are fixed."""
+        with self.engine.connect() as conn:
+            schema = self._reflect(conn, change)
+        syncs = change.table_syncs(schema, current.relaxed)
+        required = {tuple(pair) for pair in current.relaxed}
+        required |= {(g.table, c) for ts in syncs.values() for g in ts.groups for c in g.old
+                     if not schema.column(g.table, c).nullable}
+        entry = current.repairs[-1]
+        entry["reconciled"] += datacheck.reconcile(self.engine, self.dialect, syncs, required, batches=self._batches())
+        findings = self.data_findings(change, current)
+        entry["ambiguous"] = sum(f.count for f in findings)
+        entry["done"] = not findings
+        self._save(current, "expand", "record reconciled rows")
+        self.log(_repair_text(entry))
+        if findings:
+            raise DriftedRowsError(findings, "expand", done=f"the triggers are reinstalled and {entry['reconciled']} "
+                                   "row(s) reconciled, but the rest cannot tell which release wrote them")
+
+    def _refuse_drifted_rows(self, change: Change, current: ChangeState, phase: str) -> None:
+        findings = self.data_findings(change, current)
+        if findings:
+            raise DriftedRowsError(findings, phase)
+
+    def _triggers_intact(self, conn: sa.Connection, current: ChangeState) -> bool:
+        catalog = self.dialect.catalog_objects(conn, set(current.tables))
+        return bool(current.triggers) and set(current.triggers) <= set(catalog)
+
+    def _batches(self) -> backfill.BatchSizer:
+        return backfill.batch_sizer(self.batch_size, self.batch_seconds)
 
     # --- shared helpers ----------------------------------------------------------------------
     def _drop_triggers(self, conn: sa.Connection, change: Change, current: ChangeState) -> None:
@@ -365,12 +462,12 @@ class Runner:
             self.on_step(phase, step_name)
 
     def _verify(self, change: Change, current: ChangeState) -> None:
-        problems = self.problems(change, current)
+        problems = self._catalog_problems(change, current)
         if problems:
             raise VerificationError(problems)
 
     def _reflect(self, conn: sa.Connection, change: Change) -> Schema:
-        return Schema.reflect(conn, change.tables())
+        return Schema.reflect(conn, change.tables(), self.dialect.schema)
 
     def _release_n_schema(self, conn: sa.Connection, change: Change, current: ChangeState) -> Schema:
         """The live schema with the NOT NULLs crossfade relaxed (expand on SQLite, contract before
@@ -386,6 +483,20 @@ class Runner:
     def _ddl_connection(self):
         with self.engine.connect() as conn, self.dialect.ddl_session(conn) as ddl:
             yield ddl
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _repair_text(repair: dict) -> str:
+    if repair.get("ambiguous") is None:
+        return f"trigger repair begun at {repair['at']} did not finish (run expand again)"
+    text = f"triggers repaired at {repair['at']}, {repair['reconciled']} row(s) reconciled"
+    if repair.get("ambiguous"):
+        text += (f", {repair['ambiguous']} row(s) ambiguous (written while the triggers were missing; "
+                 "crossfade check --deep names them)")
+    return text
 
 
 __all__ = ["ChangeStatus", "Runner", "run_with_lock_timeout"]

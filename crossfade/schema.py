@@ -26,22 +26,25 @@ def inspect(conn: sa.Connection) -> sa.Inspector:
 
 
 class Schema:
+    """Tables are looked up by their plain names; where the change's tables are in a named
+    database schema (`metadata.schema`), every table here is in it, so compiled SQL names it."""
+
     def __init__(self, metadata: sa.MetaData, views: Iterable[str] = ()):
         self.metadata = metadata
         self.views = set(views)  # views in the database (a new table's name must not be one)
 
     @classmethod
-    def reflect(cls, conn: sa.Connection, tables: set[str]) -> Schema:
-        metadata = sa.MetaData()
+    def reflect(cls, conn: sa.Connection, tables: set[str], schema: str | None = None) -> Schema:
+        metadata = sa.MetaData(schema=schema)
         inspector = inspect(conn)
-        existing = set(inspector.get_table_names())
+        existing = set(inspector.get_table_names(schema=schema))
         with warnings.catch_warnings():
             # SQLAlchemy reflects PostgreSQL's NOT VALID checks (add_check between its two steps)
             # with an option Table() then warns it cannot validate.
             warnings.filterwarnings("ignore", "Can't validate argument 'dialect_options'", sa.exc.SAWarning)
             for name in sorted(tables & existing):
                 sa.Table(name, metadata, autoload_with=conn)
-        return cls(metadata, inspector.get_view_names())
+        return cls(metadata, inspector.get_view_names(schema=schema))
 
     @classmethod
     def from_metadata(cls, metadata: sa.MetaData) -> Schema:
@@ -54,11 +57,15 @@ class Schema:
         return self.has_table(name) or name in self.views
 
     def has_table(self, name: str) -> bool:
-        return name in self.metadata.tables
+        return self.fullname(name) in self.metadata.tables
+
+    def fullname(self, name: str) -> str:
+        """The table's name with its schema, as SQLAlchemy keys it (and a foreign key targets it)."""
+        return f"{self.metadata.schema}.{name}" if self.metadata.schema else name
 
     def table(self, name: str) -> sa.Table:
         try:
-            return self.metadata.tables[name]
+            return self.metadata.tables[self.fullname(name)]
         except KeyError:
             raise UnknownTableError(name) from None
 
@@ -165,7 +172,7 @@ class Schema:
 
     def drop_table(self, name: str) -> None:
         if self.has_table(name):
-            self.metadata.remove(self.metadata.tables[name])
+            self.metadata.remove(self.table(name))
 
     def rename_table(self, old: str, new: str) -> None:
         """`old` takes the name `new`, replacing what had it (rename_table's stand-in)."""
@@ -192,7 +199,7 @@ class Schema:
 
 
 def _copy_metadata(metadata: sa.MetaData) -> sa.MetaData:
-    copied = sa.MetaData()
+    copied = sa.MetaData(schema=metadata.schema)
     for table in metadata.sorted_tables:
         table.to_metadata(copied)
     return copied

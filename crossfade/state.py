@@ -10,6 +10,7 @@ from enum import Enum
 import sqlalchemy as sa
 
 STATE_TABLE = "crossfade_state"
+REPAIRS = "crossfade:repairs"  # ChangeState.repairs' key in the checkpoint JSON
 
 
 class Phase(str, Enum):
@@ -55,6 +56,13 @@ class ChangeState:
     # [table, column] pairs whose NOT NULL expand relaxed (SQLite), restored by rollback; and
     # old columns contract relaxed just before dropping the triggers (then dropped with them)
     relaxed: list = field(default_factory=list)
+    # Trigger repairs (expand found them missing): {"at": ISO time, "reconciled": rows or None
+    # while in progress, "ambiguous": rows}. Stored in the checkpoint column's JSON (no new column
+    # for state tables that exist already), under a key no table name takes.
+    repairs: list = field(default_factory=list)
+    # The database schema the change's tables are in, resolved once before expand (PostgreSQL);
+    # None: the connection's current schema (records from before schemas were resolved).
+    schema: str | None = None
 
 
 def ensure_table(conn: sa.Connection) -> None:
@@ -83,8 +91,9 @@ def load_all(conn: sa.Connection) -> list[ChangeState]:
 def save(conn: sa.Connection, state: ChangeState) -> None:
     values = {
         "phase": state.phase.value,
-        "tables": json.dumps(sorted(state.tables)),
-        "checkpoint": json.dumps(state.checkpoint, default=str),
+        "tables": _tables_json(state),
+        "checkpoint": json.dumps({**state.checkpoint, **({REPAIRS: state.repairs} if state.repairs else {})},
+                                 default=str),
         "triggers": json.dumps(state.triggers, sort_keys=True),
         "relaxed": json.dumps(state.relaxed),
         "updated_at": datetime.now(timezone.utc).replace(tzinfo=None),
@@ -100,9 +109,22 @@ def delete(conn: sa.Connection, change_id: str) -> None:
         conn.execute(sa.delete(state_table).where(state_table.c.change_id == change_id))
 
 
+def _tables_json(state: ChangeState) -> str:
+    """The tables, with their schema when one was resolved (kept in the same column, so the
+    state table of an earlier crossfade needs no change)."""
+    if state.schema is None:
+        return json.dumps(sorted(state.tables))
+    return json.dumps({"schema": state.schema, "tables": sorted(state.tables)})
+
+
 def _from_row(r) -> ChangeState:
+    tables = json.loads(r.tables)
+    schema = tables["schema"] if isinstance(tables, dict) else None
+    checkpoint = json.loads(r.checkpoint)
+    repairs = checkpoint.pop(REPAIRS, [])
     return ChangeState(
-        change_id=r.change_id, phase=Phase(r.phase), tables=json.loads(r.tables),
-        checkpoint=json.loads(r.checkpoint), triggers=json.loads(r.triggers),
-        relaxed=json.loads(r.relaxed),
+        change_id=r.change_id, phase=Phase(r.phase),
+        tables=tables["tables"] if isinstance(tables, dict) else tables,
+        checkpoint=checkpoint, triggers=json.loads(r.triggers),
+        relaxed=json.loads(r.relaxed), repairs=repairs, schema=schema,
     )

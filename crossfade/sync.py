@@ -19,7 +19,7 @@ from sqlalchemy.sql import quoted_name
 from sqlalchemy.sql.elements import ColumnElement
 
 from .errors import CrossfadeError, TransformRaisedError
-from .expressions import is_distinct
+from .expressions import for_column, is_distinct
 
 Transform = Callable[..., Any]
 
@@ -38,6 +38,9 @@ class SyncGroup:
     new: tuple[str, ...]
     up: Transform
     down: Transform | None = None
+    # True when the user accepts that down(up(a)) differs from a for some values the old columns'
+    # types can hold: the round-trip law is then checked on sample values and existing rows only.
+    lossy: bool = False
 
     def up_exprs(self, row: sa.TableClause) -> tuple[ColumnElement, ...]:
         result = call_transform(self.up, [row.c[name] for name in self.old], "up", self.table, self.new)
@@ -189,7 +192,7 @@ def _as_exprs(result: Any, types: list, what: str) -> tuple[ColumnElement, ...]:
 
 def _as_expr(value: Any, type_) -> ColumnElement:
     if isinstance(value, sa.sql.ClauseElement):
-        return value
+        return for_column(value, type_)
     if value is None:
         return sa.null()
     return sa.literal(value, type_)

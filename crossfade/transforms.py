@@ -25,11 +25,11 @@ from typing import Any, ClassVar
 
 import sqlalchemy as sa
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql import coercions, roles
+from sqlalchemy.sql import coercions, roles, visitors
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.visitors import InternalTraversal
 
-from .expressions import is_distinct
+from .expressions import ForTarget, is_distinct
 
 __all__ = [
     "after",
@@ -46,6 +46,7 @@ __all__ = [
     "scaled",
     "unscaled",
     "upper",
+    "zone_aware",
 ]
 
 # The dialect names per_dialect knows; MariaDB (dialect name "mariadb" with mariadb://) runs MySQL's SQL.
@@ -155,14 +156,21 @@ def _sql(name: str, type_, **templates: str) -> PerDialect:
 
 
 # --- datetime <-> integer epoch ----------------------------------------------------------
-# Naive datetimes are taken as UTC and no dialect's session time zone takes part: PostgreSQL
-# reads `timestamp` (without time zone) nominally, MySQL counts with TIMESTAMPDIFF/TIMESTAMPADD
-# on DATETIME (UNIX_TIMESTAMP / FROM_UNIXTIME would convert through the session's zone), and
-# SQLite's date functions work in UTC unless told 'localtime'. On SQLite a datetime is the text
-# SQLAlchemy stores ('YYYY-MM-DD HH:MM:SS.ffffff'); the conversions back produce exactly that.
-# SQLite's date functions round to milliseconds, so the fraction is read and written as text.
-# Zone-aware columns are another matter (PostgreSQL timestamptz, MySQL TIMESTAMP, which shows
-# values in the session's zone): use per_dialect with what such a column means.
+# Every form below is exact whatever the writing session's time zone (DESIGN section 2: a trigger
+# body must not depend on the writer's settings). Two kinds of column:
+# - Naive (PostgreSQL `timestamp`, MySQL DATETIME, SQLite's text): a UTC wall time, read
+#   nominally. PostgreSQL's EXTRACT(EPOCH) reads `timestamp` nominally; MySQL counts with
+#   TIMESTAMPDIFF/TIMESTAMPADD (UNIX_TIMESTAMP / FROM_UNIXTIME would convert through the session's
+#   zone); SQLite's date functions work in UTC unless told 'localtime'. On SQLite a datetime is
+#   the text SQLAlchemy stores ('YYYY-MM-DD HH:MM:SS.ffffff'); the conversions back produce
+#   exactly that, and read and write the fraction as text (SQLite rounds to milliseconds).
+# - Zone-aware (PostgreSQL `timestamptz`, MySQL TIMESTAMP): an instant. EXTRACT(EPOCH) of a
+#   timestamptz is the instant's; the way back starts from TIMESTAMPTZ '1970-01-01 00:00:00+00',
+#   so the session's TimeZone never takes part. A MySQL TIMESTAMP is shown to every session in its
+#   own time_zone: UNIX_TIMESTAMP reads it back to the instant and FROM_UNIXTIME gives the
+#   session's wall time that the column converts back, so both directions undo the session's zone.
+# The helpers read the column's type (the datetime argument's, or for the conversions to a
+# datetime the target column's, which the sync group hands over) to pick the form.
 
 _MICROS_SQLITE_FRACTION = "((({0} % 1000000) + 1000000) % 1000000)"  # the non-negative remainder
 
@@ -200,31 +208,129 @@ _from_epoch_micros = _sql(
            f" || '.' || substr('00000' || {_MICROS_SQLITE_FRACTION}, -6)",
 )
 
+# The zone-aware forms; SQLite has no zone-aware column, so it never compiles these.
+_instant_epoch_seconds = _sql(
+    "epoch_seconds", sa.BigInteger,
+    postgresql="CAST(floor(EXTRACT(EPOCH FROM {0})) AS BIGINT)",
+    mysql="CAST(FLOOR(UNIX_TIMESTAMP({0})) AS SIGNED)",
+)
+
+_instant_from_epoch_seconds = _sql(
+    "from_epoch_seconds", sa.DateTime(timezone=True),
+    postgresql="TIMESTAMPTZ '1970-01-01 00:00:00+00' + {0} * INTERVAL '1 second'",
+    mysql="FROM_UNIXTIME({0})",
+)
+
+_instant_epoch_micros = _sql(
+    "epoch_micros", sa.BigInteger,
+    postgresql="CAST(EXTRACT(EPOCH FROM {0}) * 1000000 AS BIGINT)",
+    mysql="CAST(UNIX_TIMESTAMP({0}) * 1000000 AS SIGNED)",  # a DECIMAL with the column's fraction
+)
+
+_instant_from_epoch_micros = _sql(
+    "from_epoch_micros", sa.DateTime(timezone=True),
+    postgresql="TIMESTAMPTZ '1970-01-01 00:00:00+00' + div({0}, 1000000) * INTERVAL '1 second'"
+               " + mod({0}, 1000000) * INTERVAL '1 microsecond'",
+    # A TIMESTAMP holds no instant before 1970, where FROM_UNIXTIME gives NULL anyway, so
+    # DIV and MOD (which truncate) only meet non-negative numbers that matter.
+    mysql="FROM_UNIXTIME({0} DIV 1000000) + INTERVAL ({0} MOD 1000000) MICROSECOND",
+)
+
+
+def zone_aware(type_: sa.types.TypeEngine, dialect) -> bool:
+    """True when a column of `type_` holds an instant in `dialect` (PostgreSQL timestamptz, MySQL
+    TIMESTAMP), which every session reads and writes in its own time zone."""
+    impl = type_.dialect_impl(dialect)
+    if dialect.name == "postgresql":
+        return isinstance(impl, sa.DateTime) and bool(impl.timezone)
+    if dialect.name in ("mysql", "mariadb"):
+        return isinstance(impl, sa.TIMESTAMP)
+    return False
+
+
+class _ByZone(ForTarget):
+    """The naive or the zone-aware form of a conversion, picked when compiling by the datetime
+    column's type (`column_type`): the argument's for a datetime in, the target's for one out."""
+
+    inherit_cache = True
+    _traverse_internals: ClassVar[list] = [
+        ("naive", InternalTraversal.dp_clauseelement),
+        ("aware", InternalTraversal.dp_clauseelement),
+        ("column_type", InternalTraversal.dp_type),
+        ("type", InternalTraversal.dp_type),
+    ]
+
+    def __init__(self, naive: ColumnElement, aware: ColumnElement, column_type, type_, targeted: bool,
+                 resolved: bool = True):
+        self.naive, self.aware, self.column_type, self.type = naive, aware, column_type, type_
+        self.targeted = targeted  # True for a datetime out: the target column decides
+        self.resolved = resolved  # False until a datetime out has seen its target column
+
+    @property
+    def _from_objects(self) -> list:
+        return self.naive._from_objects
+
+    def for_target(self, type_: sa.types.TypeEngine) -> ColumnElement:
+        if not self.targeted:
+            return self
+        return _ByZone(self.naive, self.aware, type_, type_, targeted=True)
+
+    @property
+    def name(self) -> str:
+        return self.naive.name
+
+
+@compiles(_ByZone)
+def _render_by_zone(element: _ByZone, compiler, **kw) -> str:
+    chosen = element.aware if zone_aware(element.column_type, compiler.dialect) else element.naive
+    return compiler.process(chosen, **kw)
+
+
+def _to_number(naive: PerDialect, aware: PerDialect, dt: ColumnElement) -> ColumnElement:
+    dt = coercions.expect(roles.ExpressionElementRole, dt)
+    return _ByZone(naive(dt), aware(dt), dt.type, naive.type, targeted=False)
+
+
+def _to_datetime(naive: PerDialect, aware: PerDialect, n: ColumnElement) -> ColumnElement:
+    n = coercions.expect(roles.ExpressionElementRole, n)
+    return _ByZone(naive(n), aware(n), naive.type, naive.type, targeted=True, resolved=False)
+
+
+def blind_conversions(expr: ColumnElement) -> list[str]:
+    """The conversions to a datetime inside `expr` that never saw the column they are stored in
+    (from_epoch_seconds nested in another expression): they take the naive form."""
+    return [e.name for e in visitors.iterate(expr) if isinstance(e, _ByZone) and not e.resolved]
+
 
 def epoch_seconds(dt: ColumnElement) -> ColumnElement:
-    """Seconds since 1970-01-01 00:00:00 of a naive UTC datetime, floored (1969-12-31 23:59:59.5
-    gives -1). Round-trips through `from_epoch_seconds` for datetimes without fractional seconds;
-    the round-trip check refuses a column holding any (use `epoch_micros`)."""
-    return _epoch_seconds(dt)
+    """Seconds since 1970-01-01 00:00:00 UTC, floored (1969-12-31 23:59:59.5 gives -1): of the
+    instant for a zone-aware column (PostgreSQL timestamptz, MySQL TIMESTAMP), of the UTC wall time
+    for a naive one; the writer's session time zone never counts. Round-trips through
+    `from_epoch_seconds` for datetimes without fractional seconds; the round-trip check refuses a
+    column holding any (use `epoch_micros`)."""
+    return _to_number(_epoch_seconds, _instant_epoch_seconds, dt)
 
 
 def from_epoch_seconds(n: ColumnElement) -> ColumnElement:
-    """The naive UTC datetime `n` seconds after 1970-01-01 00:00:00. Round-trips through
-    `epoch_seconds` for every integer in the datetime range of the dialect."""
-    return _from_epoch_seconds(n)
+    """The datetime `n` seconds after 1970-01-01 00:00:00 UTC, as the column it is stored in holds
+    it: that instant in a zone-aware column, its UTC wall time in a naive one. Round-trips through
+    `epoch_seconds` for every integer in the column's range (a MySQL TIMESTAMP's starts at 1970).
+    Used inside another expression, it cannot see the column and gives the naive form."""
+    return _to_datetime(_from_epoch_seconds, _instant_from_epoch_seconds, n)
 
 
 def epoch_micros(dt: ColumnElement) -> ColumnElement:
-    """Microseconds since 1970-01-01 00:00:00 of a naive UTC datetime. Round-trips through
-    `from_epoch_micros` for every datetime the column stores (MySQL: DATETIME(6) to keep
-    microseconds; a plain DATETIME has none to lose)."""
-    return _epoch_micros(dt)
+    """Microseconds since 1970-01-01 00:00:00 UTC, zone-aware or naive as `epoch_seconds`.
+    Round-trips through `from_epoch_micros` for every datetime the column stores (MySQL:
+    DATETIME(6) / TIMESTAMP(6) to keep microseconds; a plain one has none to lose)."""
+    return _to_number(_epoch_micros, _instant_epoch_micros, dt)
 
 
 def from_epoch_micros(n: ColumnElement) -> ColumnElement:
-    """The naive UTC datetime `n` microseconds after 1970-01-01 00:00:00. Round-trips through
-    `epoch_micros` for every integer in the datetime range, when the column keeps microseconds."""
-    return _from_epoch_micros(n)
+    """The datetime `n` microseconds after 1970-01-01 00:00:00 UTC, as `from_epoch_seconds`.
+    Round-trips through `epoch_micros` for every integer in the column's range, when the column
+    keeps microseconds."""
+    return _to_datetime(_from_epoch_micros, _instant_from_epoch_micros, n)
 
 
 # --- boolean <-> enumerated string -------------------------------------------------------

@@ -89,14 +89,16 @@ def set_not_null() -> Upgrade:
 
 
 def split_column() -> Upgrade:
-    """full_name becomes first_name and last_name (split at the first space)."""
+    """full_name becomes first_name and last_name (split at the first space), each wide enough for
+    any full_name release N can store (a name without a space is all first name): the round-trip
+    law covers the type's whole domain."""
     return Upgrade(
         Change(ops.split_column(
-            "people", "full_name", [sa.Column("first_name", sa.String(40)), sa.Column("last_name", sa.String(40))],
+            "people", "full_name", [sa.Column("first_name", sa.String(81)), sa.Column("last_name", sa.String(80))],
             up=lambda full: (transforms.before(full, " "), transforms.after(full, " ")),
             down=lambda first, last: transforms.join(" ", first, last)), id="sim_split_column"),
         _table("people", sa.Column("full_name", sa.String(81)), sa.Column("email", sa.String(60))),
-        _table("people", sa.Column("first_name", sa.String(40)), sa.Column("last_name", sa.String(40)),
+        _table("people", sa.Column("first_name", sa.String(81)), sa.Column("last_name", sa.String(80)),
                sa.Column("email", sa.String(60))),
         {"people.full_name": ["Ada King", "Alan Mathison Turing", "Grace", "", " lead", "trail "],
          "people.first_name": ["Ada", "Alan", "", "Grace"], "people.last_name": ["King", "Mathison Turing", ""]},

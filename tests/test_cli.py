@@ -203,9 +203,10 @@ def test_cli_runs_expand_migrate_contract_with_check_codes_at_every_phase(engine
     assert contracted.exit_code == 0, contracted.output
     assert check_code(url) == 0  # up to date
     found = status_json(url)
+    assert found.pop("schema", "public") == "public"  # where resolved (PostgreSQL), the schema is named
     # Contract keeps only the record that the change is done: no checkpoint, no triggers.
     assert found == {"change": "0001_visibility", "phase": "contracted", "backfill": {},
-                     "triggers": [], "problems": []}
+                     "triggers": [], "problems": [], "repairs": []}
     with engine.connect() as conn:
         values = dict(conn.execute(sa.select(release_n1.images.c.name, release_n1.images.c.visibility)).all())
     assert values["image-0"] == "public" and values["image-1"] == "shared" and values["n+1"] == "community"
@@ -414,7 +415,7 @@ CHANGED_AFTER_CONTRACT = (": the database changed after contract (a table recrea
                           "change_id = '0001_visibility') and run expand; otherwise put back the schema contract left")
 
 
-def test_expand_and_check_agree_on_a_contracted_change_whose_table_was_recreated(engine):
+def test_every_phase_and_check_agree_on_a_contracted_change_whose_table_was_recreated(engine):
     url = url_of(engine)
     seed_release_n(engine, rows=5)
     for phase in ("expand", "migrate", "contract"):
@@ -424,8 +425,10 @@ def test_expand_and_check_agree_on_a_contracted_change_whose_table_was_recreated
     seed_release_n(engine, rows=5)  # release N's table again, e.g. restored from last week's dump
 
     checked, expanded = run("check", CHANGES, url=url), run("expand", CHANGES, url=url)
+    contracted, migrated = run("contract", CHANGES, url=url), run("migrate", CHANGES, url=url)
 
-    assert checked.exit_code == expanded.exit_code == 1
+    assert checked.exit_code == expanded.exit_code == contracted.exit_code == migrated.exit_code == 1
+    assert contracted.stderr == migrated.stderr == expanded.stderr
     problem = "column images.is_public should be gone"
     assert checked.stdout == f"0001_visibility: contracted, problem: {problem}{CHANGED_AFTER_CONTRACT}\n"
     assert expanded.stderr == f"error: 0001_visibility is contracted, but {problem}{CHANGED_AFTER_CONTRACT}\n"

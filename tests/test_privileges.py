@@ -180,7 +180,7 @@ def test_postgresql_role_without_trigger_or_ownership_is_refused(engine, pg_user
     with engine.begin() as conn:
         conn.exec_driver_sql(f"GRANT SELECT, INSERT, UPDATE ON images TO {USER}")
     refused_before_ddl(engine, pg_user, replace("images"), "TRIGGER privilege on table images",
-                       f"GRANT TRIGGER ON TABLE images TO {USER}", "does not own table images",
+                       f"GRANT TRIGGER ON TABLE public.images TO {USER}", "does not own table images",
                        f"GRANT postgres TO {USER}")
 
 

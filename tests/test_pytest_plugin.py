@@ -60,6 +60,16 @@ def test_an_unreachable_database_fails_the_test_and_never_skips(pytester):
     result.stdout.fnmatch_lines(["*unreachable*never skips*"])
 
 
+def test_a_url_whose_driver_is_missing_fails_in_one_line_naming_the_package(pytester):
+    _write(pytester, {"mysql"})
+    result = pytester.runpytest_subprocess("-k", "safe", "--crossfade-url", "mysql://root@127.0.0.1/x")
+    result.assert_outcomes(failed=1)
+    expected = ("*crossfade_verify: the URL mysql://root@127.0.0.1/x needs the mysqlclient package, which is "
+                "not installed: pip install mysqlclient, or use mysql+pymysql://root@127.0.0.1/x*")
+    result.stdout.fnmatch_lines([expected])
+    assert "Traceback" not in result.stdout.str()
+
+
 ALEMBIC_TEST = '''
 import sqlalchemy as sa
 from crossfade.loader import load_changes

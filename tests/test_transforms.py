@@ -74,10 +74,10 @@ def evaluate(engine: sa.Engine, columns: dict, rows: list[tuple], transform) -> 
 
 
 def law(engine: sa.Engine, columns: dict, old: tuple[str, ...], new: tuple[str, ...], up, down,
-        rows: list[tuple] = (), nullable: bool = True) -> int:
+        rows: list[tuple] = (), nullable: bool = True, lossy: bool = False) -> int:
     """crossfade's round-trip checker on a real table holding both forms and `rows` of old values
-    (which it checks besides the type's own sample values, and NULL when the old columns are
-    `nullable`). Returns how many values held."""
+    (which it checks besides the type's own sample values and the edges of its domain unless
+    `lossy`, and NULL when the old columns are `nullable`). Returns how many values held."""
     metadata = sa.MetaData()
     table = sa.Table("items", metadata, sa.Column("id", sa.Integer, primary_key=True),
                      *[sa.Column(name, type_, nullable=nullable or name not in old) for name, type_ in columns.items()])
@@ -87,7 +87,7 @@ def law(engine: sa.Engine, columns: dict, old: tuple[str, ...], new: tuple[str, 
             conn.execute(table.insert(), [dict(zip(old, row)) for row in rows])
     with engine.connect() as conn:
         schema = Schema.reflect(conn, {"items"})
-        return check_group(conn, for_dialect(engine.dialect), schema, SyncGroup("items", old, new, up, down))
+        return check_group(conn, for_dialect(engine.dialect), schema, SyncGroup("items", old, new, up, down, lossy))
 
 
 # --- datetime <-> epoch ----------------------------------------------------------------------
@@ -119,8 +119,9 @@ def test_from_epoch_micros_gives_naive_utc_datetimes_to_the_microsecond(engine):
 
 def test_datetime_to_epoch_obeys_the_round_trip_law(engine):
     whole_seconds = [(v,) for v in DATETIMES if v is not None and not v.microsecond]
+    # lossy: the column's type holds fractions of a second, which epoch_seconds drops
     assert law(engine, {"at": DATETIME, "at_s": sa.BigInteger}, ("at",), ("at_s",),
-               tf.epoch_seconds, tf.from_epoch_seconds, whole_seconds) >= len(whole_seconds)
+               tf.epoch_seconds, tf.from_epoch_seconds, whole_seconds, lossy=True) >= len(whole_seconds)
     with engine.begin() as conn:
         conn.exec_driver_sql("DROP TABLE items")
     every = [(v,) for v in DATETIMES if v is not None]
@@ -141,8 +142,9 @@ def test_epoch_to_datetime_and_back_gives_every_integer(engine, to_datetime, to_
     (tf.from_epoch_micros, tf.epoch_micros, [-500000, 253402300799999999, -30610223999999999]),
 ], ids=["seconds", "micros"])
 def test_epoch_to_datetime_obeys_the_round_trip_law(engine, to_datetime, to_number, values):
+    # lossy: a BIGINT holds epochs past the year 9999; the rows in the datetime range round-trip
     assert law(engine, {"n": sa.BigInteger, "at": DATETIME}, ("n",), ("at",), to_datetime, to_number,
-               [(v,) for v in values]) >= 7
+               [(v,) for v in values], lossy=True) >= 7
 
 
 def test_epoch_seconds_refuses_a_column_holding_fractional_seconds(engine):
@@ -170,7 +172,7 @@ def test_choice_to_bool_is_true_for_exactly_the_true_value(engine):
 def test_boolean_to_choice_obeys_the_round_trip_law_but_not_the_other_way(engine):
     assert law(engine, {"is_public": sa.Boolean, "visibility": sa.String(16)}, ("is_public",), ("visibility",),
                lambda b: tf.bool_to_choice(b, "public", "shared"), lambda s: tf.choice_to_bool(s, "public"),
-               nullable=False) == 2
+               nullable=False) >= 2
     with engine.begin() as conn:
         conn.exec_driver_sql("DROP TABLE items")
     with pytest.raises(RoundTripError):  # 'community' comes back as 'shared'
@@ -180,7 +182,7 @@ def test_boolean_to_choice_obeys_the_round_trip_law_but_not_the_other_way(engine
 
 def test_a_nullable_boolean_round_trips_its_null_too(engine):
     assert law(engine, {"is_public": sa.Boolean, "visibility": sa.String(16)}, ("is_public",), ("visibility",),
-               lambda b: tf.bool_to_choice(b, "public", "shared"), lambda s: tf.choice_to_bool(s, "public")) == 3
+               lambda b: tf.bool_to_choice(b, "public", "shared"), lambda s: tf.choice_to_bool(s, "public")) >= 3
 
 
 # --- join and split --------------------------------------------------------------------------
@@ -263,20 +265,22 @@ def test_unscaled_gives_exact_decimals(engine):
 @pytest.mark.parametrize("amount, cents", [
     (sa.Numeric(12, 2), sa.BigInteger),
     (sa.Float(53), sa.BigInteger),
-    (sa.BigInteger, sa.Numeric(14, 2)),
+    (sa.Integer, sa.Numeric(14, 2)),
 ], ids=["decimal-to-cents", "float-to-cents", "cents-to-decimal"])
 def test_scaling_obeys_the_round_trip_law(engine, amount, cents):
     up, down = (lambda x: tf.scaled(x, 100)), (lambda n: tf.unscaled(n, 100))
     rows = [(decimal.Decimal("0.29"),), (decimal.Decimal("-12345.67"),), (decimal.Decimal("0.07"),)]
-    if amount is sa.BigInteger:
+    if amount is sa.Integer:
         up, down, rows = down, up, [(7,), (-123456789,)]
+    # lossy for a float: it holds 1e-30 and 2**53, which no integer number of cents keeps
     assert law(engine, {"amount": amount, "cents": cents}, ("amount",), ("cents",), up, down, rows,
-               nullable=False) >= 6
+               nullable=False, lossy=isinstance(amount, sa.Float)) >= 6
 
 
 def test_the_checker_reads_a_large_double_back_exactly(engine):
     assert law(engine, {"amount": sa.Float(53), "cents": sa.BigInteger}, ("amount",), ("cents",),
-               lambda x: tf.scaled(x, 100), lambda n: tf.unscaled(n, 100), [(-1234567.89,)], nullable=False) >= 5
+               lambda x: tf.scaled(x, 100), lambda n: tf.unscaled(n, 100), [(-1234567.89,)], nullable=False,
+               lossy=True) >= 5
 
 
 def test_scaling_refuses_amounts_with_more_decimals_than_the_factor_keeps(engine):
@@ -453,13 +457,13 @@ def test_split_full_name_through_a_rolling_upgrade(engine):
     old = sa.Table("people", release_n, sa.Column("id", sa.Integer, primary_key=True),
                    sa.Column("full_name", sa.String(81)))
     new = sa.Table("people", release_n1, sa.Column("id", sa.Integer, primary_key=True),
-                   sa.Column("first", sa.String(40)), sa.Column("rest", sa.String(80)))
+                   sa.Column("first", sa.String(81)), sa.Column("rest", sa.String(80)))
     release_n.create_all(engine)
     seeded = ["Ada Lovelace", "Plato", "", None, "Jean Paul Sartre", " x "]
     with engine.begin() as conn:
         conn.execute(old.insert(), [{"id": i, "full_name": v} for i, v in enumerate(seeded, start=1)])
 
-    change = Change(ops.split_column("people", "full_name", [sa.Column("first", sa.String(40)),
+    change = Change(ops.split_column("people", "full_name", [sa.Column("first", sa.String(81)),
                                                               sa.Column("rest", sa.String(80))],
                                      up=lambda s: (tf.before(s, " "), tf.after(s, " ")),
                                      down=lambda first, rest: tf.join(" ", first, rest)), id="split_names")

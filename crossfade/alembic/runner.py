@@ -128,19 +128,19 @@ class RevisionRunner:
         with self.runner.engine.connect() as conn:
             return state.load(conn, revision.id)
 
-    def status(self, revision: Revision) -> ChangeStatus:
+    def status(self, revision: Revision, deep: bool = False) -> ChangeStatus:
         if revision.change is None:
             current = self.load(revision)
             return ChangeStatus(revision.id, current.phase, problems=self.problems(revision, current))
-        result = self.runner.status(revision.change)
+        result = self.runner.status(revision.change, deep=deep)
         result.problems += self._plain_problems(revision, result.phase)
         return result
 
-    def problems(self, revision: Revision, current: ChangeState | None = None) -> list[str]:
+    def problems(self, revision: Revision, current: ChangeState | None = None, deep: bool = False) -> list[str]:
         current = current or self.load(revision)
         found = []
         if revision.change is not None:
-            found = self.runner.problems(revision.change, current)
+            found = self.runner.problems(revision.change, current, deep=deep)
         elif current.phase is Phase.CONTRACTING:
             found = [f"revision {revision.id} stopped while contracting; run contract again to finish it"]
         return found + self._plain_problems(revision, current.phase)

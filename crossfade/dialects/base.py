@@ -7,6 +7,7 @@ once here (`ProceduralTriggers`); each says only how to assign and how to wrap t
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ from ..ddl import (
     SwapStandIn,
     apply_to_schema,
 )
-from ..errors import LockHolder, TransformError
+from ..errors import LockHolder, SchemaError, TransformError
 from ..names import IdentifierRules, generated_name
 from ..schema import Schema, inspect
 from ..sync import (
@@ -84,13 +85,39 @@ class TriggerDialect:
     trigger_locks = ""
     backfill_locks = ""
 
+    # The schema (PostgreSQL) the change's tables are really in, resolved once by the runner
+    # and named in every statement; None: the connection's current schema, unqualified.
+    schema: str | None = None
+
     def __init__(self, sa_dialect: sa.Dialect):
         self.sa_dialect = sa_dialect
         self.preparer = sa_dialect.identifier_preparer
 
+    def in_schema(self, schema: str | None) -> TriggerDialect:
+        """This dialect naming the tables, triggers and functions it renders in `schema`."""
+        bound = copy.copy(self)
+        bound.schema = schema
+        return bound
+
+    def resolve_schema(self, conn: sa.Connection, tables: set[str], declared: str | None) -> str | None:
+        """The schema the change's tables are really in, resolved once before expand. Here (MariaDB,
+        SQLite) only the connection's own database is supported: another one is refused before
+        any DDL, since triggers, probes and the backfill would otherwise reach the wrong tables."""
+        own = sa.inspect(conn).default_schema_name
+        if declared is not None and declared != own:
+            raise SchemaError(declared, f"schema {declared!r}: crossfade on {self.name} works on the tables of the "
+                                        f"connection's own database ({own!r}); connect to {declared!r} instead")
+        return None
+
     # --- rendering -------------------------------------------------------------------------
     def quote(self, name: str) -> str:
         return self.preparer.quote(name)
+
+    def qualified(self, name: str) -> str:
+        """A table (or function, view) of the change's schema, named with that schema."""
+        if self.schema is None:
+            return self.quote(name)
+        return f"{self.preparer.quote_schema(self.schema)}.{self.quote(name)}"
 
     def compile(self, clause) -> str:
         """SQL for an expression, with values inlined by SQLAlchemy (never string-formatted)."""
@@ -265,16 +292,16 @@ class TriggerDialect:
         raise TypeError(f"unknown intent {intent!r}")
 
     def alter_table(self, table: str) -> str:
-        return f"ALTER TABLE {self.quote(table)}"
+        return f"ALTER TABLE {self.qualified(table)}"
 
     def add_column_step(self, intent: AddColumn) -> Step:
         sql = f"{self.alter_table(intent.table)} ADD COLUMN {self.column_spec(intent.column)}"
-        return Step(intent.describe(), [sql], is_done=_column_exists(intent.table, intent.column.name),
+        return Step(intent.describe(), [sql], is_done=_column_exists(intent.table, intent.column.name, self.schema),
                     locks=self.catalog_locks)
 
     def drop_column_step(self, intent: DropColumn, schema: Schema) -> Step:
         sql = f"{self.alter_table(intent.table)} DROP COLUMN {self.quote(intent.column)}"
-        return Step(intent.describe(), [sql], is_done=_not(_column_exists(intent.table, intent.column)),
+        return Step(intent.describe(), [sql], is_done=_not(_column_exists(intent.table, intent.column, self.schema)),
                     locks=self.drop_column_locks or self.catalog_locks)
 
     def set_default_step(self, intent: SetDefault, schema: Schema) -> Step:
@@ -288,21 +315,22 @@ class TriggerDialect:
         raise NotImplementedError
 
     def create_table_step(self, intent: CreateTable, schema: Schema) -> Step:
-        table = intent.build(sa.MetaData(), schema.column(intent.ref_table, intent.key).type)
+        table = intent.build(sa.MetaData(schema=self.schema), schema.column(intent.ref_table, intent.key).type)
         sql = str(sa.schema.CreateTable(table).compile(dialect=self.sa_dialect)).strip()
-        return Step(intent.describe(), [sql], is_done=table_exists(intent.table), locks=self.create_table_locks)
+        return Step(intent.describe(), [sql], is_done=table_exists(intent.table, self.schema), locks=self.create_table_locks)
 
     create_table_locks = ""
 
     def drop_table_step(self, intent: DropTable) -> Step:
-        return Step(intent.describe(), [f"DROP TABLE IF EXISTS {self.quote(intent.table)}"],
-                    is_done=_not(table_exists(intent.table)), locks=self.catalog_locks)
+        return Step(intent.describe(), [f"DROP TABLE IF EXISTS {self.qualified(intent.table)}"],
+                    is_done=_not(table_exists(intent.table, self.schema)), locks=self.catalog_locks)
 
     def add_stand_in_steps(self, intent: AddStandIn, schema: Schema) -> list[Step]:
         """A view over the table (SQLite overrides: a mirror table)."""
         columns = ", ".join(self.quote(c.name) for c in schema.table(intent.table).columns)
-        sql = f"CREATE {self.view_options}VIEW {self.quote(intent.name)} AS SELECT {columns} FROM {self.quote(intent.table)}"
-        return [Step(intent.describe(), [sql], is_done=view_exists(intent.name), locks=self.view_locks)]
+        sql = (f"CREATE {self.view_options}VIEW {self.qualified(intent.name)} AS SELECT {columns} "
+               f"FROM {self.qualified(intent.table)}")
+        return [Step(intent.describe(), [sql], is_done=view_exists(intent.name, self.schema), locks=self.view_locks)]
 
     view_options = ""
     view_locks = ""
@@ -311,8 +339,8 @@ class TriggerDialect:
         raise NotImplementedError
 
     def drop_stand_in_steps(self, intent: DropStandIn) -> list[Step]:
-        return [Step(intent.describe(), [f"DROP VIEW IF EXISTS {self.quote(intent.name)}"],
-                     is_done=_not(view_exists(intent.name)), locks=self.view_locks)]
+        return [Step(intent.describe(), [f"DROP VIEW IF EXISTS {self.qualified(intent.name)}"],
+                     is_done=_not(view_exists(intent.name, self.schema)), locks=self.view_locks)]
 
     # Indexes and constraints. The plain forms here are SQLite's; PostgreSQL and MariaDB
     # override them with their online forms.
@@ -321,7 +349,7 @@ class TriggerDialect:
                      is_done=self.index_exists(intent.table, intent.name), locks=self.index_locks)]
 
     def drop_index_steps(self, intent: DropIndex) -> list[Step]:
-        return [Step(intent.describe(), [f"DROP INDEX IF EXISTS {self.quote(intent.name)}"],
+        return [Step(intent.describe(), [f"DROP INDEX IF EXISTS {self.qualified(intent.name)}"],
                      is_done=_not(self.index_exists(intent.table, intent.name)), locks=self.catalog_locks)]
 
     def add_unique_steps(self, intent: AddUnique) -> list[Step]:
@@ -338,7 +366,7 @@ class TriggerDialect:
     def create_index_sql(self, intent: CreateIndex, how: str = "") -> str:
         """CREATE [UNIQUE] INDEX [how] name ON table (columns); `how` is e.g. CONCURRENTLY."""
         verb = " ".join(w for w in ("CREATE", "UNIQUE" if intent.unique else "", "INDEX", how) if w)
-        return f"{verb} {self.quote(intent.name)} ON {self.quote(intent.table)} {self.column_list(intent.columns)}"
+        return f"{verb} {self.quote(intent.name)} ON {self.qualified(intent.table)} {self.column_list(intent.columns)}"
 
     def column_list(self, columns) -> str:
         return f"({', '.join(self.quote(c) for c in columns)})"
@@ -349,15 +377,15 @@ class TriggerDialect:
         if isinstance(intent, AddCheck):
             return f"{head} CHECK ({self.compile(intent.condition)})"
         on_delete = f" ON DELETE {intent.ondelete}" if intent.ondelete else ""  # one of ddl.ON_DELETE
-        return (f"{head} FOREIGN KEY {self.column_list(intent.columns)} REFERENCES {self.quote(intent.ref_table)} "
+        return (f"{head} FOREIGN KEY {self.column_list(intent.columns)} REFERENCES {self.qualified(intent.ref_table)} "
                 f"{self.column_list(intent.ref_columns)}{on_delete}")
 
     def index_exists(self, table: str, name: str):
         """A probe: the table has an index (or a unique constraint) called `name`."""
         def probe(conn: sa.Connection) -> bool:
             inspector = inspect(conn)
-            names = {i["name"] for i in inspector.get_indexes(table)}
-            names |= {u["name"] for u in inspector.get_unique_constraints(table)}
+            names = {i["name"] for i in inspector.get_indexes(table, schema=self.schema)}
+            names |= {u["name"] for u in inspector.get_unique_constraints(table, schema=self.schema)}
             return name in names
         return probe
 
@@ -365,9 +393,9 @@ class TriggerDialect:
         """A probe: the table has a foreign key, check or unique constraint called `name`."""
         def probe(conn: sa.Connection) -> bool:
             inspector = inspect(conn)
-            found = [k["name"] for k in inspector.get_foreign_keys(table)]
-            found += [k["name"] for k in inspector.get_check_constraints(table)]
-            found += [k["name"] for k in inspector.get_unique_constraints(table)]
+            found = [k["name"] for k in inspector.get_foreign_keys(table, schema=self.schema)]
+            found += [k["name"] for k in inspector.get_check_constraints(table, schema=self.schema)]
+            found += [k["name"] for k in inspector.get_unique_constraints(table, schema=self.schema)]
             return name in found
         return probe
 
@@ -434,6 +462,21 @@ class TriggerDialect:
         """Seconds to rest after a batch that took `took` seconds, so writers get in. Databases
         that lock rows, not the whole database, need none."""
         return 0.0
+
+    # --- the data check (datacheck.py) ----------------------------------------------------------
+    # A batch of the check only reads: under MVCC (PostgreSQL, InnoDB) it takes no lock a writer
+    # waits for, so its batches may be longer than the backfill's; "no long transaction" is what
+    # bounds them (a snapshot holds back vacuum / purge).
+    check_batch_seconds = 0.25
+
+    def block_count(self, conn: sa.Connection, table: sa.Table) -> int | None:
+        """The table's size in storage blocks, where `block_range` can scan a range of them
+        directly; None where the check walks the primary key instead."""
+        return None
+
+    def block_range(self, table: sa.Table, first: int, end: int) -> ColumnElement:
+        """The rows of `table` stored in blocks [first, end)."""
+        raise NotImplementedError
 
     # --- lock holders and lost work: what an operator needs to know about a step's locks ----
     def lock_holders(self, conn: sa.Connection, tables: list[str]) -> list[LockHolder]:
@@ -557,28 +600,28 @@ def update_condition(ts: TableSync, new, old) -> ColumnElement | None:
     return sa.or_(*parts) if parts else None
 
 
-def _column_exists(table: str, column: str):
+def _column_exists(table: str, column: str, schema: str | None = None):
     def probe(conn: sa.Connection) -> bool:
-        return column in {c["name"] for c in inspect(conn).get_columns(table)}
+        return column in {c["name"] for c in inspect(conn).get_columns(table, schema=schema)}
     return probe
 
 
-def table_exists(table: str):
+def table_exists(table: str, schema: str | None = None):
     def probe(conn: sa.Connection) -> bool:
-        return table in inspect(conn).get_table_names()
+        return table in inspect(conn).get_table_names(schema=schema)
     return probe
 
 
-def view_exists(name: str):
+def view_exists(name: str, schema: str | None = None):
     def probe(conn: sa.Connection) -> bool:
-        return name in inspect(conn).get_view_names()
+        return name in inspect(conn).get_view_names(schema=schema)
     return probe
 
 
-def renamed(table: str, name: str):
+def renamed(table: str, name: str, schema: str | None = None):
     """A probe: `table` now goes by `name` (a table of that name, none of the old one)."""
     def probe(conn: sa.Connection) -> bool:
-        tables = set(inspect(conn).get_table_names())
+        tables = set(inspect(conn).get_table_names(schema=schema))
         return name in tables and table not in tables
     return probe
 
@@ -587,9 +630,9 @@ def _not(probe):
     return lambda conn: not probe(conn)
 
 
-def column_nullable(table: str, column: str):
+def column_nullable(table: str, column: str, schema: str | None = None):
     def probe(conn: sa.Connection) -> bool | None:
-        for c in inspect(conn).get_columns(table):
+        for c in inspect(conn).get_columns(table, schema=schema):
             if c["name"] == column:
                 return bool(c["nullable"])
         return None

@@ -29,6 +29,7 @@ from ..ddl import (
     SwapStandIn,
     apply_to_schema,
 )
+from ..errors import SchemaError
 from ..expressions import TriggerRow
 from ..names import PREFIX
 from ..schema import Schema, constraint_columns
@@ -470,6 +471,10 @@ class SQLiteDialect(TriggerDialect):
     def is_lock_timeout(self, exc: sa.exc.DBAPIError) -> bool:
         return "database is locked" in str(exc.orig) or "database table is locked" in str(exc.orig)
 
+    # A reader holds the database's SHARED lock for its transaction, and a writer cannot commit
+    # meanwhile: the check's batches are sized as the backfill's, with the same rests.
+    check_batch_seconds = 0.04
+
     def batch_key(self, table: sa.Table) -> list[ColumnElement]:
         return list(table.primary_key.columns) or [sa.literal_column("rowid")]
 
@@ -493,6 +498,20 @@ class SQLiteDialect(TriggerDialect):
         if isinstance(type_, sa.String):
             return sa.cast(expr, type_)
         return sa.type_coerce(expr, type_)
+
+    def resolve_schema(self, conn: sa.Connection, tables: set[str], declared: str | None) -> str | None:
+        """SQLite finds an unqualified name in attached databases too; crossfade works on main
+        only, so a table only an attached database has is refused by name before any DDL."""
+        super().resolve_schema(conn, tables, declared)
+        main = set(sa.inspect(conn).get_table_names())
+        for _, attached, _ in conn.exec_driver_sql("PRAGMA database_list").all():
+            if attached in ("main", "temp"):
+                continue
+            for table in sorted(tables - main):
+                if table in sa.inspect(conn).get_table_names(schema=attached):
+                    raise SchemaError(attached, f"table {table!r} is in the attached database {attached!r}: "
+                                                "crossfade on sqlite works on the main database's tables only")
+        return None
 
 
 def _written_by(rules: list[tuple[ColumnElement, dict]], columns: tuple[str, ...]) -> list[ColumnElement]:

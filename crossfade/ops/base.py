@@ -136,6 +136,7 @@ class ReplacesColumns(Op):
     table: str
     up: Transform
     down: Transform
+    lossy: bool
 
     @property
     def old_columns(self) -> tuple[str, ...]:
@@ -157,7 +158,7 @@ class ReplacesColumns(Op):
 
     def sync(self, schema: Schema) -> Sync:
         new = tuple(c.name for c in self.new_columns)
-        return Sync(groups=(SyncGroup(self.table, self.old_columns, new, self.up, self.down),))
+        return Sync(groups=(SyncGroup(self.table, self.old_columns, new, self.up, self.down, self.lossy),))
 
     def contract(self, schema: Schema) -> list[Intent]:
         intents: list[Intent] = [DropColumn(self.table, name) for name in self.old_columns]

@@ -19,6 +19,7 @@ class MergeColumnsOp(ReplacesColumns):
     column: sa.Column
     up: Transform  # the old columns, positionally -> new
     down: Transform  # new -> a tuple with one value per old column
+    lossy: bool = False
 
     @property
     def old_columns(self) -> tuple[str, ...]:
@@ -33,9 +34,11 @@ class MergeColumnsOp(ReplacesColumns):
 
 
 def merge_columns(table: str, old: Sequence[str], column: sa.Column, *, up: Transform,
-                  down: Transform) -> MergeColumnsOp:
+                  down: Transform, lossy: bool = False) -> MergeColumnsOp:
     """Merge the columns `old` of `table` into `column`: `up(*old)` combines them and `down(new)`
-    returns one expression per old column; down(up(a)) must equal a."""
+    returns one expression per old column; down(up(a)) must equal a.
+    `lossy=True` accepts, on purpose, that down(up(a)) differs from a for some values the old
+    columns' types can hold (crossfade then checks sample values and the existing rows only)."""
     if len(old) < 2:
         raise ValidationError(f"merge_columns {table}: give at least two old columns")
-    return MergeColumnsOp(table, tuple(old), column, up, down)
+    return MergeColumnsOp(table, tuple(old), column, up, down, lossy)

@@ -121,7 +121,7 @@ class MoveColumnOp(Op):
 
 def _references(schema: Schema, table: str, column: str, ref_table: str, ref_column: str) -> bool:
     return any(len(key.elements) == 1 and key.elements[0].parent.name == column
-               and key.elements[0].target_fullname == f"{ref_table}.{ref_column}"
+               and key.elements[0].target_fullname == f"{schema.fullname(ref_table)}.{ref_column}"
                for key in schema.table(table).foreign_key_constraints)
 
 

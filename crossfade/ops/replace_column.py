@@ -17,6 +17,7 @@ class ReplaceColumnOp(ReplacesColumns):
     column: sa.Column
     up: Transform
     down: Transform
+    lossy: bool = False
 
     @property
     def old_columns(self) -> tuple[str, ...]:
@@ -30,6 +31,10 @@ class ReplaceColumnOp(ReplacesColumns):
         return f"replace_column {self.table}.{self.old} -> {self.column.name}"
 
 
-def replace_column(table: str, old: str, column: sa.Column, *, up: Transform, down: Transform) -> ReplaceColumnOp:
-    """Replace `table.old` by `column`; `up(old) -> new` and `down(new) -> old` must round-trip."""
-    return ReplaceColumnOp(table, old, column, up, down)
+def replace_column(table: str, old: str, column: sa.Column, *, up: Transform, down: Transform,
+                   lossy: bool = False) -> ReplaceColumnOp:
+    """Replace `table.old` by `column`; `up(old) -> new` and `down(new) -> old` must round-trip
+    for every value of the old column's type.
+    `lossy=True` accepts, on purpose, that down(up(a)) differs from a for some values the old
+    column's type can hold (crossfade then checks sample values and the existing rows only)."""
+    return ReplaceColumnOp(table, old, column, up, down, lossy)

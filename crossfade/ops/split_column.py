@@ -19,6 +19,7 @@ class SplitColumnOp(ReplacesColumns):
     columns: tuple[sa.Column, ...]
     up: Transform  # old -> a tuple with one value per new column
     down: Transform  # the new columns, positionally -> old
+    lossy: bool = False
 
     @property
     def old_columns(self) -> tuple[str, ...]:
@@ -33,9 +34,11 @@ class SplitColumnOp(ReplacesColumns):
 
 
 def split_column(table: str, old: str, columns: Sequence[sa.Column], *, up: Transform,
-                 down: Transform) -> SplitColumnOp:
+                 down: Transform, lossy: bool = False) -> SplitColumnOp:
     """Split `table.old` into `columns`: `up(old)` returns one expression per new column and
-    `down(*new)` joins them back; down(up(a)) must equal a."""
+    `down(*new)` joins them back; down(up(a)) must equal a.
+    `lossy=True` accepts, on purpose, that down(up(a)) differs from a for some values the old
+    column's type can hold (crossfade then checks sample values and the existing rows only)."""
     if len(columns) < 2:
         raise ValidationError(f"split_column {table}.{old}: give at least two new columns")
-    return SplitColumnOp(table, old, tuple(columns), up, down)
+    return SplitColumnOp(table, old, tuple(columns), up, down, lossy)

@@ -15,6 +15,7 @@ import os
 import pytest
 import sqlalchemy as sa
 
+from ..errors import CrossfadeError
 from .phases import Phases
 from .report import Report
 from .simulator import Settings, verify
@@ -49,6 +50,8 @@ def crossfade_verify(request, crossfade_urls):
                    "seed_rows": request.config.getoption("--crossfade-seed-rows")} | settings
         try:
             report = verify(change, release_n, release_n1, crossfade_urls, Settings(**options), phases=phases)
+        except CrossfadeError as exc:  # a URL crossfade cannot use: one line, no traceback
+            pytest.fail(f"crossfade_verify: {exc}", pytrace=False)
         except sa.exc.OperationalError as exc:
             pytest.fail(f"crossfade_verify: a database is unreachable ({str(exc.orig).strip()}); "
                         "a missing database fails, it never skips", pytrace=False)

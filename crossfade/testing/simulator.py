@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from .. import state
 from ..change import Change
 from ..dialects import for_dialect
+from ..engines import check_url
 from ..runner import Runner
 from .databases import ensure_database
 from .journal import LiveRows, Stage, Write
@@ -57,7 +58,10 @@ def verify(change: Change, release_n: sa.MetaData, release_n1: sa.MetaData, urls
            settings: Settings | None = None, *, on_phase: Callable[[str, str], None] | None = None,
            phases: Phases | None = None) -> Report:
     """Simulate the rolling upgrade on every database in `urls` (each a scratch database).
-    `phases` makes what each phase runs (crossfade.testing.phases); by default Runner on `change`."""
+    `phases` makes what each phase runs (crossfade.testing.phases); by default Runner on `change`.
+    A URL crossfade cannot use (no driver, another database) is refused before any simulation runs."""
+    for url in urls:
+        check_url(url)
     report = Report(change.id)
     for url in urls:
         report.results.append(simulate(change, release_n, release_n1, url, settings, on_phase=on_phase,
