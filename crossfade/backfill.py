@@ -175,7 +175,8 @@ def backfill_table(engine: sa.Engine, dialect: TriggerDialect, ts: TableSync | J
         started = clock()
 
         def one_batch(previous: dict = checkpoint, size: int = size):
-            with engine.connect() as conn, _guarded(conn, dialect, ts.guarded) as guard, conn.begin():
+            with (engine.connect() as conn, dialect.pinned_batch(conn),
+                  _guarded(conn, dialect, ts.guarded) as guard, conn.begin()):
                 for setting in guard + dialect.backfill_batch_settings():
                     conn.exec_driver_sql(setting)
                 upper = _batch_upper_bound(conn, table, key, previous["last"], size)

@@ -6,9 +6,9 @@ import re
 from collections.abc import Iterable, Sequence
 
 from .ddl import Intent, SetDefault, SetNullable, SwapStandIn, apply_to_schema
-from .errors import ColumnAlreadySyncedError, TableAlreadyLinkedError, ValidationError
+from .errors import ColumnAlreadySyncedError, GeneratedColumnError, TableAlreadyLinkedError, ValidationError
 from .ops.base import Op
-from .schema import Schema
+from .schema import Schema, is_generated
 from .sync import LinkRule, MoveRule, TableSync
 
 
@@ -66,6 +66,17 @@ class Change:
                 for pair in [(link.source, c) for c in link.source_columns]:
                     if pair in claimed:
                         raise ColumnAlreadySyncedError(*pair)
+        self._refuse_generated_writes(progressive, claimed)
+
+    def _refuse_generated_writes(self, schema: Schema, claimed: set[tuple[str, str]]) -> None:
+        """No trigger may write a generated column: the database refuses the writer's statement."""
+        written = {pair: "its sync triggers" for pair in claimed}
+        for link in self.links(schema):
+            columns = link.source_columns if isinstance(link, MoveRule) else link.columns
+            written.update({(link.source, c): "its cross-table triggers" for c in columns})
+        for (table, column), writer in sorted(written.items()):
+            if schema.has_column(table, column) and is_generated(schema.column(table, column)):
+                raise GeneratedColumnError(table, column, f"{writer} ({self.id})")
 
     def _refuse_shared_exclusive_tables(self) -> None:
         for op in self.ops:

@@ -13,6 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from .names import portable
+from .schema import plain_default
 
 
 @dataclass(frozen=True)
@@ -152,7 +153,7 @@ class CreateTable:
             sa.Table(self.ref_table, metadata, sa.Column(self.key, ref_key_type, primary_key=True))
         columns = [sa.Column(c.name, c.type, nullable=c.nullable, primary_key=c.name == self.key,
                              autoincrement=False,
-                             server_default=c.server_default.arg if c.server_default is not None else None)
+                             server_default=plain_default(c))
                    for c in self.columns]
         return sa.Table(self.table, metadata, *columns,
                         sa.ForeignKeyConstraint([self.key], [f"{self.ref_table}.{self.key}"],

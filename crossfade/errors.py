@@ -103,6 +103,16 @@ class RoundTripError(ValidationError):
         )
 
 
+class GeneratedColumnError(ValidationError):
+    def __init__(self, table: str, column: str, writer: str):
+        self.table, self.column = table, column
+        super().__init__(
+            f"column {table}.{column} is a generated column: the database computes it, and {writer} would write "
+            "it. Leave it out of the change: add a generated column with plain DDL after contract, and drop an "
+            "existing one first (recreate it over the new columns after contract)"
+        )
+
+
 class ExistingRowsError(RoundTripError):
     """Rows already in the table break the round-trip law: the sync law would not hold for them
     from the moment the backfill derives their new columns. `value` and the rest are the first
@@ -141,6 +151,44 @@ class IdentifierError(ValidationError):
         self.kind, self.table, self.name, self.dialect = kind, table, name, dialect
         subject = f"table {name!r}" if kind.endswith("table") else f"{kind} {name!r} of table {table!r}"
         super().__init__(f"{subject} cannot be named so on {dialect}: {reason}; choose a shorter or plainer name")
+
+
+@dataclass(frozen=True)
+class Dependent:
+    """A database object that uses a column contract drops: dropping the column would fail, drop
+    the object with it, or leave it broken."""
+
+    kind: str  # "view", "rule", "generated column", "index", "foreign key", "check constraint", "trigger"
+    name: str  # as the database names it; for a rule, trigger or constraint also its table
+    column: str  # table.column it uses
+
+    def describe(self) -> str:
+        return f"{self.kind} {self.name} (uses {self.column})"
+
+
+_DEPENDENT_ADVICE = {
+    "view": "recreate it over the new columns (or drop it)",
+    "materialized view": "recreate it over the new columns (or drop it)",
+    "rule": "drop it, or recreate it over the new columns",
+    "generated column": "drop it, or recreate it over the new columns",
+    "index": "drop it, or replace it by one over the new columns (ops.create_index in this change)",
+    "foreign key": "drop the foreign key, or point it at a column that stays",
+    "check constraint": "drop it, or replace it by one over the new columns (ops.add_check in this change)",
+    "unique constraint": "drop it, or replace it by one over the new columns (ops.add_unique in this change)",
+    "trigger": "drop it, or recreate it without the column",
+}
+
+
+class DependentObjectsError(ValidationError):
+    """Contract would drop columns that other objects use; raised before contract's first DDL."""
+
+    def __init__(self, dependents: Sequence[Dependent]):
+        self.dependents = list(dependents)
+        kinds = sorted({d.kind for d in self.dependents})
+        found = "; ".join(d.describe() for d in self.dependents)
+        advice = "; ".join(f"{kind}: {_DEPENDENT_ADVICE.get(kind, 'drop it')}" for kind in kinds)
+        self.detail = f"it drops columns that other objects use: {found}. What to do: {advice}"
+        super().__init__(f"contract refused before any DDL: {self.detail}; then run contract again")
 
 
 class SchemaError(ValidationError):

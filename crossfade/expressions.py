@@ -3,6 +3,9 @@
 `is_distinct`: SQLAlchemy's MySQL and SQLite `is_distinct_from` drop `literal_binds` for their
 operands (they render `%s` / `?` inside trigger bodies), so crossfade compiles its own null-safe
 comparison, once per dialect, always parenthesised so NOT / AND / OR never regroup it.
+
+`bound`: a value that stays a parameter in a statement whose other values are inlined, as the
+round-trip check needs.
 """
 
 from __future__ import annotations
@@ -119,3 +122,24 @@ class ForTarget(ColumnElement):
 def for_column(expr: ColumnElement, type_: sa.types.TypeEngine | None) -> ColumnElement:
     """`expr` as it is written into a column of `type_` (a ForTarget picks its form)."""
     return expr.for_target(type_) if isinstance(expr, ForTarget) and type_ is not None else expr
+
+
+class Bound(ColumnElement):
+    """A value sent as a bound parameter even in a statement compiled with its literals inlined:
+    the round-trip check runs the transforms' literals exactly as a trigger body holds them, and
+    the values it tries as data."""
+
+    inherit_cache = False
+
+    def __init__(self, value, type_):
+        self.bind = sa.bindparam(None, value, type_=type_)
+        self.type = self.bind.type
+
+
+def bound(value, type_) -> Bound:
+    return Bound(value, type_)
+
+
+@compiles(Bound)
+def _bound(element: Bound, compiler, **kw) -> str:
+    return compiler.process(element.bind, **{**kw, "literal_binds": False})

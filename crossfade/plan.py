@@ -60,7 +60,8 @@ def render_sql(sections: list[Section], dialect: TriggerDialect) -> str:
     out = [f"-- crossfade plan for {dialect.name}"
            + (" (MariaDB)" if getattr(dialect, "is_mariadb", False) else ""),
            "-- Statements end with `;`. A statement with `;` inside (a trigger or function body)",
-           "-- is marked; send it whole, as a driver does (no DELIMITER needed).", ""]
+           "-- is marked; send it whole, as a driver does (no DELIMITER needed).",
+           *[f"-- {line}" for line in dialect.session_notes()], ""]
     for section in sections:
         out.append(f"-- crossfade plan: {section.change_id} / {section.phase}")
         if section.note:

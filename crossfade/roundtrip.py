@@ -9,7 +9,10 @@ the new column's type on the way exactly as the trigger would, on three sets of 
 - the edges of the old columns' declared types (crossfade.domain: a DECIMAL's smallest step and
   largest value, a string of the full length, a datetime's fraction of a second...), unless the
   group is marked lossy on purpose.
-The first counter-example is named before any DDL.
+The transforms' literals are compiled into these queries as they are into the trigger bodies (the
+values tried alone are parameters), and each string literal is first read back: a literal the
+database reads otherwise (a backslash under other escaping rules) would hold the law on a value
+nobody wrote. The first counter-example is named before any DDL.
 """
 
 from __future__ import annotations
@@ -21,11 +24,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.sql import visitors
+from sqlalchemy.sql.elements import BindParameter
 
 from .dialects.base import TriggerDialect
 from .domain import edge_values
 from .errors import ExistingRowsError, RoundTripError, TransformError
-from .expressions import for_column, is_distinct
+from .expressions import bound, for_column, is_distinct
 from .schema import Schema
 from .sync import SyncGroup
 from .transforms import blind_conversions, zone_aware
@@ -82,9 +87,10 @@ def _is_mysql_boolean(type_: sa.types.TypeEngine) -> bool:
 def check_group(conn: sa.Connection, dialect: TriggerDialect, schema: Schema, group: SyncGroup) -> int:
     """Raise RoundTripError on the first counter-example (ExistingRowsError for rows in the
     table); return how many values and rows were checked."""
+    table = schema.table(group.table)
+    check_literals(conn, dialect, group, table)
     if group.down is None:
         return 0
-    table = schema.table(group.table)
     _refuse_blind_conversions(conn, dialect, table, group)
     per_column = [sample_values(table.c[name]) for name in group.old]
     checked = 0
@@ -108,6 +114,29 @@ def _refuse_blind_conversions(conn, dialect: TriggerDialect, table: sa.Table, gr
                                  f"{blind[0]} is nested in another expression, so it cannot see that {name} "
                                  f"is zone-aware ({table.c[name].type}); return it as the transform's whole "
                                  "value, or write the zone-aware SQL with per_dialect")
+
+
+def check_literals(conn: sa.Connection, dialect: TriggerDialect, group: SyncGroup, table: sa.Table) -> None:
+    """Every string the transforms hold reads back from the database as Python holds it, rendered
+    exactly as the trigger bodies hold it: a literal the database reads otherwise (a backslash
+    under other escaping rules) would make the round-trip law hold on the wrong value."""
+    exprs = list(group.up_exprs(table)) + (list(group.down_exprs(table)) if group.down is not None else [])
+    literals = list({id(b): b for e in exprs for b in visitors.iterate(e)
+                     if isinstance(b, BindParameter) and isinstance(b.effective_value, str)
+                     and isinstance(b.type, sa.String)}.values())
+    if not literals:
+        return
+    try:
+        [found] = dialect.rows(conn, sa.select(*[b.label(f"l{i}") for i, b in enumerate(literals)]))
+    except sa.exc.DBAPIError as exc:
+        conn.rollback()
+        detail = f"reading its literals back: {str(exc.orig).splitlines()[0]}"
+        raise TransformError(group.table, ", ".join(group.new), dialect.name, detail) from None
+    for bind, read in zip(literals, found):
+        if read != bind.effective_value:
+            detail = f"the literal {bind.effective_value!r} reads back as {read!r}"
+            raise TransformError(group.table, ", ".join(group.new), dialect.name, detail)
+
 
 
 def _check_domain(conn, dialect: TriggerDialect, schema: Schema, group: SyncGroup, samples: list) -> int:
@@ -140,12 +169,13 @@ def _check_one(conn, dialect: TriggerDialect, schema: Schema, group: SyncGroup, 
         sa.or_(*[is_distinct(b.c[n], e) for n, e in zip(group.old, back)]).label("broken"),
     )
     try:
-        result = conn.execute(query).one()
+        # Compiled as the trigger bodies are: a literal rendered wrongly for some session fails here too.
+        [result] = dialect.rows(conn, query)
     except sa.exc.DBAPIError as exc:
         conn.rollback()
         detail = f"evaluating a={_show(value)}: {str(exc.orig).splitlines()[0]}" + (f" ({note})" if note else "")
         raise TransformError(group.table, ", ".join(group.new), dialect.name, detail) from None
-    if result.broken:
+    if result[-1]:
         up_values = tuple(result[: len(group.new)])
         back_values = tuple(result[len(group.new): len(group.new) + len(group.old)])
         raise RoundTripError(group.table, group.old, _show(value), _one(up_values), _one(back_values), note)
@@ -231,7 +261,7 @@ def _typed(dialect: TriggerDialect, value: Any, type_: sa.types.TypeEngine):
     would read an untyped NULL as text)."""
     if value is None:
         return dialect.store_as(sa.null(), type_)
-    return sa.type_coerce(sa.literal(value, type_), type_)
+    return sa.type_coerce(bound(value, type_), type_)
 
 
 def _show(value: dict) -> Any:

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from . import backfill, checks, datacheck, names, ops, roundtrip, state
 from .change import Change
 from .ddl import SetNullable, Step, new_names
+from .dependents import dependents_warnings, refuse_dependents
 from .dialects import for_dialect
 from .errors import DriftedRowsError, NullsRemainError, PhaseError, SchemaError, TableBusyError, VerificationError
 from .locking import LockPolicy, retry_when_busy, run_step, run_with_lock_timeout
@@ -132,6 +133,7 @@ class Runner:
             self._refuse_remaining_nulls(conn, change, schema)
             checks.refuse_unmovable(conn, schema, change.moves_to_finish(schema), "contract")
             checks.refuse_violations(conn, schema, change.contract_intents(schema))
+            refuse_dependents(conn, self.dialect, schema, change)
             # A contract stopped after dropping triggers is past this (and would see false drift).
             if current.phase is Phase.MIGRATED or self._triggers_intact(conn, current):
                 self._refuse_drifted_rows(change, current, "contract")
@@ -154,8 +156,7 @@ class Runner:
         if current.phase in (Phase.PENDING, Phase.ROLLED_BACK):
             return
         if current.phase in (Phase.CONTRACTING, Phase.CONTRACTED):
-            raise PhaseError(f"change {change.id} is {current.phase.value}; contract has dropped "
-                             "release N's columns, so it can no longer be rolled back")
+            raise PhaseError(self._why_no_rollback(change, current))
         current.phase = Phase.ROLLING_BACK
         self._save(current, "rollback", "record rolling back")
         with self._ddl_connection() as conn:
@@ -168,6 +169,21 @@ class Runner:
         current.phase, current.triggers, current.checkpoint = Phase.ROLLED_BACK, {}, {}
         self._save(current, "rollback", "record rolled back")
         self._verify(change, current)
+
+    def _why_no_rollback(self, change: Change, current: ChangeState) -> str:
+        """What the database shows: contract may have stopped before dropping anything."""
+        with self.engine.connect() as conn:
+            schema = self._reflect(conn, change)
+        gone = [f"{t}.{c}" for t, c in change.dropped_columns() if not schema.has_column(t, c)]
+        kept = [f"{t}.{c}" for t, c in change.dropped_columns() if schema.has_column(t, c)]
+        if gone or current.phase is Phase.CONTRACTED:
+            dropped = f"; contract has dropped release N's columns ({', '.join(gone)})" if gone else ""
+            finish = "; run contract again to finish it" if kept else ""
+            return f"change {change.id} is {current.phase.value}{dropped}, so it can no longer be rolled back{finish}"
+        still = f"release N's columns ({', '.join(kept)}) are still there, but " if kept else ""
+        return (f"change {change.id} is contracting: {still}contract has dropped the sync triggers, so release "
+                "N's data is no longer kept in step and the change can no longer be rolled back; "
+                "run contract again to finish it")
 
     # --- inspection --------------------------------------------------------------------------
     def load(self, change: Change) -> ChangeState:
@@ -283,7 +299,8 @@ class Runner:
         return current
 
     def _refusals(self, change: Change, report: bool = True) -> tuple[Schema, dict[str, TableSync]]:
-        with self.engine.connect() as conn:
+        # Pinned: the round-trip law is checked under the settings the triggers are created with.
+        with self.engine.connect() as conn, self.dialect.pinned_session(conn):
             schema = self._reflect(conn, change)
             change.validate(schema)
             planned = schema.copy()
@@ -307,6 +324,7 @@ class Runner:
             preflight = run_preflight(conn, self.dialect, schema, syncs, self.dialect.active_links(links),
                                       allow_foreign_triggers=self.allow_foreign_triggers)
             preflight.raise_for_errors()
+            preflight.warnings += dependents_warnings(conn, self.dialect, planned, change)
             for warning in preflight.warnings if report else ():
                 self.warnings.append(warning)
                 self.log(f"warning: {warning}")

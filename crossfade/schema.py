@@ -12,6 +12,7 @@ from collections.abc import Iterable
 
 import sqlalchemy as sa
 
+from . import sqltext
 from .errors import ConstraintExistsError, UnknownColumnError, UnknownTableError, ValidationError
 
 
@@ -43,7 +44,9 @@ class Schema:
             # with an option Table() then warns it cannot validate.
             warnings.filterwarnings("ignore", "Can't validate argument 'dialect_options'", sa.exc.SAWarning)
             for name in sorted(tables & existing):
-                sa.Table(name, metadata, autoload_with=conn)
+                table = sa.Table(name, metadata, autoload_with=conn)
+                if conn.dialect.name == "sqlite":
+                    _reread_generated(conn, table)
         return cls(metadata, inspector.get_view_names(schema=schema))
 
     @classmethod
@@ -198,6 +201,20 @@ class Schema:
             sa.Index(index_name, *[new.c[c] for c in cols], unique=unique)
 
 
+def _reread_generated(conn: sa.Connection, table: sa.Table) -> None:
+    """SQLAlchemy's SQLite reflection runs a generated column's expression into the next column's
+    definition; read the expressions from the CREATE TABLE statement instead."""
+    if not any(c.computed is not None for c in table.columns):
+        return
+    master = f"{conn.dialect.identifier_preparer.quote(table.schema)}.sqlite_master" if table.schema else "sqlite_master"
+    create = conn.exec_driver_sql(f"SELECT sql FROM {master} WHERE type = 'table' AND name = ?",
+                                  (table.name,)).scalar()
+    for name, (expression, stored) in sqltext.generated_columns(create or "").items():
+        if name in table.columns and table.c[name].computed is not None:
+            table.c[name].computed.sqltext = sa.text(expression)
+            table.c[name].computed.persisted = stored
+
+
 def _copy_metadata(metadata: sa.MetaData) -> sa.MetaData:
     copied = sa.MetaData(schema=metadata.schema)
     for table in metadata.sorted_tables:
@@ -206,10 +223,32 @@ def _copy_metadata(metadata: sa.MetaData) -> sa.MetaData:
 
 
 def _fresh(column: sa.Column) -> sa.Column:
-    """An unattached copy of a column's definition (Column.copy() is deprecated)."""
-    default = column.server_default.arg if column.server_default is not None else None
-    return sa.Column(column.name, column.type, nullable=column.nullable, primary_key=column.primary_key,
-                     server_default=default, autoincrement=column.autoincrement)
+    """An unattached copy of a column's definition (Column.copy() is deprecated), generated and
+    identity columns included."""
+    return sa.Column(column.name, column.type, *generation(column), nullable=column.nullable,
+                     primary_key=column.primary_key, server_default=plain_default(column),
+                     autoincrement=column.autoincrement)
+
+
+def plain_default(column: sa.Column):
+    """The column's server default, as Column(server_default=...) takes it; None for none and for a
+    generated or identity column (their `server_default` is a Computed or an Identity, no value)."""
+    default = column.server_default
+    return default.arg if isinstance(default, sa.DefaultClause) else None
+
+
+def generation(column: sa.Column) -> list:
+    """A fresh copy of the column's GENERATED ... AS (...) or IDENTITY clause, if it has one."""
+    if column.computed is not None:
+        return [sa.Computed(column.computed.sqltext, persisted=column.computed.persisted)]
+    if column.identity is not None:
+        return [column.identity._copy()]
+    return []
+
+
+def is_generated(column: sa.Column) -> bool:
+    """A computed column: the database writes it, nobody else may."""
+    return column.computed is not None
 
 
 def constraint_columns(constraint: sa.Constraint, names: set[str]) -> set[str]:

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.sql import quoted_name
+from sqlalchemy.sql import quoted_name, visitors
 from sqlalchemy.sql.elements import ColumnElement
 
 from .errors import CrossfadeError, TransformRaisedError
@@ -121,6 +121,18 @@ class TableSync:
         for group in self.groups:
             columns.update(group.old + group.new)
         return columns
+
+    def value_types(self) -> list[sa.types.TypeEngine]:
+        """Every type a value takes on its way through the table's rules: the synced columns'
+        and each part of the transforms' expressions (casts, functions, literals)."""
+        table = self.table
+        exprs = [table.c[name] for name in self.synced_columns()]
+        for group in self.groups:
+            exprs += group.up_exprs(table)
+            exprs += group.down_exprs(table) if group.down is not None else ()
+        exprs += [fill.fill_expr(table) for fill in self.fills]
+        return [e.type for expr in exprs for e in visitors.iterate(expr) if isinstance(getattr(e, "type", None),
+                                                                                      sa.types.TypeEngine)]
 
 
 def row(table: sa.Table, which: str) -> sa.TableClause:

@@ -139,7 +139,8 @@ class _Live:
             return
         log.info("%s", step.name)
         triggers = self._rebuild_preamble(step.rebuild) if step.rebuild and self.dialect.name == "sqlite" else []
-        with _outside_transaction(self.context, step):
+        # Pinned: the steps' literals are rendered for crossfade's session settings.
+        with _outside_transaction(self.context, step), self.dialect.pinned_session(self.conn):
             for statement in step.sql:
                 self.conn.exec_driver_sql(statement)
         for statement in triggers:  # DROP TABLE dropped them with the old table

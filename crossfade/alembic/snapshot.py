@@ -16,7 +16,7 @@ from alembic.operations import ops as alembic_ops
 
 from ..change import Change
 from ..ddl import apply_to_schema
-from ..schema import Schema
+from ..schema import Schema, generation, plain_default
 from .recording import BatchOp
 
 
@@ -106,9 +106,10 @@ def _remove(schema: Schema, name: str) -> None:
 
 
 def _copy(column: sa.Column) -> sa.Column:
-    return sa.Column(column.name, column.type, nullable=column.nullable, primary_key=column.primary_key,
-                     server_default=_default_of(column), autoincrement=column.autoincrement)
+    return sa.Column(column.name, column.type, *generation(column), nullable=column.nullable,
+                     primary_key=column.primary_key, server_default=_default_of(column),
+                     autoincrement=column.autoincrement)
 
 
 def _default_of(column: sa.Column):
-    return column.server_default.arg if column.server_default is not None else None
+    return plain_default(column)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -34,7 +35,7 @@ from ..ddl import (
     SwapStandIn,
     apply_to_schema,
 )
-from ..errors import LockHolder, SchemaError, TransformError
+from ..errors import Dependent, LockHolder, SchemaError, TransformError
 from ..names import IdentifierRules, generated_name
 from ..schema import Schema, inspect
 from ..sync import (
@@ -90,8 +91,8 @@ class TriggerDialect:
     schema: str | None = None
 
     def __init__(self, sa_dialect: sa.Dialect):
-        self.sa_dialect = sa_dialect
-        self.preparer = sa_dialect.identifier_preparer
+        self.engine_dialect = sa_dialect
+        self._rendering: sa.Dialect | None = None
 
     def in_schema(self, schema: str | None) -> TriggerDialect:
         """This dialect naming the tables, triggers and functions it renders in `schema`."""
@@ -110,6 +111,45 @@ class TriggerDialect:
         return None
 
     # --- rendering -------------------------------------------------------------------------
+    # Trigger bodies outlive the session that creates them and run in every writer's session, so
+    # what crossfade renders must not depend on session settings SQLAlchemy detected once, at the
+    # engine's first connect (a connect event may change them afterwards, as oslo.db does with
+    # MariaDB's sql_mode): crossfade renders with a copy of the engine's dialect whose literal
+    # rules it fixes itself (`_fix_rendering`), and runs its SQL under `pinned_session`.
+    @property
+    def sa_dialect(self) -> sa.Dialect:
+        if self._rendering is not None:
+            return self._rendering
+        rendering = copy.copy(self.engine_dialect)
+        rendering._type_memos = weakref.WeakKeyDictionary()  # processors made for this copy
+        rendering.type_compiler_instance = rendering.type_compiler = type(self.engine_dialect.type_compiler_instance)(
+            rendering)
+        self._fix_rendering(rendering)
+        if getattr(self.engine_dialect, "server_version_info", None) is not None:
+            self._rendering = rendering  # initialized: what it detected stays
+        return rendering
+
+    @property
+    def preparer(self):
+        return self.sa_dialect.identifier_preparer
+
+    def _fix_rendering(self, rendering: sa.Dialect) -> None:
+        """Set the copy's literal and quoting rules to ones that hold whatever the session says."""
+
+    @contextmanager
+    def pinned_session(self, conn: sa.Connection):
+        """The session with the settings crossfade's rendered SQL is correct for, put back
+        afterwards (the pooled connection may be the application's)."""
+        yield conn
+
+    def session_notes(self) -> list[str]:
+        """What a reviewer running the rendered SQL by hand must set first, as crossfade does."""
+        return []
+
+    def pinned_batch(self, conn: sa.Connection):
+        """`pinned_session` for one backfill batch (where `backfill_batch_settings` cannot pin)."""
+        return self.pinned_session(conn)
+
     def quote(self, name: str) -> str:
         return self.preparer.quote(name)
 
@@ -122,6 +162,20 @@ class TriggerDialect:
     def compile(self, clause) -> str:
         """SQL for an expression, with values inlined by SQLAlchemy (never string-formatted)."""
         return str(clause.compile(dialect=self.sa_dialect, compile_kwargs={"literal_binds": True}))
+
+    def rows(self, conn: sa.Connection, select: sa.Select) -> list[tuple]:
+        """The rows of `select` compiled as trigger bodies are: literals inlined by `compile`,
+        only `expressions.bound` values sent as parameters; values read as their types read."""
+        compiled = select.compile(dialect=self.sa_dialect, compile_kwargs={"literal_binds": True})
+        processors = compiled._bind_processors
+        params = {name: processors[name](value) if name in processors else value
+                  for name, value in compiled.construct_params().items()}
+        if compiled.positional:
+            params = tuple(params[name] for name in compiled.positiontup)
+        result = conn.exec_driver_sql(compiled.string, params)
+        readers = [c.type._cached_result_processor(self.sa_dialect, described[1])
+                   for c, described in zip(select.selected_columns, result.cursor.description)]
+        return [tuple(read(v) if read else v for read, v in zip(readers, found)) for found in result]
 
     def column_spec(self, column: sa.Column) -> str:
         compiler = self.sa_dialect.ddl_compiler(self.sa_dialect, None)
@@ -222,6 +276,17 @@ class TriggerDialect:
 
     def foreign_triggers(self, conn: sa.Connection, table: str) -> list[str]:
         raise NotImplementedError
+
+    def column_dependents(self, conn: sa.Connection, table: str, columns: list[str]) -> list[Dependent]:
+        """Views, rules, indexes, constraints and other triggers that use `table`'s `columns`
+        (generated columns are read from the snapshot: crossfade/dependents.py)."""
+        raise NotImplementedError
+
+    def renamed_table_dependents(self, conn: sa.Connection, table: str, new: str) -> list[Dependent]:
+        """Objects that name `table`, which rename_table's contract renames to `new`, and which the
+        rename would leave broken. PostgreSQL's views follow the table itself, and SQLite's rename
+        rewrites them: nothing."""
+        return []
 
     def privilege_problems(self, conn: sa.Connection, tables: list[str]) -> tuple[list[str], list[str]]:
         """(errors, warnings): the privileges crossfade's DDL on `tables` needs and the user lacks,
@@ -432,7 +497,8 @@ class TriggerDialect:
         saved = self.session_lock_timeout(conn)
         conn.rollback()
         try:
-            yield self.ddl_connection(conn)
+            with self.pinned_session(conn):
+                yield self.ddl_connection(conn)
         finally:
             if saved is not None:
                 self.set_lock_timeout(conn, saved)

@@ -6,12 +6,14 @@ every step is checked before it runs and a rerun picks up where a crash left off
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
-from .. import names
+from .. import names, sqltext
 from ..ddl import AddCheck, AddForeignKey, AddUnique, CreateIndex, DropIndex, SetNullable, Step, SwapStandIn
-from ..errors import LockHolder
+from ..errors import Dependent, LockHolder
 from ..expressions import TriggerRow
 from ..names import PREFIX
 from ..schema import Schema
@@ -21,6 +23,14 @@ from .base import DbObject, ProceduralTriggers, column_nullable, renamed, view_e
 
 LOCK_WAIT_TIMEOUT = 1205
 LOCK_DEADLOCK = 1213
+
+# The sql_mode crossfade creates triggers (and runs its checks and backfill) under. A trigger
+# keeps the sql_mode it was created under and runs with it in every writer's session, so its body
+# is rendered for this mode, whatever mode the session had (oslo.db sets one in a connect event,
+# after SQLAlchemy detected the server's): backslashes escape, strings stay strings ('' is not
+# NULL, || is OR, CHAR values are not padded), and strict, so a value that does not fit the
+# column fails the writer's statement instead of being cut short in silence.
+PINNED_SQL_MODE = "STRICT_TRANS_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION"
 
 _ONLINE = ", ALGORITHM=INPLACE, LOCK=NONE"
 _COPY = ", ALGORITHM=COPY, LOCK=SHARED"
@@ -48,6 +58,36 @@ class MySQLDialect(ProceduralTriggers):
     def assign(self, target: str, value: str) -> str:
         return f"SET {target} = ({value});"
 
+    def _fix_rendering(self, rendering: sa.Dialect) -> None:
+        rendering._backslash_escapes = True  # PINNED_SQL_MODE has no NO_BACKSLASH_ESCAPES
+        # Backticks quote in every mode, ANSI_QUOTES or not.
+        rendering.identifier_preparer = rendering.preparer(rendering, server_ansiquotes=False)
+
+    def pinned_sql_mode(self) -> str:
+        # SQLAlchemy quotes with " where it found ANSI_QUOTES at the first connect: its own SQL
+        # on this session (reflection, checks) must keep reading that way.
+        ansi = getattr(self.engine_dialect, "_server_ansiquotes", False)
+        return PINNED_SQL_MODE + (",ANSI_QUOTES" if ansi else "")
+
+    def session_notes(self) -> list[str]:
+        return [f"Literals are written for sql_mode '{self.pinned_sql_mode()}', which triggers keep:",
+                f"run this after SET SESSION sql_mode = '{self.pinned_sql_mode()}', as crossfade does."]
+
+    @contextmanager
+    def pinned_session(self, conn: sa.Connection):
+        outside = not conn.in_transaction()  # inside one (Alembic's), the caller ends it
+        saved = conn.exec_driver_sql("SELECT @@SESSION.sql_mode").scalar()
+        pinned = self.pinned_sql_mode()
+        if saved != pinned:
+            conn.execute(sa.text("SET SESSION sql_mode = :mode"), {"mode": pinned})
+        if outside:
+            conn.commit()  # ends the read's transaction (a SET SESSION is not transactional)
+        try:
+            yield conn
+        finally:
+            if saved != pinned:
+                _restore_sql_mode(conn, saved)
+
     def raise_error(self, message: str) -> str:
         # SQLSTATE 45000: an unhandled user-defined exception; MESSAGE_TEXT holds 128 characters.
         return f"SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = {self.compile(sa.literal(message[:128]))};"
@@ -73,18 +113,40 @@ class MySQLDialect(ProceduralTriggers):
 
     def catalog_objects(self, conn: sa.Connection, tables: set[str]) -> dict[str, tuple[str, str, str]]:
         rows = conn.execute(sa.text(
-            "SELECT TRIGGER_NAME, EVENT_OBJECT_TABLE, ACTION_TIMING, EVENT_MANIPULATION, "
+            "SELECT TRIGGER_NAME, EVENT_OBJECT_TABLE, ACTION_TIMING, EVENT_MANIPULATION, SQL_MODE, "
             "ACTION_STATEMENT FROM information_schema.TRIGGERS "
             "WHERE TRIGGER_SCHEMA = DATABASE() AND TRIGGER_NAME LIKE :prefix"
         ), {"prefix": PREFIX.replace("_", "\\_") + "%"})
-        return {name: ("trigger", table, f"{timing} {event} {body}")
-                for name, table, timing, event, body in rows if table in tables}
+        # The sql_mode too: the same text created under another mode (one without backslash
+        # escapes) reads otherwise, and is drift.
+        return {name: ("trigger", table, f"{timing} {event} sql_mode={mode} {body}")
+                for name, table, timing, event, mode, body in rows if table in tables}
 
     def foreign_triggers(self, conn: sa.Connection, table: str) -> list[str]:
         return list(conn.execute(sa.text(
             "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE() "
             "AND EVENT_OBJECT_TABLE = :table AND TRIGGER_NAME NOT LIKE :prefix ORDER BY 1"
         ), {"table": table, "prefix": PREFIX.replace("_", "\\_") + "%"}).scalars())
+
+    def column_dependents(self, conn: sa.Connection, table: str, columns: list[str]) -> list[Dependent]:
+        found = []
+        params = {"table": table, "prefix": PREFIX.replace("_", "\\_") + "%"}
+        texts = sa.text(_TEXT_DEPENDENTS).bindparams(sa.bindparam("columns", expanding=True))
+        for kind, name, on, sql in conn.execute(texts, {**params, "columns": list(columns)}):
+            sql = sql or ""  # a view the user may not see the definition of
+            if on == table or sqltext.mentions(sql, table):
+                found += [Dependent(kind, name, f"{table}.{c}") for c in columns if _uses(sql, c)]
+        keys = sa.text(_KEY_DEPENDENTS).bindparams(sa.bindparam("columns", expanding=True))
+        for kind, name, column in conn.execute(keys, {"table": table, "columns": list(columns)}):
+            found.append(Dependent(kind, name, f"{table}.{column}"))
+        return found
+
+    def renamed_table_dependents(self, conn: sa.Connection, table: str, new: str) -> list[Dependent]:
+        # RENAME TABLE leaves a view or another table's trigger naming the old name broken.
+        texts = sa.text(_TEXT_DEPENDENTS).bindparams(sa.bindparam("columns", expanding=True))
+        rows = conn.execute(texts, {"table": table, "prefix": PREFIX.replace("_", "\\_") + "%", "columns": [""]})
+        return [Dependent(kind, name, table) for kind, name, on, sql in rows
+                if kind != "check constraint" and on not in (table, new) and sqltext.mentions(sql or "", table)]
 
     def store_as(self, expr, type_: sa.types.TypeEngine):
         # MySQL cannot CAST to BOOLEAN (or most numeric types); the column would coerce anyway.
@@ -294,12 +356,15 @@ class MySQLDialect(ProceduralTriggers):
         current = schema.column(intent.table, intent.column)
         column = sa.Column(current.name, current.type, nullable=intent.nullable,
                            server_default=current.server_default)
-        # INPLACE + LOCK=NONE: the table is rebuilt online; writers keep going.
-        online = ", ALGORITHM=INPLACE, LOCK=NONE" if not intent.nullable else ""
+        # INPLACE + LOCK=NONE: the table is rebuilt online; writers keep going. Not with a STORED
+        # generated column on the table: MariaDB refuses INPLACE (error 1845) and only copies.
+        stored = _has_stored_generated(schema.table(intent.table))
+        online = "" if intent.nullable else _COPY if stored else _ONLINE
         sql = f"{self.alter_table(intent.table)} MODIFY COLUMN {self.column_spec(column)}{online}"
         probe = column_nullable(intent.table, intent.column)
         # NOT NULL -> NULL is instant only in ROW_FORMAT=REDUNDANT: MariaDB rebuilds the table online too.
-        locks = _INPLACE_LOCKS.format("the table is rebuilt while writes go on")
+        locks = (_COPY_LOCKS.format("a table with a STORED generated column") if stored
+                 else _INPLACE_LOCKS.format("the table is rebuilt while writes go on"))
         return [Step(intent.describe(), [sql], is_done=lambda conn: probe(conn) is intent.nullable, locks=locks)]
 
     def create_index_steps(self, intent: CreateIndex) -> list[Step]:
@@ -416,6 +481,61 @@ class MySQLDialect(ProceduralTriggers):
         if _ONLINE in sql and " FOREIGN KEY " in sql:
             return _LOST_BUILD.format("building an index for the key (where its columns have none)")
         return ""
+
+
+def _restore_sql_mode(conn: sa.Connection, saved: str) -> None:
+    try:
+        outside = not conn.in_transaction()
+        conn.execute(sa.text("SET SESSION sql_mode = :mode"), {"mode": saved})
+        if outside:
+            conn.commit()
+    except sa.exc.DBAPIError:
+        conn.invalidate()  # never back to the pool with crossfade's mode
+
+
+def _uses(sql: str, column: str) -> bool:
+    """`sql` names `column` other than as an alias (MariaDB stores a view as `select ... AS `column``)."""
+    toks = sqltext.tokens(sql)
+    return any(t.kind == "identifier" and t.value.casefold() == column.casefold()
+               and not (i and toks[i - 1].kind == "identifier" and toks[i - 1].value.upper() == "AS")
+               for i, t in enumerate(toks))
+
+
+# Views, other triggers and check constraints whose text uses a column (MariaDB refuses to drop a
+# column a check names, and leaves a view or trigger that names it broken).
+_TEXT_DEPENDENTS = """
+SELECT 'view', TABLE_NAME, TABLE_NAME, VIEW_DEFINITION FROM information_schema.VIEWS
+WHERE TABLE_SCHEMA = DATABASE()
+UNION ALL
+SELECT 'trigger', CONCAT(TRIGGER_NAME, ' on ', EVENT_OBJECT_TABLE), EVENT_OBJECT_TABLE, ACTION_STATEMENT
+FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE() AND TRIGGER_NAME NOT LIKE :prefix
+UNION ALL
+SELECT 'check constraint', CONCAT(CONSTRAINT_NAME, ' on ', TABLE_NAME), TABLE_NAME, CHECK_CLAUSE
+FROM information_schema.CHECK_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = DATABASE() AND TABLE_NAME = :table
+  AND NOT (LEVEL = 'Column' AND CONSTRAINT_NAME IN :columns)
+ORDER BY 1, 2
+"""
+# Foreign keys that reference a column, or that a column belongs to (MariaDB refuses to drop it);
+# indexes over a column and others (DROP COLUMN would quietly narrow them, a unique one too).
+_KEY_DEPENDENTS = """
+SELECT DISTINCT 'foreign key', CONCAT(CONSTRAINT_NAME, ' on ', TABLE_NAME),
+       CASE WHEN REFERENCED_TABLE_NAME = :table AND REFERENCED_COLUMN_NAME IN :columns
+            THEN REFERENCED_COLUMN_NAME ELSE COLUMN_NAME END
+FROM information_schema.KEY_COLUMN_USAGE
+WHERE TABLE_SCHEMA = DATABASE() AND REFERENCED_TABLE_NAME IS NOT NULL
+  AND ((REFERENCED_TABLE_SCHEMA = DATABASE() AND REFERENCED_TABLE_NAME = :table AND REFERENCED_COLUMN_NAME IN :columns)
+       OR (TABLE_NAME = :table AND COLUMN_NAME IN :columns))
+UNION ALL
+SELECT DISTINCT 'index', s.INDEX_NAME, s.COLUMN_NAME FROM information_schema.STATISTICS s
+WHERE s.TABLE_SCHEMA = DATABASE() AND s.TABLE_NAME = :table AND s.COLUMN_NAME IN :columns
+  AND EXISTS (SELECT 1 FROM information_schema.STATISTICS o WHERE o.TABLE_SCHEMA = s.TABLE_SCHEMA
+              AND o.TABLE_NAME = s.TABLE_NAME AND o.INDEX_NAME = s.INDEX_NAME AND o.COLUMN_NAME NOT IN :columns)
+ORDER BY 1, 2
+"""
+
+
+def _has_stored_generated(table: sa.Table) -> bool:
+    return any(c.computed is not None and c.computed.persisted for c in table.columns)
 
 
 _LOST_BUILD = ("can lose its work: {} needs an exclusive metadata lock at its very end, and one transaction on "

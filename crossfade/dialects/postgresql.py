@@ -7,14 +7,15 @@ then pays only what PostgreSQL charges any BEFORE UPDATE row trigger: it locks t
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+import datetime as dt
+from contextlib import contextmanager, nullcontext
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-from .. import names
+from .. import names, sqltext
 from ..ddl import AddCheck, AddForeignKey, AddUnique, CreateIndex, DropIndex, SetNullable, Step, SwapStandIn
-from ..errors import LockHolder, SchemaError
+from ..errors import Dependent, LockHolder, SchemaError
 from ..expressions import TriggerRow
 from ..names import PREFIX
 from ..schema import Schema
@@ -30,6 +31,37 @@ _IN_SCHEMA = "coalesce(CAST(:schema AS name), current_schema())"
 _INSTANT = "ACCESS EXCLUSIVE for an instant ({}); each attempt waits at most lock_timeout"
 _CONCURRENTLY = ("no write lock (CONCURRENTLY: SHARE UPDATE EXCLUSIVE; writes go on); outside a transaction; "
                  "may wait up to max_lock_wait for older transactions, stalling no writer")
+
+
+# What PostgreSQL reads and writes dates, times, intervals and floats as text by, and converts
+# timestamps to and from timestamptz by: the session's settings. A function pins (SET clauses)
+# those its values go through, so every writer's session computes the same values, as the
+# round-trip check and the backfill, pinned alike, do. Naive timestamps are UTC. Each SET costs
+# every call its save and restore (a bulk INSERT of 200,000 rows here: TimeZone 2.2 s -> 4.2-4.6 s,
+# DateStyle, IntervalStyle or extra_float_digits +0.2-0.5 s each), so a function pins only those
+# its types read.
+PINNED_SETTINGS = (("DateStyle", "ISO, MDY"), ("IntervalStyle", "postgres"), ("TimeZone", "UTC"),
+                   ("extra_float_digits", "1"))
+
+
+def settings_read(types: list[sa.types.TypeEngine]) -> list[tuple[str, str]]:
+    """The PINNED_SETTINGS that converting between values of these types reads."""
+    python_types = {_python_type(t) for t in types}
+    as_text = str in python_types
+    needed = {
+        "DateStyle": as_text and bool(python_types & {dt.date, dt.datetime, dt.time}),
+        "IntervalStyle": as_text and dt.timedelta in python_types,
+        "TimeZone": any(getattr(t, "timezone", False) is True for t in types),
+        "extra_float_digits": as_text and float in python_types,
+    }
+    return [(name, value) for name, value in PINNED_SETTINGS if needed[name]]
+
+
+def _python_type(type_: sa.types.TypeEngine):
+    try:
+        return type_.python_type
+    except NotImplementedError:
+        return None
 
 
 class PostgresDialect(ProceduralTriggers):
@@ -65,6 +97,27 @@ class PostgresDialect(ProceduralTriggers):
     def assign(self, target: str, value: str) -> str:
         return f"{target} := {value};"
 
+    @contextmanager
+    def pinned_session(self, conn: sa.Connection):
+        names = [name for name, _ in PINNED_SETTINGS]
+        outside = not conn.in_transaction()  # inside one (Alembic's), the caller ends it
+        saved = conn.execute(sa.select(*[sa.func.current_setting(n) for n in names])).one()
+        _set_all(conn, PINNED_SETTINGS, commit=outside)
+        try:
+            yield conn
+        finally:
+            try:
+                _set_all(conn, list(zip(names, saved)), commit=not conn.in_transaction())
+            except sa.exc.DBAPIError:
+                conn.invalidate()  # never back to the pool with crossfade's settings
+
+    def pinned_batch(self, conn: sa.Connection):
+        return nullcontext(conn)  # backfill_batch_settings pins each batch's transaction
+
+    def _fix_rendering(self, rendering: sa.Dialect) -> None:
+        rendering._backslash_escapes = False  # the compiler writes E'' itself
+        rendering.statement_compiler = _escape_proof(type(self.engine_dialect).statement_compiler)
+
     def raise_error(self, message: str) -> str:
         # USING MESSAGE: the text is an expression, so a % in it is not a format placeholder.
         return f"RAISE EXCEPTION USING MESSAGE = {self.compile(sa.literal(message))}, ERRCODE = 'P0001';"
@@ -80,7 +133,7 @@ class PostgresDialect(ProceduralTriggers):
             "END IF;",
             "RETURN NEW;",
         ]
-        create_function = self._function_sql(function, body)
+        create_function = self._function_sql(function, body, settings_read(ts.value_types()))
         objects = [DbObject("function", function, ts.name, (create_function,))]
         events = [("insert", "INSERT", None)]
         condition = self.update_condition(ts)
@@ -147,6 +200,15 @@ class PostgresDialect(ProceduralTriggers):
             f"AND n.nspname = {_IN_SCHEMA} AND c.relname = :table AND t.tgname NOT LIKE :prefix "
             "ORDER BY 1"
         ), {"table": table, "prefix": PREFIX.replace("_", r"\_") + "%", "schema": self.schema}).scalars())
+
+    def column_dependents(self, conn: sa.Connection, table: str, columns: list[str]) -> list[Dependent]:
+        params = {"table": table, "prefix": PREFIX.replace("_", r"\_") + "%", "schema": self.schema}
+        rows = conn.execute(sa.text(_DEPENDENTS), {**params, "columns": list(columns)})
+        found = [Dependent(kind, name, f"{table}.{column}") for kind, name, column in rows]
+        bodies = conn.execute(sa.text(_TRIGGER_BODIES), params)
+        found += [Dependent("trigger", name, f"{table}.{column}") for name, body in bodies
+                  for column in columns if sqltext.mentions(body, column)]
+        return sorted(set(found), key=lambda d: (d.kind, d.name, d.column))
 
     def privilege_problems(self, conn: sa.Connection, tables: list[str]) -> tuple[list[str], list[str]]:
         user, schema, may_create = conn.execute(sa.text(
@@ -354,11 +416,12 @@ class PostgresDialect(ProceduralTriggers):
             objects.append(DbObject("trigger", name, table, (self.drop_sql("trigger", name, table), create)))
         return objects
 
-    def _function_sql(self, function: str, body: list[str]) -> str:
+    def _function_sql(self, function: str, body: list[str], pins: list[tuple[str, str]] = ()) -> str:
         code = "BEGIN\n" + "\n".join(self._indent(body)) + "\nEND"
         tag = names.dollar_tag(code)  # a name or a literal in the body may hold $crossfade$
+        settings = "".join(f"SET {name} TO '{value}'\n" for name, value in pins)
         return (f"CREATE OR REPLACE FUNCTION {self.qualified(function)}() RETURNS trigger\n"
-                f"LANGUAGE plpgsql AS {tag}\n{code}\n{tag}")
+                f"LANGUAGE plpgsql\n{settings}AS {tag}\n{code}\n{tag}")
 
     @staticmethod
     def _guarded(statements: list[str]) -> list[str]:
@@ -492,7 +555,10 @@ class PostgresDialect(ProceduralTriggers):
         # any key range: a plan guessing thousands of rows per batch scanned a whole 800,000-row
         # table for a batch of 10 (539 s instead of 13 s), and the batch sizer shrank the batches
         # to match. Each batch's range gets a plan of its own.
-        return ("SET LOCAL synchronous_commit = off", "SET LOCAL plan_cache_mode = force_custom_plan")
+        # And the settings the sync functions pin, so the backfill's up(A) is what a trigger computes.
+        pins = ", ".join(f"set_config('{name}', '{value}', true)" for name, value in PINNED_SETTINGS)
+        return ("SET LOCAL synchronous_commit = off", "SET LOCAL plan_cache_mode = force_custom_plan",
+                f"SELECT {pins}")
 
     # --- locks -------------------------------------------------------------------------------
     @contextmanager
@@ -537,7 +603,7 @@ class PostgresDialect(ProceduralTriggers):
         rows = conn.execute(sa.text(
             "SELECT a.pid, a.usename, a.application_name, a.state, "
             "extract(epoch FROM clock_timestamp() - a.xact_start) AS age, "
-            "left(regexp_replace(a.query, '\\s+', ' ', 'g'), 120) AS query, "
+            "left(regexp_replace(a.query, E'\\\\s+', ' ', 'g'), 120) AS query, "  # E'': read alike in any session
             "string_agg(DISTINCT l.mode || CASE WHEN l.granted THEN '' ELSE ' (queued)' END, ', ') AS modes "
             "FROM pg_locks l JOIN pg_class c ON c.oid = l.relation JOIN pg_stat_activity a ON a.pid = l.pid "
             "WHERE l.locktype = 'relation' AND l.database = (SELECT oid FROM pg_database "
@@ -549,6 +615,33 @@ class PostgresDialect(ProceduralTriggers):
         return [LockHolder(f"pid {pid}", f"user {user}" + (f", application {app!r}" if app else ""), state or "",
                            None if age is None else float(age), query or "", f"has {modes}")
                 for pid, user, app, state, age, query, modes in rows]
+
+
+def _set_all(conn: sa.Connection, settings, commit: bool) -> None:
+    conn.execute(sa.select(*[sa.func.set_config(name, value, False) for name, value in settings]))
+    if commit:
+        conn.commit()  # a session setting made in a transaction is undone by its rollback
+
+
+_COMPILERS: dict[type, type] = {}
+
+
+def _escape_proof(base: type) -> type:
+    """`base` rendering a string literal that holds a backslash as E'...': PostgreSQL reads
+    '...' by the session's standard_conforming_strings (a function body by the *caller's*, when
+    it first runs in a session), but E'...' the same way under any setting."""
+    if base not in _COMPILERS:
+        class EscapeProofCompiler(base):
+            def render_literal_value(self, value, type_):
+                rendered = super().render_literal_value(value, type_)
+                if "\\" not in rendered:
+                    return rendered
+                if not rendered.startswith("'"):
+                    raise sa.exc.CompileError(f"cannot render {rendered} so that every session reads it alike")
+                return "E" + rendered.replace("\\", "\\\\")
+
+        _COMPILERS[base] = EscapeProofCompiler
+    return _COMPILERS[base]
 
 
 def _constraint_exists(schema: str | None, table: str, name: str, validated: bool = False):
@@ -577,3 +670,51 @@ def _index(schema: str | None, table: str, name: str, valid: bool | None):
 def _not_index(schema: str | None, table: str, name: str, valid: bool | None):
     probe = _index(schema, table, name, valid)
     return lambda conn: not probe(conn)
+
+
+# What uses the table's `columns` (see crossfade/dependents.py): views and rules through pg_rewrite's
+# dependencies; indexes and unique or check constraints that also cover other columns (DROP COLUMN
+# drops them whole); foreign keys that reference the columns; other triggers that name a column in
+# UPDATE OF or WHEN, or whose function's body mentions it as a word.
+_DEPENDENTS = """
+WITH tbl AS (
+  SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+  WHERE n.nspname = """ + _IN_SCHEMA + """ AND c.relname = :table
+), dropped AS (
+  SELECT a.attnum, a.attname FROM pg_attribute a, tbl WHERE a.attrelid = tbl.oid AND a.attname = ANY(:columns)
+)
+SELECT CASE WHEN r.rulename <> '_RETURN' THEN 'rule' WHEN v.relkind = 'm' THEN 'materialized view' ELSE 'view' END,
+       CASE WHEN r.rulename = '_RETURN' THEN v.oid::regclass::text ELSE r.rulename || ' on ' || v.oid::regclass::text END,
+       x.attname
+FROM pg_depend d JOIN tbl ON d.refobjid = tbl.oid JOIN dropped x ON x.attnum = d.refobjsubid
+JOIN pg_rewrite r ON d.classid = 'pg_rewrite'::regclass AND r.oid = d.objid
+JOIN pg_class v ON v.oid = r.ev_class
+WHERE d.refclassid = 'pg_class'::regclass
+UNION
+SELECT 'index', i.indexrelid::regclass::text, x.attname
+FROM pg_depend d JOIN tbl ON d.refobjid = tbl.oid JOIN dropped x ON x.attnum = d.refobjsubid
+JOIN pg_index i ON d.classid = 'pg_class'::regclass AND i.indexrelid = d.objid
+WHERE d.refclassid = 'pg_class'::regclass
+  AND (i.indexprs IS NOT NULL OR i.indpred IS NOT NULL
+       OR EXISTS (SELECT 1 FROM unnest(i.indkey) k WHERE k NOT IN (SELECT attnum FROM dropped)))
+UNION
+SELECT CASE k.contype WHEN 'f' THEN 'foreign key' WHEN 'c' THEN 'check constraint' ELSE 'unique constraint' END,
+       k.conname || ' on ' || k.conrelid::regclass::text, x.attname
+FROM pg_constraint k JOIN tbl ON tbl.oid IN (k.conrelid, k.confrelid) JOIN dropped x ON TRUE
+WHERE (k.contype = 'f' AND k.confrelid = tbl.oid AND x.attnum = ANY(k.confkey))
+   OR (k.contype IN ('c', 'u', 'x') AND k.conrelid = tbl.oid AND x.attnum = ANY(k.conkey)
+       AND EXISTS (SELECT 1 FROM unnest(k.conkey) c WHERE c NOT IN (SELECT attnum FROM dropped)))
+UNION
+SELECT 'trigger', t.tgname || ' on ' || t.tgrelid::regclass::text, x.attname
+FROM pg_trigger t JOIN tbl ON t.tgrelid = tbl.oid JOIN dropped x ON TRUE
+WHERE NOT t.tgisinternal AND t.tgname NOT LIKE :prefix
+  AND (x.attnum = ANY(t.tgattr) OR EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_trigger'::regclass
+       AND d.objid = t.oid AND d.refobjid = tbl.oid AND d.refobjsubid = x.attnum))
+ORDER BY 1, 2, 3
+"""
+_TRIGGER_BODIES = """
+SELECT t.tgname || ' on ' || t.tgrelid::regclass::text, p.prosrc
+FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_proc p ON p.oid = t.tgfoid
+WHERE n.nspname = """ + _IN_SCHEMA + """ AND c.relname = :table AND NOT t.tgisinternal AND t.tgname NOT LIKE :prefix
+"""

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.sql.elements import ColumnElement
 
-from .. import names
+from .. import names, sqltext
 from ..ddl import (
     AddCheck,
     AddForeignKey,
@@ -29,10 +29,10 @@ from ..ddl import (
     SwapStandIn,
     apply_to_schema,
 )
-from ..errors import SchemaError
+from ..errors import Dependent, SchemaError
 from ..expressions import TriggerRow
 from ..names import PREFIX
-from ..schema import Schema, constraint_columns
+from ..schema import Schema, constraint_columns, generation, plain_default
 from ..sync import LinkRule, MoveStatements, TableSync, all_null, changed, conflict, row
 from .base import DbObject, TriggerDialect, renamed, table_exists, update_condition
 
@@ -158,6 +158,55 @@ class SQLiteDialect(TriggerDialect):
             "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = :table "
             "AND name NOT LIKE :prefix ESCAPE '\\' ORDER BY 1"
         ), {"table": table, "prefix": PREFIX.replace("_", "\\_") + "%"}).scalars())
+
+    def column_dependents(self, conn: sa.Connection, table: str, columns: list[str]) -> list[Dependent]:
+        found = [Dependent(kind, name, f"{table}.{column}")
+                 for kind, name, on, sql in conn.exec_driver_sql(
+                     "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE type IN ('view', 'trigger') "
+                     "AND sql IS NOT NULL ORDER BY type DESC, name")
+                 if not (kind == "trigger" and name.startswith(PREFIX))
+                 and (on == table or sqltext.mentions(sql, table))
+                 for column in columns if sqltext.mentions(sql, column)]
+        found += self._index_dependents(conn, table, columns)
+        found += self._check_dependents(conn, table, columns)
+        return found + self._key_dependents(conn, table, columns)
+
+    def _check_dependents(self, conn: sa.Connection, table: str, columns: list[str]) -> list[Dependent]:
+        """CHECK constraints over a column and others: the rebuild that drops the column drops them whole."""
+        others = {c["name"] for c in sa.inspect(conn).get_columns(table)} - set(columns)
+        found = []
+        for check in sa.inspect(conn).get_check_constraints(table):
+            text = check["sqltext"]
+            if any(sqltext.mentions(text, other) for other in others):
+                found += [Dependent("check constraint", f"{check['name'] or 'unnamed'} on {table}", f"{table}.{c}")
+                          for c in columns if sqltext.mentions(text, c)]
+        return found
+
+    def _index_dependents(self, conn: sa.Connection, table: str, columns: list[str]) -> list[Dependent]:
+        """Indexes (unique constraints included) over a column and anything else: an expression,
+        a WHERE, or another column. The rebuild that drops the column would drop them whole."""
+        found = []
+        for _seq, name, _unique, _origin, partial in conn.exec_driver_sql(f"PRAGMA index_list({self.quote(table)})"):
+            keys = [(cid, column) for _n, cid, column, _d, _c, key in
+                    conn.exec_driver_sql(f"PRAGMA index_xinfo({self.quote(name)})") if key]
+            sql = conn.exec_driver_sql("SELECT sql FROM sqlite_master WHERE name = ?", (name,)).scalar() or ""
+            named = {column for _cid, column in keys if column}
+            for column in columns:
+                uses = column in named or sqltext.mentions(sql, column)
+                more = partial or any(cid == -2 for cid, _ in keys) or bool(named - set(columns))
+                if uses and more:
+                    found.append(Dependent("index", name, f"{table}.{column}"))
+        return found
+
+    def _key_dependents(self, conn: sa.Connection, table: str, columns: list[str]) -> list[Dependent]:
+        """Foreign keys of other tables that reference the columns."""
+        found = []
+        for (other,) in conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"):
+            for fk_id, _seq, parent, column, ref_column, *_ in conn.exec_driver_sql(
+                    f"PRAGMA foreign_key_list({self.quote(other)})"):
+                if parent == table and ref_column in columns:
+                    found.append(Dependent("foreign key", f"#{fk_id} of {other} ({column})", f"{table}.{ref_column}"))
+        return found
 
     # --- cross-table links ---------------------------------------------------------------
     # A view cannot report the rowid an insert through it made (its INSTEAD OF trigger's
@@ -317,8 +366,8 @@ class SQLiteDialect(TriggerDialect):
         [key] = source.primary_key.columns
         counts = isinstance(key.type, sa.Integer)
         mirror = sa.Table(intent.name, sa.MetaData(), *[
-            sa.Column(c.name, c.type, nullable=c.nullable, primary_key=c.primary_key, autoincrement=c.autoincrement,
-                      server_default=c.server_default.arg if c.server_default is not None else None)
+            sa.Column(c.name, c.type, *generation(c), nullable=c.nullable, primary_key=c.primary_key,
+                      autoincrement=c.autoincrement, server_default=plain_default(c))
             for c in source.columns], sqlite_autoincrement=counts)
         sql = [str(sa.schema.CreateTable(mirror).compile(dialect=self.sa_dialect)).strip()]
         if counts:
@@ -381,7 +430,8 @@ class SQLiteDialect(TriggerDialect):
         copy = target.to_metadata(scratch, name=temp)
         for index in list(copy.indexes):
             copy.indexes.discard(index)
-        column_list = ", ".join(self.quote(c.name) for c in target.columns)
+        # Generated columns compute themselves in the copy (SQLite refuses a value for them).
+        column_list = ", ".join(self.quote(c.name) for c in target.columns if c.computed is None)
         sql = [
             f"DROP TABLE IF EXISTS {self.quote(temp)}",
             str(sa.schema.CreateTable(copy).compile(dialect=self.sa_dialect)).strip(),
@@ -413,15 +463,24 @@ class SQLiteDialect(TriggerDialect):
         if rebuild and foreign_keys:
             # DROP TABLE would cascade into child tables; the pragma only changes outside a transaction.
             conn.exec_driver_sql("PRAGMA foreign_keys = OFF")
+        legacy_alter = conn.exec_driver_sql("PRAGMA legacy_alter_table").scalar()
+        if rebuild:
+            # Renaming the copy into place re-checks every view and trigger naming the table, which
+            # the DROP TABLE just before made unresolvable ("error in view v: no such table"). The
+            # legacy rename checks nothing: the views name the table, and it is back under that name.
+            conn.exec_driver_sql("PRAGMA legacy_alter_table = ON")
         try:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
             try:
                 triggers = self._triggers_on(conn, rebuild) if rebuild else []
                 keys_before = self._foreign_keys(conn, rebuild) if rebuild else {}
+                indexes, columns = (self._indexes_on(conn, rebuild), self._columns_of(conn, rebuild)) if rebuild else ({}, set())
                 yield
                 for sql in triggers:  # DROP TABLE dropped them; writers must never miss one
                     conn.exec_driver_sql(sql)
                 if rebuild:
+                    self._restore_indexes(conn, rebuild, indexes, columns - self._columns_of(conn, rebuild))
+                    self._check_views(conn, rebuild)
                     self._check_foreign_keys(conn, rebuild, keys_before, everywhere=bool(foreign_keys))
                 conn.exec_driver_sql("COMMIT")
             except BaseException:
@@ -430,6 +489,8 @@ class SQLiteDialect(TriggerDialect):
         finally:
             if rebuild and foreign_keys:
                 conn.exec_driver_sql("PRAGMA foreign_keys = ON")
+            if rebuild:
+                conn.exec_driver_sql(f"PRAGMA legacy_alter_table = {'ON' if legacy_alter else 'OFF'}")
             self.set_lock_timeout(conn, session_timeout)
 
     def _check_foreign_keys(self, conn: sa.Connection, table: str, before: dict[int, tuple],
@@ -457,6 +518,31 @@ class SQLiteDialect(TriggerDialect):
             entry[1].append(column)
             entry[2].append(ref_column)
         return {fk_id: (parent, tuple(cols), tuple(refs)) for fk_id, (parent, cols, refs) in keys.items()}
+
+    @staticmethod
+    def _indexes_on(conn: sa.Connection, table: str) -> dict[str, str]:
+        return dict(conn.execute(sa.text(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = :t AND sql IS NOT NULL"
+        ), {"t": table}).all())
+
+    def _columns_of(self, conn: sa.Connection, table: str) -> set[str]:
+        return {row[1] for row in conn.exec_driver_sql(f"PRAGMA table_xinfo({self.quote(table)})")}
+
+    def _restore_indexes(self, conn: sa.Connection, table: str, before: dict[str, str], dropped: set[str]) -> None:
+        """The indexes SQLAlchemy cannot reflect (over expressions), which the rebuild's DROP TABLE
+        took: re-created from their own CREATE INDEX, unless they name a column the rebuild dropped
+        (contract refuses those beforehand: crossfade/dependents.py)."""
+        now = self._indexes_on(conn, table)
+        for name, sql in sorted(before.items()):
+            if name not in now and not any(sqltext.mentions(sql, column) for column in dropped):
+                conn.exec_driver_sql(sql)
+
+    def _check_views(self, conn: sa.Connection, table: str) -> None:
+        """The legacy rename checks no view; one that uses a column the rebuild dropped (made after
+        contract's check for dependent objects) fails here, and the rebuild is undone."""
+        for name, sql in conn.exec_driver_sql("SELECT name, sql FROM sqlite_master WHERE type = 'view'").all():
+            if sqltext.mentions(sql, table):
+                conn.exec_driver_sql(f"SELECT * FROM {self.quote(name)} LIMIT 0").all()
 
     @staticmethod
     def _triggers_on(conn: sa.Connection, table: str) -> list[str]:
@@ -533,7 +619,7 @@ def _table_matches(target: sa.Table):
         if set(live) != {c.name for c in target.columns}:
             return False
         columns_match = all(bool(live[c.name]["nullable"]) == bool(c.nullable)
-                            and (live[c.name]["default"] is None) == (c.server_default is None)
+                            and (live[c.name]["default"] is None) == (plain_default(c) is None)
                             for c in target.columns if not c.primary_key)
         checks = {k["name"] for k in inspector.get_check_constraints(target.name)}
         keys = {(tuple(k["constrained_columns"]), k["referred_table"], tuple(k["referred_columns"]))

@@ -37,7 +37,7 @@ class AddColumnOp(Op):
             self._sources(schema)
 
     def expand(self, schema: Schema) -> list[Intent]:
-        return [AddColumn(self.table, transitional(self.column))]
+        return [AddColumn(self.table, transitional(self.table, self.column))]
 
     def sync(self, schema: Schema) -> Sync:
         if self.backfill is not None:

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from ..ddl import AddColumn, DropColumn, Intent, SetDefault, SetNullable
-from ..errors import ColumnExistsError, PrimaryKeyColumnError, TableExistsError, ValidationError
-from ..schema import Schema
+from ..errors import ColumnExistsError, GeneratedColumnError, PrimaryKeyColumnError, TableExistsError, ValidationError
+from ..schema import Schema, plain_default
 from ..sync import BlockRule, FillRule, LinkRule, MoveRule, SyncGroup, Transform
 
 
@@ -87,16 +87,19 @@ def require_new_column(schema: Schema, table: str, column: str) -> None:
         raise ColumnExistsError(table, column)
 
 
-def transitional(column: sa.Column) -> sa.Column:
-    """The column as expand adds it: nullable, no server default (DESIGN section 2)."""
+def transitional(table: str, column: sa.Column) -> sa.Column:
+    """The column as expand adds it: nullable, no server default (DESIGN section 2). Not a
+    generated one: triggers and the backfill fill a new column, and the database refuses them that."""
+    if column.computed is not None:
+        raise GeneratedColumnError(table, column.name, "the change's triggers and backfill")
     return sa.Column(column.name, column.type, nullable=True)
 
 
 def final_constraints(table: str, column: sa.Column) -> list[Intent]:
     """Contract's intents that give a new column its declared default and NOT NULL."""
     intents: list[Intent] = []
-    if column.server_default is not None:
-        intents.append(SetDefault(table, column.name, column.server_default.arg))
+    if plain_default(column) is not None:
+        intents.append(SetDefault(table, column.name, plain_default(column)))
     if not column.nullable:
         intents.append(SetNullable(table, column.name, False))
     return intents
@@ -154,7 +157,7 @@ class ReplacesColumns(Op):
             require_new_column(schema, self.table, column.name)
 
     def expand(self, schema: Schema) -> list[Intent]:
-        return [AddColumn(self.table, transitional(c)) for c in self.new_columns]
+        return [AddColumn(self.table, transitional(self.table, c)) for c in self.new_columns]
 
     def sync(self, schema: Schema) -> Sync:
         new = tuple(c.name for c in self.new_columns)

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 
 from ..ddl import AddColumn, DropColumn, Intent
 from ..errors import ValidationError
-from ..schema import Schema
+from ..schema import Schema, plain_default
 from ..sync import MoveRule
 from .base import Op, Sync, check_not_primary_key, final_constraints, require_new_column, single_key, transitional
 
@@ -68,7 +68,7 @@ class MoveColumnOp(Op):
                 "in this change")
 
     def expand(self, schema: Schema) -> list[Intent]:
-        return [AddColumn(self.to, transitional(self._target_column(schema)))]
+        return [AddColumn(self.to, transitional(self.to, self._target_column(schema)))]
 
     def sync(self, schema: Schema) -> Sync:
         return Sync(moves=self.moves(schema))
@@ -110,7 +110,7 @@ class MoveColumnOp(Op):
 
     def _target_column(self, schema: Schema) -> sa.Column:
         if isinstance(self.new, sa.Column):
-            default = self.new.server_default.arg if self.new.server_default is not None else None
+            default = plain_default(self.new)
             return sa.Column(self.new.name, self.new.type, nullable=self.new.nullable, server_default=default)
         # Its type is the old column's (the new column's, once contract dropped the old one), and
         # not the old NOT NULL: target rows no source row matches (an org without users) hold NULL.

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from ..ddl import AddColumn, DropColumn, Intent
-from ..schema import Schema
+from ..schema import Schema, plain_default
 from ..sync import SyncGroup
 from .base import Op, Sync, check_not_primary_key, final_constraints, require_new_column, transitional
 
@@ -31,7 +31,7 @@ class RenameColumnOp(Op):
         require_new_column(schema, self.table, self.new)
 
     def expand(self, schema: Schema) -> list[Intent]:
-        return [AddColumn(self.table, transitional(self._renamed(schema)))]
+        return [AddColumn(self.table, transitional(self.table, self._renamed(schema)))]
 
     def sync(self, schema: Schema) -> Sync:
         return Sync(groups=(SyncGroup(self.table, (self.old,), (self.new,), _identity, _identity),))
@@ -50,7 +50,7 @@ class RenameColumnOp(Op):
 
     def _renamed(self, schema: Schema) -> sa.Column:
         old = schema.column(self.table, self.old)
-        default = old.server_default.arg if old.server_default is not None else None
+        default = plain_default(old)
         return sa.Column(self.new, old.type, nullable=old.nullable, server_default=default)
 
 

@@ -39,7 +39,8 @@ class RenameTableOp(Op):
 
     def sync(self, schema: Schema) -> Sync:
         key = single_key(schema, self.table, self.describe())
-        columns = tuple(c.name for c in schema.table(self.table).columns if c.name != key)
+        # Generated columns compute themselves on both sides (SQLite's mirror keeps their definition).
+        columns = tuple(c.name for c in schema.table(self.table).columns if c.name != key and c.computed is None)
         return Sync(links=(LinkRule(self.table, self.new, key, columns, mirror=True),))
 
     def contract(self, schema: Schema) -> list[Intent]:

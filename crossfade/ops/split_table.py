@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from ..ddl import ON_DELETE, CreateTable, DropColumn, DropTable, Intent, SetNullable
 from ..errors import ValidationError
-from ..schema import Schema, column_names
+from ..schema import Schema, column_names, plain_default
 from ..sync import LinkRule
 from .base import Op, Sync, check_not_primary_key, require_new_table, single_key
 
@@ -78,8 +78,7 @@ class SplitTableOp(Op):
 
 
 def _copy(column: sa.Column) -> sa.Column:
-    default = column.server_default.arg if column.server_default is not None else None
-    return sa.Column(column.name, column.type, nullable=column.nullable, server_default=default)
+    return sa.Column(column.name, column.type, nullable=column.nullable, server_default=plain_default(column))
 
 
 def split_table(table: str, new_table: str, columns, *, ondelete: str | None = "CASCADE") -> SplitTableOp:
