@@ -18,7 +18,7 @@ from .errors import (
     UnmovableValuesError,
 )
 from .expressions import exact
-from .schema import Schema
+from .schema import Schema, inspect
 from .state import ChangeState
 from .sync import MoveRule, all_null
 
@@ -75,7 +75,7 @@ def clean_problems(dialect: TriggerDialect, conn: sa.Connection, tables: set[str
 
 def _column_problems(conn: sa.Connection, columns: list[tuple[str, str]], should_exist: bool,
                      schema: str | None = None) -> list[str]:
-    inspector = sa.inspect(conn)
+    inspector = inspect(conn)
     problems = []
     for table, column in columns:
         present = column in {c["name"] for c in inspector.get_columns(table, schema=schema)}
@@ -171,7 +171,7 @@ def _refuse_duplicates(conn: sa.Connection, intent: AddUnique) -> None:
 
 
 def _refuse_orphans(conn: sa.Connection, schema: Schema, intent: AddForeignKey) -> None:
-    inspector = sa.inspect(conn)
+    inspector = inspect(conn)
     if not inspector.has_table(intent.ref_table, schema=schema.metadata.schema):
         raise UnknownTableError(intent.ref_table)
     referenced = {c["name"] for c in inspector.get_columns(intent.ref_table, schema=schema.metadata.schema)}

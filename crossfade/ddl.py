@@ -6,12 +6,13 @@ whether the step already happened, which makes every phase safe to rerun).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
 
+from .names import portable
 from .schema import plain_default
 
 
@@ -156,7 +157,7 @@ class CreateTable:
                    for c in self.columns]
         return sa.Table(self.table, metadata, *columns,
                         sa.ForeignKeyConstraint([self.key], [f"{self.ref_table}.{self.key}"],
-                                                name=f"fk_{self.table}_{self.key}"[:60], ondelete=self.ondelete))
+                                                name=portable(f"fk_{self.table}_{self.key}"), ondelete=self.ondelete))
 
 
 @dataclass(frozen=True)
@@ -259,3 +260,20 @@ def apply_to_schema(schema, intent: Intent) -> None:
 
 def _table(name: str, columns: Sequence[str]) -> sa.TableClause:
     return sa.table(name, *[sa.column(c) for c in dict.fromkeys(columns)])
+
+
+def new_names(intents: Iterable[object]) -> Iterator[tuple[str, str, str]]:
+    """(kind, table, name) for every name a list of DDL intents creates."""
+    for intent in intents:
+        if isinstance(intent, AddColumn):
+            yield "column", intent.table, intent.column.name
+        elif isinstance(intent, CreateTable):
+            yield "table", intent.table, intent.table
+            for column in intent.columns:
+                yield "column", intent.table, column.name
+        elif isinstance(intent, (CreateIndex, AddUnique)):
+            yield "index", intent.table, intent.name
+        elif isinstance(intent, (AddForeignKey, AddCheck)):
+            yield "constraint", intent.table, intent.name
+        elif isinstance(intent, (AddStandIn, SwapStandIn)):
+            yield "table", intent.name, intent.name

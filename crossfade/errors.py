@@ -144,6 +144,15 @@ class TableBusyError(ValidationError):
         )
 
 
+class IdentifierError(ValidationError):
+    """A name the change would create that the database cannot hold exactly as written."""
+
+    def __init__(self, kind: str, table: str, name: str, dialect: str, reason: str):
+        self.kind, self.table, self.name, self.dialect = kind, table, name, dialect
+        subject = f"table {name!r}" if kind.endswith("table") else f"{kind} {name!r} of table {table!r}"
+        super().__init__(f"{subject} cannot be named so on {dialect}: {reason}; choose a shorter or plainer name")
+
+
 @dataclass(frozen=True)
 class Dependent:
     """A database object that uses a column contract drops: dropping the column would fail, drop

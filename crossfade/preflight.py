@@ -33,7 +33,9 @@ def run_preflight(conn: sa.Connection, dialect: TriggerDialect, schema: Schema,
     """`links`: the cross-table rules the dialect keeps with triggers (TriggerDialect.active_links)."""
     result = Preflight()
     linked = sorted({table for link in links for table in link.tables() if schema.has_table(table)})
-    result.errors += dialect.privilege_problems(conn, sorted(set(syncs) | set(linked)))
+    errors, warnings = dialect.privilege_problems(conn, sorted(set(syncs) | set(linked)))
+    result.errors += errors
+    result.warnings += warnings
     for name in sorted(set(syncs) | set(linked)):
         if name in syncs:
             _check_primary_key(dialect, schema.table(name), result)

@@ -15,9 +15,9 @@ from datetime import datetime, timezone
 
 import sqlalchemy as sa
 
-from . import backfill, checks, datacheck, ops, roundtrip, state
+from . import backfill, checks, datacheck, names, ops, roundtrip, state
 from .change import Change
-from .ddl import SetNullable, Step
+from .ddl import SetNullable, Step, new_names
 from .dependents import dependents_warnings, refuse_dependents
 from .dialects import for_dialect
 from .errors import (
@@ -333,8 +333,14 @@ class Runner:
             schema = self._reflect(conn, change)
             change.validate(schema)
             planned = schema.copy()
-            self.dialect.steps(change.expand_intents(planned), planned)  # simulates expand on `planned`
+            expand = change.expand_intents(planned)
+            self.dialect.steps(expand, planned)  # simulates expand on `planned`
+            created = new_names(expand + change.contract_intents(planned.copy()))
+            names.refuse_illegal(self.dialect.identifiers, created)
             syncs = change.table_syncs(planned)
+            links = self.dialect.active_links(change.links(planned))
+            triggered = set(syncs) | {t for link in links for t in link.tables()}
+            names.refuse_illegal(self.dialect.identifiers, names.triggered_tables(sorted(triggered)))
             self.dialect.compile_triggers(syncs)
             checks.expected_objects(self.dialect, {}, change.links(planned), planned)  # every trigger compiles
             self._refuse_busy_tables(conn, change)

@@ -16,6 +16,16 @@ from . import sqltext
 from .errors import ConstraintExistsError, UnknownColumnError, UnknownTableError, ValidationError
 
 
+def inspect(conn: sa.Connection) -> sa.Inspector:
+    """sa.inspect(conn), with names reflected as the database stores them (see
+    dialects/mysql_reflection.py: SQLAlchemy leaves a MySQL name's backtick doubled)."""
+    if conn.dialect.name in ("mysql", "mariadb"):
+        from .dialects.mysql_reflection import mend_reflection  # here: the dialects import this module
+
+        mend_reflection(conn.dialect)
+    return sa.inspect(conn)
+
+
 class Schema:
     """Tables are looked up by their plain names; where the change's tables are in a named
     database schema (`metadata.schema`), every table here is in it, so compiled SQL names it."""
@@ -27,7 +37,7 @@ class Schema:
     @classmethod
     def reflect(cls, conn: sa.Connection, tables: set[str], schema: str | None = None) -> Schema:
         metadata = sa.MetaData(schema=schema)
-        inspector = sa.inspect(conn)
+        inspector = inspect(conn)
         existing = set(inspector.get_table_names(schema=schema))
         with warnings.catch_warnings():
             # SQLAlchemy reflects PostgreSQL's NOT VALID checks (add_check between its two steps)

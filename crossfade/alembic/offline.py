@@ -32,7 +32,7 @@ from ..change import Change
 from ..ddl import Step
 from ..dialects import TriggerDialect, for_dialect
 from ..errors import CrossfadeError, NullsRemainError
-from ..schema import Schema
+from ..schema import Schema, inspect
 from ..sync import LinkRule
 from . import render, snapshot
 from .classify import classify, table_of
@@ -164,7 +164,7 @@ class _Live:
         log.info("%s", text)
 
     def _table(self, name: str) -> sa.Table | None:
-        return sa.Table(name, sa.MetaData(), autoload_with=self.conn) if sa.inspect(self.conn).has_table(name) else None
+        return sa.Table(name, sa.MetaData(), autoload_with=self.conn) if inspect(self.conn).has_table(name) else None
 
     def _rebuild_preamble(self, table: str) -> list[str]:
         """A SQLite rebuild drops the old table: refuse while foreign keys would cascade from it,

@@ -29,6 +29,7 @@ from alembic.util import CommandError
 from ..ddl import AddCheck, AddForeignKey, AddUnique, CreateIndex, DropIndex, Intent, Step
 from ..dialects import TriggerDialect
 from ..errors import CrossfadeError
+from ..schema import inspect
 from .classify import describe
 from .recording import BatchOp, Statements, offline_context
 
@@ -110,9 +111,9 @@ def probe(operation) -> Callable[[sa.Connection], bool] | None:
         return _all(probes) if probes else None
     table = getattr(operation, "table_name", None)
     if isinstance(operation, alembic_ops.CreateTableOp):
-        return lambda conn: sa.inspect(conn).has_table(table)
+        return lambda conn: inspect(conn).has_table(table)
     if isinstance(operation, alembic_ops.DropTableOp):
-        return lambda conn: not sa.inspect(conn).has_table(table)
+        return lambda conn: not inspect(conn).has_table(table)
     if isinstance(operation, alembic_ops.AddColumnOp):
         return lambda conn: operation.column.name in _columns(conn, table)
     if isinstance(operation, alembic_ops.DropColumnOp):
@@ -137,19 +138,19 @@ def _all(probes: list) -> Callable[[sa.Connection], bool]:
 
 
 def _columns(conn: sa.Connection, table: str) -> set[str]:
-    inspector = sa.inspect(conn)
+    inspector = inspect(conn)
     return {c["name"] for c in inspector.get_columns(table)} if inspector.has_table(table) else set()
 
 
 def _indexes(conn: sa.Connection, table: str) -> set[str]:
-    inspector = sa.inspect(conn)
+    inspector = inspect(conn)
     if not inspector.has_table(table):
         return set()
     return {i["name"] for i in inspector.get_indexes(table)} | _constraints(conn, table)
 
 
 def _constraints(conn: sa.Connection, table: str) -> set[str]:
-    inspector = sa.inspect(conn)
+    inspector = inspect(conn)
     if not inspector.has_table(table):
         return set()
     names = {c["name"] for c in inspector.get_unique_constraints(table)}

@@ -28,7 +28,7 @@ from ..errors import PhaseError
 from ..locking import run_step
 from ..oplock import OperatorLock, one_operator
 from ..runner import ChangeStatus, Runner
-from ..schema import Schema
+from ..schema import Schema, inspect
 from ..state import SYNCING, ChangeState, Phase
 from . import render, snapshot
 from .classify import Classified, classify, describe, table_of, undo
@@ -199,7 +199,7 @@ class RevisionRunner:
         runner = self.runner
         with runner.engine.connect() as conn, runner.dialect.ddl_session(conn) as ddl:
             def release_n_table(name: str) -> sa.Table | None:
-                return sa.Table(name, sa.MetaData(), autoload_with=ddl) if sa.inspect(ddl).has_table(name) else None
+                return sa.Table(name, sa.MetaData(), autoload_with=ddl) if inspect(ddl).has_table(name) else None
 
             for step in render.steps(operation, runner.dialect, release_n_table):
                 ran = run_step(ddl, runner.dialect, step, runner.policy)

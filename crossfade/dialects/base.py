@@ -36,7 +36,8 @@ from ..ddl import (
     apply_to_schema,
 )
 from ..errors import Dependent, LockHolder, SchemaError, TransformError
-from ..schema import Schema
+from ..names import IdentifierRules, generated_name
+from ..schema import Schema, inspect
 from ..sync import (
     BlockRule,
     FillRule,
@@ -50,8 +51,6 @@ from ..sync import (
     conflict,
     row,
 )
-
-PREFIX = "crossfade_"
 
 
 @dataclass(frozen=True)
@@ -75,7 +74,7 @@ def sha(text: str) -> str:
 
 class TriggerDialect:
     name = "base"
-    max_identifier_length = 63
+    identifiers: IdentifierRules  # what the database holds as a name, and its limit
     # PostgreSQL and MariaDB check NOT NULL after BEFORE triggers fill the row; SQLite checks
     # before its AFTER triggers run, so old NOT NULL columns must be relaxed there (DESIGN 2).
     relaxes_old_not_null = False
@@ -190,13 +189,8 @@ class TriggerDialect:
         return self.compile(default)
 
     def object_name(self, table: str, suffix: str) -> str:
-        """crossfade_<table>_<suffix>, shortened with a hash when the dialect's limit demands."""
-        name = f"{PREFIX}{table}_{suffix}"
-        if len(name) <= self.max_identifier_length:
-            return name
-        digest = sha(name)[:8]
-        keep = self.max_identifier_length - len(PREFIX) - len(suffix) - len(digest) - 2
-        return f"{PREFIX}{table[:keep]}{digest}_{suffix}"
+        """crossfade_<table>_<suffix>, shortened with a hash when the database's limit demands."""
+        return generated_name(self.identifiers, table, suffix)
 
     # --- triggers --------------------------------------------------------------------------
     def trigger_objects(self, table_sync: TableSync) -> list[DbObject]:
@@ -296,8 +290,10 @@ class TriggerDialect:
         rewrites them: nothing."""
         return []
 
-    def privilege_problems(self, conn: sa.Connection, tables: list[str]) -> list[str]:
-        return []
+    def privilege_problems(self, conn: sa.Connection, tables: list[str]) -> tuple[list[str], list[str]]:
+        """(errors, warnings): the privileges crossfade's DDL on `tables` needs and the user lacks,
+        read from the server's privilege tables, each naming the GRANT that gives it."""
+        return [], []
 
     def cascade_problems(self, conn: sa.Connection, table: str, columns: set[str]) -> list[str]:
         return []
@@ -454,7 +450,7 @@ class TriggerDialect:
     def index_exists(self, table: str, name: str):
         """A probe: the table has an index (or a unique constraint) called `name`."""
         def probe(conn: sa.Connection) -> bool:
-            inspector = sa.inspect(conn)
+            inspector = inspect(conn)
             names = {i["name"] for i in inspector.get_indexes(table, schema=self.schema)}
             names |= {u["name"] for u in inspector.get_unique_constraints(table, schema=self.schema)}
             return name in names
@@ -463,7 +459,7 @@ class TriggerDialect:
     def constraint_exists(self, table: str, name: str):
         """A probe: the table has a foreign key, check or unique constraint called `name`."""
         def probe(conn: sa.Connection) -> bool:
-            inspector = sa.inspect(conn)
+            inspector = inspect(conn)
             found = [k["name"] for k in inspector.get_foreign_keys(table, schema=self.schema)]
             found += [k["name"] for k in inspector.get_check_constraints(table, schema=self.schema)]
             found += [k["name"] for k in inspector.get_unique_constraints(table, schema=self.schema)]
@@ -674,26 +670,26 @@ def update_condition(ts: TableSync, new, old) -> ColumnElement | None:
 
 def _column_exists(table: str, column: str, schema: str | None = None):
     def probe(conn: sa.Connection) -> bool:
-        return column in {c["name"] for c in sa.inspect(conn).get_columns(table, schema=schema)}
+        return column in {c["name"] for c in inspect(conn).get_columns(table, schema=schema)}
     return probe
 
 
 def table_exists(table: str, schema: str | None = None):
     def probe(conn: sa.Connection) -> bool:
-        return table in sa.inspect(conn).get_table_names(schema=schema)
+        return table in inspect(conn).get_table_names(schema=schema)
     return probe
 
 
 def view_exists(name: str, schema: str | None = None):
     def probe(conn: sa.Connection) -> bool:
-        return name in sa.inspect(conn).get_view_names(schema=schema)
+        return name in inspect(conn).get_view_names(schema=schema)
     return probe
 
 
 def renamed(table: str, name: str, schema: str | None = None):
     """A probe: `table` now goes by `name` (a table of that name, none of the old one)."""
     def probe(conn: sa.Connection) -> bool:
-        tables = set(sa.inspect(conn).get_table_names(schema=schema))
+        tables = set(inspect(conn).get_table_names(schema=schema))
         return name in tables and table not in tables
     return probe
 
@@ -704,7 +700,7 @@ def _not(probe):
 
 def column_nullable(table: str, column: str, schema: str | None = None):
     def probe(conn: sa.Connection) -> bool | None:
-        for c in sa.inspect(conn).get_columns(table, schema=schema):
+        for c in inspect(conn).get_columns(table, schema=schema):
             if c["name"] == column:
                 return bool(c["nullable"])
         return None

@@ -11,13 +11,15 @@ from contextlib import contextmanager
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
-from .. import sqltext
+from .. import names, sqltext
 from ..ddl import AddCheck, AddForeignKey, AddUnique, CreateIndex, DropIndex, SetNullable, Step, SwapStandIn
 from ..errors import Dependent, LockHolder
 from ..expressions import TriggerRow
+from ..names import PREFIX
 from ..schema import Schema
 from ..sync import LinkRule, MoveRule, MoveStatements, TableSync
-from .base import PREFIX, DbObject, ProceduralTriggers, column_nullable, renamed, view_exists
+from . import mysql_grants
+from .base import DbObject, ProceduralTriggers, column_nullable, renamed, view_exists
 
 LOCK_WAIT_TIMEOUT = 1205
 LOCK_DEADLOCK = 1213
@@ -40,7 +42,7 @@ _COPY_LOCKS = ("blocks writes while the table is copied (ALGORITHM=COPY, LOCK=SH
 
 class MySQLDialect(ProceduralTriggers):
     name = "mysql"
-    max_identifier_length = 64
+    identifiers = names.MYSQL
     transactional_ddl = False
     elsif = "ELSEIF"
     catalog_locks = ("exclusive metadata lock for an instant (MariaDB applies it INSTANT where the table allows); "
@@ -153,24 +155,8 @@ class MySQLDialect(ProceduralTriggers):
             return sa.cast(expr, type_)
         return sa.type_coerce(expr, type_)
 
-    def privilege_problems(self, conn: sa.Connection, tables: list[str]) -> list[str]:
-        problems = []
-        grants = "\n".join(conn.execute(sa.text("SHOW GRANTS FOR CURRENT_USER()")).scalars()).upper()
-        has_all = "ALL PRIVILEGES ON *.*" in grants
-        if not has_all and "TRIGGER" not in grants:
-            problems.append("the database user lacks the TRIGGER privilege (GRANT TRIGGER ON db.* TO ...)")
-        settings = conn.execute(sa.text(
-            "SELECT @@log_bin, @@binlog_format, @@log_bin_trust_function_creators")).one()
-        log_bin, binlog_format, trust = settings
-        if int(log_bin or 0):
-            if str(binlog_format).upper() == "STATEMENT":
-                problems.append("binary logging is statement-based (binlog_format=STATEMENT); triggers "
-                                "replicate unsafely: set binlog_format=ROW or MIXED")
-            has_super = has_all or "SUPER" in grants
-            if not has_super and not int(trust or 0):
-                problems.append("binary logging is on and the user has neither SUPER nor "
-                                "log_bin_trust_function_creators=1, so CREATE TRIGGER will fail")
-        return problems
+    def privilege_problems(self, conn: sa.Connection, tables: list[str]) -> tuple[list[str], list[str]]:
+        return mysql_grants.privilege_problems(conn, tables)
 
     def cascade_problems(self, conn: sa.Connection, table: str, columns: set[str]) -> list[str]:
         rows = conn.execute(sa.text(

@@ -13,13 +13,14 @@ from contextlib import contextmanager, nullcontext
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-from .. import sqltext
+from .. import names, sqltext
 from ..ddl import AddCheck, AddForeignKey, AddUnique, CreateIndex, DropIndex, SetNullable, Step, SwapStandIn
 from ..errors import Dependent, LockHolder, SchemaError
 from ..expressions import TriggerRow
+from ..names import PREFIX
 from ..schema import Schema
 from ..sync import LinkRule, MoveStatements, TableSync
-from .base import PREFIX, DbObject, ProceduralTriggers, column_nullable, renamed
+from .base import DbObject, ProceduralTriggers, column_nullable, renamed
 
 LOCK_NOT_AVAILABLE = "55P03"
 DEADLOCK_DETECTED = "40P01"
@@ -65,7 +66,7 @@ def _python_type(type_: sa.types.TypeEngine):
 
 class PostgresDialect(ProceduralTriggers):
     name = "postgresql"
-    max_identifier_length = 63
+    identifiers = names.POSTGRESQL
     catalog_locks = _INSTANT.format("catalog only, no scan")
     trigger_locks = ("CREATE TRIGGER: SHARE ROW EXCLUSIVE, DROP TRIGGER: ACCESS EXCLUSIVE, each for an instant; "
                      "each attempt waits at most lock_timeout")
@@ -210,22 +211,30 @@ class PostgresDialect(ProceduralTriggers):
                   for column in columns if sqltext.mentions(body, column)]
         return sorted(set(found), key=lambda d: (d.kind, d.name, d.column))
 
-    def privilege_problems(self, conn: sa.Connection, tables: list[str]) -> list[str]:
+    def privilege_problems(self, conn: sa.Connection, tables: list[str]) -> tuple[list[str], list[str]]:
+        user, schema, may_create = conn.execute(sa.text(
+            f"SELECT current_user, {_IN_SCHEMA}, has_schema_privilege({_IN_SCHEMA}, 'CREATE')"),
+            {"schema": self.schema}).one()
+        who = self.quote(user)
         problems = []
-        if not conn.execute(sa.text(f"SELECT has_schema_privilege({_IN_SCHEMA}, 'CREATE')"),
-                            {"schema": self.schema}).scalar():
-            problems.append(f"the database user may not create functions in schema {self.schema or 'current'} "
-                            "(GRANT CREATE ON SCHEMA)")
-        owned = conn.execute(sa.text(
-            "SELECT c.relname, pg_has_role(c.relowner, 'USAGE') FROM pg_class c "
+        if not may_create:
+            problems.append(f"the database user {user} may not create the trigger functions in schema {schema}: "
+                            f"GRANT CREATE ON SCHEMA {self.preparer.quote_schema(schema)} TO {who}")
+        rows = conn.execute(sa.text(
+            "SELECT c.relname, pg_get_userbyid(c.relowner), pg_has_role(c.relowner, 'USAGE'), "
+            "has_table_privilege(c.oid, 'TRIGGER') FROM pg_class c "
             "JOIN pg_namespace n ON n.oid = c.relnamespace "
-            f"WHERE n.nspname = {_IN_SCHEMA} AND c.relname = ANY(:tables)"
+            f"WHERE n.nspname = {_IN_SCHEMA} AND c.relname = ANY(:tables) ORDER BY 1"
         ), {"tables": tables, "schema": self.schema})
-        for table, is_owner in owned:
+        for table, owner, is_owner, may_trigger in rows:
+            if not may_trigger:
+                problems.append(f"the database user {user} lacks the TRIGGER privilege on table {table}: "
+                                f"GRANT TRIGGER ON TABLE {self.qualified(table)} TO {who}")
             if not is_owner:
-                problems.append(f"the database user does not own table {table!r}; "
-                                "ALTER TABLE and CREATE TRIGGER need its owner")
-        return problems
+                problems.append(f"the database user {user} does not own table {table} (owner: {owner}), and "
+                                f"ALTER TABLE and DROP TRIGGER need its owner: GRANT {self.quote(owner)} TO {who} "
+                                f"(or ALTER TABLE {self.qualified(table)} OWNER TO {who})")
+        return problems, []
 
     def orphan_functions(self, conn: sa.Connection) -> list[str]:
         return list(conn.execute(sa.text(
@@ -410,7 +419,7 @@ class PostgresDialect(ProceduralTriggers):
 
     def _function_sql(self, function: str, body: list[str], pins: list[tuple[str, str]] = ()) -> str:
         code = "BEGIN\n" + "\n".join(self._indent(body)) + "\nEND"
-        tag = _dollar_tag(code)
+        tag = names.dollar_tag(code)  # a name or a literal in the body may hold $crossfade$
         settings = "".join(f"SET {name} TO '{value}'\n" for name, value in pins)
         return (f"CREATE OR REPLACE FUNCTION {self.qualified(function)}() RETURNS trigger\n"
                 f"LANGUAGE plpgsql\n{settings}AS {tag}\n{code}\n{tag}")
@@ -525,11 +534,15 @@ class PostgresDialect(ProceduralTriggers):
         2.6-5x for primary-key ranges (benchmarks/contract_check.py)."""
         if conn.dialect.server_version_info < (14,):
             return None
-        size = sa.func.pg_relation_size(sa.cast(self.qualified(table.name), postgresql.REGCLASS))
-        return int(conn.execute(sa.select(size / sa.func.current_setting("block_size").cast(sa.BigInteger))).scalar())
+        # The table by catalog lookup, not a quoted name cast to regclass: a bound name must not
+        # carry the %% the preparer writes for the driver (a table named t%1).
+        return int(conn.execute(sa.text(
+            "SELECT pg_relation_size(c.oid) / current_setting('block_size')::bigint FROM pg_class c "
+            f"JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = {_IN_SCHEMA} AND c.relname = :t"
+        ), {"t": table.name, "schema": self.schema}).scalar())
 
     def block_range(self, table: sa.Table, first: int, end: int) -> sa.ColumnElement:
-        ctid = sa.literal_column(f"{self.quote(table.name)}.ctid")
+        ctid = sa.column("ctid", _selectable=table)  # quoted by the compiler, once
         return sa.and_(ctid >= sa.literal_column(f"'({int(first)},0)'::tid"),
                        ctid < sa.literal_column(f"'({int(end)},0)'::tid"))
 
@@ -630,16 +643,6 @@ def _escape_proof(base: type) -> type:
 
         _COMPILERS[base] = EscapeProofCompiler
     return _COMPILERS[base]
-
-
-def _dollar_tag(code: str) -> str:
-    """A dollar-quote tag the function's code does not contain (a literal or a quoted name may
-    hold `$crossfade$`)."""
-    tag, n = "$crossfade$", 0
-    while tag in code:
-        n += 1
-        tag = f"$crossfade{n}$"
-    return tag
 
 
 def _constraint_exists(schema: str | None, table: str, name: str, validated: bool = False):

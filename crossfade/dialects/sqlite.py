@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.sql.elements import ColumnElement
 
-from .. import sqltext
+from .. import names, sqltext
 from ..ddl import (
     AddCheck,
     AddForeignKey,
@@ -31,9 +31,10 @@ from ..ddl import (
 )
 from ..errors import Dependent, SchemaError
 from ..expressions import TriggerRow
+from ..names import PREFIX
 from ..schema import Schema, constraint_columns, generation, plain_default
 from ..sync import LinkRule, MoveStatements, TableSync, all_null, changed, conflict, row
-from .base import PREFIX, DbObject, TriggerDialect, renamed, table_exists, update_condition
+from .base import DbObject, TriggerDialect, renamed, table_exists, update_condition
 
 REBUILD_PREFIX = "_crossfade_new_"
 _SQLITE_BUSY_DELAYS = (0.001, 0.002, 0.005, 0.010, 0.015, 0.020, 0.025, 0.025, 0.025, 0.050, 0.050, 0.100)
@@ -42,7 +43,7 @@ _WAKE_UP = 0.002
 
 class SQLiteDialect(TriggerDialect):
     name = "sqlite"
-    max_identifier_length = 1000
+    identifiers = names.SQLITE
     relaxes_old_not_null = True
     catalog_locks = "blocks writers for an instant (catalog only; SQLite has a single writer)"
     drop_column_locks = "blocks writers while the table is rewritten (SQLite has a single writer)"

@@ -18,6 +18,7 @@ from alembic.migration import MigrationContext
 from .. import state
 from ..change import Change
 from ..dialects.base import TriggerDialect
+from ..schema import inspect
 from ..sync import LinkRule, MoveRule, all_null, any_distinct
 from .journal import Write
 from .model import RELEASE_N, RELEASE_N1, SHARED, TablePlan, other_release, release_names
@@ -45,7 +46,7 @@ class Finding:
 def live_tables(conn: sa.Connection, names: Iterable[str]) -> dict[str, sa.Table]:
     """The tables and views among `names` as the database has them now (a rename_table
     stand-in is a view on PostgreSQL and MariaDB)."""
-    inspector = sa.inspect(conn)
+    inspector = inspect(conn)
     existing = (set(inspector.get_table_names()) | set(inspector.get_view_names())) & set(names)
     metadata = sa.MetaData()
     with warnings.catch_warnings():
