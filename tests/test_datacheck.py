@@ -62,14 +62,18 @@ def write_unseen_by_the_triggers(engine: sa.Engine, runner: Runner, statement: s
         for name in names:
             sql(conn, f"DROP TRIGGER {name}")
         sql(conn, statement)
-        for text in saved:
+        for mode, text in saved:
+            if mode is not None:  # a MariaDB trigger keeps the sql_mode it is created under
+                sql(conn, "SET SESSION sql_mode = :m", m=mode)
             conn.exec_driver_sql(text)
 
 
-def _trigger_sql(conn: sa.Connection, name: str) -> str:
+def _trigger_sql(conn: sa.Connection, name: str) -> tuple[str | None, str]:
+    """The trigger's CREATE statement, with the sql_mode it was created under (MariaDB)."""
     if conn.dialect.name == "sqlite":
-        return sql(conn, "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = :n", n=name).scalar()
-    return conn.exec_driver_sql(f"SHOW CREATE TRIGGER {name}").first()[2]
+        return None, sql(conn, "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = :n", n=name).scalar()
+    _, mode, text = conn.exec_driver_sql(f"SHOW CREATE TRIGGER {name}").first()[:3]
+    return mode, text
 
 
 # --- before contract: finding 3 ------------------------------------------------------------------
