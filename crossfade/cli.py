@@ -256,6 +256,7 @@ def _status_table(status_: ChangeStatus) -> Table:
     table.add_column("what", style="dim")
     table.add_column("state")
     table.add_row("phase", f"[cyan]{status_.phase.value}[/cyan]")
+    table.add_row("release N+1", status_.new_release)
     for name, fraction in sorted(status_.backfill.items()):
         table.add_row(f"backfill {escape(name)}", f"{fraction:.0%}")
     for trigger in status_.triggers:
@@ -272,6 +273,7 @@ def _status_table(status_: ChangeStatus) -> Table:
 @app.command()
 def check(changes: ChangesArg, url: UrlOpt = None) -> None:
     """Exit 0 up to date, 2 needs expand, 3 needs migrate, 4 needs contract, 1 a problem."""
+    from .runner import new_release_start
     from .state import Phase
 
     with _runner(changes, url) as (runner, loaded):
@@ -285,7 +287,9 @@ def check(changes: ChangesArg, url: UrlOpt = None) -> None:
             if problems and current.phase is Phase.CONTRACTED:
                 detail += _changed_after_contract(change)
             detail = escape(detail)
-            out.print(f"{escape(change.id)}: {current.phase.value}, {_CHECK_WORDS[code]}{detail}", soft_wrap=True)
+            start = new_release_start(change, runner.dialect.name, current.phase)
+            out.print(f"{escape(change.id)}: {current.phase.value}, {_CHECK_WORDS[code]}{detail}; "
+                      f"release N+1 {start}", soft_wrap=True)
     raise typer.Exit(_overall(codes))
 
 

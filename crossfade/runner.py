@@ -35,10 +35,24 @@ class ChangeStatus:
     backfill: dict[str, float] = field(default_factory=dict)  # table -> fraction done
     triggers: list[dict] = field(default_factory=list)  # name, table, kind, installed, matches
     problems: list[str] = field(default_factory=list)
+    new_release: str = ""  # when release N+1 may start: "may start now" / "may start after migrate"
 
     def to_json(self) -> dict:
         return {"change": self.change_id, "phase": self.phase.value, "backfill": self.backfill,
-                "triggers": self.triggers, "problems": self.problems}
+                "triggers": self.triggers, "problems": self.problems, "new_release": self.new_release}
+
+
+_DONE_AFTER = {  # the phases after which release N+1 may start, per schedule
+    "expand": {Phase.EXPANDED, Phase.MIGRATING, Phase.MIGRATED, Phase.CONTRACTING, Phase.CONTRACTED},
+    "migrate": {Phase.MIGRATED, Phase.CONTRACTING, Phase.CONTRACTED},
+}
+
+
+def new_release_start(change: Change, dialect: str, phase: Phase) -> str:
+    """When release N+1 may start, for `check` and `status` (DESIGN 2: without writer
+    identification, only once every row is derived)."""
+    after = change.new_release_starts_after(dialect)
+    return "may start now" if phase in _DONE_AFTER[after] else f"may start after {after}"
 
 
 INDEX_AND_CONSTRAINT_OPS = (ops.CreateIndexOp, ops.AddUniqueOp, ops.AddForeignKeyOp, ops.AddCheckOp)
@@ -169,7 +183,8 @@ class Runner:
 
     def status(self, change: Change) -> ChangeStatus:
         current = self.load(change)
-        result = ChangeStatus(change.id, current.phase)
+        result = ChangeStatus(change.id, current.phase,
+                              new_release=new_release_start(change, self.dialect.name, current.phase))
         result.backfill = {t: (c["done"] / c["total"] if c.get("total") else 1.0)
                            for t, c in current.checkpoint.items()}
         with self.engine.connect() as conn:
@@ -250,9 +265,12 @@ class Runner:
             for warning in preflight.warnings if report else ():
                 self.warnings.append(warning)
                 self.log(f"warning: {warning}")
+            final = change.final_new_columns(schema)
+            identified = change.identified_on(self.dialect.name)
             for table_sync in syncs.values():
                 for group in table_sync.groups:
                     checked = roundtrip.check_group(conn, self.dialect, planned, group)
+                    roundtrip.check_nulls(conn, self.dialect, schema, planned, group, final, identified)
                     if checked and report:
                         self.log(f"round-trip law holds for {group.table}.{', '.join(group.old)} "
                                  f"on {checked} value(s)")

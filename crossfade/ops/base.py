@@ -60,6 +60,11 @@ class Op:
     def rollback(self, schema: Schema) -> list[Intent]:
         return []
 
+    def final_columns(self, schema: Schema) -> tuple[sa.Column, ...]:
+        """The new columns of the op's two-way sync group as release N+1 declares them (nullable
+        or not): where release N+1 may write NULL, DESIGN 2's NULL ambiguity applies."""
+        return ()
+
     def added_columns(self) -> tuple[str, ...]:
         """Columns expand adds (rollback drops them; post-expand checks look for them)."""
         return ()
@@ -170,6 +175,9 @@ class ReplacesColumns(Op):
 
     def added_columns(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.new_columns)
+
+    def final_columns(self, schema: Schema) -> tuple[sa.Column, ...]:
+        return self.new_columns
 
     def dropped_columns(self) -> tuple[str, ...]:
         return self.old_columns
