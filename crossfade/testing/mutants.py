@@ -17,6 +17,7 @@ from contextlib import contextmanager
 import sqlalchemy as sa
 
 from .. import roundtrip
+from ..change import Change
 from ..dialects.base import ProceduralTriggers, TriggerDialect
 from ..dialects.mysql import MySQLDialect
 from ..dialects.postgresql import PostgresDialect
@@ -119,6 +120,23 @@ def without_link_down_sync():
     with _patched(PostgresDialect, "_target_programs", postgresql_programs), \
             _patched(MySQLDialect, "_target_programs", mysql_programs), \
             _patched(SQLiteDialect, "_link_statements", sqlite_statements):
+        yield
+
+
+@contextmanager
+def ignores_identification():
+    """Triggers ignore writer identification: release N+1, started right after expand as the
+    change declares, writes NULL in the new columns of a row the backfill has not reached, and the
+    triggers take it for "not derived yet" (issue 10's finding 2)."""
+    original = Change.table_syncs
+
+    def table_syncs(self, *args, **kwargs):
+        syncs = original(self, *args, **kwargs)
+        for table_sync in syncs.values():
+            table_sync.identified = False
+        return syncs
+
+    with _patched(Change, "table_syncs", table_syncs):
         yield
 
 
