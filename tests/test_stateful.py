@@ -100,6 +100,20 @@ def test_a_link_without_down_sync_shrinks_to_release_n1_writing_a_profile(engine
     assert re.match(r"N\+1: (insert|update) users \d+ SET .*(bio|theme)=", steps[-1]), "\n".join(details)
 
 
+@pytest.mark.parametrize("dialect_name", ["postgresql", "mysql"])
+def test_triggers_that_ignore_identification_shrink_to_release_n1_writing_null_before_the_backfill(engine):
+    """Issue 10's finding 2: release N+1 (identified, so it starts after expand) sets
+    amount_cents = NULL on a row the backfill has not reached; blind triggers leave amount."""
+    upgrade = simulated_changes.replace_column_nullable()
+    with mutants.ignores_identification():
+        result = hypothesis_verify(upgrade.change, upgrade.release_n, upgrade.release_n1, url_of(engine),
+                                   values=upgrade.values, **(QUICK | {"max_examples": 40}))
+    details, steps = failed(result, "sync law")
+    assert "amount != down(amount_cents)" in details[0] and "; phase expand;" in details[0], "\n".join(details)
+    assert steps[0] == "expand" and "migrate" not in steps, "\n".join(details)
+    assert re.match(r"N\+1: (update|insert) orders .*amount_cents=None", steps[-1]), "\n".join(details)
+
+
 def test_the_same_seed_finds_the_same_shrunk_sequence(tmp_path):
     url = f"sqlite:///{tmp_path / 'seeded.db'}"
     with mutants.without_update_down_sync():
