@@ -38,7 +38,7 @@ def _patched(owner, name: str, replacement):
 @contextmanager
 def without_update_down_sync():
     """UPDATE triggers forget `A := down(B)`: release N+1's edits never reach release N."""
-    def two_way_update(self, group, new, old):
+    def two_way_update(self, group, new, old, identified=False):
         when = sa.and_(changed(group.old, new, old), sa.not_(changed(group.new, new, old)))
         return [f"IF {self.compile(sa.and_(when, conflict(group, new)))} THEN",
                 *self._indent(self._assign_all(new, group.new, group.up_exprs(new))), "END IF;"]
@@ -70,7 +70,7 @@ def without_insert_up_sync():
 def overwrites_release_n1_updates():
     """UPDATE triggers recompute the new columns from the old ones whenever they fire: release
     N+1's edits keep the law (B is a value of up(A)) but are silently replaced."""
-    def two_way_update(self, group, new, old):
+    def two_way_update(self, group, new, old, identified=False):
         return [f"IF {self.compile(sa.or_(changed(group.old, new, old), changed(group.new, new, old)))} THEN",
                 *self._indent(self._assign_all(new, group.new, group.up_exprs(new))), "END IF;"]
 
