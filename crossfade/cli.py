@@ -274,7 +274,7 @@ def _status_table(status_: ChangeStatus) -> Table:
 def check(changes: ChangesArg, url: UrlOpt = None) -> None:
     """Exit 0 up to date, 2 needs expand, 3 needs migrate, 4 needs contract, 1 a problem."""
     from .runner import new_release_start
-    from .state import Phase
+    from .state import SYNCING, Phase
 
     with _runner(changes, url) as (runner, loaded):
         codes = []
@@ -287,9 +287,9 @@ def check(changes: ChangesArg, url: UrlOpt = None) -> None:
             if problems and current.phase is Phase.CONTRACTED:
                 detail += _changed_after_contract(change)
             detail = escape(detail)
-            start = new_release_start(change, runner.dialect.name, current.phase)
-            out.print(f"{escape(change.id)}: {current.phase.value}, {_CHECK_WORDS[code]}{detail}; "
-                      f"release N+1 {start}", soft_wrap=True)
+            if current.phase in SYNCING:  # while the releases overlap: when release N+1 may start
+                detail += f"; release N+1 {new_release_start(change, runner.dialect.name, current.phase)}"
+            out.print(f"{escape(change.id)}: {current.phase.value}, {_CHECK_WORDS[code]}{detail}", soft_wrap=True)
     raise typer.Exit(_overall(codes))
 
 
