@@ -217,3 +217,35 @@ def test_nullable_new_column_over_an_old_default_needs_a_database_that_identifie
     finally:
         n1.dispose()
     assert row(engine, 10) == (None, None)
+
+
+# --- MariaDB: which columns an UPDATE names (a trigger there cannot see it) ----------------------
+
+@pytest.mark.parametrize(("sql", "named"), [
+    ("UPDATE orders SET amount_cents=%(amount_cents)s WHERE orders.id = %(id_1)s", ("orders", ["amount_cents"])),
+    ("UPDATE `or``d` SET `a`=coalesce(x, 1), orders.b = f(1, 2) WHERE c = (1)", ("or`d", ["a", "b"])),
+    ("update shop.orders set a = 'x, y = z', b = 2 ORDER BY id LIMIT 1", ("orders", ["a", "b"])),
+    ("UPDATE LOW_PRIORITY orders SET note = NULL", ("orders", ["note"])),
+    ("SELECT 1", None),
+    ("INSERT INTO orders (id) VALUES (1)", None),
+])
+def test_an_update_statement_names_its_set_columns(sql, named):
+    from crossfade.identification import updated_columns
+
+    assert updated_columns(sql) == named
+
+
+def test_release_n1_update_naming_the_new_column_through_the_orm_is_identified(identifying):
+    """The ORM's own UPDATE (bound parameters, executemany for several rows) carries the mark."""
+    orders(identifying)
+    Runner(identifying).expand(cents_change(identified=True))
+    n1 = release_n1(identifying, identified=True)
+    cents = sa.Table("orders", sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True),
+                     sa.Column("amount_cents", sa.BigInteger))
+    try:
+        with n1.begin() as conn:
+            conn.execute(cents.update().where(cents.c.id == sa.bindparam("key")).values(amount_cents=sa.bindparam("c")),
+                         [{"key": 1, "c": None}, {"key": 3, "c": None}])
+    finally:
+        n1.dispose()
+    assert row(identifying, 1) == (None, None) and row(identifying, 3) == (None, None)
