@@ -39,8 +39,10 @@ class Change:
         return f"Change(id={self.id!r}, ops=[{', '.join(op.describe() for op in self.ops)}])"
 
     def identified_on(self, dialect: str) -> bool:
-        """Release N+1 identifies its writes and this database can tell (SQLite cannot)."""
-        return self.new_release_identified and dialect in IDENTIFYING_DIALECTS
+        """Release N+1 identifies its writes, this database can tell (SQLite cannot), and every
+        op's triggers follow the mark (move_column's do not)."""
+        return (self.new_release_identified and dialect in IDENTIFYING_DIALECTS
+                and all(op.follows_identification for op in self.ops))
 
     def new_release_starts_after(self, dialect: str) -> str:
         """The phase after which release N+1 may start on `dialect` (a dialect name such as

@@ -249,3 +249,13 @@ def test_release_n1_update_naming_the_new_column_through_the_orm_is_identified(i
     finally:
         n1.dispose()
     assert row(identifying, 1) == (None, None) and row(identifying, 3) == (None, None)
+
+
+def test_release_n1_starts_after_expand_only_where_the_database_and_every_op_follow_identification():
+    cents = cents_change(identified=True)
+    assert [cents.new_release_starts_after(d) for d in ("postgresql", "mysql", "mariadb", "sqlite")] == [
+        "expand", "expand", "expand", "migrate"]
+    assert cents_change(identified=False).new_release_starts_after("postgresql") == "migrate"
+    moved = Change(ops.move_column("users", "org_name", to="orgs", via="org_id", new="name"),
+                   new_release_identified=True)  # its "not derived yet" lives in orgs, unmarked
+    assert moved.new_release_starts_after("postgresql") == "migrate"

@@ -29,6 +29,9 @@ class Sync:
 
 class Op:
     table: str
+    # Whether writer identification makes release N+1's writes exact here (DESIGN 2): a moved
+    # column's "not derived yet" lives in another table, which its triggers do not mark.
+    follows_identification = True
 
     def describe(self) -> str:
         raise NotImplementedError
