@@ -273,7 +273,6 @@ def _status_table(status_: ChangeStatus) -> Table:
 @app.command()
 def check(changes: ChangesArg, url: UrlOpt = None) -> None:
     """Exit 0 up to date, 2 needs expand, 3 needs migrate, 4 needs contract, 1 a problem."""
-    from .runner import new_release_start
     from .state import SYNCING, Phase
 
     with _runner(changes, url) as (runner, loaded):
@@ -288,7 +287,7 @@ def check(changes: ChangesArg, url: UrlOpt = None) -> None:
                 detail += _changed_after_contract(change)
             detail = escape(detail)
             if current.phase in SYNCING:  # while the releases overlap: when release N+1 may start
-                detail += f"; release N+1 {new_release_start(change, runner.dialect.name, current.phase)}"
+                detail += f"; release N+1 {runner.new_release(change, current.phase)}"
             out.print(f"{escape(change.id)}: {current.phase.value}, {_CHECK_WORDS[code]}{detail}", soft_wrap=True)
     raise typer.Exit(_overall(codes))
 

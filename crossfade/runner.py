@@ -181,10 +181,13 @@ class Runner:
         with self.engine.connect() as conn:
             return state.load(conn, change.id)
 
+    def new_release(self, change: Change, phase: Phase) -> str:
+        """When release N+1 may start, for `check` and `status`."""
+        return new_release_start(change, self.dialect.name, phase)
+
     def status(self, change: Change) -> ChangeStatus:
         current = self.load(change)
-        result = ChangeStatus(change.id, current.phase,
-                              new_release=new_release_start(change, self.dialect.name, current.phase))
+        result = ChangeStatus(change.id, current.phase, new_release=self.new_release(change, current.phase))
         result.backfill = {t: (c["done"] / c["total"] if c.get("total") else 1.0)
                            for t, c in current.checkpoint.items()}
         with self.engine.connect() as conn:
