@@ -504,20 +504,9 @@ class ProceduralTriggers(TriggerDialect):
         new, old = row(ts.table, "NEW"), row(ts.table, "OLD")
         return update_condition(ts, new, old)
 
-    def named_program(self, ts: TableSync) -> list[str]:
-        """For a trigger that fires when release N+1 names group `i`'s new columns in an UPDATE
-        without changing them (PostgreSQL, TG_ARGV[0] = i): its B is authoritative, A := down(B)."""
-        new = row(ts.table, "NEW")
-        lines: list[str] = []
-        for index, group in self.named_groups(ts):
-            lines += [f"IF TG_ARGV[0] = '{index}' THEN",
-                      f"  IF {self.compile(conflict(group, new))} THEN",
-                      *self._indent(self._assign_all(new, group.old, group.down_exprs(new)), 2),
-                      "  END IF;", "END IF;"]
-        return lines
-
     @staticmethod
     def named_groups(ts: TableSync) -> list[tuple[int, SyncGroup]]:
+        """The two-way groups release N+1's named-but-unchanged B drives (identified tables)."""
         if not ts.identified:
             return []
         return [(i, g) for i, g in enumerate(ts.ordered_groups()) if g.down is not None and g.old]

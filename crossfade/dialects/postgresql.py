@@ -16,7 +16,7 @@ from ..ddl import AddCheck, AddForeignKey, AddUnique, CreateIndex, DropIndex, Se
 from ..errors import LockHolder
 from ..expressions import TriggerRow
 from ..schema import Schema
-from ..sync import LinkRule, MoveStatements, TableSync, changed, row
+from ..sync import LinkRule, MoveStatements, TableSync, changed, conflict, row
 from .base import PREFIX, DbObject, ProceduralTriggers, column_nullable, renamed
 
 LOCK_NOT_AVAILABLE = "55P03"
@@ -78,6 +78,18 @@ class PostgresDialect(ProceduralTriggers):
     def identified_sql(self) -> str:
         # Set by identify_new_release on release N+1's connections; `true`: NULL when unset.
         return "coalesce(current_setting('crossfade.release', true), '') = 'new'"
+
+    def named_program(self, ts: TableSync) -> list[str]:
+        """The function's part for the named triggers below (TG_ARGV[0]: the group's index):
+        release N+1 named the group's B, so A := down(B)."""
+        new = row(ts.table, "NEW")
+        lines: list[str] = []
+        for index, group in self.named_groups(ts):
+            lines += [f"IF TG_ARGV[0] = '{index}' THEN",
+                      f"  IF {self.compile(conflict(group, new))} THEN",
+                      *self._indent(self._assign_all(new, group.old, group.down_exprs(new)), 2),
+                      "  END IF;", "END IF;"]
+        return lines
 
     def _named_events(self, ts: TableSync) -> list[tuple]:
         """Per two-way group, a trigger for release N+1's UPDATE that names B without changing it
