@@ -13,11 +13,13 @@ if TYPE_CHECKING:
     from . import ops, transforms
     from .change import Change
     from .errors import CrossfadeError
+    from .identification import identify_new_release
     from .runner import Runner
 
 # Imported on first use, so that `crossfade --help` (which imports this package) does not load
 # SQLAlchemy and every dialect: `from crossfade import Change, ops` works as ever.
 _PUBLIC = {"Change": ".change", "CrossfadeError": ".errors", "Runner": ".runner",
+           "identify_new_release": ".identification",
            "ops": ".ops", "transforms": ".transforms"}
 
 
@@ -34,4 +36,4 @@ def __dir__() -> list[str]:
     return sorted([*globals(), *_PUBLIC])
 
 
-__all__ = ["Change", "CrossfadeError", "Runner", "ops", "transforms"]
+__all__ = ["Change", "CrossfadeError", "Runner", "identify_new_release", "ops", "transforms"]

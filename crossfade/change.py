@@ -5,19 +5,28 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
+import sqlalchemy as sa
+
 from .ddl import Intent, SetDefault, SetNullable, SwapStandIn, apply_to_schema
 from .errors import ColumnAlreadySyncedError, GeneratedColumnError, TableAlreadyLinkedError, ValidationError
 from .ops.base import Op
 from .schema import Schema, is_generated
 from .sync import LinkRule, MoveRule, TableSync
 
+# Where a trigger can tell release N+1's connections (a session setting or variable).
+IDENTIFYING_DIALECTS = ("postgresql", "mysql", "mariadb")
+
 
 class Change:
     """A schema change declared once; crossfade runs it in expand / migrate / contract."""
 
-    def __init__(self, *ops: Op, id: str | None = None, schema: str | None = None):
+    def __init__(self, *ops: Op, id: str | None = None, schema: str | None = None,
+                 new_release_identified: bool = False):
         """`schema`: the database schema (PostgreSQL) the ops' tables are in; by default the
-        one the session's search_path finds them in."""
+        one the session's search_path finds them in. `new_release_identified`: release N+1 calls
+        `crossfade.identify_new_release(engine)`, so the triggers know its writes (NULLs included)
+        and it may start right after expand on PostgreSQL and MySQL/MariaDB; otherwise it starts
+        after migrate (DESIGN 2)."""
         if not ops:
             raise ValidationError("a Change needs at least one operation")
         for op in ops:
@@ -28,12 +37,29 @@ class Change:
         self.ops = tuple(ops)
         self.schema = schema
         self.id = id or _default_id(self.ops, schema)
+        self.new_release_identified = bool(new_release_identified)
         if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,200}", self.id):
             raise ValidationError(f"change id {self.id!r} must be 1-200 letters, digits or _.:-")
 
     def __repr__(self) -> str:
         in_schema = f", schema={self.schema!r}" if self.schema is not None else ""
         return f"Change(id={self.id!r}{in_schema}, ops=[{', '.join(op.describe() for op in self.ops)}])"
+
+    def identified_on(self, dialect: str) -> bool:
+        """Release N+1 identifies its writes, this database can tell (SQLite cannot), and every
+        op's triggers follow the mark (move_column's do not)."""
+        return (self.new_release_identified and dialect in IDENTIFYING_DIALECTS
+                and all(op.follows_identification for op in self.ops))
+
+    def new_release_starts_after(self, dialect: str) -> str:
+        """The phase after which release N+1 may start on `dialect` (a dialect name such as
+        engine.dialect.name): "expand" with writer identification, else "migrate" (before the
+        backfill reaches a row, a NULL it writes there would read as "not derived yet")."""
+        return "expand" if self.identified_on(dialect) else "migrate"
+
+    def final_new_columns(self, schema: Schema) -> dict[tuple[str, str], sa.Column]:
+        """(table, column) -> the new column as release N+1 declares it, for two-way groups."""
+        return {(op.table, c.name): c for op in self.ops for c in op.final_columns(schema)}
 
     def tables(self) -> set[str]:
         return {table for op in self.ops for table in op.tables()}
@@ -125,6 +151,8 @@ class Change:
         """The sync rules of all ops, merged into one TableSync per table (one trigger each).
 
         `relaxed`: (table, column) pairs whose NOT NULL expand relaxed; triggers re-impose it.
+        Each is marked `identified` when release N+1 identifies its writes (the dialects that
+        cannot tell ignore the mark).
         """
         merged: dict[str, TableSync] = {}
         claimed = set() if claimed is None else claimed
@@ -132,7 +160,8 @@ class Change:
             sync = op.sync(schema)
             if not sync.groups and not sync.fills and not sync.blocks:
                 continue
-            table_sync = merged.setdefault(op.table, TableSync(schema.table(op.table)))
+            table_sync = merged.setdefault(op.table, TableSync(schema.table(op.table),
+                                                               identified=self.new_release_identified))
             for group in sync.groups:
                 written = group.new + (group.old if group.down is not None else ())
                 _claim(claimed, group.table, written)

@@ -278,6 +278,7 @@ def _status_table(status_: ChangeStatus) -> Table:
     table.add_row("phase", f"[cyan]{status_.phase.value}[/cyan]")
     if status_.schema is not None:
         table.add_row("schema", escape(status_.schema))
+    table.add_row("release N+1", status_.new_release)
     for name, fraction in sorted(status_.backfill.items()):
         table.add_row(f"backfill {escape(name)}", f"{fraction:.0%}")
     for trigger in status_.triggers:
@@ -296,7 +297,7 @@ def _status_table(status_: ChangeStatus) -> Table:
 @app.command()
 def check(changes: ChangesArg, url: UrlOpt = None, deep: DeepOpt = False) -> None:
     """Exit 0 up to date, 2 needs expand, 3 needs migrate, 4 needs contract, 1 a problem."""
-    from .state import Phase
+    from .state import SYNCING, Phase
 
     with _runner(changes, url) as (runner, loaded):
         codes = []
@@ -315,6 +316,8 @@ def check(changes: ChangesArg, url: UrlOpt = None, deep: DeepOpt = False) -> Non
             if problems and current.phase is Phase.CONTRACTED:
                 detail += _changed_after_contract(change)
             detail = escape(detail)
+            if current.phase in SYNCING:  # while the releases overlap: when release N+1 may start
+                detail += f"; release N+1 {runner.new_release(change, current.phase)}"
             out.print(f"{escape(change.id)}: {current.phase.value}, {_CHECK_WORDS[code]}{detail}", soft_wrap=True)
     raise typer.Exit(_overall(codes))
 

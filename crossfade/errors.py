@@ -126,6 +126,15 @@ class ExistingRowsError(RoundTripError):
                          "fix those rows or choose transforms that keep their values")
 
 
+class AmbiguousNullError(ValidationError):
+    """Release N+1's NULL in a new column would be lost or refused (DESIGN 2, "The NULL ambiguity")."""
+
+    def __init__(self, table: str, columns: Sequence[str], problem: str, fix: str):
+        self.table, self.columns = table, tuple(columns)
+        cols = ", ".join(f"{table}.{c}" for c in columns)
+        super().__init__(f"release N+1's NULL in {cols}: {problem}; {fix}")
+
+
 class NullsRemainError(ValidationError):
     def __init__(self, table: str, column: str, count: int):
         self.table, self.column, self.count = table, column, count

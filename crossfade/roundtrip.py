@@ -29,7 +29,7 @@ from sqlalchemy.sql.elements import BindParameter
 
 from .dialects.base import TriggerDialect
 from .domain import edge_values
-from .errors import ExistingRowsError, RoundTripError, TransformError
+from .errors import AmbiguousNullError, ExistingRowsError, RoundTripError, TransformError
 from .expressions import bound, for_column, is_distinct
 from .schema import Schema
 from .sync import SyncGroup
@@ -270,3 +270,89 @@ def _show(value: dict) -> Any:
 
 def _one(values: tuple) -> Any:
     return values[0] if len(values) == 1 else values
+
+
+# --- the NULL ambiguity (DESIGN 2) ------------------------------------------------------------
+
+IDENTIFY_FIX = ("identify release N+1 (crossfade.identify_new_release(engine) and Change(..., "
+                "new_release_identified=True), PostgreSQL and MySQL/MariaDB)")
+
+
+def check_nulls(conn: sa.Connection, dialect: TriggerDialect, release_n: Schema, planned: Schema,
+                group: SyncGroup, final: dict[tuple[str, str], sa.Column], identified: bool) -> None:
+    """Raise AmbiguousNullError where release N+1's NULL in the group's new columns would be
+    refused or lost. Checked only where release N+1 may write NULL in every new column.
+
+    - down(NULL) must fill each old column release N declares NOT NULL;
+    - up(down(NULL)) must be NULL, or the backfill takes the row for one not derived yet;
+    - without identification, a row release N+1 inserts with NULL must stay NULL: up() of what
+      the old columns then hold (their server defaults) must be NULL.
+    """
+    columns = [final.get((group.table, name)) for name in group.new]
+    if group.down is None or not all(c is not None and c.nullable for c in columns):
+        return
+    table = planned.table(group.table)
+    nulls = sa.select(*[_typed(dialect, None, table.c[n].type).label(n) for n in group.new]).subquery("b")
+    down = [dialect.store_as(e, table.c[n].type) for n, e in zip(group.old, group.down_exprs(nulls))]
+    old_values = _evaluate(conn, dialect, group, down)
+    _refuse_null_down(group, release_n, old_values)
+    a = sa.select(*[e.label(n) for n, e in zip(group.old, down)]).subquery("a")
+    back = _evaluate(conn, dialect, group, _stored_up(dialect, table, group, a))
+    if any(v is not None for v in back):
+        fix = f"make up() give NULL for down(NULL) = {_one(old_values)!r}, or declare {_names(group)} NOT NULL"
+        raise AmbiguousNullError(group.table, group.new, f"up(down(NULL)) = {_one(back)!r}, so the backfill "
+                                 "would write over it", fix)
+    if not identified:
+        _refuse_defaulted_insert(conn, dialect, release_n, table, group)
+
+
+def _refuse_null_down(group: SyncGroup, release_n: Schema, old_values: tuple) -> None:
+    source = release_n.table(group.table)
+    for name, value in zip(group.old, old_values):
+        if value is None and not source.c[name].nullable:
+            raise AmbiguousNullError(
+                group.table, group.new, f"down(NULL) gives NULL for {group.table}.{name}, which release N "
+                "declares NOT NULL, so release N+1's NULL would be refused",
+                f"make down() give a value for NULL (e.g. sa.func.coalesce), or declare {_names(group)} NOT NULL")
+
+
+def _refuse_defaulted_insert(conn, dialect: TriggerDialect, release_n: Schema, table: sa.Table,
+                             group: SyncGroup) -> None:
+    """Release N+1 inserts a row with NULL new columns: the old ones take their server defaults
+    (or NULL), and a trigger that cannot tell the writer derives B := up(A)."""
+    source = release_n.table(group.table)
+    defaults = [_server_default(source.c[n]) for n in group.old]
+    a = sa.select(*[(sa.cast(d, source.c[n].type) if d is not None else _typed(dialect, None, source.c[n].type))
+                    .label(n) for n, d in zip(group.old, defaults)]).subquery("a")
+    derived = _evaluate(conn, dialect, group, _stored_up(dialect, table, group, a))
+    if any(v is not None for v in derived):
+        shown = {n: d.name for n, d in zip(group.old, defaults) if d is not None}
+        raise AmbiguousNullError(
+            group.table, group.new, f"a row it inserts gets {_one(tuple(shown.values())) if shown else 'NULL'} in "
+            f"{', '.join(group.old)} and up() gives {_one(derived)!r}, which no trigger can tell from a row "
+            "not derived yet", f"{IDENTIFY_FIX}, or declare {_names(group)} NOT NULL")
+
+
+def _server_default(column: sa.Column):
+    default = column.server_default
+    if default is None or not hasattr(default, "arg"):
+        return None
+    arg = default.arg
+    return sa.literal_column(arg.text if hasattr(arg, "text") else str(arg))
+
+
+def _stored_up(dialect: TriggerDialect, table: sa.Table, group: SyncGroup, a) -> list:
+    return [dialect.store_as(e, table.c[n].type) for n, e in zip(group.new, group.up_exprs(a))]
+
+
+def _evaluate(conn, dialect: TriggerDialect, group: SyncGroup, exprs: list) -> tuple:
+    try:
+        return tuple(conn.execute(sa.select(*[e.label(f"v{i}") for i, e in enumerate(exprs)])).one())
+    except sa.exc.DBAPIError as exc:
+        conn.rollback()
+        detail = f"evaluating NULL: {str(exc.orig).splitlines()[0]}"
+        raise TransformError(group.table, ", ".join(group.new), dialect.name, detail) from None
+
+
+def _names(group: SyncGroup) -> str:
+    return ", ".join(f"{group.table}.{c}" for c in group.new)

@@ -48,11 +48,26 @@ class ChangeStatus:
     problems: list[str] = field(default_factory=list)
     repairs: list[str] = field(default_factory=list)  # "triggers repaired at <time>, N row(s) reconciled"
     schema: str | None = None  # the database schema the change's tables are in, where resolved
+    new_release: str = ""  # when release N+1 may start: "may start now" / "may start after migrate"
 
     def to_json(self) -> dict:
         found = {"change": self.change_id, "phase": self.phase.value, "backfill": self.backfill,
-                 "triggers": self.triggers, "problems": self.problems, "repairs": self.repairs}
+                 "triggers": self.triggers, "problems": self.problems, "repairs": self.repairs,
+                 "new_release": self.new_release}
         return found if self.schema is None else {**found, "schema": self.schema}
+
+
+_DONE_AFTER = {  # the phases after which release N+1 may start, per schedule
+    "expand": {Phase.EXPANDED, Phase.MIGRATING, Phase.MIGRATED, Phase.CONTRACTING, Phase.CONTRACTED},
+    "migrate": {Phase.MIGRATED, Phase.CONTRACTING, Phase.CONTRACTED},
+}
+
+
+def new_release_start(change: Change, dialect: str, phase: Phase) -> str:
+    """When release N+1 may start, for `check` and `status` (DESIGN 2: without writer
+    identification, only once every row is derived)."""
+    after = change.new_release_starts_after(dialect)
+    return "may start now" if phase in _DONE_AFTER[after] else f"may start after {after}"
 
 
 INDEX_AND_CONSTRAINT_OPS = (ops.CreateIndexOp, ops.AddUniqueOp, ops.AddForeignKeyOp, ops.AddCheckOp)
@@ -217,11 +232,15 @@ class Runner:
     def _bind(self, schema: str | None) -> None:
         self.dialect = self.dialect.in_schema(schema)
 
+    def new_release(self, change: Change, phase: Phase) -> str:
+        """When release N+1 may start, for `check` and `status`."""
+        return new_release_start(change, self.dialect.name, phase)
+
     def status(self, change: Change, deep: bool = False) -> ChangeStatus:
         """`deep`: also check every row against the sync and link laws (a full read, in batches)."""
         current = self.load(change)
         result = ChangeStatus(change.id, current.phase, repairs=[_repair_text(r) for r in current.repairs],
-                              schema=current.schema)
+                              schema=current.schema, new_release=self.new_release(change, current.phase))
         result.backfill = {t: (c["done"] / c["total"] if c.get("total") else 1.0)
                            for t, c in current.checkpoint.items()}
         with self.engine.connect() as conn:
@@ -357,9 +376,12 @@ class Runner:
             for warning in preflight.warnings if report else ():
                 self.warnings.append(warning)
                 self.log(f"warning: {warning}")
+            final = change.final_new_columns(schema)
+            identified = change.identified_on(self.dialect.name)
             for table_sync in syncs.values():
                 for group in table_sync.groups:
                     checked = roundtrip.check_group(conn, self.dialect, planned, group)
+                    roundtrip.check_nulls(conn, self.dialect, schema, planned, group, final, identified)
                     if checked and report:
                         self.log(f"round-trip law holds for {group.table}.{', '.join(group.old)} "
                                  f"on {checked} value(s)")

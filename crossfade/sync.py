@@ -102,6 +102,9 @@ class TableSync:
     blocks: list[BlockRule] = field(default_factory=list)
     # Old NOT NULL columns that expand relaxed (SQLite): the triggers must still refuse NULL there.
     required: list[str] = field(default_factory=list)
+    # Release N+1 identifies its connections (identification.py): its writes are authoritative,
+    # a NULL new value included, where the dialect can tell who writes.
+    identified: bool = False
 
     @property
     def name(self) -> str:

@@ -3,6 +3,7 @@ metadata and release N+1's metadata (what each release's application code knows)
 
 from __future__ import annotations
 
+import decimal
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -33,7 +34,7 @@ def replace_column() -> Upgrade:
         Change(ops.replace_column(
             "images", "is_public", sa.Column("visibility", sa.String(16), nullable=False, server_default="shared"),
             up=lambda is_public: sa.case((is_public, "public"), else_="shared"),
-            down=lambda visibility: visibility == "public"), id="sim_replace_column"),
+            down=lambda visibility: visibility == "public"), id="sim_replace_column", new_release_identified=True),
         _table("images", sa.Column("name", sa.String(40)), sa.Column("is_public", sa.Boolean, nullable=False)),
         _table("images", sa.Column("name", sa.String(40)),
                sa.Column("visibility", sa.String(16), nullable=False, server_default="shared")),
@@ -41,9 +42,30 @@ def replace_column() -> Upgrade:
     )
 
 
+def replace_column_nullable() -> Upgrade:
+    """Issue 10's finding 2: orders.amount (nullable) becomes orders.amount_cents (nullable), and
+    NULL is a real value in both (an unknown amount): release N+1 writes NULL often, before the
+    backfill has reached the row too."""
+    def amounts(rng):
+        return None if rng.random() < 0.35 else decimal.Decimal(rng.randint(-100_000, 100_000)).scaleb(-2)
+
+    def cents(rng):
+        return None if rng.random() < 0.35 else rng.randint(-100_000, 100_000)
+
+    return Upgrade(
+        Change(ops.replace_column(
+            "orders", "amount", sa.Column("amount_cents", sa.BigInteger, nullable=True),
+            up=lambda amount: transforms.scaled(amount, 100), down=lambda cents: transforms.unscaled(cents, 100)),
+            id="sim_replace_column_nullable", new_release_identified=True),
+        _table("orders", sa.Column("note", sa.String(20)), sa.Column("amount", sa.Numeric(12, 2))),
+        _table("orders", sa.Column("note", sa.String(20)), sa.Column("amount_cents", sa.BigInteger)),
+        {"orders.amount": amounts, "orders.amount_cents": cents},
+    )
+
+
 def rename_column() -> Upgrade:
     return Upgrade(
-        Change(ops.rename_column("users", "login", "username"), id="sim_rename_column"),
+        Change(ops.rename_column("users", "login", "username"), id="sim_rename_column", new_release_identified=True),
         _table("users", sa.Column("login", sa.String(40), nullable=False), sa.Column("email", sa.String(60))),
         _table("users", sa.Column("username", sa.String(40), nullable=False), sa.Column("email", sa.String(60))),
     )
@@ -53,7 +75,7 @@ def add_column_computed() -> Upgrade:
     """A derived column: full_name follows first_name and last_name (one way)."""
     return Upgrade(
         Change(ops.add_column("users", sa.Column("full_name", sa.String(81)),
-                              backfill=lambda row: row.first_name + " " + row.last_name), id="sim_add_column"),
+                              backfill=lambda row: row.first_name + " " + row.last_name), id="sim_add_column", new_release_identified=True),
         _table("users", sa.Column("first_name", sa.String(40)), sa.Column("last_name", sa.String(40))),
         _table("users", sa.Column("first_name", sa.String(40)), sa.Column("last_name", sa.String(40)),
                sa.Column("full_name", sa.String(81))),
@@ -63,7 +85,7 @@ def add_column_computed() -> Upgrade:
 def add_column_with_default() -> Upgrade:
     return Upgrade(
         Change(ops.add_column("items", sa.Column("status", sa.String(10), nullable=False, server_default="new")),
-               id="sim_add_column_default"),
+               id="sim_add_column_default", new_release_identified=True),
         _table("items", sa.Column("name", sa.String(40))),
         _table("items", sa.Column("name", sa.String(40)),
                sa.Column("status", sa.String(10), nullable=False, server_default="new")),
@@ -96,7 +118,7 @@ def split_column() -> Upgrade:
         Change(ops.split_column(
             "people", "full_name", [sa.Column("first_name", sa.String(81)), sa.Column("last_name", sa.String(80))],
             up=lambda full: (transforms.before(full, " "), transforms.after(full, " ")),
-            down=lambda first, last: transforms.join(" ", first, last)), id="sim_split_column"),
+            down=lambda first, last: transforms.join(" ", first, last)), id="sim_split_column", new_release_identified=True),
         _table("people", sa.Column("full_name", sa.String(81)), sa.Column("email", sa.String(60))),
         _table("people", sa.Column("first_name", sa.String(81)), sa.Column("last_name", sa.String(80)),
                sa.Column("email", sa.String(60))),
@@ -114,7 +136,7 @@ def merge_columns() -> Upgrade:
             "releases", ["major", "minor"], sa.Column("version", sa.String(24), nullable=False),
             up=lambda major, minor: transforms.join(".", sa.cast(major, sa.String), sa.cast(minor, sa.String)),
             down=lambda version: (to_int(transforms.before(version, ".")), to_int(transforms.after(version, ".")))),
-            id="sim_merge_columns"),
+            id="sim_merge_columns", new_release_identified=True),
         _table("releases", sa.Column("major", sa.Integer, nullable=False), sa.Column("minor", sa.Integer, nullable=False),
                sa.Column("name", sa.String(40))),
         _table("releases", sa.Column("version", sa.String(24), nullable=False), sa.Column("name", sa.String(40))),
@@ -126,7 +148,7 @@ def create_index() -> Upgrade:
     metadata_n1 = _table("items", sa.Column("name", sa.String(40)), sa.Column("size", sa.Integer))
     sa.Index("ix_items_size", metadata_n1.tables["items"].c.size)
     return Upgrade(
-        Change(ops.create_index("items", "ix_items_size", "size"), id="sim_create_index"),
+        Change(ops.create_index("items", "ix_items_size", "size"), id="sim_create_index", new_release_identified=True),
         _table("items", sa.Column("name", sa.String(40)), sa.Column("size", sa.Integer)),
         metadata_n1,
     )
@@ -138,7 +160,7 @@ def add_unique() -> Upgrade:
     metadata_n1.tables["items"].append_constraint(sa.UniqueConstraint("code", name="uq_items_code"))
     unique = lambda rng: f"{rng.getrandbits(64):016x}"
     return Upgrade(
-        Change(ops.add_unique("items", "uq_items_code", "code"), id="sim_add_unique"),
+        Change(ops.add_unique("items", "uq_items_code", "code"), id="sim_add_unique", new_release_identified=True),
         _table("items", sa.Column("code", sa.String(40)), sa.Column("size", sa.Integer)),
         metadata_n1,
         {"items.code": unique},
@@ -147,7 +169,7 @@ def add_unique() -> Upgrade:
 
 def add_check() -> Upgrade:
     return Upgrade(
-        Change(ops.add_check("items", "ck_items_size", lambda row: row.size > -100_000), id="sim_add_check"),
+        Change(ops.add_check("items", "ck_items_size", lambda row: row.size > -100_000), id="sim_add_check", new_release_identified=True),
         _table("items", sa.Column("name", sa.String(40)), sa.Column("size", sa.Integer)),
         _table("items", sa.Column("name", sa.String(40)), sa.Column("size", sa.Integer)),
     )
@@ -163,7 +185,7 @@ def add_foreign_key() -> Upgrade:
 
     metadata_n1 = with_owners(sa.Column("owner_id", sa.Integer, sa.ForeignKey("owners.id", name="fk_items_owner")))
     return Upgrade(
-        Change(ops.add_foreign_key("items", "fk_items_owner", "owner_id", "owners", "id"), id="sim_add_foreign_key"),
+        Change(ops.add_foreign_key("items", "fk_items_owner", "owner_id", "owners", "id"), id="sim_add_foreign_key", new_release_identified=True),
         with_owners(sa.Column("owner_id", sa.Integer)),
         metadata_n1,
         {"items.owner_id": list(range(1, 21))},
@@ -174,7 +196,7 @@ def block_writes() -> Upgrade:
     """A column no trigger can sync: writes to it are refused until contract drops it."""
     return Upgrade(
         Change(ops.block_writes("docs", "legacy_format"), ops.drop_column("docs", "legacy_format"),
-               id="sim_block_writes"),
+               id="sim_block_writes", new_release_identified=True),
         _table("docs", sa.Column("title", sa.String(40)),
                sa.Column("legacy_format", sa.String(10), nullable=False, server_default="v1")),
         _table("docs", sa.Column("title", sa.String(40))),
@@ -197,7 +219,7 @@ def rename_table() -> Upgrade:
     release_n, release_n1 = sa.MetaData(), sa.MetaData()
     _users("users", release_n, *_profile_columns())
     _users("accounts", release_n1, *_profile_columns())
-    return Upgrade(Change(ops.rename_table("users", "accounts"), id="sim_rename_table"), release_n, release_n1)
+    return Upgrade(Change(ops.rename_table("users", "accounts"), id="sim_rename_table", new_release_identified=True), release_n, release_n1)
 
 
 def split_table() -> Upgrade:
@@ -209,7 +231,7 @@ def split_table() -> Upgrade:
     sa.Table("profiles", release_n1,
              sa.Column("id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
              *_profile_columns())
-    return Upgrade(Change(ops.split_table("users", "profiles", ["bio", "theme"]), id="sim_split_table"),
+    return Upgrade(Change(ops.split_table("users", "profiles", ["bio", "theme"]), id="sim_split_table", new_release_identified=True),
                    release_n, release_n1)
 
 
@@ -231,7 +253,7 @@ def move_column() -> Upgrade:
                    release("users"), release("orgs"), {"users.org_id": lambda rng: rng.randint(1, 3)})
 
 
-ALL = {f.__name__: f for f in (replace_column, rename_column, add_column_computed, add_column_with_default,
+ALL = {f.__name__: f for f in (replace_column, replace_column_nullable, rename_column, add_column_computed, add_column_with_default,
                                drop_column, set_not_null, split_column, merge_columns, block_writes,
                                create_index, add_unique, add_check, add_foreign_key, rename_table, split_table,
                                move_column)}

@@ -188,6 +188,7 @@ def test_cli_runs_expand_migrate_contract_with_check_codes_at_every_phase(engine
     assert check_code(url) == 3  # needs migrate
     found = status_json(url)
     assert found["phase"] == "expanded" and found["problems"] == []
+    assert found["new_release"] == "may start after migrate"  # the change does not declare identification
     assert found["triggers"] and all(t["installed"] and t["matches"] for t in found["triggers"])
 
     with engine.begin() as conn:  # release N+1 writes meanwhile; the trigger fills is_public
@@ -206,7 +207,7 @@ def test_cli_runs_expand_migrate_contract_with_check_codes_at_every_phase(engine
     assert found.pop("schema", "public") == "public"  # where resolved (PostgreSQL), the schema is named
     # Contract keeps only the record that the change is done: no checkpoint, no triggers.
     assert found == {"change": "0001_visibility", "phase": "contracted", "backfill": {},
-                     "triggers": [], "problems": [], "repairs": []}
+                     "triggers": [], "problems": [], "repairs": [], "new_release": "may start now"}
     with engine.connect() as conn:
         values = dict(conn.execute(sa.select(release_n1.images.c.name, release_n1.images.c.visibility)).all())
     assert values["image-0"] == "public" and values["image-1"] == "shared" and values["n+1"] == "community"

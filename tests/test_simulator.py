@@ -151,3 +151,21 @@ def test_block_writes_refusals_are_declared_not_failures(engine, request):
     result = run(engine, request, simulated_changes.block_writes())
     assert result.ok, {n: c.summary for n, c in result.checks.items() if not c.ok}
     assert "writes to blocked columns refused, as declared" in result.checks["no refused writes"].summary
+
+
+# --- the NULL ambiguity (issue 10, finding 2) ----------------------------------------------------
+
+def test_release_n1_starts_after_expand_only_where_it_identifies_its_writes(engine, request):
+    result = run(engine, request, simulated_changes.replace_column_nullable())
+    assert result.ok, {n: c.summary for n, c in result.checks.items() if not c.ok}
+    assert ("N+1" in result.latency.get("expand", {})) == (engine.dialect.name != "sqlite")
+
+
+@pytest.mark.parametrize("dialect_name", ["postgresql", "mysql"])
+def test_triggers_that_ignore_writer_identification_lose_release_n1_nulls(engine, request):
+    """Release N+1 writes NULL amounts from expand on; triggers blind to who writes take them for
+    rows not derived yet, and the oracle (no "not derived yet" exemption for N+1) sees it."""
+    with mutants.ignores_identification():  # many rows the backfill has not reached yet
+        result = run(engine, request, simulated_changes.replace_column_nullable(), seed_rows=150, writes_per_phase=240)
+    details = _failed(result, "sync law")
+    assert "amount != down(amount_cents)" in details and "release N+1" in details

@@ -453,7 +453,7 @@ def test_identifiers_and_literals_that_need_quoting(db):
         odd.create(conn)
     runner = Runner(db)
     change = Change(
-        ops.replace_column("Order Items", "Is Public", sa.Column("Visibility", sa.String(16)),
+        ops.replace_column("Order Items", "Is Public", sa.Column("Visibility", sa.String(16), nullable=False),
                            up=lambda p: sa.case((p, "pub'lic"), else_="shared"),
                            down=lambda v: v == "pub'lic"),
         ops.rename_column("Order Items", "select", "from"),

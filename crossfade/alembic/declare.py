@@ -29,15 +29,16 @@ class Declaration:
     plain: UpgradeFn  # the revision's own upgrade(): its plain Alembic operations
 
 
-def upgrade(*ops: Op) -> Callable[[UpgradeFn], UpgradeFn]:
+def upgrade(*ops: Op, new_release_identified: bool = False) -> Callable[[UpgradeFn], UpgradeFn]:
     """Decorate a revision's `upgrade()`: `ops` run in expand / migrate / contract with sync
-    triggers, the plain Alembic operations in its body in expand (additive) or contract."""
+    triggers, the plain Alembic operations in its body in expand (additive) or contract.
+    `new_release_identified` as for `Change`: release N+1 calls `identify_new_release`."""
     def decorate(fn: UpgradeFn) -> UpgradeFn:
         revision = fn.__globals__.get("revision")
         if not isinstance(revision, str):
             raise ChangeLoadError(f"{fn.__module__}: a crossfade revision needs its `revision = \"...\"` "
                                   "line above the decorated upgrade()")
-        declaration = Declaration(revision, Change(*ops, id=revision) if ops else None, fn)
+        declaration = Declaration(revision, Change(*ops, id=revision, new_release_identified=new_release_identified) if ops else None, fn)
 
         @functools.wraps(fn)
         def run_offline() -> None:

@@ -146,10 +146,17 @@ class RevisionRunner:
         with self.runner.engine.connect() as conn:
             return state.load(conn, revision.id)
 
+    def new_release(self, revision: Revision, phase: Phase) -> str:
+        """When release N+1 may start; plain operations alone leave nothing ambiguous."""
+        if revision.change is not None:
+            return self.runner.new_release(revision.change, phase)
+        return "may start after expand" if phase in NOT_STARTED else "may start now"
+
     def status(self, revision: Revision, deep: bool = False) -> ChangeStatus:
         if revision.change is None:
             current = self.load(revision)
-            return ChangeStatus(revision.id, current.phase, problems=self.problems(revision, current))
+            return ChangeStatus(revision.id, current.phase, problems=self.problems(revision, current),
+                                new_release=self.new_release(revision, current.phase))
         result = self.runner.status(revision.change, deep=deep)
         result.problems += self._plain_problems(revision, result.phase)
         return result

@@ -574,7 +574,15 @@ class ProceduralTriggers(TriggerDialect):
         lines: list[str] = self._block_program([b.insert_violation(new) for b in ts.blocks], ts.blocks)
         lines += self._fill_program(ts.fills, new)
         for group in ts.ordered_groups():
-            lines += [f"IF {self.compile(all_null([new.c[n] for n in group.new]))} THEN"]
+            identified = self.identified_sql() if ts.identified and group.down is not None else None
+            if identified:
+                # Release N+1's row is authoritative, a NULL B included: A := down(B) (DESIGN 2).
+                down = self._assign_all(new, group.old, group.down_exprs(new))
+                lines += [f"IF {identified} THEN",
+                          f"  IF {self.compile(conflict(group, new))} THEN", *self._indent(down, 2), "  END IF;"]
+                lines += [f"{self.elsif} {self.compile(all_null([new.c[n] for n in group.new]))} THEN"]
+            else:
+                lines += [f"IF {self.compile(all_null([new.c[n] for n in group.new]))} THEN"]
             lines += self._indent(self._assign_all(new, group.new, group.up_exprs(new)))
             if group.down is not None:
                 down = self._assign_all(new, group.old, group.down_exprs(new))
@@ -594,13 +602,21 @@ class ProceduralTriggers(TriggerDialect):
         for group in ts.ordered_groups():
             if not group.old:
                 continue  # a constant default: only inserts need it
-            lines += self._two_way_update(group, new, old) if group.down else self._one_way_update(group, new, old)
+            lines += (self._two_way_update(group, new, old, ts.identified) if group.down
+                      else self._one_way_update(group, new, old))
         return lines
 
     def update_condition(self, ts: TableSync) -> ColumnElement | None:
         """When an UPDATE can need the trigger at all: a synced column changed, or a fill is due."""
         new, old = row(ts.table, "NEW"), row(ts.table, "OLD")
         return update_condition(ts, new, old)
+
+    @staticmethod
+    def named_groups(ts: TableSync) -> list[tuple[int, SyncGroup]]:
+        """The two-way groups release N+1's named-but-unchanged B drives (identified tables)."""
+        if not ts.identified:
+            return []
+        return [(i, g) for i, g in enumerate(ts.ordered_groups()) if g.down is not None and g.old]
 
     def has_update_work(self, ts: TableSync) -> bool:
         return bool(ts.fills) or bool(ts.blocks) or any(g.old for g in ts.groups)
@@ -615,10 +631,27 @@ class ProceduralTriggers(TriggerDialect):
             lines += [f"IF {self.compile(violation)} THEN", f"  {self.raise_error(block.message)}", "END IF;"]
         return lines
 
-    def _two_way_update(self, group: SyncGroup, new, old) -> list[str]:
+    def identified_sql(self) -> str | None:
+        """SQL true when release N+1 wrote the row (identification.py); None: cannot tell."""
+        return None
+
+    def named_sql(self, table: str, columns: tuple[str, ...]) -> str | None:
+        """SQL true when the UPDATE being run names one of `columns` in its SET, changed or
+        not (None where the dialect says it otherwise: PostgreSQL's UPDATE OF triggers)."""
+        return None
+
+    def _b_written(self, group: SyncGroup, new, old, identified: bool) -> str:
+        """B changed, or (identified) release N+1 named it in its UPDATE even with the value it had."""
+        b_changed = self.compile(changed(group.new, new, old))
+        named = self.named_sql(group.table, group.new) if identified else None
+        if named is None:
+            return b_changed
+        return f"({b_changed}) OR ({self.identified_sql()} AND {named})"
+
+    def _two_way_update(self, group: SyncGroup, new, old, identified: bool = False) -> list[str]:
         is_conflict = self.compile(conflict(group, new))
         return [
-            f"IF {self.compile(changed(group.new, new, old))} THEN",
+            f"IF {self._b_written(group, new, old, identified)} THEN",
             f"  IF {is_conflict} THEN",
             *self._indent(self._assign_all(new, group.old, group.down_exprs(new)), 2),
             "  END IF;",

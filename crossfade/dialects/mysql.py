@@ -15,6 +15,7 @@ from .. import names, sqltext
 from ..ddl import AddCheck, AddForeignKey, AddUnique, CreateIndex, DropIndex, SetNullable, Step, SwapStandIn
 from ..errors import Dependent, LockHolder
 from ..expressions import TriggerRow
+from ..identification import column_marker
 from ..names import PREFIX
 from ..schema import Schema
 from ..sync import LinkRule, MoveRule, MoveStatements, TableSync
@@ -92,6 +93,16 @@ class MySQLDialect(ProceduralTriggers):
     def raise_error(self, message: str) -> str:
         # SQLSTATE 45000: an unhandled user-defined exception; MESSAGE_TEXT holds 128 characters.
         return f"SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = {self.compile(sa.literal(message[:128]))};"
+
+    def identified_sql(self) -> str:
+        # Set by identify_new_release on release N+1's connections.
+        return "@crossfade_release <=> 'new'"
+
+    def named_sql(self, table: str, columns: tuple[str, ...]) -> str:
+        # Release N+1's engine marks each UPDATE with the columns its SET names (identification.py).
+        found = [f"LOCATE({self.compile(sa.literal(column_marker(table, c)))}, @crossfade_named) > 0"
+                 for c in columns]
+        return f"COALESCE({' OR '.join(found)}, FALSE)"
 
     def trigger_objects(self, ts: TableSync) -> list[DbObject]:
         # UPDATE first: each CREATE TRIGGER commits on its own, and a row the INSERT trigger

@@ -19,7 +19,7 @@ from ..errors import Dependent, LockHolder, SchemaError
 from ..expressions import TriggerRow
 from ..names import PREFIX
 from ..schema import Schema
-from ..sync import LinkRule, MoveStatements, TableSync
+from ..sync import LinkRule, MoveStatements, TableSync, changed, conflict, row
 from .base import DbObject, ProceduralTriggers, column_nullable, renamed
 
 LOCK_NOT_AVAILABLE = "55P03"
@@ -126,7 +126,9 @@ class PostgresDialect(ProceduralTriggers):
     def trigger_objects(self, ts: TableSync) -> list[DbObject]:
         function = self.object_name(ts.name, "sync")
         table = self.qualified(ts.name)
+        named = self.named_program(ts)
         body = [
+            *(["IF TG_NARGS > 0 THEN", *self._indent(named), "  RETURN NEW;", "END IF;"] if named else []),
             "IF TG_OP = 'INSERT' THEN",
             *self._indent(self.insert_program(ts)),
             "ELSE",
@@ -143,15 +145,48 @@ class PostgresDialect(ProceduralTriggers):
             # only when an UPDATE names it), so other UPDATEs skip even the WHEN evaluation.
             columns = ", ".join(self.quote(c) for c in sorted(ts.synced_columns()))
             events.append(("update", f"UPDATE OF {columns}", condition))
-        for suffix, event, when in events:
+        events += self._named_events(ts)
+        for suffix, event, when, *args in events:
             name = self.object_name(ts.name, suffix)
-            when_sql = f"\nWHEN ({self.compile(when)})" if when is not None else ""
+            when_sql = f"\nWHEN ({self._when_sql(when)})" if when is not None else ""
             create = (f"CREATE TRIGGER {self.quote(name)} BEFORE {event} ON {table}\nFOR EACH ROW{when_sql}\n"
-                      f"EXECUTE FUNCTION {self.qualified(function)}()")
+                      f"EXECUTE FUNCTION {self.qualified(function)}({', '.join(args)})")
             # Drop and create in one transaction: CREATE OR REPLACE TRIGGER needs PostgreSQL 14.
             drop = self.drop_sql("trigger", name, ts.name)
             objects.append(DbObject("trigger", name, ts.name, (drop, create)))
         return objects
+
+    def identified_sql(self) -> str:
+        # Set by identify_new_release on release N+1's connections; `true`: NULL when unset.
+        return "coalesce(current_setting('crossfade.release', true), '') = 'new'"
+
+    def named_program(self, ts: TableSync) -> list[str]:
+        """The function's part for the named triggers below (TG_ARGV[0]: the group's index):
+        release N+1 named the group's B, so A := down(B)."""
+        new = row(ts.table, "NEW")
+        lines: list[str] = []
+        for index, group in self.named_groups(ts):
+            lines += [f"IF TG_ARGV[0] = '{index}' THEN",
+                      f"  IF {self.compile(conflict(group, new))} THEN",
+                      *self._indent(self._assign_all(new, group.old, group.down_exprs(new)), 2),
+                      "  END IF;", "END IF;"]
+        return lines
+
+    def _named_events(self, ts: TableSync) -> list[tuple]:
+        """Per two-way group, a trigger for release N+1's UPDATE that names B without changing it
+        (SET amount_cents = NULL where it is NULL already): UPDATE OF fires for a named column,
+        changed or not, and the function then sets A := down(B). Named so that it fires before
+        the update trigger (alphabetically), which then sees A's change like any other."""
+        new, old = row(ts.table, "NEW"), row(ts.table, "OLD")
+        events = []
+        for index, group in self.named_groups(ts):
+            columns = ", ".join(self.quote(c) for c in group.new)
+            when = f"{self.identified_sql()} AND NOT ({self.compile(changed(group.new, new, old))})"
+            events.append((f"named{index}", f"UPDATE OF {columns}", when, f"'{index}'"))
+        return events
+
+    def _when_sql(self, when) -> str:
+        return when if isinstance(when, str) else self.compile(when)
 
     def drop_sql(self, kind: str, name: str, table: str) -> str:
         if kind == "function":

@@ -29,6 +29,9 @@ class Sync:
 
 class Op:
     table: str
+    # Whether writer identification makes release N+1's writes exact here (DESIGN 2): a moved
+    # column's "not derived yet" lives in another table, which its triggers do not mark.
+    follows_identification = True
 
     def describe(self) -> str:
         raise NotImplementedError
@@ -59,6 +62,11 @@ class Op:
 
     def rollback(self, schema: Schema) -> list[Intent]:
         return []
+
+    def final_columns(self, schema: Schema) -> tuple[sa.Column, ...]:
+        """The new columns of the op's two-way sync group as release N+1 declares them (nullable
+        or not): where release N+1 may write NULL, DESIGN 2's NULL ambiguity applies."""
+        return ()
 
     def added_columns(self) -> tuple[str, ...]:
         """Columns expand adds (rollback drops them; post-expand checks look for them)."""
@@ -174,6 +182,9 @@ class ReplacesColumns(Op):
 
     def added_columns(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.new_columns)
+
+    def final_columns(self, schema: Schema) -> tuple[sa.Column, ...]:
+        return self.new_columns
 
     def dropped_columns(self) -> tuple[str, ...]:
         return self.old_columns

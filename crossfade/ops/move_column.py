@@ -33,6 +33,7 @@ class MoveColumnOp(Op):
     to: str
     via: str
     new: str | sa.Column | None = None  # the column in `to`: a name, a full Column, or the same name
+    follows_identification = False  # release N+1 starts after migrate even when identified
 
     @property
     def new_name(self) -> str:

@@ -45,6 +45,9 @@ class RenameColumnOp(Op):
     def added_columns(self) -> tuple[str, ...]:
         return (self.new,)
 
+    def final_columns(self, schema: Schema) -> tuple[sa.Column, ...]:
+        return (self._renamed(schema),)
+
     def dropped_columns(self) -> tuple[str, ...]:
         return (self.old,)
 

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 import sqlalchemy as sa
 
 from .. import roundtrip
+from ..change import Change
 from ..dialects.base import ProceduralTriggers, TriggerDialect
 from ..dialects.mysql import MySQLDialect
 from ..dialects.postgresql import PostgresDialect
@@ -37,7 +38,7 @@ def _patched(owner, name: str, replacement):
 @contextmanager
 def without_update_down_sync():
     """UPDATE triggers forget `A := down(B)`: release N+1's edits never reach release N."""
-    def two_way_update(self, group, new, old):
+    def two_way_update(self, group, new, old, identified=False):
         when = sa.and_(changed(group.old, new, old), sa.not_(changed(group.new, new, old)))
         return [f"IF {self.compile(sa.and_(when, conflict(group, new)))} THEN",
                 *self._indent(self._assign_all(new, group.new, group.up_exprs(new))), "END IF;"]
@@ -69,7 +70,7 @@ def without_insert_up_sync():
 def overwrites_release_n1_updates():
     """UPDATE triggers recompute the new columns from the old ones whenever they fire: release
     N+1's edits keep the law (B is a value of up(A)) but are silently replaced."""
-    def two_way_update(self, group, new, old):
+    def two_way_update(self, group, new, old, identified=False):
         return [f"IF {self.compile(sa.or_(changed(group.old, new, old), changed(group.new, new, old)))} THEN",
                 *self._indent(self._assign_all(new, group.new, group.up_exprs(new))), "END IF;"]
 
@@ -119,6 +120,23 @@ def without_link_down_sync():
     with _patched(PostgresDialect, "_target_programs", postgresql_programs), \
             _patched(MySQLDialect, "_target_programs", mysql_programs), \
             _patched(SQLiteDialect, "_link_statements", sqlite_statements):
+        yield
+
+
+@contextmanager
+def ignores_identification():
+    """Triggers ignore writer identification: release N+1, started right after expand as the
+    change declares, writes NULL in the new columns of a row the backfill has not reached, and the
+    triggers take it for "not derived yet" (issue 10's finding 2)."""
+    original = Change.table_syncs
+
+    def table_syncs(self, *args, **kwargs):
+        syncs = original(self, *args, **kwargs)
+        for table_sync in syncs.values():
+            table_sync.identified = False
+        return syncs
+
+    with _patched(Change, "table_syncs", table_syncs):
         yield
 
 

@@ -22,11 +22,12 @@ from .. import state
 from ..change import Change
 from ..dialects import for_dialect
 from ..engines import check_url
+from ..identification import identify_new_release
 from ..runner import Runner
 from .databases import ensure_database
 from .journal import LiveRows, Stage, Write
 from .model import RELEASE_N, RELEASE_N1, TablePlan, plan_tables, release_names
-from .oracle import Finding, contract_problems, law_violations, lost_writes
+from .oracle import Finding, contract_problems, derived_rows, law_violations, lost_writes
 from .phases import Phases, beyond_plans_problems, change_phases, tables_beyond_plans
 from .report import CheckResult, DialectReport, Report
 from .values import ValueSource, ValueSpec
@@ -88,6 +89,9 @@ class Simulation:
         self.engine = sa.create_engine(self.url, pool_size=workers, max_overflow=workers)
         # crossfade's own connections: its DDL session settings must not reach the workers' pool.
         self.ddl_engine = sa.create_engine(self.url, poolclass=sa.pool.NullPool)
+        # Release N+1's application: its own engine, identified where the change says it is.
+        self.n1_engine = new_release_engine(change, self.url, pool_size=workers, max_overflow=workers)
+        self.n1_starts_after = change.new_release_starts_after(self.engine.dialect.name)
         self.dialect = for_dialect(self.engine.dialect)
         runner = Runner(self.ddl_engine, on_step=self._after_runner_step, **settings.runner_options)
         self.driver = (phases or change_phases(change))(runner)
@@ -98,6 +102,7 @@ class Simulation:
         self.seed_writes: list[Write] = []
         self.workers: dict[str, list[Worker]] = {RELEASE_N: [], RELEASE_N1: []}
         self.law_active = self.backfilled = False
+        self.triggers_since: float | None = None  # when the first trigger was installed
         self.law_findings: dict[tuple, Finding] = {}
         self.phase_errors: list[str] = []
 
@@ -113,6 +118,7 @@ class Simulation:
             self.report.seconds = time.perf_counter() - started
             self._final_checks()
             self.engine.dispose()
+            self.n1_engine.dispose()
             self.ddl_engine.dispose()
         return self.report
 
@@ -121,8 +127,10 @@ class Simulation:
         self._start(RELEASE_N)
         steps = [
             ("release N", None),
-            ("expand", lambda: (driver.expand(), self._start(RELEASE_N1))),
-            ("migrate", lambda: (driver.migrate(), self._backfill_done())),
+            # Release N+1 starts when crossfade says it may: after expand with writer
+            # identification, else once every row is derived (DESIGN 2).
+            ("expand", lambda: (driver.expand(), self._start_new_release_after("expand"))),
+            ("migrate", lambda: (driver.migrate(), self._backfill_done(), self._start_new_release_after("migrate"))),
             ("roll", None),
             ("contract", driver.contract),
             ("release N+1", None),
@@ -161,11 +169,16 @@ class Simulation:
             self.rows.add(write.table, write.key)
         self.driver.prepare()
 
+    def _start_new_release_after(self, phase: str) -> None:
+        if self.n1_starts_after == phase:
+            self._start(RELEASE_N1)
+
     def _start(self, release: str) -> None:
         offset = 0 if release == RELEASE_N else 1000
+        engine = self.engine if release == RELEASE_N else self.n1_engine
 
         def make(name: str, i: int) -> Worker:
-            return Worker(name, release, self.engine, list(self.plans.values()), self.values, self.rows,
+            return Worker(name, release, engine, list(self.plans.values()), self.values, self.rows,
                           self.stage, seed=self.settings.seed * 7919 + offset + i)
 
         self.workers[release] += start_workers(self.settings.workers, release, make)
@@ -198,6 +211,8 @@ class Simulation:
         self._check_law(f"{phase}: {step}")
         if law_starts(step):
             self.law_active = True
+        if step == "record expanded":  # every trigger is in: each row inserted from now is derived
+            self.triggers_since = time.perf_counter()
 
     def _backfill_done(self) -> None:
         self.backfilled = True
@@ -206,11 +221,12 @@ class Simulation:
     def _check_law(self, where: str) -> None:
         if not self.law_active:
             return
+        writes = self._writes()
+        derived = derived_rows(writes, self.triggers_since)
         with self.ddl_engine.connect() as conn:
-            found = law_violations(conn, self.plans, backfilled=self.backfilled)
+            found = law_violations(conn, self.plans, backfilled=self.backfilled, derived=derived)
         if not found:
             return
-        writes = self._writes()
         for table, key, rule in found:
             if (table, key, rule.split(" (reads")[0]) not in self.law_findings:
                 history = tuple(w.describe() for w in sorted(writes, key=lambda w: w.start)
@@ -287,6 +303,14 @@ class Simulation:
 
 
 # --- set-up, shared with the Hypothesis mode (stateful.py) -------------------------------------
+
+def new_release_engine(change: Change, url: sa.URL, **options) -> sa.Engine:
+    """Release N+1's engine: marked with `identify_new_release` when the change declares it."""
+    engine = sa.create_engine(url, **options)
+    if change.new_release_identified:
+        identify_new_release(engine)
+    return engine
+
 
 def law_starts(step: str) -> bool:
     """The runner step after which the sync law holds: the first trigger's install, or the end

@@ -38,10 +38,10 @@ from ..runner import Runner
 from .databases import ensure_database
 from .journal import Write
 from .model import RELEASE_N, RELEASE_N1, TablePlan, plan_tables
-from .oracle import contract_problems, law_violations, lost_writes
+from .oracle import contract_problems, derived_rows, law_violations, lost_writes
 from .phases import Phases, beyond_plans_problems, change_phases, tables_beyond_plans
 from .report import CHECKS, CheckResult, DialectReport
-from .simulator import build_release_n, law_starts, value_source
+from .simulator import build_release_n, law_starts, new_release_engine, value_source
 from .values import ValueSource, ValueSpec, recipe
 from .workers import WRITE_MIX
 from .writes import write_row
@@ -105,6 +105,7 @@ class _Upgrade:
     plans: dict[str, TablePlan]
     engine: sa.Engine
     ddl_engine: sa.Engine
+    n1_engine: sa.Engine  # release N+1's, identified where the change declares it
     overrides: Mapping[str, ValueSpec]
     seed_values: ValueSource
     seed_rows: int
@@ -118,6 +119,16 @@ class _Upgrade:
     replaying: bool = False
     _first_failure: int | None = None
     _strategies: dict = dataclasses.field(default_factory=dict)
+
+    def writers(self, phase: str) -> tuple[str, ...]:
+        """Who may write in `phase`: release N+1 from expand on with writer identification, else
+        only once migrate is done (DESIGN 2)."""
+        if phase == "expand" and self.change.new_release_starts_after(self.engine.dialect.name) == "migrate":
+            return (RELEASE_N,)
+        return _WRITERS[phase]
+
+    def engine_of(self, release: str) -> sa.Engine:
+        return self.n1_engine if release == RELEASE_N1 else self.engine
 
     def failed(self, failing: _Failing) -> None:
         """Keep the smallest failure Hypothesis found; the first one starts the shrinking budget."""
@@ -199,6 +210,7 @@ class UpgradeMachine(RuleBasedStateMachine):
         up.examples += 1
         self.phase = "release N"
         self.law_active = self.backfilled = False
+        self.triggers_since: float | None = None  # when expand had installed every trigger
         self.actions: list[_Action] = []  # as run
         self.steps: list[str] = []
         self.driver = (up.phases or change_phases(up.change))(Runner(up.ddl_engine, on_step=self._after_runner_step))
@@ -222,7 +234,7 @@ class UpgradeMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def write(self, data):
         """One statement by a release that may write now: N until drained, N+1 from expand on."""
-        release = data.draw(st.sampled_from(_WRITERS[self.phase]), label="release")
+        release = data.draw(st.sampled_from(self.upgrade.writers(self.phase)), label="release")
         self.perform(self._draw_write(release, data))
 
     @precondition(lambda self: self._may("expand"))
@@ -246,7 +258,7 @@ class UpgradeMachine(RuleBasedStateMachine):
             return self.phase == _PHASE_STEPS[action][0]
         if action.release is None:
             return self._may(action.kind)
-        return action.release in _WRITERS[self.phase] and (action.row is None or action.row in self.rows)
+        return action.release in self.upgrade.writers(self.phase) and (action.row is None or action.row in self.rows)
 
     def _draw_write(self, release: str, data) -> _Action:
         # The same choices whatever the state (a row is picked by position), so that a step the
@@ -291,7 +303,7 @@ class UpgradeMachine(RuleBasedStateMachine):
         key = None if action.row is None else self.rows[action.row][1]
         start = time.perf_counter()
         try:
-            with self.upgrade.engine.begin() as conn:
+            with self.upgrade.engine_of(action.release).begin() as conn:
                 key, affected, values = write_row(conn, plan, action.release, action.kind, key, values)
         except sa.exc.DBAPIError as exc:
             message = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
@@ -356,6 +368,8 @@ class UpgradeMachine(RuleBasedStateMachine):
             self._check_law(f"{phase} ({step})")
         if law_starts(step):
             self.law_active = True
+        if step == "record expanded":  # every trigger is in: each row inserted from now is derived
+            self.triggers_since = time.perf_counter()
 
     # --- the invariants ----------------------------------------------------------------------
     @invariant()
@@ -371,7 +385,8 @@ class UpgradeMachine(RuleBasedStateMachine):
         if not self.law_active:
             return
         with self.upgrade.engine.connect() as conn:
-            found = law_violations(conn, self.upgrade.plans, backfilled=self.backfilled, limit=1)
+            found = law_violations(conn, self.upgrade.plans, backfilled=self.backfilled, limit=1,
+                                   derived=derived_rows(self.writes, self.triggers_since))
         if found:
             table, key, broken = found[0]
             raise CheckFailed("sync law", phase, broken, table, key)
@@ -395,7 +410,7 @@ def upgrade_machine(change: Change, release_n: sa.MetaData, release_n1: sa.MetaD
     ensure_database(parsed)
     # Two pools, as in the simulator: crossfade's DDL session settings never reach the writers.
     upgrade = _Upgrade(change, release_n, release_n1, plans, sa.create_engine(parsed, pool_size=1),
-                       sa.create_engine(parsed, pool_size=1), overrides, seed_values, seed_rows, seed, phases=phases)
+                       sa.create_engine(parsed, pool_size=1), new_release_engine(change, parsed, pool_size=1), overrides, seed_values, seed_rows, seed, phases=phases)
     return type(f"Upgrade_{change.id}", (UpgradeMachine,), {"upgrade": upgrade})
 
 
@@ -440,6 +455,7 @@ def hypothesis_verify(change: Change, release_n: sa.MetaData, release_n1: sa.Met
         report.writes = upgrade.writes
         upgrade.engine.dispose()
         upgrade.ddl_engine.dispose()
+        upgrade.n1_engine.dispose()
     searched = f"{upgrade.examples} example(s), {upgrade.contracts} reaching contract"
     for name in _CHECKS:
         report.checks[name] = CheckResult(name, True, searched)
