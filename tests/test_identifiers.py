@@ -33,7 +33,8 @@ def create_table(engine: sa.Engine, table: str, old: str = "is_public", key: str
 
 def replace(table: str, new: str = "visibility", old: str = "is_public", public: str = "public",
             shared: str = "shared") -> Change:
-    return Change(ops.replace_column(table, old, sa.Column(new, sa.String(40)),
+    # NOT NULL in release N+1, as the NOT NULL old column needs (DESIGN 2: down(NULL) has no value).
+    return Change(ops.replace_column(table, old, sa.Column(new, sa.String(40), nullable=False),
                                      up=lambda p: sa.case((p, public), else_=shared),
                                      down=lambda v: v == public), id="names")
 
@@ -265,7 +266,7 @@ def run_upgrade(engine: sa.Engine, spec, public: str, shared: str, finish: str) 
     with engine.begin() as conn:
         for t, (_, key, old, _) in zip(tables, spec):
             conn.execute(sa.insert(t).values([{key: i, old: i % 2 == 0} for i in range(1, 6)]))
-    change = Change(*[ops.replace_column(table, old, sa.Column(new, sa.String(80)),
+    change = Change(*[ops.replace_column(table, old, sa.Column(new, sa.String(80), nullable=False),
                                          up=lambda p: sa.case((p, public), else_=shared),
                                          down=lambda v: v == public) for table, _, old, new in spec], id="prop")
     runner = Runner(engine)
