@@ -31,6 +31,16 @@ def _with_path(engine: sa.Engine, path: str) -> sa.Engine:
     return sa.create_engine(engine.url, connect_args={"options": f"-c search_path={path}"})
 
 
+def _glance_images_through_the_path(base: sa.Engine, engines: list) -> tuple[sa.Engine, Change]:
+    """glance.images with rows, and an application engine reaching it through
+    search_path=public,glance, with Glance's visibility change."""
+    glance = _with_path(base, "glance")
+    app = _with_path(base, "public,glance")
+    engines += [glance, app]
+    glance_schema.create_images(glance, _rows())
+    return app, glance_schema.visibility_change()
+
+
 @pytest.fixture
 def pg(tmp_path):
     """The per-run PostgreSQL database with an empty schema `glance` besides public."""
@@ -81,11 +91,7 @@ def test_a_table_reached_through_search_path_goes_through_every_phase(pg):
     "trigger ... is missing" (the catalog read in current_schema(), public), migrate was refused
     and rollback failed on the function: stuck."""
     base, engines = pg
-    glance = _with_path(base, "glance")
-    app = _with_path(base, "public,glance")
-    engines += [glance, app]
-    glance_schema.create_images(glance, _rows())
-    change = glance_schema.visibility_change()
+    app, change = _glance_images_through_the_path(base, engines)
     runner = Runner(app)
 
     runner.expand(change)
@@ -121,11 +127,7 @@ def test_a_table_reached_through_search_path_survives_a_crash_after_any_step(pg,
     """Killed after any step of any phase, the rerun (a new process: the schema comes from the
     state) finishes it; each round crashes one step later."""
     base, engines = pg
-    glance = _with_path(base, "glance")
-    app = _with_path(base, "public,glance")
-    engines += [glance, app]
-    glance_schema.create_images(glance, _rows())
-    change = glance_schema.visibility_change()
+    app, change = _glance_images_through_the_path(base, engines)
     for phase in phases:
         crash_after = 1
         while True:
@@ -153,11 +155,7 @@ def test_a_table_reached_through_search_path_survives_a_crash_after_any_step(pg,
 
 def test_a_table_reached_through_search_path_rolls_back(pg):
     base, engines = pg
-    glance = _with_path(base, "glance")
-    app = _with_path(base, "public,glance")
-    engines += [glance, app]
-    glance_schema.create_images(glance, _rows())
-    change = glance_schema.visibility_change()
+    app, change = _glance_images_through_the_path(base, engines)
     runner = Runner(app)
     runner.expand(change)
     runner.migrate(change)
