@@ -86,11 +86,12 @@ class Simulation:
         self.url = sa.make_url(url)
         ensure_database(self.url)
         workers = settings.workers * 2 + 4
-        self.engine = sa.create_engine(self.url, pool_size=workers, max_overflow=workers)
+        app = application_engine_options(self.url, workers)
+        self.engine = sa.create_engine(self.url, **app)
         # crossfade's own connections: its DDL session settings must not reach the workers' pool.
         self.ddl_engine = sa.create_engine(self.url, poolclass=sa.pool.NullPool)
         # Release N+1's application: its own engine, identified where the change says it is.
-        self.n1_engine = new_release_engine(change, self.url, pool_size=workers, max_overflow=workers)
+        self.n1_engine = new_release_engine(change, self.url, **app)
         self.n1_starts_after = change.new_release_starts_after(self.engine.dialect.name)
         self.dialect = for_dialect(self.engine.dialect)
         runner = Runner(self.ddl_engine, on_step=self._after_runner_step, **settings.runner_options)
@@ -303,6 +304,21 @@ class Simulation:
 
 
 # --- set-up, shared with the Hypothesis mode (stateful.py) -------------------------------------
+
+# SQLite queues no writer: a writer that finds the database locked sleeps and retries, and on a
+# loaded machine one of the simulation's own writers can lose every retry to its peers for
+# seconds. That is SQLite among the application's writers, not a lock crossfade holds (a long
+# one shows in the latency check), so the applications wait as a server's writers would.
+_SQLITE_APPLICATION_BUSY_SECONDS = 60
+
+
+def application_engine_options(url: sa.URL, workers: int) -> dict:
+    """create_engine options for the simulated applications' pools of `workers` connections."""
+    options: dict = {"pool_size": workers, "max_overflow": workers}
+    if url.get_backend_name() == "sqlite":
+        options["connect_args"] = {"timeout": _SQLITE_APPLICATION_BUSY_SECONDS}
+    return options
+
 
 def new_release_engine(change: Change, url: sa.URL, **options) -> sa.Engine:
     """Release N+1's engine: marked with `identify_new_release` when the change declares it."""
