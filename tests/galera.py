@@ -1,0 +1,118 @@
+"""The 3-node MariaDB Galera cluster (scripts/galera-cluster) for the `galera` tests.
+
+URLs come from CROSSFADE_TEST_GALERA_URLS, comma-separated, one per node (default: the three
+local nodes at 127.0.0.1:3311-3313). The run's database is the first URL's name with the
+process id appended, as conftest's `per_run` does; it is created once through node 1 (DDL
+replicates to every node), emptied before each test and dropped when the run ends. With CI=true
+an unreachable cluster, or one whose nodes are not all synced, fails the test, never skips it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from dataclasses import dataclass
+
+import pytest
+import sqlalchemy as sa
+from conftest import per_run
+
+from crossfade.testing.databases import drop_database, empty_database, ensure_database, server_url
+
+DEFAULT_URLS = ",".join(f"mysql+pymysql://root@127.0.0.1:{port}/crossfade_test" for port in (3311, 3312, 3313))
+GALERA_URLS = [per_run(url.strip()) for url in os.environ.get("CROSSFADE_TEST_GALERA_URLS", DEFAULT_URLS).split(",")]
+
+_created = False
+_unready: str | None = None
+
+
+@dataclass
+class Cluster:
+    """One engine per node on the run's database. crossfade runs on `nodes[0]` (node 1), with the
+    server's default settings; the other nodes' reads are causal (wsrep_sync_wait): they wait
+    until the node has applied every write the cluster committed before them, so a row written
+    on one node reads back on another."""
+
+    urls: list[str]
+    nodes: list[sa.Engine]
+
+    def rotating(self, indexes: tuple[int, ...]) -> sa.Engine:
+        """An engine whose every new connection goes to the next of these nodes in turn: a test's
+        write and its read-back land on different nodes. Reads are causal."""
+        nodes = itertools.cycle([sa.make_url(self.urls[i]) for i in indexes])
+        engine = sa.create_engine(self.urls[indexes[0]], poolclass=sa.pool.NullPool)
+
+        @sa.event.listens_for(engine, "do_connect")
+        def _next_node(dialect, conn_rec, cargs, cparams):
+            node = next(nodes)
+            cparams.update(host=node.host, port=node.port)
+
+        _causal_reads(engine)
+        return engine
+
+
+def _causal_reads(engine: sa.Engine) -> None:
+    @sa.event.listens_for(engine, "connect")
+    def _sync_wait(dbapi_connection, _record):
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute("SET SESSION wsrep_sync_wait = 1")
+
+
+def _unreachable(message: str):
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message + " (CI never skips the cluster; scripts/galera-cluster start)", pytrace=False)
+    pytest.skip(message)
+
+
+def _cluster_problem() -> str | None:
+    """Why the URLs are not a synced Galera cluster of that many nodes (None: they are)."""
+    for url in GALERA_URLS:
+        engine = sa.create_engine(server_url(url))
+        try:
+            with engine.connect() as conn:
+                size, ready = conn.execute(sa.text(
+                    "SELECT (SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS "
+                    "        WHERE VARIABLE_NAME = 'WSREP_CLUSTER_SIZE'), "
+                    "       (SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS "
+                    "        WHERE VARIABLE_NAME = 'WSREP_READY')")).one()
+        except sa.exc.OperationalError as exc:
+            return f"Galera node {sa.make_url(url).port} is not reachable: {str(exc.orig).splitlines()[0]}"
+        finally:
+            engine.dispose()
+        if ready != "ON" or str(size) != str(len(GALERA_URLS)):
+            return f"Galera node {sa.make_url(url).port}: wsrep_ready={ready}, cluster size {size} (want {len(GALERA_URLS)})"
+    return None
+
+
+@pytest.fixture
+def galera() -> Cluster:
+    """A Cluster on an empty per-run database; the `galera` marker lets a quick run deselect it."""
+    global _created, _unready
+    if not _created and _unready is None:
+        _unready = _cluster_problem()
+        if _unready is None:
+            ensure_database(GALERA_URLS[0])
+            _created = True
+    if _unready is not None:
+        _unreachable(_unready)
+    nodes = [sa.create_engine(url) for url in GALERA_URLS]
+    empty_database(nodes[0])
+    nodes[0].dispose()
+    for node in nodes[1:]:
+        _causal_reads(node)
+    yield Cluster(GALERA_URLS, nodes)
+    for node in nodes:
+        node.dispose()
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
+def pytest_collection_modifyitems(items):
+    """Every test that takes the cluster carries the `galera` marker (-m "not galera" skips them)."""
+    for item in items:
+        if "galera" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.galera)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if _created:
+        drop_database(GALERA_URLS[0])
