@@ -36,6 +36,7 @@ def run_preflight(conn: sa.Connection, dialect: TriggerDialect, schema: Schema,
     errors, warnings = dialect.privilege_problems(conn, sorted(set(syncs) | set(linked)))
     result.errors += errors
     result.warnings += warnings
+    result.errors += dialect.cluster_problems(conn, sorted(set(syncs) | set(linked)))
     for name in sorted(set(syncs) | set(linked)):
         if name in syncs:
             _check_primary_key(dialect, schema.table(name), result)
@@ -61,4 +62,5 @@ def _check_primary_key(dialect: TriggerDialect, table: sa.Table, result: Preflig
         result.warnings.append(f"table {table.name!r} has no primary key; crossfade keys its rows by rowid")
     else:
         result.errors.append(
-            f"table {table.name!r} has no primary key; crossfade's backfill walks rows by primary key")
+            f"table {table.name!r} has no primary key; crossfade's backfill walks rows by primary key (and Galera "
+            f"replicates rows by it): add one, ALTER TABLE {table.name} ADD PRIMARY KEY (...)")

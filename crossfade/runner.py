@@ -31,7 +31,7 @@ from .errors import (
 )
 from .locking import LockPolicy, retry_when_busy, run_step, run_with_lock_timeout
 from .oplock import OperatorLock, one_operator
-from .preflight import run_preflight
+from .preflight import Preflight, run_preflight
 from .schema import Schema
 from .state import IN_FLIGHT, SYNCING, ChangeState, Phase
 from .sync import TableSync
@@ -160,6 +160,7 @@ class Runner:
         if current.phase not in (Phase.MIGRATED, Phase.CONTRACTING):
             raise PhaseError(f"change {change.id} is {current.phase.value}; contract needs it migrated "
                              "(and no node of release N left)")
+        self._refuse_cluster_problems(current)
         with self._ddl_connection() as conn:
             schema = self._release_n_schema(conn, change, current)
             self._refuse_remaining_nulls(conn, change, schema)
@@ -190,6 +191,7 @@ class Runner:
             return
         if current.phase in (Phase.CONTRACTING, Phase.CONTRACTED):
             raise PhaseError(self._why_no_rollback(change, current))
+        self._refuse_cluster_problems(current)
         current.phase = Phase.ROLLING_BACK
         self._save(current, "rollback", "record rolling back")
         with self._ddl_connection() as conn:
@@ -548,6 +550,12 @@ class Runner:
             if schema.has_column(table, column):
                 schema.set_nullable(table, column, False)
         return schema
+
+    def _refuse_cluster_problems(self, current: ChangeState) -> None:
+        """Before contract's or rollback's DDL, what expand's preflight refuses on a cluster
+        (Galera under RSU would run the DDL on this node only)."""
+        with self.engine.connect() as conn:
+            Preflight(errors=self.dialect.cluster_problems(conn, sorted(current.tables))).raise_for_errors()
 
     @contextmanager
     def _ddl_connection(self):

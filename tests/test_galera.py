@@ -4,7 +4,8 @@ crossfade runs on node 1; release N and release N+1 write through nodes 2 and 3,
 assertion reads the row back on a node other than the one that wrote it. Galera runs DDL in total
 order on every node and replicates the triggers' effects as rows (ROW format: the appliers do not
 fire triggers), so the sync law must hold wherever a write lands. Kept lean (a handful of cases
-per test): these run in the suite's time budget.
+per test): these run in the suite's time budget. A test taking the `galera` fixture carries the
+`galera` marker (tests/galera.py), so `-m "not galera"` leaves these out.
 """
 
 from __future__ import annotations
@@ -25,8 +26,6 @@ from crossfade.errors import OperatorBusyError
 from crossfade.oplock import LOCK_TABLE
 from crossfade.runner import Runner
 from crossfade.state import STATE_TABLE, Phase
-
-pytestmark = pytest.mark.galera
 
 CROSSFADE = Path(__file__).resolve().parents[1] / "crossfade"
 

@@ -298,6 +298,11 @@ class TriggerDialect:
     def cascade_problems(self, conn: sa.Connection, table: str, columns: set[str]) -> list[str]:
         return []
 
+    def cluster_problems(self, conn: sa.Connection, tables: list[str]) -> list[str]:
+        """Why this server's cluster would keep crossfade's DDL or the triggers' writes on
+        `tables` on one node (Galera: mysql_galera.py); empty on a server of its own."""
+        return []
+
     def move_problems(self, conn: sa.Connection, move: MoveRule) -> list[str]:
         """Why this database cannot keep a move_column in sync (empty: it can)."""
         return []

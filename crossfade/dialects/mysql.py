@@ -19,7 +19,7 @@ from ..identification import column_marker
 from ..names import PREFIX
 from ..schema import Schema
 from ..sync import LinkRule, MoveRule, MoveStatements, TableSync
-from . import mysql_grants
+from . import mysql_galera, mysql_grants
 from .base import DbObject, ProceduralTriggers, column_nullable, renamed, view_exists
 
 LOCK_WAIT_TIMEOUT = 1205
@@ -168,6 +168,9 @@ class MySQLDialect(ProceduralTriggers):
 
     def privilege_problems(self, conn: sa.Connection, tables: list[str]) -> tuple[list[str], list[str]]:
         return mysql_grants.privilege_problems(conn, tables)
+
+    def cluster_problems(self, conn: sa.Connection, tables: list[str]) -> list[str]:
+        return mysql_galera.galera_problems(conn, tables)
 
     def cascade_problems(self, conn: sa.Connection, table: str, columns: set[str]) -> list[str]:
         rows = conn.execute(sa.text(
