@@ -33,6 +33,7 @@ import sqlalchemy.dialects.mysql
 from .dialects.base import TriggerDialect
 from .errors import OperatorBusyError, OperatorLockLostError
 from .locking import LockPolicy, retry_when_busy
+from .rerun import again_after_deadlock
 
 LOCK_TABLE = "crossfade_lock"
 LOCK_NAME = "crossfade"  # one lock per database: phases of different changes share crossfade_state
@@ -255,16 +256,19 @@ def _first_line(exc: BaseException) -> str:
 
 
 def one_operator(phase: str, refuse_first: str | None = None) -> Callable:
-    """A phase method of a runner (with `.operator`) held under the operator lock. `refuse_first`:
+    """A phase method of a runner (with `.operator`) held under the operator lock, run again when
+    a deadlock aborted it (rerun.py). `refuse_first`:
     a method of the runner that raises what the phase would refuse, called before the lock is
     taken, so that a refused change leaves the database untouched (not even the lock's table);
     the phase itself decides again under the lock."""
     def wrap(method: Callable) -> Callable:
         def run(self, change, *args, **kwargs):
-            if refuse_first is not None and not self.operator.holding:
-                getattr(self, refuse_first)(change)
-            with self.operator.held(f"crossfade {phase} {change.id}"):
-                return method(self, change, *args, **kwargs)
+            def whole_phase():
+                if refuse_first is not None and not self.operator.holding:
+                    getattr(self, refuse_first)(change)
+                with self.operator.held(f"crossfade {phase} {change.id}"):
+                    return method(self, change, *args, **kwargs)
+            return again_after_deadlock(self.dialect, self.log, phase, whole_phase)
         run.__name__, run.__qualname__, run.__doc__ = method.__name__, method.__qualname__, method.__doc__
         run.__wrapped__ = method
         return run

@@ -32,6 +32,7 @@ from .errors import (
 from .locking import LockPolicy, retry_when_busy, run_step, run_with_lock_timeout
 from .oplock import OperatorLock, one_operator
 from .preflight import Preflight, run_preflight
+from .rerun import rerun_after_deadlock
 from .schema import Schema
 from .state import IN_FLIGHT, SYNCING, ChangeState, Phase
 from .sync import TableSync
@@ -238,6 +239,7 @@ class Runner:
         """When release N+1 may start, for `check` and `status`."""
         return new_release_start(change, self.dialect.name, phase)
 
+    @rerun_after_deadlock
     def status(self, change: Change, deep: bool = False) -> ChangeStatus:
         """`deep`: also check every row against the sync and link laws (a full read, in batches)."""
         current = self.load(change)
@@ -257,6 +259,7 @@ class Runner:
         result.problems = self.problems(change, current, deep=deep)
         return result
 
+    @rerun_after_deadlock
     def problems(self, change: Change, current: ChangeState | None = None, deep: bool = False) -> list[str]:
         """What is wrong with the database for the change's recorded phase (empty: all good).
         `deep`: also every row that breaks the sync or a link law (`data_findings`)."""

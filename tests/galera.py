@@ -29,16 +29,18 @@ _unready: str | None = None
 @dataclass
 class Cluster:
     """One engine per node on the run's database. crossfade runs on `nodes[0]` (node 1), with the
-    server's default settings; the other nodes' reads are causal (wsrep_sync_wait): they wait
-    until the node has applied every write the cluster committed before them, so a row written
-    on one node reads back on another."""
+    server's default settings; the other nodes' statements are causal (wsrep_sync_wait=15): each
+    waits until its node has applied everything the cluster committed before it, so a row written
+    on one node reads back on another, and a write does not race the node's apply of a DDL that
+    crossfade finished on node 1 (that race is an abort, error 1213, which galera-sim's simulator
+    counts; these tests check the sync law, not it)."""
 
     urls: list[str]
     nodes: list[sa.Engine]
 
     def rotating(self, indexes: tuple[int, ...]) -> sa.Engine:
         """An engine whose every new connection goes to the next of these nodes in turn: a test's
-        write and its read-back land on different nodes. Reads are causal."""
+        write and its read-back land on different nodes. Statements are causal."""
         nodes = itertools.cycle([sa.make_url(self.urls[i]) for i in indexes])
         engine = sa.create_engine(self.urls[indexes[0]], poolclass=sa.pool.NullPool)
 
@@ -47,15 +49,15 @@ class Cluster:
             node = next(nodes)
             cparams.update(host=node.host, port=node.port)
 
-        _causal_reads(engine)
+        _causal(engine)
         return engine
 
 
-def _causal_reads(engine: sa.Engine) -> None:
+def _causal(engine: sa.Engine) -> None:
     @sa.event.listens_for(engine, "connect")
     def _sync_wait(dbapi_connection, _record):
         with dbapi_connection.cursor() as cursor:
-            cursor.execute("SET SESSION wsrep_sync_wait = 1")
+            cursor.execute("SET SESSION wsrep_sync_wait = 15")  # reads, updates, deletes, inserts
 
 
 def _unreachable(message: str):
@@ -99,7 +101,7 @@ def galera() -> Cluster:
     empty_database(nodes[0])
     nodes[0].dispose()
     for node in nodes[1:]:
-        _causal_reads(node)
+        _causal(node)
     yield Cluster(GALERA_URLS, nodes)
     for node in nodes:
         node.dispose()
@@ -107,10 +109,13 @@ def galera() -> Cluster:
 
 @pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
 def pytest_collection_modifyitems(items):
-    """Every test that takes the cluster carries the `galera` marker (-m "not galera" skips them)."""
+    """Every test that takes the cluster carries the `galera` marker (-m "not galera" leaves them
+    out), and runs in one pytest-xdist worker (scripts/test: --dist loadgroup): DDL anywhere in the
+    cluster aborts catalog reads on every node (crossfade/rerun.py), the tests' own included."""
     for item in items:
         if "galera" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.galera)
+            item.add_marker(pytest.mark.xdist_group("galera"))
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -10,7 +10,9 @@ per test): these run in the suite's time budget. A test taking the `galera` fixt
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 import threading
 from pathlib import Path
 
@@ -28,6 +30,7 @@ from crossfade.runner import Runner
 from crossfade.state import STATE_TABLE, Phase
 
 CROSSFADE = Path(__file__).resolve().parents[1] / "crossfade"
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "galera-cluster"
 
 # --- the trigger decision table (tests/test_triggers.py), writes and reads on nodes 2 and 3 ------
 
@@ -58,14 +61,16 @@ def writers_on_nodes_2_and_3(galera) -> sa.Engine:
 
 @pytest.mark.parametrize("case", DECISION_TABLE)
 def test_decision_table_holds_with_crossfade_on_node_1_and_writes_on_nodes_2_and_3(galera, monkeypatch, case):
-    node1 = galera.nodes[0]
-    # The cases build their Runner from the engine they write with; crossfade's goes to node 1.
+    # The cases build their Runner from the engine they write with; crossfade's goes to node 1,
+    # causal there too: each case creates its table on node 2 or 3 just before expand.
+    node1 = galera.rotating((0,))
     monkeypatch.setattr(triggers, "Runner", lambda _engine, **options: Runner(node1, **options))
     writers = writers_on_nodes_2_and_3(galera)
     try:
         getattr(triggers, case)(writers)
     finally:
         writers.dispose()
+        node1.dispose()
 
 
 # --- every phase of a single-table op (Glance's is_public -> visibility) ------------------------
@@ -262,3 +267,60 @@ def test_two_operators_started_together_on_two_nodes_do_not_interleave(galera):
     assert outcomes == ["ran", "ran"]  # one waited for the other, whose expand it then found done
     runner = Runner(node1)
     assert runner.load(change).phase is Phase.EXPANDED and runner.problems(change) == []
+
+
+# --- scripts/galera-cluster ------------------------------------------------------------------
+
+def test_galera_cluster_start_leaves_a_running_cluster_alone(galera):
+    """`start` on the running cluster (as every scripts/test run does) restarts no node."""
+    node = sa.make_url(galera.urls[0])
+    if node.host not in ("127.0.0.1", "localhost"):
+        pytest.skip("the cluster is not this machine's scripts/galera-cluster")
+    uptime = "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'UPTIME'"
+    with galera.nodes[0].connect() as conn:
+        before = int(conn.exec_driver_sql(uptime).scalar())
+    env = {**os.environ, "CROSSFADE_GALERA_BASE_PORT": str(node.port)}
+    started = subprocess.run([str(SCRIPT), "start"], check=False, env=env, capture_output=True, text=True, timeout=120)
+    assert started.returncode == 0, started.stderr
+    status = subprocess.run([str(SCRIPT), "status"], check=False, env=env, capture_output=True, text=True, timeout=60)
+    assert status.returncode == 0 and status.stdout.count("cluster_size=3 ready=ON state=Synced") == 3
+    with galera.nodes[0].connect() as conn:
+        assert int(conn.exec_driver_sql(uptime).scalar()) >= before
+
+
+# --- other services' DDL on the same cluster ----------------------------------------------------
+
+def test_phases_finish_while_another_database_on_the_cluster_runs_ddl(galera):
+    """DDL anywhere in a Galera cluster, even in another database, aborts reads of
+    information_schema.TRIGGERS on every node with error 1213 (crossfade/rerun.py); OpenStack puts
+    several services' databases on one cluster. crossfade's phases and reads run again and finish."""
+    node2 = sa.make_url(galera.urls[1])
+    storm = sa.create_engine(node2.set(database=None), isolation_level="AUTOCOMMIT")
+    other = f"{node2.database}_other"
+    stop = threading.Event()
+
+    def other_service_ddl() -> None:
+        with storm.connect() as conn:
+            conn.exec_driver_sql(f"CREATE DATABASE IF NOT EXISTS {other}")
+            while not stop.is_set():
+                conn.exec_driver_sql(f"CREATE TABLE {other}.t (id INT PRIMARY KEY)")
+                conn.exec_driver_sql(f"DROP TABLE {other}.t")
+
+    glance_schema.create_images(galera.nodes[0], SEED)
+    change, log = glance_schema.visibility_change(), []
+    runner = Runner(galera.nodes[0], batch_size=2, log=log.append)
+    ddl = threading.Thread(target=other_service_ddl)
+    ddl.start()
+    try:
+        runner.expand(change)
+        runner.migrate(change)
+        for _ in range(40):
+            assert runner.problems(change) == []
+        runner.contract(change)
+        assert runner.status(change).phase is Phase.CONTRACTED and runner.problems(change) == []
+    finally:
+        stop.set()
+        ddl.join(30)
+        with storm.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {other}")
+        storm.dispose()
