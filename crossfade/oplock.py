@@ -268,7 +268,7 @@ def one_operator(phase: str, refuse_first: str | None = None) -> Callable:
                     getattr(self, refuse_first)(change)
                 with self.operator.held(f"crossfade {phase} {change.id}"):
                     return method(self, change, *args, **kwargs)
-            return again_after_deadlock(self.dialect, self.log, phase, whole_phase)
+            return again_after_deadlock(self.operator.dialect, self.operator.log, phase, whole_phase)
         run.__name__, run.__qualname__, run.__doc__ = method.__name__, method.__qualname__, method.__doc__
         run.__wrapped__ = method
         return run
