@@ -142,7 +142,13 @@ def run_step(conn: sa.Connection, dialect: TriggerDialect, step: Step, policy: L
         patient = LockPolicy(policy.max_wait, policy.max_wait)
         run_with_lock_timeout(conn, dialect, step.sql, patient, concurrent=True)
     elif step.one_transaction:
-        run_with_lock_timeout(conn, dialect, step.sql, policy, rebuild=step.rebuild)
+        try:
+            run_with_lock_timeout(conn, dialect, step.sql, policy, rebuild=step.rebuild)
+        except sa.exc.DBAPIError as exc:
+            # The table refuses ALGORITHM=INSTANT (MariaDB says why): the step's online form instead.
+            if not (step.fallback and dialect.is_algorithm_refused(exc)):
+                raise
+            run_with_lock_timeout(conn, dialect, step.fallback, policy, rebuild=step.rebuild)
     else:
         for statement in step.sql:
             run_with_lock_timeout(conn, dialect, [statement], policy)
