@@ -227,8 +227,8 @@ class Step:
     locks: str = ""
     # Catalog only: no row is read or copied, whatever the table's size (`crossfade plan` says so).
     instant: bool = False
-    # What runs instead when the database refuses `sql`'s ALGORITHM=INSTANT for this table.
-    fallback: list[str] | None = None
+    # What runs instead when the database refuses the ALGORITHM `sql` asks for on this table.
+    fallback: list[Step] | None = None
     extra: dict = field(default_factory=dict)
 
 

@@ -145,10 +145,11 @@ def run_step(conn: sa.Connection, dialect: TriggerDialect, step: Step, policy: L
         try:
             run_with_lock_timeout(conn, dialect, step.sql, policy, rebuild=step.rebuild)
         except sa.exc.DBAPIError as exc:
-            # The table refuses ALGORITHM=INSTANT (MariaDB says why): the step's online form instead.
+            # The table refuses the ALGORITHM asked for (MariaDB says why): the step's other forms.
             if not (step.fallback and dialect.is_algorithm_refused(exc)):
                 raise
-            run_with_lock_timeout(conn, dialect, step.fallback, policy, rebuild=step.rebuild)
+            for alternative in step.fallback:
+                run_step(conn, dialect, alternative, policy)
     else:
         for statement in step.sql:
             run_with_lock_timeout(conn, dialect, [statement], policy)

@@ -39,15 +39,18 @@ def merged_step(alter_table: str, clauses: list[Clause], algorithm: Callable[[st
     """One step running `clauses` as one ALTER TABLE; `algorithm(how)` gives its ALGORITHM/LOCK
     suffix. Done when every clause's probe says so (no probe: run again; the clauses are idempotent)."""
     dearest = max(clauses, key=lambda c: _COST[c.how])
-    how = dearest.how
     body = f"{alter_table} " + ", ".join(c.text for c in clauses)
     probes = [c.is_done for c in clauses]
     is_done = None if None in probes else (lambda conn: all(probe(conn) for probe in probes))
-    step = Step("; ".join(c.name for c in clauses), [body + algorithm(how)], is_done=is_done,
-                locks=dearest.locks, instant=how == INSTANT)
-    if how == INSTANT and algorithm(INPLACE) != algorithm(INSTANT):
-        # The table refuses INSTANT (a FULLTEXT index, ROW_FORMAT=COMPRESSED, ...): online instead.
-        step.fallback = [body + algorithm(INPLACE)]
+    step = Step("; ".join(c.name for c in clauses), [body + algorithm(dearest.how)], is_done=is_done,
+                locks=dearest.locks, instant=dearest.how == INSTANT)
+    if len(clauses) > 1:
+        # Some clauses will not share an online ALTER (MariaDB: a table with virtual columns
+        # drops a column INPLACE only alone): then one statement each, each online.
+        step.fallback = [merged_step(alter_table, [clause], algorithm) for clause in clauses]
+    elif dearest.how == INSTANT and algorithm(INPLACE) != algorithm(INSTANT):
+        # The table refuses INSTANT (ROW_FORMAT=COMPRESSED, ...): online instead.
+        step.fallback = [Step(step.name, [body + algorithm(INPLACE)], is_done=is_done, locks=dearest.locks)]
     return step
 
 
