@@ -2,8 +2,8 @@
 
 On Galera each DDL statement runs on every node at once and aborts conflicting writes there, so
 crossfade says a phase's column and index changes as one ALTER TABLE per table and each trigger
-in one statement. The counts are those of the statements the database really received (captured
-with SQLAlchemy's before_cursor_execute), and `crossfade plan` prints the same numbers. Instant
+in one statement. The counts are those of the statements the database really ran (captured
+with SQLAlchemy's after_cursor_execute), and `crossfade plan` prints the same numbers. Instant
 means no rebuild: InnoDB gives a rebuilt table a new TABLE_ID, an instant ALTER keeps it.
 """
 
@@ -36,11 +36,11 @@ def ddl_on(engine: sa.Engine, table: str = "images"):
         if _DDL.match(statement) and table in statement and not own:  # its triggers' names hold it too
             seen.append(statement)
 
-    sa.event.listen(engine, "before_cursor_execute", record)
+    sa.event.listen(engine, "after_cursor_execute", record)
     try:
         yield seen
     finally:
-        sa.event.remove(engine, "before_cursor_execute", record)
+        sa.event.remove(engine, "after_cursor_execute", record)
 
 
 def planned_counts(engine: sa.Engine, change: Change) -> dict[str, int]:
@@ -172,3 +172,49 @@ def test_one_alter_finishes_a_contract_an_older_crossfade_left_half_done(engine,
     assert "is_public" not in columns and columns["visibility"]["nullable"] is False
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT visibility FROM images")).scalar_one() == "public"
+
+
+@pytest.mark.parametrize(("server", "version", "add", "drop"), [
+    ("mariadb", (10, 11, 6), "ALGORITHM=INSTANT", "ALGORITHM=INSTANT"),
+    ("mariadb", (10, 3, 39), "ALGORITHM=INSTANT", "ALGORITHM=INPLACE, LOCK=NONE"),  # DROP: 10.4
+    ("mariadb", (10, 2, 44), "ALGORITHM=INPLACE, LOCK=NONE", "ALGORITHM=INPLACE, LOCK=NONE"),
+    ("mysql", (8, 0, 29), "ALGORITHM=INSTANT", "ALGORITHM=INSTANT"),  # MySQL: unverified here
+    ("mysql", (8, 0, 12), "ALGORITHM=INSTANT", "ALGORITHM=INPLACE, LOCK=NONE"),
+    ("mysql", (5, 7, 44), "ALGORITHM=INPLACE, LOCK=NONE", "ALGORITHM=INPLACE, LOCK=NONE"),
+])
+def test_instant_ddl_is_asked_for_where_the_server_version_has_it(server, version, add, drop):
+    from crossfade.dialects import offline
+
+    dialect = offline(server)
+    dialect.engine_dialect.server_version_info = version
+    schema = Schema.from_metadata(glance_schema.images_table(sa.MetaData()).metadata)
+    change = glance_schema.visibility_change()
+    [step] = dialect.steps(change.expand_intents(schema), schema)
+    assert step.sql[0].endswith(add) and step.instant is (add == "ALGORITHM=INSTANT")
+    [step] = dialect.steps(change.rollback_intents(schema), schema)
+    assert step.sql[0].endswith(drop)
+    # MySQL has no ADD COLUMN IF NOT EXISTS: one statement per clause there.
+    assert ("IF EXISTS" in step.sql[0]) is (server == "mariadb")
+
+
+@pytest.mark.parametrize("dialect_name", ["mysql"])
+def test_the_backfill_marks_its_session_only_while_it_writes(engine):
+    """MariaDB's UPDATE trigger skips the backfill's own rows (its mark); the application's writes,
+    on the very connections the backfill used, are synced as before."""
+    glance_schema.create_images(engine, [{"id": i, "name": "a", "is_public": i % 2 == 0} for i in range(1, 101)])
+    change = glance_schema.visibility_change()
+    Runner(engine).expand(change)
+    with engine.connect() as conn:
+        body = conn.execute(sa.text("SELECT ACTION_STATEMENT FROM information_schema.TRIGGERS "
+                                    "WHERE TRIGGER_SCHEMA = DATABASE() AND TRIGGER_NAME = 'crossfade_images_update'")).scalar_one()
+    assert "@crossfade_deriving IS NULL" in body
+    Runner(engine, batch_size=30).migrate(change)
+    with engine.begin() as conn:
+        assert conn.exec_driver_sql("SELECT @crossfade_deriving").scalar() is None
+        conn.exec_driver_sql("UPDATE images SET visibility = 'public' WHERE id = 1")
+        conn.exec_driver_sql("UPDATE images SET is_public = FALSE WHERE id = 2")
+    with engine.connect() as conn:
+        found = dict(conn.exec_driver_sql("SELECT id, CONCAT(is_public, visibility) FROM images").all())
+    assert found[1] == "1public" and found[2] == "0shared"
+    assert {v for k, v in found.items() if k > 2} == {"1public", "0shared"}
+    assert all(v == ("1public" if k % 2 == 0 else "0shared") for k, v in found.items() if k > 2)

@@ -235,6 +235,12 @@ class TriggerDialect:
         to the table its statement reads (error 1442)."""
         return (), ()
 
+    def derive_guard(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """Statements that mark crossfade's backfill session while it writes B := up(A), and
+        unmark it: where a trigger costs per row statement it runs, the sync trigger skips the
+        rows the backfill writes (by the round-trip law they need nothing)."""
+        return (), ()
+
     def compile_triggers(self, syncs: dict[str, TableSync]) -> list[DbObject]:
         """Every table's trigger objects; a transform that does not compile for this dialect is
         a TransformError naming its table and columns."""

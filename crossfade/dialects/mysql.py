@@ -110,7 +110,7 @@ class MySQLDialect(ProceduralTriggers):
         # INSERT before its trigger exists keeps B NULL, which the backfill fills).
         programs = [("insert", "INSERT", self.insert_program(ts))]
         if self.has_update_work(ts):
-            programs.insert(0, ("update", "UPDATE", self.update_program(ts)))
+            programs.insert(0, ("update", "UPDATE", self._skipped_while_deriving(ts, self.update_program(ts))))
         objects = []
         for suffix, event, program in programs:
             name = self.object_name(ts.name, suffix)
@@ -122,6 +122,20 @@ class MySQLDialect(ProceduralTriggers):
             statements = (create,) if self.is_mariadb else (drop, create)
             objects.append(DbObject("trigger", name, ts.name, statements))
         return objects
+
+    def derive_guard(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        # A session variable outlives the transaction: the backfill clears it in a finally.
+        return ("SET @crossfade_deriving = 1",), ("SET @crossfade_deriving = NULL",)
+
+    def _skipped_while_deriving(self, ts: TableSync, program: list[str]) -> list[str]:
+        """MariaDB pays for every statement a trigger runs, per row: the backfill's B := up(A) needs
+        nothing from the UPDATE trigger (down(up(A)) = A, the round-trip law crossfade checked), so
+        one test of the backfill's mark skips the rest (measured on 200,000 rows: the backfill
+        UPDATE 1.18x its time without a trigger, against 1.88x through the whole program). Not
+        where a lossy group's trigger must correct A, nor with fills or blocks to apply."""
+        if ts.fills or ts.blocks or any(g.lossy for g in ts.groups):
+            return program
+        return ["IF @crossfade_deriving IS NULL THEN", *self._indent(program), "END IF;"]
 
     def catalog_objects(self, conn: sa.Connection, tables: set[str]) -> dict[str, tuple[str, str, str]]:
         rows = conn.execute(sa.text(
