@@ -123,10 +123,11 @@ class Job:
     table: sa.Table
     statements: Callable[[sa.ColumnElement], list]
     guarded: bool = False  # runs with the link triggers switched off (TriggerDialect.link_guard)
+    derives: bool = False  # writes only B := up(A), which the sync triggers may skip (TriggerDialect.derive_guard)
 
 
 def sync_job(ts: TableSync) -> Job:
-    return Job(ts.name, ts.table, lambda where: backfill_statements(ts, where))
+    return Job(ts.name, ts.table, lambda where: backfill_statements(ts, where), derives=True)
 
 
 def link_job(dialect: TriggerDialect, link: LinkRule | MoveRule, source: sa.Table, target: sa.Table) -> Job:
@@ -176,7 +177,7 @@ def backfill_table(engine: sa.Engine, dialect: TriggerDialect, ts: TableSync | J
 
         def one_batch(previous: dict = checkpoint, size: int = size):
             with (engine.connect() as conn, dialect.pinned_batch(conn),
-                  _guarded(conn, dialect, ts.guarded) as guard, conn.begin()):
+                  _guarded(conn, dialect, ts) as guard, conn.begin()):
                 for setting in guard + dialect.backfill_batch_settings():
                     conn.exec_driver_sql(setting)
                 upper = _batch_upper_bound(conn, table, key, previous["last"], size)
@@ -205,10 +206,10 @@ def backfill_table(engine: sa.Engine, dialect: TriggerDialect, ts: TableSync | J
 
 
 @contextmanager
-def _guarded(conn: sa.Connection, dialect: TriggerDialect, guarded: bool):
-    """The batch's connection with the link triggers off, and on again however the batch ends
-    (the connection goes back to a pool the application may share)."""
-    on, off = dialect.link_guard() if guarded else ((), ())
+def _guarded(conn: sa.Connection, dialect: TriggerDialect, job: Job):
+    """The batch's connection with the link triggers off (or the sync triggers told it derives),
+    and on again however the batch ends (the connection goes back to a pool the application may share)."""
+    on, off = dialect.link_guard() if job.guarded else dialect.derive_guard() if job.derives else ((), ())
     try:
         yield on  # run inside the batch's transaction (PostgreSQL's setting lasts as long)
     finally:

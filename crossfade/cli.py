@@ -163,9 +163,10 @@ def _plan_tree(sections: list[planning.Section], target: TriggerDialect) -> Tree
     for section in sections:
         node = changes.get(section.change_id) or tree.add(f"[bold]{escape(section.change_id)}[/bold]")
         changes[section.change_id] = node
-        phase = node.add(f"[cyan]{section.phase}[/cyan] [dim]{escape(section.note)}[/dim]")
+        summary = f"; {section.ddl_summary()}" if section.ddl_summary() else ""
+        phase = node.add(f"[cyan]{section.phase}[/cyan] [dim]{escape(section.note + summary)}[/dim]")
         for step in section.steps:
-            phase.add(f"{escape(step.name)} [dim]({len(step.sql)} statement{'s' * (len(step.sql) != 1)})[/dim]")
+            phase.add(f"{escape(step.title)} [dim]({len(step.sql)} statement{'s' * (len(step.sql) != 1)})[/dim]")
     return tree
 
 

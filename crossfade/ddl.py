@@ -225,6 +225,10 @@ class Step:
     concurrent: bool = False
     # What the step locks, for `crossfade plan` ("no write lock (CONCURRENTLY)", ...).
     locks: str = ""
+    # Catalog only: no row is read or copied, whatever the table's size (`crossfade plan` says so).
+    instant: bool = False
+    # What runs instead when the database refuses the ALGORITHM `sql` asks for on this table.
+    fallback: list[Step] | None = None
     extra: dict = field(default_factory=dict)
 
 

@@ -142,7 +142,14 @@ def run_step(conn: sa.Connection, dialect: TriggerDialect, step: Step, policy: L
         patient = LockPolicy(policy.max_wait, policy.max_wait)
         run_with_lock_timeout(conn, dialect, step.sql, patient, concurrent=True)
     elif step.one_transaction:
-        run_with_lock_timeout(conn, dialect, step.sql, policy, rebuild=step.rebuild)
+        try:
+            run_with_lock_timeout(conn, dialect, step.sql, policy, rebuild=step.rebuild)
+        except sa.exc.DBAPIError as exc:
+            # The table refuses the ALGORITHM asked for (MariaDB says why): the step's other forms.
+            if not (step.fallback and dialect.is_algorithm_refused(exc)):
+                raise
+            for alternative in step.fallback:
+                run_step(conn, dialect, alternative, policy)
     else:
         for statement in step.sql:
             run_with_lock_timeout(conn, dialect, [statement], policy)

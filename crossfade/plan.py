@@ -29,6 +29,11 @@ class PlannedStep:
     name: str
     sql: list[str]
     notes: list[str] = field(default_factory=list)  # rendered as `--` comments before the SQL
+    instant: bool = False  # catalog only: no row read or copied, whatever the table's size
+
+    @property
+    def title(self) -> str:
+        return f"{self.name} [instant]" if self.instant else self.name
 
 
 @dataclass
@@ -37,6 +42,15 @@ class Section:
     phase: str
     steps: list[PlannedStep] = field(default_factory=list)
     note: str = ""
+
+    def ddl_summary(self) -> str:
+        """How many DDL statements the phase runs, and how many are instant: on Galera each one
+        runs on every node at once and aborts conflicting writes there (DESIGN section 8)."""
+        if self.phase == "migrate":
+            return ""
+        count = sum(len(step.sql) for step in self.steps)
+        instant = sum(len(step.sql) for step in self.steps if step.instant)
+        return f"{count} DDL statement{'s' * (count != 1)}, {instant} instant"
 
 
 def plan(changes: Sequence[Change], dialect_name: str | TriggerDialect,
@@ -66,10 +80,12 @@ def render_sql(sections: list[Section], dialect: TriggerDialect) -> str:
         out.append(f"-- crossfade plan: {section.change_id} / {section.phase}")
         if section.note:
             out.append(f"-- {section.note}")
+        if section.ddl_summary():
+            out.append(f"-- {section.ddl_summary()}")
         if not section.steps:
             out.append("-- (nothing to do)")
         for step in section.steps:
-            out.append(f"-- {step.name}")
+            out.append(f"-- {step.title}")
             out += [f"--   {note}" for note in step.notes]
             for statement in step.sql:
                 out += _statement(statement)
@@ -138,7 +154,7 @@ def _backfill_step(dialect: TriggerDialect, job: backfill.Job, batch_size: int |
 
 
 def _ddl(steps: list[Step]) -> list[PlannedStep]:
-    return [PlannedStep(step.name, list(step.sql), _locks(step.locks)) for step in steps]
+    return [PlannedStep(step.name, list(step.sql), _locks(step.locks), step.instant) for step in steps]
 
 
 def _locks(what: str) -> list[str]:

@@ -51,6 +51,7 @@ from ..sync import (
     conflict,
     row,
 )
+from .alter import INSTANT, Clause, group_clauses, merged_step
 
 
 @dataclass(frozen=True)
@@ -234,6 +235,12 @@ class TriggerDialect:
         to the table its statement reads (error 1442)."""
         return (), ()
 
+    def derive_guard(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """Statements that mark crossfade's backfill session while it writes B := up(A), and
+        unmark it: where a trigger costs per row statement it runs, the sync trigger skips the
+        rows the backfill writes (by the round-trip law they need nothing)."""
+        return (), ()
+
     def compile_triggers(self, syncs: dict[str, TableSync]) -> list[DbObject]:
         """Every table's trigger objects; a transform that does not compile for this dialect is
         a TransformError naming its table and columns."""
@@ -326,11 +333,75 @@ class TriggerDialect:
 
     # --- DDL steps -------------------------------------------------------------------------
     def steps(self, intents: list[Intent], schema: Schema) -> list[Step]:
+        """The steps for `intents`, simulating each on `schema`. Consecutive intents the dialect
+        says as ALTER TABLE clauses share one statement per table where it can (alter.py)."""
         steps: list[Step] = []
+        pending: list[Clause] = []
         for intent in intents:
-            steps.extend(self.intent_steps(intent, schema))
+            clause = self.alter_clause(intent, schema)
+            if clause is None:
+                steps += self._alter_steps(pending)
+                pending = []
+                steps.extend(self.intent_steps(intent, schema))
+            else:
+                pending.append(clause)
             apply_to_schema(schema, intent)
-        return steps
+        return steps + self._alter_steps(pending)
+
+    # The database takes ADD/DROP COLUMN and SET DEFAULT as clauses of ALTER TABLE (SQLite
+    # takes one action per ALTER and rebuilds for the rest: its intents keep their own steps).
+    alter_clauses = False
+    # ADD COLUMN IF NOT EXISTS / DROP COLUMN IF EXISTS: each clause is idempotent on its own, so
+    # several share one ALTER TABLE (MySQL has no such clauses: one statement each there).
+    idempotent_clauses = False
+
+    def alter_clause(self, intent: Intent, schema: Schema) -> Clause | None:
+        """The intent as one clause of an ALTER TABLE, or None where it needs steps of its own."""
+        if not self.alter_clauses:
+            return None
+        exists = "IF EXISTS " if self.idempotent_clauses else ""
+        if isinstance(intent, AddColumn):
+            return Clause(intent.table, f"ADD COLUMN {'IF NOT EXISTS ' if exists else ''}"
+                          f"{self.column_spec(intent.column)}", intent.describe(), f"column {intent.column.name}",
+                          self.add_column_how(intent.column),
+                          _column_exists(intent.table, intent.column.name, self.schema), self.clause_locks(INSTANT))
+        if isinstance(intent, DropColumn):
+            how = self.drop_column_how()
+            return Clause(intent.table, f"DROP COLUMN {exists}{self.quote(intent.column)}", intent.describe(),
+                          f"column {intent.column}", how,
+                          _not(_column_exists(intent.table, intent.column, self.schema)),
+                          self.clause_locks(how))
+        if isinstance(intent, SetDefault):
+            default = ("DROP DEFAULT" if intent.default is None
+                       else f"SET DEFAULT {self.default_sql(intent.default)}")
+            return Clause(intent.table, f"ALTER COLUMN {self.quote(intent.column)} {default}", intent.describe(),
+                          f"column {intent.column}", INSTANT, None, self.clause_locks(INSTANT))
+        return self.own_alter_clause(intent, schema)
+
+    def own_alter_clause(self, intent: Intent, schema: Schema) -> Clause | None:
+        """A clause for an intent only this dialect says as one (MariaDB: MODIFY, indexes)."""
+        return None
+
+    instant_locks = ""  # what an instant ALTER locks, where it says so (MariaDB's ALGORITHM=INSTANT)
+
+    def clause_locks(self, how: str) -> str:
+        if how == INSTANT:
+            return self.instant_locks or self.catalog_locks
+        return self.drop_column_locks or self.catalog_locks
+
+    def add_column_how(self, column: sa.Column) -> str:
+        return INSTANT
+
+    def drop_column_how(self) -> str:
+        return INSTANT
+
+    def alter_algorithm(self, how: str) -> str:
+        """The suffix asking the database to run an ALTER `how` (alter.INSTANT, ...), or refuse."""
+        return ""
+
+    def _alter_steps(self, clauses: list[Clause]) -> list[Step]:
+        return [merged_step(self.alter_table(group[0].table), group, self.alter_algorithm)
+                for group in group_clauses(clauses, self.idempotent_clauses)]
 
     def intent_steps(self, intent: Intent, schema: Schema) -> list[Step]:
         if isinstance(intent, AddColumn):
@@ -368,8 +439,9 @@ class TriggerDialect:
 
     def add_column_step(self, intent: AddColumn) -> Step:
         sql = f"{self.alter_table(intent.table)} ADD COLUMN {self.column_spec(intent.column)}"
+        # A nullable column without a default: catalog only (SQLite's ALTER; the others use clauses).
         return Step(intent.describe(), [sql], is_done=_column_exists(intent.table, intent.column.name, self.schema),
-                    locks=self.catalog_locks)
+                    locks=self.catalog_locks, instant=True)
 
     def drop_column_step(self, intent: DropColumn, schema: Schema) -> Step:
         sql = f"{self.alter_table(intent.table)} DROP COLUMN {self.quote(intent.column)}"
@@ -490,6 +562,10 @@ class TriggerDialect:
 
     def is_lock_timeout(self, exc: sa.exc.DBAPIError) -> bool:
         raise NotImplementedError
+
+    def is_algorithm_refused(self, exc: sa.exc.DBAPIError) -> bool:
+        """The database cannot run this ALTER with the ALGORITHM it was asked for."""
+        return False
 
     def is_deadlock(self, exc: sa.exc.DBAPIError) -> bool:
         """The database failed this transaction to break a deadlock: running it again is safe.

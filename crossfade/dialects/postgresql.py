@@ -20,6 +20,7 @@ from ..expressions import TriggerRow
 from ..names import PREFIX
 from ..schema import Schema
 from ..sync import LinkRule, MoveStatements, TableSync, changed, conflict, row
+from .alter import INPLACE, INSTANT, Clause
 from .base import DbObject, ProceduralTriggers, column_nullable, renamed
 
 LOCK_NOT_AVAILABLE = "55P03"
@@ -68,6 +69,20 @@ class PostgresDialect(ProceduralTriggers):
     name = "postgresql"
     identifiers = names.POSTGRESQL
     catalog_locks = _INSTANT.format("catalog only, no scan")
+    alter_clauses = idempotent_clauses = True
+
+    def own_alter_clause(self, intent, schema: Schema) -> Clause | None:
+        # DROP NOT NULL is catalog only; SET NOT NULL is an online sequence of its own (set_nullable_steps).
+        if isinstance(intent, SetNullable) and intent.nullable:
+            is_nullable = column_nullable(intent.table, intent.column, self.schema)
+            return Clause(intent.table, f"ALTER COLUMN {self.quote(intent.column)} DROP NOT NULL", intent.describe(),
+                          f"column {intent.column}", INSTANT, is_nullable, self.catalog_locks)
+        return None
+
+    def add_column_how(self, column: sa.Column) -> str:
+        # Since PostgreSQL 11 a non-volatile default is catalog only too; a volatile one rewrites.
+        default = column.server_default
+        return INSTANT if default is None or isinstance(getattr(default, "arg", None), str) else INPLACE
     trigger_locks = ("CREATE TRIGGER: SHARE ROW EXCLUSIVE, DROP TRIGGER: ACCESS EXCLUSIVE, each for an instant; "
                      "each attempt waits at most lock_timeout")
     backfill_locks = "row locks on one batch's rows, one short transaction per batch"
@@ -149,12 +164,18 @@ class PostgresDialect(ProceduralTriggers):
         for suffix, event, when, *args in events:
             name = self.object_name(ts.name, suffix)
             when_sql = f"\nWHEN ({self._when_sql(when)})" if when is not None else ""
-            create = (f"CREATE TRIGGER {self.quote(name)} BEFORE {event} ON {table}\nFOR EACH ROW{when_sql}\n"
-                      f"EXECUTE FUNCTION {self.qualified(function)}({', '.join(args)})")
-            # Drop and create in one transaction: CREATE OR REPLACE TRIGGER needs PostgreSQL 14.
-            drop = self.drop_sql("trigger", name, ts.name)
-            objects.append(DbObject("trigger", name, ts.name, (drop, create)))
+            objects.append(self._trigger(name, ts.name, f"BEFORE {event} ON {table}\nFOR EACH ROW{when_sql}\n"
+                                         f"EXECUTE FUNCTION {self.qualified(function)}({', '.join(args)})"))
         return objects
+
+    def _trigger(self, name: str, table: str, definition: str) -> DbObject:
+        """One statement where PostgreSQL (14+) replaces a trigger; before, drop and create in one
+        transaction. A plan made without a server assumes a current one."""
+        version = getattr(self.engine_dialect, "server_version_info", None)
+        if version is None or version >= (14,):
+            return DbObject("trigger", name, table, (f"CREATE OR REPLACE TRIGGER {self.quote(name)} {definition}",))
+        create = f"CREATE TRIGGER {self.quote(name)} {definition}"
+        return DbObject("trigger", name, table, (self.drop_sql("trigger", name, table), create))
 
     def identified_sql(self) -> str:
         # Set by identify_new_release on release N+1's connections; `true`: NULL when unset.
@@ -310,9 +331,8 @@ class PostgresDialect(ProceduralTriggers):
                       ("link_update", f"UPDATE OF {', '.join(self.quote(c) for c in synced)}", f"\nWHEN ({changed_sql})"))
             for suffix, event, when in events:
                 name = self.object_name(table, suffix)
-                create = (f"CREATE TRIGGER {self.quote(name)} AFTER {event} ON {self.qualified(table)}\n"
-                          f"FOR EACH ROW{when}\nEXECUTE FUNCTION {self.qualified(function)}()")
-                objects.append(DbObject("trigger", name, table, (self.drop_sql("trigger", name, table), create)))
+                objects.append(self._trigger(name, table, f"AFTER {event} ON {self.qualified(table)}\n"
+                                             f"FOR EACH ROW{when}\nEXECUTE FUNCTION {self.qualified(function)}()"))
         return objects
 
     def _refs(self, row_name: str, columns) -> str:
@@ -447,9 +467,8 @@ class PostgresDialect(ProceduralTriggers):
         for suffix, event, when in events:
             name = self.object_name(table, suffix)
             when_sql = f"\nWHEN ({self.compile(when)})" if when is not None else ""
-            create = (f"CREATE TRIGGER {self.quote(name)} {event} ON {self.qualified(table)}\nFOR EACH ROW{when_sql}\n"
-                      f"EXECUTE FUNCTION {self.qualified(function)}()")
-            objects.append(DbObject("trigger", name, table, (self.drop_sql("trigger", name, table), create)))
+            objects.append(self._trigger(name, table, f"{event} ON {self.qualified(table)}\nFOR EACH ROW{when_sql}\n"
+                                         f"EXECUTE FUNCTION {self.qualified(function)}()"))
         return objects
 
     def _function_sql(self, function: str, body: list[str], pins: list[tuple[str, str]] = ()) -> str:
