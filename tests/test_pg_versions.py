@@ -4,6 +4,11 @@ table (tests/test_triggers.py takes these versions as variants) and one simulato
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import simulated_changes
 from pg_versions import PG_VERSIONS, major_of, server_major
@@ -30,3 +35,14 @@ def test_each_op_family_passes_every_simulator_check(engine, family):
                       engine.url.render_as_string(hide_password=False), settings)
     assert result.ok, {name: check.summary for name, check in result.checks.items() if not check.ok}
     assert {"N", "N+1"} <= set(result.latency["roll"])  # both releases wrote at once
+
+
+@pytest.mark.pg_versions
+def test_an_unreachable_version_fails_the_run_under_ci():
+    env = {**os.environ, "CI": "true", "CROSSFADE_TEST_PG16_URL": "postgresql+psycopg://postgres@127.0.0.1:1/crossfade_test"}
+    tests = Path(__file__).parent
+    run = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:xdist", "-p", "no:cacheprovider", "-rf",
+                          str(tests / "test_pg_versions.py"), "-k", "reaches and postgresql16"],
+                         check=False, capture_output=True, text=True, env=env, cwd=tests.parent)
+    assert run.returncode == 1 and "1 failed" in run.stdout, run.stdout[-2000:]
+    assert "postgresql16 is not reachable" in run.stdout and "CI never skips a database" in run.stdout
