@@ -1,5 +1,6 @@
 """PostgreSQL 16, 17 and 18 (wheels, scripts/pg-versions) pass what 15 passes: the trigger decision
-table (tests/test_triggers.py takes these versions as variants) and one simulator run per op family.
+table (tests/test_triggers.py takes these versions as variants) and one simulator run per op family;
+and the servers' script leaves running ones alone, and an unreachable version fails a CI run.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from pathlib import Path
 
 import pytest
 import simulated_changes
-from pg_versions import PG_VERSIONS, major_of, server_major
+import sqlalchemy as sa
+from conftest import _unreachable as unreachable
+from pg_versions import MAJORS, PG_VERSIONS, default_url, major_of, server_major
 
 from crossfade.testing import Settings, simulate
 
@@ -46,3 +49,26 @@ def test_an_unreachable_version_fails_the_run_under_ci():
                          check=False, capture_output=True, text=True, env=env, cwd=tests.parent)
     assert run.returncode == 1 and "1 failed" in run.stdout, run.stdout[-2000:]
     assert "postgresql16 is not reachable" in run.stdout and "CI never skips a database" in run.stdout
+
+
+@pytest.mark.pg_versions
+def test_starting_the_servers_again_leaves_the_running_ones_alone():
+    if any(os.environ.get(f"CROSSFADE_TEST_PG{major}_URL") for major in MAJORS):
+        pytest.skip("the servers under test are not scripts/pg-versions' (CROSSFADE_TEST_PG<N>_URL is set)")
+    started = {major: postmaster_start_time(major) for major in MAJORS}
+    script = Path(__file__).parent.parent / "scripts" / "pg-versions"
+    run = subprocess.run([str(script), "start"], check=False, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert all(f"PostgreSQL {major} already up" in run.stdout for major in MAJORS), run.stdout
+    assert {major: postmaster_start_time(major) for major in MAJORS} == started
+
+
+def postmaster_start_time(major: int):
+    engine = sa.create_engine(sa.make_url(default_url(major)).set(database="postgres"))
+    try:
+        with engine.connect() as conn:
+            return conn.exec_driver_sql("SELECT pg_postmaster_start_time()").scalar()
+    except sa.exc.OperationalError as exc:
+        unreachable(f"postgresql{major}", exc)  # fails under CI=true, skips otherwise
+    finally:
+        engine.dispose()
