@@ -16,8 +16,6 @@ import sqlalchemy as sa
 
 from crossfade.testing.databases import drop_database, empty_database, ensure_database
 
-pytest_plugins = ["galera"]  # the `galera` fixture: tests/galera.py
-
 
 def per_run(url: str) -> str:
     """`url` with this run's database: its name with the process id appended."""
@@ -28,6 +26,8 @@ def per_run(url: str) -> str:
 PG_URL = per_run(os.environ.get("CROSSFADE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/crossfade_test"))
 MYSQL_URL = per_run(os.environ.get("CROSSFADE_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/crossfade_test"))
 DIALECTS = ("sqlite", "postgresql", "mysql")
+SERVER_URLS = {"postgresql": PG_URL, "mysql": MYSQL_URL}  # tests/pg_versions.py adds PostgreSQL 16, 17, 18
+pytest_plugins = ["galera", "pg_versions"]  # tests/galera.py: the `galera` fixture; tests/pg_versions.py
 
 
 def _unreachable(name: str, exc: Exception):
@@ -58,7 +58,7 @@ def make_engine(dialect: str, tmp_path) -> sa.Engine:
     """A fresh, empty database of the given dialect."""
     if dialect == "sqlite":
         return sa.create_engine(f"sqlite:///{tmp_path / 'test.db'}")
-    url = PG_URL if dialect == "postgresql" else MYSQL_URL
+    url = SERVER_URLS[dialect]
     try:
         _ensure_database(url)
     except sa.exc.OperationalError as exc:

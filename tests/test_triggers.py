@@ -3,18 +3,25 @@
 Release N and release N+1 are played by plain Core statements that name only their own columns,
 exactly what each release's code sends; every assertion reads the row back. Each test runs on
 SQLite (with `recursive_triggers` off and on: the WHEN guards must make both identical),
-PostgreSQL and MariaDB. The reference change is Glance's `images.is_public` -> `visibility`
-(DESIGN section 3); the decision table is DESIGN section 2.
+PostgreSQL (15; 16, 17 and 18 under the pg_versions mark) and MariaDB. The reference change is
+Glance's `images.is_public` -> `visibility` (DESIGN section 3); the decision table is DESIGN section 2.
 """
 
 from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
-from trigger_variants import db, dialect_name, set_recursive_triggers, variant  # noqa: F401 - fixtures
+from trigger_variants import WITH_PG_VERSIONS, db, dialect_name, set_recursive_triggers  # noqa: F401 - fixtures
 
 from crossfade import Change, ops
 from crossfade.runner import Runner
+
+
+@pytest.fixture(params=WITH_PG_VERSIONS)
+def variant(request) -> str:
+    """trigger_variants' four databases, and the decision table on PostgreSQL 16, 17 and 18 too."""
+    return request.param
+
 
 # --- the reference change: images.is_public (boolean) -> images.visibility (string) ----------
 

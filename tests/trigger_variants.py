@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
+from pg_versions import PG_VERSIONS
 
 VARIANTS = ("sqlite", "sqlite-recursive", "postgresql", "mysql")
+WITH_PG_VERSIONS = VARIANTS + PG_VERSIONS  # and PostgreSQL 16, 17, 18, marked pg_versions
 
 
 @pytest.fixture(params=VARIANTS)
