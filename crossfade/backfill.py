@@ -12,14 +12,17 @@ whatever the rows cost on this table and machine. `batch_size=N` keeps every bat
 
 from __future__ import annotations
 
+import copy
 import math
+import threading
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
+from . import parallel
 from .dialects.base import TriggerDialect
 from .errors import CrossfadeError
 from .locking import LockPolicy, retry_when_busy
@@ -31,7 +34,10 @@ class Progress:
     table: str
     done: int
     total: int
-    batch_size: int = 0  # rows the batch just committed was sized for
+    batch_size: int = 0  # rows the batch just committed was sized for (key width for integer keys)
+    rate: float | None = None  # rows per second in this run, over every worker
+    eta: float | None = None  # seconds left at that rate
+    waiting: str | None = None  # why the backfill is paused (throttling), shown by the progress line
 
     @property
     def fraction(self) -> float:
@@ -93,7 +99,7 @@ class BackfillOptionError(CrossfadeError, ValueError):
 
 
 def check_options(batch_size: int | None = None, batch_seconds: float | None = None,
-                  pause: float | None = None) -> None:
+                  pause: float | None = None, jobs: int | None = None) -> None:
     """Raise BackfillOptionError for options that make no sense (None: the default)."""
     if batch_size is not None and batch_seconds is not None:
         raise BackfillOptionError(("batch_size", "batch_seconds"), "cannot both be given: batches have either a "
@@ -105,6 +111,8 @@ def check_options(batch_size: int | None = None, batch_seconds: float | None = N
                                   f"(got {batch_seconds!r})")
     if pause is not None and not (_is_number(pause) and pause >= 0):
         raise BackfillOptionError(("pause",), f"must be 0 or a positive, finite number of seconds (got {pause!r})")
+    if jobs is not None and not (_is_number(jobs) and isinstance(jobs, int) and jobs >= 1):
+        raise BackfillOptionError(("jobs",), f"must be a whole number of workers, at least 1 (got {jobs!r})")
 
 
 def batch_sizer(batch_size: int | None = None, batch_seconds: float | None = None) -> BatchSizer:
@@ -155,53 +163,96 @@ def backfill_table(engine: sa.Engine, dialect: TriggerDialect, ts: TableSync | J
                    save: SaveCheckpoint, *, batches: BatchSizer | None = None, pause: float | None = None,
                    on_batch: Callable[[Progress], None] | None = None,
                    clock: Callable[[], float] = time.perf_counter,
-                   sleep: Callable[[float], None] = time.sleep) -> dict:
+                   sleep: Callable[[float], None] = time.sleep, jobs: int = 1) -> dict:
     """Run the remaining batches for one table; returns the final checkpoint.
 
     `pause` is the seconds to sleep after each batch; None rests as the dialect needs (SQLite: long
     enough for a writer waiting on the database lock to get in). `clock` and `sleep` time the batches and the rests.
+    `jobs` workers, each with its own connection, fill disjoint key ranges at once (parallel.py);
+    the ranges are planned on the first run and kept in the checkpoint, so a rerun resumes each.
     """
-    check_options(pause=pause)
+    check_options(pause=pause, jobs=jobs)
     ts = sync_job(ts) if isinstance(ts, TableSync) else ts
     batches = batches if batches is not None else batch_sizer()
-    table = ts.table
-    key = dialect.batch_key(table)
-    checkpoint = dict(checkpoint) or {"last": None, "done": 0, "total": None, "complete": False}
-    if checkpoint.get("total") is None:
+    key = dialect.batch_key(ts.table)
+    planned = parallel.from_checkpoint(checkpoint)
+    if planned is None:
         with engine.connect() as conn:
-            checkpoint["total"] = conn.execute(sa.select(sa.func.count()).select_from(table)).scalar()
-    while not checkpoint.get("complete"):
-        size = batches.rows
-        started = clock()
+            planned = parallel.plan(conn, ts.table, key, jobs)
+    shared = parallel.SharedCheckpoint(planned)
+    walk = _RangeWalk(engine, dialect, ts, key, shared, save, pause, on_batch, clock, sleep)
+    todo = [i for i, r in enumerate(planned["ranges"]) if not r["complete"]]
+    parallel.run_workers(todo, jobs, lambda index, stop: walk(index, copy.copy(batches), stop))
+    return shared.checkpoint
 
-        def one_batch(previous: dict = checkpoint, size: int = size):
-            with (engine.connect() as conn, dialect.pinned_batch(conn),
-                  _guarded(conn, dialect, ts.guarded) as guard, conn.begin()):
-                for setting in guard + dialect.backfill_batch_settings():
-                    conn.exec_driver_sql(setting)
-                upper = _batch_upper_bound(conn, table, key, previous["last"], size)
-                for statement in ts.statements(_key_range(key, previous["last"], upper)):
-                    conn.execute(statement)
-                reached = {
-                    "last": list(upper) if upper is not None else previous["last"],
-                    "done": previous["total"] if upper is None else min(previous["done"] + size, previous["total"]),
-                    "total": previous["total"],
-                    "complete": upper is None,
-                }
-                save(conn, reached)
-            return reached, upper
 
-        # The checkpoint only moves once its batch committed: a batch refused for a busy database
-        # (SQLite's single write lock) is simply run again from the same place.
-        checkpoint, upper = retry_when_busy(dialect, LockPolicy(), one_batch)
-        took = clock() - started
-        batches.record(took)
-        if on_batch is not None:
-            on_batch(Progress(ts.name, checkpoint["done"], checkpoint["total"], size))
-        rest = _rest(dialect, pause, took)
-        if rest > 0 and upper is not None:
-            sleep(rest)
-    return checkpoint
+@dataclass
+class _RangeWalk:
+    """One worker's loop over one key range: short batches, each committed with its checkpoint."""
+
+    engine: sa.Engine
+    dialect: TriggerDialect
+    job: Job
+    key: list
+    shared: parallel.SharedCheckpoint
+    save: SaveCheckpoint
+    pause: float | None
+    on_batch: Callable[[Progress], None] | None
+    clock: Callable[[], float]
+    sleep: Callable[[float], None]
+    reporting: threading.Lock = field(default_factory=threading.Lock)  # on_batch sees one batch at a time
+
+    def __call__(self, index: int, batches: BatchSizer, stop) -> None:
+        rng = self.shared.checkpoint["ranges"][index]
+        while not rng["complete"] and not stop.is_set():
+            size = batches.rows
+            started = self.clock()
+            # The checkpoint only moves once its batch committed: a batch refused for a busy database
+            # (SQLite's single write lock) is simply run again from the same place.
+            rng, table_checkpoint = retry_when_busy(self.dialect, LockPolicy(),
+                                                    lambda rng=rng, size=size: self._one_batch(index, rng, size))
+            took = self.clock() - started
+            batches.record(took)
+            if self.on_batch is not None:
+                with self.reporting:
+                    self.on_batch(_progress(self.job.name, table_checkpoint, size))
+            rest = _rest(self.dialect, self.pause, took)
+            if rest > 0 and not rng["complete"]:
+                self.sleep(rest)
+
+    def _one_batch(self, index: int, previous: dict, size: int) -> tuple[dict, dict]:
+        with (self.engine.connect() as conn, self.dialect.pinned_batch(conn),
+              _guarded(conn, self.dialect, self.job.guarded) as guard, conn.begin() as transaction):
+            for setting in guard + self.dialect.backfill_batch_settings():
+                conn.exec_driver_sql(setting)
+            reached = self._fill(conn, previous, size)
+            written = self.shared.commit(index, reached, lambda checkpoint: (self.save(conn, checkpoint), transaction.commit()))
+        return reached, written
+
+    def _fill(self, conn: sa.Connection, previous: dict, size: int) -> dict:
+        """Fill the range's next batch; returns the range as it stands once the batch commits."""
+        table = self.job.table
+        if "span" in previous:
+            batch = parallel.next_integer_batch(conn, table, self.key, previous, size)
+            if batch is None:
+                return {**previous, "done": previous["rows"], "complete": True}
+            lower, upper, complete = batch
+            done = previous["rows"] if complete else parallel.integer_done(previous, upper)
+        else:
+            lower = previous["last"] if previous["last"] is not None else previous["after"]
+            upper = _batch_upper_bound(conn, table, self.key, lower, size, previous["upto"])
+            complete = upper is None
+            upper = previous["upto"] if complete else list(upper)
+            done = previous["rows"] if complete else min(previous["done"] + size, previous["rows"])
+        for statement in self.job.statements(_key_range(self.key, lower, upper)):
+            conn.execute(statement)
+        last = upper if upper is not None else previous["last"]
+        return {**previous, "last": last, "done": done, "complete": complete}
+
+
+def _progress(name: str, checkpoint: dict, size: int) -> Progress:
+    return Progress(name, checkpoint["done"], checkpoint["total"], size, rate=checkpoint.get("rate"),
+                    eta=parallel.eta(checkpoint), waiting=checkpoint.get("waiting"))
 
 
 @contextmanager
@@ -243,11 +294,14 @@ def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _batch_upper_bound(conn: sa.Connection, table: sa.Table, key: list, last, batch_size: int):
-    """The key of the batch's last row, or None when fewer than `batch_size` rows remain."""
+def _batch_upper_bound(conn: sa.Connection, table: sa.Table, key: list, last, batch_size: int, upto=None):
+    """The key of the batch's last row, or None when fewer than `batch_size` rows remain (up to
+    `upto`, the range's end, where given)."""
     query = sa.select(*key).select_from(table).order_by(*key).offset(batch_size - 1).limit(1)
     if last is not None:
         query = query.where(_after(key, last))
+    if upto is not None:
+        query = query.where(_tuple(key) <= _tuple_values(key, upto))
     found = conn.execute(query).first()
     return tuple(found) if found is not None else None
 
