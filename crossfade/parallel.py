@@ -146,8 +146,14 @@ def run_workers(ranges: list[int], jobs: int, work: Callable[[int, threading.Eve
                for i in range(min(jobs, len(ranges)))]
     for thread in threads:
         thread.start()
-    for thread in threads:
-        thread.join()
+    try:
+        for thread in threads:
+            thread.join()
+    except BaseException:  # Ctrl-C: the workers stop after their batch in flight (its checkpoint with it)
+        stop.set()
+        for thread in threads:
+            thread.join()
+        raise
     if errors:
         raise errors[0]
 

@@ -55,8 +55,10 @@ class ChangeStatus:
 
     def to_json(self) -> dict:
         found = {"change": self.change_id, "phase": self.phase.value, "backfill": self.backfill,
-                 "backfill_rows": self.backfill_rows, "triggers": self.triggers, "problems": self.problems,
-                 "repairs": self.repairs, "new_release": self.new_release}
+                 "triggers": self.triggers, "problems": self.problems, "repairs": self.repairs,
+                 "new_release": self.new_release}
+        if self.backfill_rows:  # a backfill started and not yet contracted away
+            found["backfill_rows"] = self.backfill_rows
         return found if self.schema is None else {**found, "schema": self.schema}
 
 
