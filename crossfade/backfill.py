@@ -226,28 +226,41 @@ class _RangeWalk:
             for setting in guard + self.dialect.backfill_batch_settings():
                 conn.exec_driver_sql(setting)
             reached = self._fill(conn, previous, size)
-            written = self.shared.commit(index, reached, lambda checkpoint: (self.save(conn, checkpoint), transaction.commit()))
+
+            def save_and_commit(checkpoint: dict) -> None:
+                self.save(conn, checkpoint)
+                transaction.commit()
+
+            written = self.shared.commit(index, reached, save_and_commit)
         return reached, written
 
     def _fill(self, conn: sa.Connection, previous: dict, size: int) -> dict:
         """Fill the range's next batch; returns the range as it stands once the batch commits."""
-        table = self.job.table
-        if "span" in previous:
-            batch = parallel.next_integer_batch(conn, table, self.key, previous, size)
-            if batch is None:
-                return {**previous, "done": previous["rows"], "complete": True}
-            lower, upper, complete = batch
-            done = previous["rows"] if complete else parallel.integer_done(previous, upper)
-        else:
-            lower = previous["last"] if previous["last"] is not None else previous["after"]
-            upper = _batch_upper_bound(conn, table, self.key, lower, size, previous["upto"])
-            complete = upper is None
-            upper = previous["upto"] if complete else list(upper)
-            done = previous["rows"] if complete else min(previous["done"] + size, previous["rows"])
+        batch = (self._integer_batch if "span" in previous else self._sampled_batch)(conn, previous, size)
+        if batch is None:  # no key left in the range
+            return {**previous, "done": previous["rows"], "complete": True}
+        lower, upper, complete = batch
         for statement in self.job.statements(_key_range(self.key, lower, upper)):
             conn.execute(statement)
+        if complete:
+            done = previous["rows"]
+        elif "span" in previous:
+            done = parallel.integer_done(previous, upper)
+        else:
+            done = min(previous["done"] + size, previous["rows"])
         last = upper if upper is not None else previous["last"]
         return {**previous, "last": last, "done": done, "complete": complete}
+
+    def _integer_batch(self, conn: sa.Connection, previous: dict, width: int):
+        return parallel.next_integer_batch(conn, self.job.table, self.key, previous, width)
+
+    def _sampled_batch(self, conn: sa.Connection, previous: dict, size: int):
+        """The next `size` rows by key, or the rest of the range when fewer remain."""
+        lower = previous["last"] if previous["last"] is not None else previous["after"]
+        upper = _batch_upper_bound(conn, self.job.table, self.key, lower, size, previous["upto"])
+        if upper is None:
+            return lower, previous["upto"], True
+        return lower, list(upper), False
 
 
 def _progress(name: str, checkpoint: dict, size: int) -> Progress:
