@@ -203,14 +203,20 @@ class _RangeWalk:
     reporting: threading.Lock = field(default_factory=threading.Lock)  # on_batch sees one batch at a time
 
     def __call__(self, index: int, batches: BatchSizer, stop) -> None:
+        # One connection for the whole range, its session pinned once: per batch only the batch's
+        # own statements travel (no pool checkout and reset, no sql_mode read, set and restore).
+        with self.engine.connect() as conn, self.dialect.pinned_batch(conn):
+            self._walk(conn, index, batches, stop)
+
+    def _walk(self, conn: sa.Connection, index: int, batches: BatchSizer, stop) -> None:
         rng = self.shared.checkpoint["ranges"][index]
         while not rng["complete"] and not stop.is_set():
             size = batches.rows
             started = self.clock()
             # The checkpoint only moves once its batch committed: a batch refused for a busy database
             # (SQLite's single write lock) is simply run again from the same place.
-            rng, table_checkpoint = retry_when_busy(self.dialect, LockPolicy(),
-                                                    lambda rng=rng, size=size: self._one_batch(index, rng, size))
+            rng, table_checkpoint = retry_when_busy(
+                self.dialect, LockPolicy(), lambda rng=rng, size=size: self._one_batch(conn, index, rng, size))
             took = self.clock() - started
             batches.record(took)
             if self.on_batch is not None:
@@ -220,9 +226,8 @@ class _RangeWalk:
             if rest > 0 and not rng["complete"]:
                 self.sleep(rest)
 
-    def _one_batch(self, index: int, previous: dict, size: int) -> tuple[dict, dict]:
-        with (self.engine.connect() as conn, self.dialect.pinned_batch(conn),
-              _guarded(conn, self.dialect, self.job.guarded) as guard, conn.begin() as transaction):
+    def _one_batch(self, conn: sa.Connection, index: int, previous: dict, size: int) -> tuple[dict, dict]:
+        with _guarded(conn, self.dialect, self.job.guarded) as guard, conn.begin() as transaction:
             for setting in guard + self.dialect.backfill_batch_settings():
                 conn.exec_driver_sql(setting)
             reached = self._fill(conn, previous, size)
