@@ -268,6 +268,14 @@ class _RangeWalk:
         return lower, list(upper), False
 
 
+def pool_capacity(engine: sa.Engine) -> int | None:
+    """How many connections the engine's pool hands out at once (None: no limit)."""
+    pool = engine.pool
+    if not isinstance(pool, sa.pool.QueuePool) or pool._max_overflow < 0:
+        return None
+    return pool.size() + pool._max_overflow
+
+
 def _progress(name: str, checkpoint: dict, size: int) -> Progress:
     return Progress(name, checkpoint["done"], checkpoint["total"], size, rate=checkpoint.get("rate"),
                     eta=parallel.eta(checkpoint), waiting=checkpoint.get("waiting"))

@@ -509,15 +509,21 @@ class Runner:
                 raise NullsRemainError(table, column, count)
 
     def _backfill_jobs(self) -> int:
-        """The workers per table: `jobs`, or as many as the database lets write at once."""
+        """The workers per table: `jobs`, or as many as the database lets write at once and the
+        engine's pool can connect (one connection stays for the operator lock's heartbeat)."""
         most = self.dialect.max_backfill_jobs
-        if most is None or self.jobs <= most:
-            return self.jobs
-        note = (f"{self.dialect.name} lets one writer in at a time: the backfill runs {most} job, "
-                f"not {self.jobs}")
+        if most is not None and self.jobs > most:
+            return self._fewer_jobs(most, f"{self.dialect.name} lets one writer in at a time")
+        connections = backfill.pool_capacity(self.engine)
+        if connections is not None and self.jobs > max(1, connections - 1):
+            return self._fewer_jobs(max(1, connections - 1), f"the engine's pool holds {connections} connections")
+        return self.jobs
+
+    def _fewer_jobs(self, jobs: int, why: str) -> int:
+        note = f"{why}: the backfill runs {jobs} job{'s' if jobs > 1 else ''}, not {self.jobs}"
         self.log(note)
         self.warnings.append(note)
-        return most
+        return jobs
 
     def _backfill(self, change: Change, current: ChangeState, job: backfill.Job, jobs: int = 1) -> None:
         def save(conn: sa.Connection, checkpoint: dict) -> None:
