@@ -12,14 +12,17 @@ whatever the rows cost on this table and machine. `batch_size=N` keeps every bat
 
 from __future__ import annotations
 
+import copy
 import math
+import threading
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
+from . import parallel
 from .dialects.base import TriggerDialect
 from .errors import CrossfadeError
 from .locking import LockPolicy, retry_when_busy
@@ -31,7 +34,10 @@ class Progress:
     table: str
     done: int
     total: int
-    batch_size: int = 0  # rows the batch just committed was sized for
+    batch_size: int = 0  # rows the batch just committed was sized for (key width for integer keys)
+    rate: float | None = None  # rows per second in this run, over every worker
+    eta: float | None = None  # seconds left at that rate
+    waiting: str | None = None  # why the backfill is paused (throttling), shown by the progress line
 
     @property
     def fraction(self) -> float:
@@ -93,7 +99,7 @@ class BackfillOptionError(CrossfadeError, ValueError):
 
 
 def check_options(batch_size: int | None = None, batch_seconds: float | None = None,
-                  pause: float | None = None) -> None:
+                  pause: float | None = None, jobs: int | None = None) -> None:
     """Raise BackfillOptionError for options that make no sense (None: the default)."""
     if batch_size is not None and batch_seconds is not None:
         raise BackfillOptionError(("batch_size", "batch_seconds"), "cannot both be given: batches have either a "
@@ -105,6 +111,8 @@ def check_options(batch_size: int | None = None, batch_seconds: float | None = N
                                   f"(got {batch_seconds!r})")
     if pause is not None and not (_is_number(pause) and pause >= 0):
         raise BackfillOptionError(("pause",), f"must be 0 or a positive, finite number of seconds (got {pause!r})")
+    if jobs is not None and not (_is_number(jobs) and isinstance(jobs, int) and jobs >= 1):
+        raise BackfillOptionError(("jobs",), f"must be a whole number of workers, at least 1 (got {jobs!r})")
 
 
 def batch_sizer(batch_size: int | None = None, batch_seconds: float | None = None) -> BatchSizer:
@@ -156,53 +164,122 @@ def backfill_table(engine: sa.Engine, dialect: TriggerDialect, ts: TableSync | J
                    save: SaveCheckpoint, *, batches: BatchSizer | None = None, pause: float | None = None,
                    on_batch: Callable[[Progress], None] | None = None,
                    clock: Callable[[], float] = time.perf_counter,
-                   sleep: Callable[[float], None] = time.sleep) -> dict:
+                   sleep: Callable[[float], None] = time.sleep, jobs: int = 1) -> dict:
     """Run the remaining batches for one table; returns the final checkpoint.
 
     `pause` is the seconds to sleep after each batch; None rests as the dialect needs (SQLite: long
     enough for a writer waiting on the database lock to get in). `clock` and `sleep` time the batches and the rests.
+    `jobs` workers, each with its own connection, fill disjoint key ranges at once (parallel.py);
+    the ranges are planned on the first run and kept in the checkpoint, so a rerun resumes each.
     """
-    check_options(pause=pause)
+    check_options(pause=pause, jobs=jobs)
     ts = sync_job(ts) if isinstance(ts, TableSync) else ts
     batches = batches if batches is not None else batch_sizer()
-    table = ts.table
-    key = dialect.batch_key(table)
-    checkpoint = dict(checkpoint) or {"last": None, "done": 0, "total": None, "complete": False}
-    if checkpoint.get("total") is None:
+    key = dialect.batch_key(ts.table)
+    planned = parallel.from_checkpoint(checkpoint)
+    if planned is None:
         with engine.connect() as conn:
-            checkpoint["total"] = conn.execute(sa.select(sa.func.count()).select_from(table)).scalar()
-    while not checkpoint.get("complete"):
-        size = batches.rows
-        started = clock()
+            planned = parallel.plan(conn, ts.table, key, jobs)
+    shared = parallel.SharedCheckpoint(planned)
+    walk = _RangeWalk(engine, dialect, ts, key, shared, save, pause, on_batch, clock, sleep)
+    todo = [i for i, r in enumerate(planned["ranges"]) if not r["complete"]]
+    parallel.run_workers(todo, jobs, lambda index, stop: walk(index, copy.copy(batches), stop))
+    return shared.checkpoint
 
-        def one_batch(previous: dict = checkpoint, size: int = size):
-            with (engine.connect() as conn, dialect.pinned_batch(conn),
-                  _guarded(conn, dialect, ts) as guard, conn.begin()):
-                for setting in guard + dialect.backfill_batch_settings():
-                    conn.exec_driver_sql(setting)
-                upper = _batch_upper_bound(conn, table, key, previous["last"], size)
-                for statement in ts.statements(_key_range(key, previous["last"], upper)):
-                    conn.execute(statement)
-                reached = {
-                    "last": list(upper) if upper is not None else previous["last"],
-                    "done": previous["total"] if upper is None else min(previous["done"] + size, previous["total"]),
-                    "total": previous["total"],
-                    "complete": upper is None,
-                }
-                save(conn, reached)
-            return reached, upper
 
-        # The checkpoint only moves once its batch committed: a batch refused for a busy database
-        # (SQLite's single write lock) is simply run again from the same place.
-        checkpoint, upper = retry_when_busy(dialect, LockPolicy(), one_batch)
-        took = clock() - started
-        batches.record(took)
-        if on_batch is not None:
-            on_batch(Progress(ts.name, checkpoint["done"], checkpoint["total"], size))
-        rest = _rest(dialect, pause, took)
-        if rest > 0 and upper is not None:
-            sleep(rest)
-    return checkpoint
+@dataclass
+class _RangeWalk:
+    """One worker's loop over one key range: short batches, each committed with its checkpoint."""
+
+    engine: sa.Engine
+    dialect: TriggerDialect
+    job: Job
+    key: list
+    shared: parallel.SharedCheckpoint
+    save: SaveCheckpoint
+    pause: float | None
+    on_batch: Callable[[Progress], None] | None
+    clock: Callable[[], float]
+    sleep: Callable[[float], None]
+    reporting: threading.Lock = field(default_factory=threading.Lock)  # on_batch sees one batch at a time
+
+    def __call__(self, index: int, batches: BatchSizer, stop) -> None:
+        # One connection for the whole range, its session pinned once: per batch only the batch's
+        # own statements travel (no pool checkout and reset, no sql_mode read, set and restore).
+        with self.engine.connect() as conn, self.dialect.pinned_batch(conn):
+            self._walk(conn, index, batches, stop)
+
+    def _walk(self, conn: sa.Connection, index: int, batches: BatchSizer, stop) -> None:
+        rng = self.shared.checkpoint["ranges"][index]
+        while not rng["complete"] and not stop.is_set():
+            size = batches.rows
+            started = self.clock()
+            # The checkpoint only moves once its batch committed: a batch refused for a busy database
+            # (SQLite's single write lock) is simply run again from the same place.
+            rng, table_checkpoint = retry_when_busy(
+                self.dialect, LockPolicy(), lambda rng=rng, size=size: self._one_batch(conn, index, rng, size))
+            took = self.clock() - started
+            batches.record(took)
+            if self.on_batch is not None:
+                with self.reporting:
+                    self.on_batch(_progress(self.job.name, table_checkpoint, size))
+            rest = _rest(self.dialect, self.pause, took)
+            if rest > 0 and not rng["complete"]:
+                self.sleep(rest)
+
+    def _one_batch(self, conn: sa.Connection, index: int, previous: dict, size: int) -> tuple[dict, dict]:
+        with _guarded(conn, self.dialect, self.job) as guard, conn.begin() as transaction:
+            for setting in guard + self.dialect.backfill_batch_settings():
+                conn.exec_driver_sql(setting)
+            reached = self._fill(conn, previous, size)
+
+            def save_and_commit(checkpoint: dict) -> None:
+                self.save(conn, checkpoint)
+                transaction.commit()
+
+            written = self.shared.commit(index, reached, save_and_commit)
+        return reached, written
+
+    def _fill(self, conn: sa.Connection, previous: dict, size: int) -> dict:
+        """Fill the range's next batch; returns the range as it stands once the batch commits."""
+        batch = (self._integer_batch if "span" in previous else self._sampled_batch)(conn, previous, size)
+        if batch is None:  # no key left in the range
+            return {**previous, "done": previous["rows"], "complete": True}
+        lower, upper, complete = batch
+        for statement in self.job.statements(_key_range(self.key, lower, upper)):
+            conn.execute(statement)
+        if complete:
+            done = previous["rows"]
+        elif "span" in previous:
+            done = parallel.integer_done(previous, upper)
+        else:
+            done = min(previous["done"] + size, previous["rows"])
+        last = upper if upper is not None else previous["last"]
+        return {**previous, "last": last, "done": done, "complete": complete}
+
+    def _integer_batch(self, conn: sa.Connection, previous: dict, width: int):
+        return parallel.next_integer_batch(conn, self.job.table, self.key, previous, width)
+
+    def _sampled_batch(self, conn: sa.Connection, previous: dict, size: int):
+        """The next `size` rows by key, or the rest of the range when fewer remain."""
+        lower = previous["last"] if previous["last"] is not None else previous["after"]
+        upper = _batch_upper_bound(conn, self.job.table, self.key, lower, size, previous["upto"])
+        if upper is None:
+            return lower, previous["upto"], True
+        return lower, list(upper), False
+
+
+def pool_capacity(engine: sa.Engine) -> int | None:
+    """How many connections the engine's pool hands out at once (None: no limit)."""
+    pool = engine.pool
+    if not isinstance(pool, sa.pool.QueuePool) or pool._max_overflow < 0:
+        return None
+    return pool.size() + pool._max_overflow
+
+
+def _progress(name: str, checkpoint: dict, size: int) -> Progress:
+    return Progress(name, checkpoint["done"], checkpoint["total"], size, rate=checkpoint.get("rate"),
+                    eta=parallel.eta(checkpoint), waiting=checkpoint.get("waiting"))
 
 
 @contextmanager
@@ -244,11 +321,14 @@ def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _batch_upper_bound(conn: sa.Connection, table: sa.Table, key: list, last, batch_size: int):
-    """The key of the batch's last row, or None when fewer than `batch_size` rows remain."""
+def _batch_upper_bound(conn: sa.Connection, table: sa.Table, key: list, last, batch_size: int, upto=None):
+    """The key of the batch's last row, or None when fewer than `batch_size` rows remain (up to
+    `upto`, the range's end, where given)."""
     query = sa.select(*key).select_from(table).order_by(*key).offset(batch_size - 1).limit(1)
     if last is not None:
         query = query.where(_after(key, last))
+    if upto is not None:
+        query = query.where(_tuple(key) <= _tuple_values(key, upto))
     found = conn.execute(query).first()
     return tuple(found) if found is not None else None
 

@@ -197,18 +197,22 @@ def migrate(
     pause: Annotated[float | None, typer.Option(
         "--pause", help="Seconds to sleep after each batch (default: none, but SQLite rests until a writer "
         "waiting for the lock has tried again, ~22 ms after a 40 ms batch).")] = None,
+    jobs: Annotated[int, typer.Option(
+        "--jobs", help="Workers backfilling disjoint key ranges of a table at once, each with its own "
+        "connection (SQLite: one).")] = 1,
 ) -> None:
     """Backfill existing rows in keyed batches (resumes where it stopped)."""
     from .backfill import BackfillOptionError
     from .backfill import check_options as check_backfill_options
 
     try:
-        check_backfill_options(batch_size, batch_seconds, pause)
+        check_backfill_options(batch_size, batch_seconds, pause, jobs)
     except BackfillOptionError as exc:
         hint = " / ".join(f"'--{option.replace('_', '-')}'" for option in exc.options)
         raise typer.BadParameter(exc.problem, param_hint=hint) from None
     with _runner(changes, url, lock_timeout, allow_foreign_triggers, batch_size=batch_size,
-                 batch_seconds=batch_seconds, pause=pause, operation="migrate", operator_wait=wait) as (runner, loaded):
+                 batch_seconds=batch_seconds, pause=pause, jobs=jobs, operation="migrate",
+                 operator_wait=wait) as (runner, loaded):
         for change in loaded.changes:
             if _skip_contracted(runner, change, "migrate"):
                 continue
@@ -281,7 +285,8 @@ def _status_table(status_: ChangeStatus) -> Table:
         table.add_row("schema", escape(status_.schema))
     table.add_row("release N+1", status_.new_release)
     for name, fraction in sorted(status_.backfill.items()):
-        table.add_row(f"backfill {escape(name)}", f"{fraction:.0%}")
+        rows = status_.backfill_rows.get(name)
+        table.add_row(f"backfill {escape(name)}", f"{fraction:.0%}" + (f", {escape(_rows_text(rows))}" if rows else ""))
     for trigger in status_.triggers:
         table.add_row(f"{trigger['kind']} {escape(trigger['name'])}",
                       f"installed {ok if trigger['installed'] else bad}, "
@@ -472,6 +477,21 @@ def _changed_after_contract(change: Change) -> str:
             "and run expand; otherwise put back the schema contract left")
 
 
+def _speed_text(p) -> str:
+    """The progress line's tail: rows/s, ETA, and why the backfill waits, where known."""
+    from .progress import describe_speed
+
+    return describe_speed(p.rate, p.eta, p.waiting)
+
+
+def _rows_text(rows: dict) -> str:
+    """`status`'s backfill detail: rows done of total, rows/s, ETA, waiting."""
+    from .progress import describe_speed
+
+    speed = describe_speed(rows.get("rows_per_second"), rows.get("eta_seconds"), rows.get("waiting"))
+    return f"{rows['done']:,} of {rows['total']:,} rows" + (f", {speed}" if speed else "")
+
+
 def _with_progress_bar(runner: Runner, run: Callable[[Change], None]) -> Callable[[Change], None]:
     """`run` with a Rich progress bar per table fed by the runner's backfill progress."""
     from rich.progress import (
@@ -488,13 +508,14 @@ def _with_progress_bar(runner: Runner, run: Callable[[Change], None]) -> Callabl
 
     def run_with_bar(change: Change) -> None:
         progress = Progress(TextColumn("  backfill {task.description}"), BarColumn(), MofNCompleteColumn(),
-                            TaskProgressColumn(), TimeElapsedColumn(), console=out)
+                            TaskProgressColumn(), TimeElapsedColumn(), TextColumn("{task.fields[speed]}"),
+                            console=out)
         tasks: dict[str, TaskID] = {}
 
         def on_progress(p: BackfillProgress) -> None:
             if p.table not in tasks:
-                tasks[p.table] = progress.add_task(escape(p.table), total=p.total)
-            progress.update(tasks[p.table], completed=p.done, total=p.total)
+                tasks[p.table] = progress.add_task(escape(p.table), total=p.total, speed="")
+            progress.update(tasks[p.table], completed=p.done, total=p.total, speed=escape(_speed_text(p)))
 
         runner.on_progress = on_progress
         try:

@@ -32,6 +32,7 @@ from .errors import (
 from .locking import LockPolicy, retry_when_busy, run_step, run_with_lock_timeout
 from .oplock import OperatorLock, one_operator
 from .preflight import Preflight, run_preflight
+from .progress import backfill_rows
 from .rerun import rerun_after_deadlock
 from .schema import Schema
 from .state import IN_FLIGHT, SYNCING, ChangeState, Phase
@@ -45,6 +46,8 @@ class ChangeStatus:
     change_id: str
     phase: Phase
     backfill: dict[str, float] = field(default_factory=dict)  # table -> fraction done
+    # table -> rows done/total, rows/s, ETA, waiting (progress.backfill_rows)
+    backfill_rows: dict[str, dict] = field(default_factory=dict)
     triggers: list[dict] = field(default_factory=list)  # name, table, kind, installed, matches
     problems: list[str] = field(default_factory=list)
     repairs: list[str] = field(default_factory=list)  # "triggers repaired at <time>, N row(s) reconciled"
@@ -55,6 +58,8 @@ class ChangeStatus:
         found = {"change": self.change_id, "phase": self.phase.value, "backfill": self.backfill,
                  "triggers": self.triggers, "problems": self.problems, "repairs": self.repairs,
                  "new_release": self.new_release}
+        if self.backfill_rows:  # a backfill started and not yet contracted away
+            found["backfill_rows"] = self.backfill_rows
         return found if self.schema is None else {**found, "schema": self.schema}
 
 
@@ -81,20 +86,22 @@ class Runner:
                  batch_size: int | None = None, batch_seconds: float | None = None, pause: float | None = None,
                  allow_foreign_triggers: bool = False, on_step: StepHook | None = None,
                  on_progress: Callable | None = None, log: Callable[[str], None] | None = None,
-                 operator_wait: float = 0.0):
+                 operator_wait: float = 0.0, jobs: int = 1):
         """`batch_size` fixes the rows per backfill batch; otherwise each batch aims at
         `batch_seconds` (default `backfill.DEFAULT_BATCH_SECONDS`). `pause` sleeps that many
         seconds after each batch; None rests as the database needs (SQLite: until a writer waiting
         for the lock has tried again, ~22 ms after a 40 ms batch; others: not at all).
         `operator_wait`: seconds a phase waits for another crossfade's operator lock (oplock.py)
-        before it stops with OperatorBusyError."""
-        backfill.check_options(batch_size, batch_seconds, pause)
+        before it stops with OperatorBusyError. `jobs`: workers backfilling disjoint key ranges of
+        a table at once (SQLite, one writer at a time, runs one)."""
+        backfill.check_options(batch_size, batch_seconds, pause, jobs)
         self.engine = engine
         self.dialect = for_dialect(engine.dialect)  # bound to the change's schema by each phase (`_bind`)
         self.policy = LockPolicy(lock_timeout, max_lock_wait)
         self.batch_size = batch_size
         self.batch_seconds = batch_seconds
         self.pause = pause
+        self.jobs = jobs
         self.allow_foreign_triggers = allow_foreign_triggers
         self.on_step = on_step
         self.on_progress = on_progress
@@ -147,8 +154,9 @@ class Runner:
         jobs = [backfill.sync_job(ts) for _, ts in sorted(syncs.items())]
         jobs += [backfill.link_job(self.dialect, link, schema.table(link.source), schema.table(link.target))
                  for link in links]
+        workers = self._backfill_jobs()
         for job in jobs:
-            self._backfill(change, current, job)
+            self._backfill(change, current, job, workers)
         current.phase = Phase.MIGRATED
         self._save(current, "migrate", "record migrated")
 
@@ -247,6 +255,7 @@ class Runner:
                               schema=current.schema, new_release=self.new_release(change, current.phase))
         result.backfill = {t: (c["done"] / c["total"] if c.get("total") else 1.0)
                            for t, c in current.checkpoint.items()}
+        result.backfill_rows = {t: backfill_rows(c) for t, c in current.checkpoint.items()}
         with self.engine.connect() as conn:
             catalog = self.dialect.catalog_objects(conn, set(current.tables) or change.tables())
             for name, recorded in sorted(current.triggers.items()):
@@ -504,7 +513,24 @@ class Runner:
             if count:
                 raise NullsRemainError(table, column, count)
 
-    def _backfill(self, change: Change, current: ChangeState, job: backfill.Job) -> None:
+    def _backfill_jobs(self) -> int:
+        """The workers per table: `jobs`, or as many as the database lets write at once and the
+        engine's pool can connect (one connection stays for the operator lock's heartbeat)."""
+        most = self.dialect.max_backfill_jobs
+        if most is not None and self.jobs > most:
+            return self._fewer_jobs(most, f"{self.dialect.name} lets one writer in at a time")
+        connections = backfill.pool_capacity(self.engine)
+        if connections is not None and self.jobs > max(1, connections - 1):
+            return self._fewer_jobs(max(1, connections - 1), f"the engine's pool holds {connections} connections")
+        return self.jobs
+
+    def _fewer_jobs(self, jobs: int, why: str) -> int:
+        note = f"{why}: the backfill runs {jobs} job{'s' if jobs > 1 else ''}, not {self.jobs}"
+        self.log(note)
+        self.warnings.append(note)
+        return jobs
+
+    def _backfill(self, change: Change, current: ChangeState, job: backfill.Job, jobs: int = 1) -> None:
         def save(conn: sa.Connection, checkpoint: dict) -> None:
             current.checkpoint[job.name] = checkpoint
             state.save(conn, current)
@@ -517,7 +543,7 @@ class Runner:
         backfill.backfill_table(self.engine, self.dialect, job,
                                 current.checkpoint.get(job.name, {}), save,
                                 batches=backfill.batch_sizer(self.batch_size, self.batch_seconds),
-                                pause=self.pause, on_batch=on_batch)
+                                pause=self.pause, on_batch=on_batch, jobs=jobs)
 
     def _run(self, conn: sa.Connection, phase: str, step: Step) -> None:
         ran = run_step(conn, self.dialect, step, self.policy)

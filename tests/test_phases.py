@@ -434,7 +434,7 @@ def test_backfill_resumes_from_its_checkpoint(engine):
         saved = sql(conn, "SELECT phase, checkpoint FROM crossfade_state WHERE change_id = 'visibility'").one()
     checkpoint = json.loads(saved.checkpoint)["images"]
     assert saved.phase == "migrating"
-    assert checkpoint["last"] == [12] and checkpoint["done"] == 12 and checkpoint["total"] == ROWS
+    assert checkpoint["ranges"][0]["last"] == [12] and checkpoint["done"] == 12 and checkpoint["total"] == ROWS
     assert checkpoint["complete"] is False
     filled = rows(engine, "visibility")
     assert all(filled[i] != (None,) for i in range(1, 13))

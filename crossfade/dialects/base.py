@@ -607,6 +607,9 @@ class TriggerDialect:
         """Statements each backfill batch's transaction starts with."""
         return ()
 
+    # Backfill workers that may write at once (None: any number); more are capped, with a note.
+    max_backfill_jobs: int | None = None
+
     def backfill_rest(self, took: float) -> float:
         """Seconds to rest after a batch that took `took` seconds, so writers get in. Databases
         that lock rows, not the whole database, need none."""

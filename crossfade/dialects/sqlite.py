@@ -565,6 +565,8 @@ class SQLiteDialect(TriggerDialect):
     def batch_key(self, table: sa.Table) -> list[ColumnElement]:
         return list(table.primary_key.columns) or [sa.literal_column("rowid")]
 
+    max_backfill_jobs = 1  # one writer at a time: more workers would only queue for the lock
+
     def backfill_rest(self, took: float) -> float:
         """SQLite has one writer at a time, and a writer that finds the database locked sleeps
         between tries on a growing schedule (sqlite3_busy_timeout, which Python's `timeout` sets:
