@@ -24,6 +24,7 @@ from .dialects.base import TriggerDialect
 from .errors import CrossfadeError
 from .locking import LockPolicy, retry_when_busy
 from .sync import LinkRule, MoveRule, MoveStatements, TableSync, all_null
+from .throttle import Throttle
 
 
 @dataclass
@@ -32,6 +33,7 @@ class Progress:
     done: int
     total: int
     batch_size: int = 0  # rows the batch just committed was sized for
+    waiting: str | None = None  # why the next batch waits (throttle.py), while it waits
 
     @property
     def fraction(self) -> float:
@@ -155,8 +157,11 @@ def backfill_table(engine: sa.Engine, dialect: TriggerDialect, ts: TableSync | J
                    save: SaveCheckpoint, *, batches: BatchSizer | None = None, pause: float | None = None,
                    on_batch: Callable[[Progress], None] | None = None,
                    clock: Callable[[], float] = time.perf_counter,
-                   sleep: Callable[[float], None] = time.sleep) -> dict:
+                   sleep: Callable[[float], None] = time.sleep, throttle: Throttle | None = None) -> dict:
     """Run the remaining batches for one table; returns the final checkpoint.
+
+    `throttle` (throttle.py): before each batch, wait while replicas lag or the server is loaded,
+    reporting why to `on_batch` as Progress.waiting; the wait holds no connection or lock.
 
     `pause` is the seconds to sleep after each batch; None rests as the dialect needs (SQLite: long
     enough for a writer waiting on the database lock to get in). `clock` and `sleep` time the batches and the rests.
@@ -171,6 +176,8 @@ def backfill_table(engine: sa.Engine, dialect: TriggerDialect, ts: TableSync | J
         with engine.connect() as conn:
             checkpoint["total"] = conn.execute(sa.select(sa.func.count()).select_from(table)).scalar()
     while not checkpoint.get("complete"):
+        if throttle is not None:
+            throttle.wait(_report_waiting(on_batch, ts.name, checkpoint))
         size = batches.rows
         started = clock()
 
@@ -202,6 +209,12 @@ def backfill_table(engine: sa.Engine, dialect: TriggerDialect, ts: TableSync | J
         if rest > 0 and upper is not None:
             sleep(rest)
     return checkpoint
+
+
+def _report_waiting(on_batch: Callable[[Progress], None] | None, name: str, checkpoint: dict):
+    if on_batch is None:
+        return None
+    return lambda why: on_batch(Progress(name, checkpoint["done"], checkpoint["total"], waiting=why))
 
 
 @contextmanager

@@ -196,6 +196,17 @@ def migrate(
     pause: Annotated[float | None, typer.Option(
         "--pause", help="Seconds to sleep after each batch (default: none, but SQLite rests until a writer "
         "waiting for the lock has tried again, ~22 ms after a 40 ms batch).")] = None,
+    max_lag: Annotated[str, typer.Option(
+        "--max-lag", help="Wait between batches while a replica is more than this many seconds behind "
+        "(PostgreSQL: every replica of the primary, a paused one included; MariaDB: each --replica; Galera: "
+        "flow control), or 'off'.")] = "1",
+    max_load: Annotated[str | None, typer.Option(
+        "--max-load", help="Wait between batches while server load passes a threshold, VARIABLE=N[,...]: MariaDB "
+        "a global status variable (Threads_running=25), PostgreSQL active_backends=N or backends=N "
+        "(default: no load limit).")] = None,
+    replica: Annotated[list[str] | None, typer.Option(
+        "--replica", help="URL of a replica whose lag --max-lag watches (repeatable; MariaDB's primary does not "
+        "know its replicas' lag).")] = None,
 ) -> None:
     """Backfill existing rows in keyed batches (resumes where it stopped)."""
     from .backfill import BackfillOptionError
@@ -206,13 +217,28 @@ def migrate(
     except BackfillOptionError as exc:
         hint = " / ".join(f"'--{option.replace('_', '-')}'" for option in exc.options)
         raise typer.BadParameter(exc.problem, param_hint=hint) from None
-    with _runner(changes, url, lock_timeout, allow_foreign_triggers, batch_size=batch_size,
-                 batch_seconds=batch_seconds, pause=pause, operation="migrate", operator_wait=wait) as (runner, loaded):
+    throttle = _throttle_options(max_lag, max_load, replica or [])
+    with _runner(changes, url, lock_timeout, allow_foreign_triggers, batch_size=batch_size, batch_seconds=batch_seconds,
+                 pause=pause, operation="migrate", operator_wait=wait, throttle=throttle) as (runner, loaded):
         for change in loaded.changes:
             if _skip_contracted(runner, change, "migrate"):
                 continue
             _run_phase("migrate", change, _with_progress_bar(runner, runner.migrate),
                        "migrated: roll your nodes to release N+1, then contract")
+
+
+def _throttle_options(max_lag: str, max_load: str | None, replicas: list[str]):
+    from .throttle import ThrottleOptionError, ThrottleOptions, parse_max_load
+
+    try:
+        lag = None if max_lag.strip().lower() == "off" else float(max_lag)
+    except ValueError:
+        raise typer.BadParameter(f"must be a number of seconds or 'off' (got {max_lag!r})",
+                                 param_hint="'--max-lag'") from None
+    try:
+        return ThrottleOptions(lag, parse_max_load(max_load), tuple(replicas))
+    except ThrottleOptionError as exc:
+        raise typer.BadParameter(exc.problem, param_hint=f"'{exc.option}'") from None
 
 
 @app.command()
@@ -487,13 +513,19 @@ def _with_progress_bar(runner: Runner, run: Callable[[Change], None]) -> Callabl
 
     def run_with_bar(change: Change) -> None:
         progress = Progress(TextColumn("  backfill {task.description}"), BarColumn(), MofNCompleteColumn(),
-                            TaskProgressColumn(), TimeElapsedColumn(), console=out)
+                            TaskProgressColumn(), TimeElapsedColumn(), TextColumn("{task.fields[waiting]}"),
+                            console=out)
         tasks: dict[str, TaskID] = {}
+        waiting_on: dict[str, bool] = {}
 
         def on_progress(p: BackfillProgress) -> None:
             if p.table not in tasks:
-                tasks[p.table] = progress.add_task(escape(p.table), total=p.total)
-            progress.update(tasks[p.table], completed=p.done, total=p.total)
+                tasks[p.table] = progress.add_task(escape(p.table), total=p.total, waiting="")
+            waiting = f"[yellow]waiting: {escape(p.waiting)}[/yellow]" if p.waiting else ""
+            if not out.is_terminal and waiting_on.get(p.table, False) != bool(p.waiting):  # a log: when it changes
+                out.print(f"  backfill {escape(p.table)} {waiting or 'resumed'}", soft_wrap=True)
+            waiting_on[p.table] = bool(p.waiting)
+            progress.update(tasks[p.table], completed=p.done, total=p.total, waiting=waiting)
 
         runner.on_progress = on_progress
         try:

@@ -8,7 +8,7 @@ running the same phase again finishes (MariaDB's DDL is not transactional; this 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -35,6 +35,7 @@ from .preflight import run_preflight
 from .schema import Schema
 from .state import IN_FLIGHT, SYNCING, ChangeState, Phase
 from .sync import TableSync
+from .throttle import Throttle, ThrottleOptions
 
 StepHook = Callable[[str, str], None]
 
@@ -80,13 +81,14 @@ class Runner:
                  batch_size: int | None = None, batch_seconds: float | None = None, pause: float | None = None,
                  allow_foreign_triggers: bool = False, on_step: StepHook | None = None,
                  on_progress: Callable | None = None, log: Callable[[str], None] | None = None,
-                 operator_wait: float = 0.0):
+                 operator_wait: float = 0.0, throttle: ThrottleOptions | None = None):
         """`batch_size` fixes the rows per backfill batch; otherwise each batch aims at
         `batch_seconds` (default `backfill.DEFAULT_BATCH_SECONDS`). `pause` sleeps that many
         seconds after each batch; None rests as the database needs (SQLite: until a writer waiting
         for the lock has tried again, ~22 ms after a 40 ms batch; others: not at all).
         `operator_wait`: seconds a phase waits for another crossfade's operator lock (oplock.py)
-        before it stops with OperatorBusyError."""
+        before it stops with OperatorBusyError. `throttle`: when the backfill waits for replicas
+        and server load (throttle.py; default: while a replica lags over 1 s)."""
         backfill.check_options(batch_size, batch_seconds, pause)
         self.engine = engine
         self.dialect = for_dialect(engine.dialect)  # bound to the change's schema by each phase (`_bind`)
@@ -94,6 +96,7 @@ class Runner:
         self.batch_size = batch_size
         self.batch_seconds = batch_seconds
         self.pause = pause
+        self.throttle = throttle if throttle is not None else ThrottleOptions()
         self.allow_foreign_triggers = allow_foreign_triggers
         self.on_step = on_step
         self.on_progress = on_progress
@@ -128,7 +131,7 @@ class Runner:
         self._save(current, "expand", "record expanded")
         self._verify(change, current)
 
-    @one_operator("migrate")
+    @one_operator("migrate", refuse_first="_refuse_bad_throttle")
     def migrate(self, change: Change) -> None:
         """Backfill existing rows in keyed batches; resumes from the last checkpoint."""
         current = self.load(change)
@@ -136,6 +139,10 @@ class Runner:
             return
         if current.phase not in (Phase.EXPANDED, Phase.MIGRATING):
             raise PhaseError(f"change {change.id} is {current.phase.value}; migrate needs it expanded")
+        with self._throttled() as throttle:
+            self._migrate(change, current, throttle)
+
+    def _migrate(self, change: Change, current: ChangeState, throttle: Throttle) -> None:
         self._verify(change, current)
         current.phase = Phase.MIGRATING
         self._save(current, "migrate", "record migrating")
@@ -147,7 +154,7 @@ class Runner:
         jobs += [backfill.link_job(self.dialect, link, schema.table(link.source), schema.table(link.target))
                  for link in links]
         for job in jobs:
-            self._backfill(change, current, job)
+            self._backfill(change, current, job, throttle)
         current.phase = Phase.MIGRATED
         self._save(current, "migrate", "record migrated")
 
@@ -499,7 +506,20 @@ class Runner:
             if count:
                 raise NullsRemainError(table, column, count)
 
-    def _backfill(self, change: Change, current: ChangeState, job: backfill.Job) -> None:
+    def _refuse_bad_throttle(self, change: Change) -> None:
+        """A replica that cannot be read or an unknown load variable, before migrate takes anything."""
+        with self._throttled():
+            pass
+
+    @contextmanager
+    def _throttled(self) -> Iterator[Throttle]:
+        throttle = Throttle(self.engine, self.throttle)
+        try:
+            yield throttle.check_ready()
+        finally:
+            throttle.close()
+
+    def _backfill(self, change: Change, current: ChangeState, job: backfill.Job, throttle: Throttle) -> None:
         def save(conn: sa.Connection, checkpoint: dict) -> None:
             current.checkpoint[job.name] = checkpoint
             state.save(conn, current)
@@ -507,12 +527,14 @@ class Runner:
         def on_batch(progress: backfill.Progress) -> None:
             if self.on_progress is not None:
                 self.on_progress(progress)
+            if progress.waiting is not None:
+                return  # a wait between batches, not a step
             self._after_step("migrate", f"batch of {progress.table} up to {progress.done}")
 
         backfill.backfill_table(self.engine, self.dialect, job,
                                 current.checkpoint.get(job.name, {}), save,
                                 batches=backfill.batch_sizer(self.batch_size, self.batch_seconds),
-                                pause=self.pause, on_batch=on_batch)
+                                pause=self.pause, on_batch=on_batch, throttle=throttle)
 
     def _run(self, conn: sa.Connection, phase: str, step: Step) -> None:
         ran = run_step(conn, self.dialect, step, self.policy)
