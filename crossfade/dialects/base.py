@@ -276,6 +276,14 @@ class TriggerDialect:
         """crossfade's objects in the database: name -> (kind, table, definition as stored)."""
         raise NotImplementedError
 
+    def disabled_triggers(self, conn: sa.Connection, tables: set[str]) -> dict[str, tuple[str, str]]:
+        """crossfade's triggers switched off behind its back: name -> (table, how). None here
+        (MariaDB and SQLite cannot disable one trigger; they can only drop it)."""
+        return {}
+
+    def enable_trigger_sql(self, name: str, table: str) -> str:
+        raise NotImplementedError
+
     def foreign_triggers(self, conn: sa.Connection, table: str) -> list[str]:
         raise NotImplementedError
 
