@@ -317,6 +317,8 @@ def _status_table(status_: ChangeStatus) -> Table:
         table.add_row("[red]problem[/red]", f"[red]{escape(problem)}[/red]")
     if not status_.problems:
         table.add_row("problems", "[green]none[/green]")
+    for warning in status_.warnings:
+        table.add_row("[yellow]warning[/yellow]", f"[yellow]{escape(warning)}[/yellow]")
     return table
 
 
@@ -345,6 +347,8 @@ def check(changes: ChangesArg, url: UrlOpt = None, deep: DeepOpt = False) -> Non
             if current.phase in SYNCING:  # while the releases overlap: when release N+1 may start
                 detail += f"; release N+1 {runner.new_release(change, current.phase)}"
             out.print(f"{escape(change.id)}: {current.phase.value}, {_CHECK_WORDS[code]}{detail}", soft_wrap=True)
+            for warning in runner.replication_warnings(change, current):
+                out.print(f"  [yellow]warning:[/yellow] {escape(warning)}", soft_wrap=True)
     raise typer.Exit(_overall(codes))
 
 

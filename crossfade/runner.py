@@ -50,11 +50,12 @@ class ChangeStatus:
     repairs: list[str] = field(default_factory=list)  # "triggers repaired at <time>, N row(s) reconciled"
     schema: str | None = None  # the database schema the change's tables are in, where resolved
     new_release: str = ""  # when release N+1 may start: "may start now" / "may start after migrate"
+    warnings: list[str] = field(default_factory=list)  # what replication will not do (replication_warnings)
 
     def to_json(self) -> dict:
         found = {"change": self.change_id, "phase": self.phase.value, "backfill": self.backfill,
                  "triggers": self.triggers, "problems": self.problems, "repairs": self.repairs,
-                 "new_release": self.new_release}
+                 "new_release": self.new_release, "warnings": self.warnings}
         return found if self.schema is None else {**found, "schema": self.schema}
 
 
@@ -260,7 +261,18 @@ class Runner:
                     "matches": found is not None and checks.sha(found[2]) == recorded["catalog"],
                 })
         result.problems = self.problems(change, current, deep=deep)
+        result.warnings = self.replication_warnings(change, current)
         return result
+
+    def replication_warnings(self, change: Change, current: ChangeState | None = None) -> list[str]:
+        """What replication will not do for the change's tables (PostgreSQL: the publications that
+        carry them, crossfade/dialects/postgresql_publications.py), until the change is done."""
+        current = current or self.load(change)
+        if current.phase in (Phase.CONTRACTED, Phase.ROLLED_BACK):
+            return []
+        self._bind(current.schema)
+        with self.engine.connect() as conn:
+            return self.dialect.replication_warnings(conn, sorted(set(current.tables) or change.tables()))
 
     def problems(self, change: Change, current: ChangeState | None = None, deep: bool = False) -> list[str]:
         """What is wrong with the database for the change's recorded phase (empty: all good).

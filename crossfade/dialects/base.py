@@ -298,6 +298,10 @@ class TriggerDialect:
         rewrites them: nothing."""
         return []
 
+    def replication_warnings(self, conn: sa.Connection, tables: list[str]) -> list[str]:
+        """What replication will not do for `tables` (PostgreSQL: logical replication's publications)."""
+        return []
+
     def privilege_problems(self, conn: sa.Connection, tables: list[str]) -> tuple[list[str], list[str]]:
         """(errors, warnings): the privileges crossfade's DDL on `tables` needs and the user lacks,
         read from the server's privilege tables, each naming the GRANT that gives it."""

@@ -228,6 +228,11 @@ class PostgresDialect(ProceduralTriggers):
                "R": "enabled only for replication (ENABLE REPLICA TRIGGER): the applications' writes skip it"}
         return {name: (table, how[mode]) for name, table, mode in rows}
 
+    def replication_warnings(self, conn: sa.Connection, tables: list[str]) -> list[str]:
+        from .postgresql_publications import publication_warnings  # it reads this module's _IN_SCHEMA
+
+        return publication_warnings(conn, self.schema, tables)
+
     def enable_trigger_sql(self, name: str, table: str) -> str:
         return f"ALTER TABLE {self.qualified(table)} ENABLE TRIGGER {self.quote(name)}"
 
