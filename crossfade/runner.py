@@ -55,7 +55,8 @@ class ChangeStatus:
     def to_json(self) -> dict:
         found = {"change": self.change_id, "phase": self.phase.value, "backfill": self.backfill,
                  "triggers": self.triggers, "problems": self.problems, "repairs": self.repairs,
-                 "new_release": self.new_release, "warnings": self.warnings}
+                 "new_release": self.new_release}
+        found |= {"warnings": self.warnings} if self.warnings else {}
         return found if self.schema is None else {**found, "schema": self.schema}
 
 
