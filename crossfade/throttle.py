@@ -205,31 +205,38 @@ class PostgresReplicas(_Source):
 
     def __init__(self, engine: sa.Engine, max_lag: float):
         self.engine, self.max_lag = engine, max_lag
-        self._seen: dict[int, tuple[str, float]] = {}  # walsender pid -> (replay_lsn, since when it stands)
+        self._last: dict[int, str] = {}  # walsender pid -> replay_lsn at the last look
+        self._standing: dict[int, float] = {}  # walsender pid -> since when it is behind and has not moved
 
     def reason(self, now: float) -> str | None:
-        rows = self._read("--max-lag", "SELECT pid, coalesce(application_name, ''), client_addr::text, "
-                          "replay_lsn::text, extract(epoch FROM replay_lag), "
-                          "pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn) FROM pg_stat_replication")
-        self._seen = {pid: seen for pid, seen in self._seen.items() if pid in {r[0] for r in rows}}
+        rows = self._read("--max-lag", "SELECT r.pid, coalesce(r.application_name, ''), r.client_addr::text, "
+                          "r.replay_lsn::text, extract(epoch FROM r.replay_lag), "
+                          "pg_wal_lsn_diff(pg_current_wal_lsn(), r.replay_lsn), EXISTS (SELECT FROM "
+                          "pg_replication_slots s WHERE s.active_pid = r.pid AND s.slot_type = 'logical') "
+                          "FROM pg_stat_replication r")
+        live = {row[0] for row in rows}
+        self._last = {pid: lsn for pid, lsn in self._last.items() if pid in live}
         lagging = [why for why in (self._lag(now, *row) for row in rows) if why]
         return "; ".join(lagging) or None
 
     def _lag(self, now: float, pid: int, name: str, addr: str | None, lsn: str | None,
-             replay_lag: float | None, behind: float | None) -> str | None:
-        who = f"replica {name or addr or pid}"
+             replay_lag: float | None, behind: float | None, logical: bool) -> str | None:
+        who = f"{'logical subscriber' if logical else 'replica'} {name or addr or pid}"
         if lsn is None or behind is None:  # not streaming yet, or not ours to see (needs pg_monitor)
             return None
+        if logical:  # it confirms positions only every so often (wal_receiver_status_interval): replay_lag alone
+            lag = float(replay_lag or 0)
+            return f"{who} is {lag:.2f} s behind (max lag {self.max_lag:g} s)" if lag > self.max_lag else None
+        previous, self._last[pid] = self._last.get(pid), lsn
         if behind <= 0:
-            self._seen.pop(pid, None)
+            self._standing.pop(pid, None)
             return None
-        moved = self._seen.get(pid, ("",))[0] != lsn
-        if moved:
-            self._seen[pid] = (lsn, now)
-        lag = max(float(replay_lag or 0), now - self._seen[pid][1])
+        if previous != lsn or pid not in self._standing:
+            self._standing[pid] = now  # behind, and standing still from here on
+        lag = max(float(replay_lag or 0), now - self._standing[pid])
         if lag <= self.max_lag:
             return None
-        if not moved:
+        if previous == lsn:
             return (f"{who} has replayed nothing for {lag:.1f} s while {_bytes(behind)} of WAL wait "
                     f"(paused? max lag {self.max_lag:g} s)")
         return f"{who} is {lag:.2f} s behind (max lag {self.max_lag:g} s)"

@@ -42,8 +42,8 @@ class Pair:
         if self.primary.dialect.name == "postgresql":
             with self.primary.connect() as conn:
                 return bool(conn.exec_driver_sql(
-                    "SELECT coalesce(bool_and(replay_lsn >= pg_current_wal_lsn()), false) FROM pg_stat_replication"
-                ).scalar())
+                    "SELECT coalesce(bool_and(replay_lsn >= pg_current_wal_lsn()), false) FROM pg_stat_replication "
+                    "WHERE application_name = 'crossfade_test_replica'").scalar())
         with self.primary.connect() as conn:
             target = conn.exec_driver_sql("SELECT @@gtid_binlog_pos").scalar()
         with self.replica.connect() as conn:
