@@ -106,6 +106,28 @@ def test_backfill_waits_while_a_postgresql_replica_has_its_replay_paused(pg_pair
     assert_backfilled(pg_pair.replica)
 
 
+def test_a_wait_holds_no_lock_and_no_transaction(pg_pair):
+    change = expanded(pg_pair.primary)
+    pg_pair.caught_up()
+    run(pg_pair.replica, "SELECT pg_wal_replay_pause()")
+    held: list[tuple] = []
+
+    def look_at_the_primary() -> None:
+        with pg_pair.primary.connect() as conn:
+            held.append(conn.exec_driver_sql(
+                "SELECT (SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+                "        WHERE c.relname IN ('images', 'crossfade_state') AND l.pid <> pg_backend_pid()), "
+                "       (SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "        AND pid <> pg_backend_pid() AND (xact_start IS NOT NULL OR state LIKE 'idle in%%'))").first())
+        run(pg_pair.replica, "SELECT pg_wal_replay_resume()")
+
+    watch = Watch(pg_pair.primary, look_at_the_primary, hold=0.3)
+    Runner(pg_pair.primary, throttle=ThrottleOptions(max_lag=0.2), on_progress=watch, **SMALL_BATCHES).migrate(change)
+    watch.assert_waited_without_writing("replayed nothing")
+    assert held == [(0, 0)]  # no lock on the table or the state, no session in a transaction
+    assert_backfilled(pg_pair.primary)
+
+
 def test_backfill_reads_a_postgresql_replica_given_by_url(pg_pair):
     change = expanded(pg_pair.primary)
     run(pg_pair.replica, "SELECT pg_wal_replay_pause()")
