@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import glance_schema
 import pytest
@@ -19,7 +20,7 @@ from crossfade.backfill import Progress
 from crossfade.cli import app
 from crossfade.runner import Runner
 from crossfade.state import Phase
-from crossfade.throttle import ThrottleOptionError, ThrottleOptions, parse_max_load
+from crossfade.throttle import GaleraFlowControl, ThrottleOptionError, ThrottleOptions, parse_max_load
 
 pytestmark = pytest.mark.replicas
 
@@ -273,3 +274,26 @@ def test_sqlite_refuses_a_load_limit(tmp_path):
     change = expanded(engine)
     with pytest.raises(ThrottleOptionError, match="^--max-load needs a database server"):
         Runner(engine, throttle=ThrottleOptions(max_load={"Threads_running": 5})).migrate(change)
+
+
+GALERA_READY = Path("/tmp/galera-ready")  # the Galera cluster of the galera-infra work, 127.0.0.1:3311-3313
+
+
+@pytest.mark.skipif(not GALERA_READY.exists(), reason="no Galera cluster here (/tmp/galera-ready is missing)")
+def test_galera_flow_control_is_read_on_a_galera_node_and_a_quiet_cluster_does_not_wait():
+    engine = sa.create_engine("mysql+pymysql://root@127.0.0.1:3311/")
+    try:
+        source = GaleraFlowControl(engine)
+        assert source.reason(0.0) is None  # the first look sets the baseline
+        assert source._galera  # it found wsrep_flow_control_paused_ns: a Galera node
+        with engine.connect() as conn:
+            paused = conn.exec_driver_sql("SHOW GLOBAL STATUS LIKE 'wsrep_flow_control_paused_ns'").first()[1]
+        assert int(paused) >= 0
+    finally:
+        engine.dispose()
+
+
+def test_a_server_without_galera_is_asked_once(maria_pair):
+    source = GaleraFlowControl(maria_pair.primary)
+    assert source.reason(0.0) is None
+    assert not source._galera  # no wsrep status: never asked again
