@@ -27,6 +27,7 @@ from .dialects.base import TriggerDialect
 from .errors import CrossfadeError
 from .locking import LockPolicy, retry_when_busy
 from .sync import LinkRule, MoveRule, MoveStatements, TableSync, all_null
+from .throttle import Throttle
 
 
 @dataclass
@@ -164,8 +165,12 @@ def backfill_table(engine: sa.Engine, dialect: TriggerDialect, ts: TableSync | J
                    save: SaveCheckpoint, *, batches: BatchSizer | None = None, pause: float | None = None,
                    on_batch: Callable[[Progress], None] | None = None,
                    clock: Callable[[], float] = time.perf_counter,
-                   sleep: Callable[[float], None] = time.sleep, jobs: int = 1) -> dict:
+                   sleep: Callable[[float], None] = time.sleep, jobs: int = 1,
+                   throttle: Throttle | None = None) -> dict:
     """Run the remaining batches for one table; returns the final checkpoint.
+
+    `throttle` (throttle.py): before each batch, wait while replicas lag or the server is loaded,
+    reporting why to `on_batch` as Progress.waiting; the wait holds no connection or lock.
 
     `pause` is the seconds to sleep after each batch; None rests as the dialect needs (SQLite: long
     enough for a writer waiting on the database lock to get in). `clock` and `sleep` time the batches and the rests.
@@ -181,7 +186,7 @@ def backfill_table(engine: sa.Engine, dialect: TriggerDialect, ts: TableSync | J
         with engine.connect() as conn:
             planned = parallel.plan(conn, ts.table, key, jobs)
     shared = parallel.SharedCheckpoint(planned)
-    walk = _RangeWalk(engine, dialect, ts, key, shared, save, pause, on_batch, clock, sleep)
+    walk = _RangeWalk(engine, dialect, ts, key, shared, save, pause, on_batch, clock, sleep, throttle)
     todo = [i for i, r in enumerate(planned["ranges"]) if not r["complete"]]
     parallel.run_workers(todo, jobs, lambda index, stop: walk(index, copy.copy(batches), stop))
     return shared.checkpoint
@@ -201,7 +206,11 @@ class _RangeWalk:
     on_batch: Callable[[Progress], None] | None
     clock: Callable[[], float]
     sleep: Callable[[float], None]
+    throttle: Throttle | None = None
     reporting: threading.Lock = field(default_factory=threading.Lock)  # on_batch sees one batch at a time
+    # One worker looks at the replicas and the load at a time; the others wait behind it, so
+    # every worker pauses while there is a reason (Throttle is not thread-safe).
+    throttling: threading.Lock = field(default_factory=threading.Lock)
 
     def __call__(self, index: int, batches: BatchSizer, stop) -> None:
         # One connection for the whole range, its session pinned once: per batch only the batch's
@@ -212,6 +221,7 @@ class _RangeWalk:
     def _walk(self, conn: sa.Connection, index: int, batches: BatchSizer, stop) -> None:
         rng = self.shared.checkpoint["ranges"][index]
         while not rng["complete"] and not stop.is_set():
+            self._wait_for_throttle()
             size = batches.rows
             started = self.clock()
             # The checkpoint only moves once its batch committed: a batch refused for a busy database
@@ -226,6 +236,20 @@ class _RangeWalk:
             rest = _rest(self.dialect, self.pause, took)
             if rest > 0 and not rng["complete"]:
                 self.sleep(rest)
+
+    def _wait_for_throttle(self) -> None:
+        """Before a batch, wait while a replica lags or the server is loaded (no transaction is open)."""
+        if self.throttle is None:
+            return
+        with self.throttling:
+            self.throttle.wait(self._report_waiting)
+
+    def _report_waiting(self, why: str) -> None:
+        if self.on_batch is None:
+            return
+        checkpoint = self.shared.checkpoint
+        with self.reporting:
+            self.on_batch(Progress(self.job.name, checkpoint["done"], checkpoint["total"], waiting=why))
 
     def _one_batch(self, conn: sa.Connection, index: int, previous: dict, size: int) -> tuple[dict, dict]:
         with _guarded(conn, self.dialect, self.job) as guard, conn.begin() as transaction:
@@ -280,6 +304,7 @@ def pool_capacity(engine: sa.Engine) -> int | None:
 def _progress(name: str, checkpoint: dict, size: int) -> Progress:
     return Progress(name, checkpoint["done"], checkpoint["total"], size, rate=checkpoint.get("rate"),
                     eta=parallel.eta(checkpoint), waiting=checkpoint.get("waiting"))
+
 
 
 @contextmanager

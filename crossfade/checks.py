@@ -60,6 +60,9 @@ def syncing_problems(dialect: TriggerDialect, conn: sa.Connection, state: Change
                             "(run expand to reinstall it)")
     for name in sorted(set(catalog) - set(expected)):
         problems.append(f"unexpected {catalog[name][0]} {name} on {catalog[name][1]}")
+    for name, (table, how) in sorted(dialect.disabled_triggers(conn, tables).items()):
+        problems.append(f"trigger {name} on {table} is {how}, so writes go unsynced: run expand to re-enable "
+                        f"it and reconcile the rows written meanwhile (or {dialect.enable_trigger_sql(name, table)})")
     problems += _column_problems(conn, added_columns, should_exist=True, schema=dialect.schema)
     return problems
 

@@ -200,6 +200,17 @@ def migrate(
     jobs: Annotated[int, typer.Option(
         "--jobs", help="Workers backfilling disjoint key ranges of a table at once, each with its own "
         "connection (SQLite: one).")] = 1,
+    max_lag: Annotated[str, typer.Option(
+        "--max-lag", help="Wait between batches while a replica is more than this many seconds behind "
+        "(PostgreSQL: every replica of the primary, a paused one included; MariaDB: each --replica; Galera: "
+        "flow control), or 'off'.")] = "1",
+    max_load: Annotated[str | None, typer.Option(
+        "--max-load", help="Wait between batches while server load passes a threshold, VARIABLE=N[,...]: MariaDB "
+        "a global status variable (Threads_running=25), PostgreSQL active_backends=N or backends=N "
+        "(default: no load limit).")] = None,
+    replica: Annotated[list[str] | None, typer.Option(
+        "--replica", help="URL of a replica whose lag --max-lag watches (repeatable; MariaDB's primary does not "
+        "know its replicas' lag).")] = None,
 ) -> None:
     """Backfill existing rows in keyed batches (resumes where it stopped)."""
     from .backfill import BackfillOptionError
@@ -210,14 +221,29 @@ def migrate(
     except BackfillOptionError as exc:
         hint = " / ".join(f"'--{option.replace('_', '-')}'" for option in exc.options)
         raise typer.BadParameter(exc.problem, param_hint=hint) from None
+    throttle = _throttle_options(max_lag, max_load, replica or [])
     with _runner(changes, url, lock_timeout, allow_foreign_triggers, batch_size=batch_size,
                  batch_seconds=batch_seconds, pause=pause, jobs=jobs, operation="migrate",
-                 operator_wait=wait) as (runner, loaded):
+                 operator_wait=wait, throttle=throttle) as (runner, loaded):
         for change in loaded.changes:
             if _skip_contracted(runner, change, "migrate"):
                 continue
             _run_phase("migrate", change, _with_progress_bar(runner, runner.migrate),
                        "migrated: roll your nodes to release N+1, then contract")
+
+
+def _throttle_options(max_lag: str, max_load: str | None, replicas: list[str]):
+    from .throttle import ThrottleOptionError, ThrottleOptions, parse_max_load
+
+    try:
+        lag = None if max_lag.strip().lower() == "off" else float(max_lag)
+    except ValueError:
+        raise typer.BadParameter(f"must be a number of seconds or 'off' (got {max_lag!r})",
+                                 param_hint="'--max-lag'") from None
+    try:
+        return ThrottleOptions(lag, parse_max_load(max_load), tuple(replicas))
+    except ThrottleOptionError as exc:
+        raise typer.BadParameter(exc.problem, param_hint=f"'{exc.option}'") from None
 
 
 @app.command()
@@ -297,6 +323,8 @@ def _status_table(status_: ChangeStatus) -> Table:
         table.add_row("[red]problem[/red]", f"[red]{escape(problem)}[/red]")
     if not status_.problems:
         table.add_row("problems", "[green]none[/green]")
+    for warning in status_.warnings:
+        table.add_row("[yellow]warning[/yellow]", f"[yellow]{escape(warning)}[/yellow]")
     return table
 
 
@@ -325,6 +353,8 @@ def check(changes: ChangesArg, url: UrlOpt = None, deep: DeepOpt = False) -> Non
             if current.phase in SYNCING:  # while the releases overlap: when release N+1 may start
                 detail += f"; release N+1 {runner.new_release(change, current.phase)}"
             out.print(f"{escape(change.id)}: {current.phase.value}, {_CHECK_WORDS[code]}{detail}", soft_wrap=True)
+            for warning in runner.replication_warnings(change, current):
+                out.print(f"  [yellow]warning:[/yellow] {escape(warning)}", soft_wrap=True)
     raise typer.Exit(_overall(codes))
 
 
@@ -511,10 +541,15 @@ def _with_progress_bar(runner: Runner, run: Callable[[Change], None]) -> Callabl
                             TaskProgressColumn(), TimeElapsedColumn(), TextColumn("{task.fields[speed]}"),
                             console=out)
         tasks: dict[str, TaskID] = {}
+        waiting_on: dict[str, bool] = {}
 
         def on_progress(p: BackfillProgress) -> None:
             if p.table not in tasks:
                 tasks[p.table] = progress.add_task(escape(p.table), total=p.total, speed="")
+            if not out.is_terminal and waiting_on.get(p.table, False) != bool(p.waiting):  # a log: when it changes
+                out.print(f"  backfill {escape(p.table)} " + (f"waiting: {escape(p.waiting)}" if p.waiting else "resumed"),
+                          soft_wrap=True)
+            waiting_on[p.table] = bool(p.waiting)
             progress.update(tasks[p.table], completed=p.done, total=p.total, speed=escape(_speed_text(p)))
 
         runner.on_progress = on_progress

@@ -35,7 +35,7 @@ def run_preflight(conn: sa.Connection, dialect: TriggerDialect, schema: Schema,
     linked = sorted({table for link in links for table in link.tables() if schema.has_table(table)})
     errors, warnings = dialect.privilege_problems(conn, sorted(set(syncs) | set(linked)))
     result.errors += errors
-    result.warnings += warnings
+    result.warnings += warnings + dialect.replication_warnings(conn, sorted(set(syncs) | set(linked)))
     result.errors += dialect.cluster_problems(conn, sorted(set(syncs) | set(linked)))
     for name in sorted(set(syncs) | set(linked)):
         if name in syncs:

@@ -8,7 +8,7 @@ running the same phase again finishes (MariaDB's DDL is not transactional; this 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -37,6 +37,7 @@ from .rerun import rerun_after_deadlock
 from .schema import Schema
 from .state import IN_FLIGHT, SYNCING, ChangeState, Phase
 from .sync import TableSync
+from .throttle import Throttle, ThrottleOptions
 
 StepHook = Callable[[str, str], None]
 
@@ -53,6 +54,7 @@ class ChangeStatus:
     repairs: list[str] = field(default_factory=list)  # "triggers repaired at <time>, N row(s) reconciled"
     schema: str | None = None  # the database schema the change's tables are in, where resolved
     new_release: str = ""  # when release N+1 may start: "may start now" / "may start after migrate"
+    warnings: list[str] = field(default_factory=list)  # what replication will not do (replication_warnings)
 
     def to_json(self) -> dict:
         found = {"change": self.change_id, "phase": self.phase.value, "backfill": self.backfill,
@@ -60,6 +62,7 @@ class ChangeStatus:
                  "new_release": self.new_release}
         if self.backfill_rows:  # a backfill started and not yet contracted away
             found["backfill_rows"] = self.backfill_rows
+        found |= {"warnings": self.warnings} if self.warnings else {}
         return found if self.schema is None else {**found, "schema": self.schema}
 
 
@@ -86,14 +89,15 @@ class Runner:
                  batch_size: int | None = None, batch_seconds: float | None = None, pause: float | None = None,
                  allow_foreign_triggers: bool = False, on_step: StepHook | None = None,
                  on_progress: Callable | None = None, log: Callable[[str], None] | None = None,
-                 operator_wait: float = 0.0, jobs: int = 1):
+                 operator_wait: float = 0.0, jobs: int = 1, throttle: ThrottleOptions | None = None):
         """`batch_size` fixes the rows per backfill batch; otherwise each batch aims at
         `batch_seconds` (default `backfill.DEFAULT_BATCH_SECONDS`). `pause` sleeps that many
         seconds after each batch; None rests as the database needs (SQLite: until a writer waiting
         for the lock has tried again, ~22 ms after a 40 ms batch; others: not at all).
         `operator_wait`: seconds a phase waits for another crossfade's operator lock (oplock.py)
         before it stops with OperatorBusyError. `jobs`: workers backfilling disjoint key ranges of
-        a table at once (SQLite, one writer at a time, runs one)."""
+        a table at once (SQLite, one writer at a time, runs one). `throttle`: when the backfill
+        waits for replicas and server load (throttle.py; default: while a replica lags over 1 s)."""
         backfill.check_options(batch_size, batch_seconds, pause, jobs)
         self.engine = engine
         self.dialect = for_dialect(engine.dialect)  # bound to the change's schema by each phase (`_bind`)
@@ -102,6 +106,7 @@ class Runner:
         self.batch_seconds = batch_seconds
         self.pause = pause
         self.jobs = jobs
+        self.throttle = throttle if throttle is not None else ThrottleOptions()
         self.allow_foreign_triggers = allow_foreign_triggers
         self.on_step = on_step
         self.on_progress = on_progress
@@ -136,7 +141,7 @@ class Runner:
         self._save(current, "expand", "record expanded")
         self._verify(change, current)
 
-    @one_operator("migrate")
+    @one_operator("migrate", refuse_first="_refuse_bad_throttle")
     def migrate(self, change: Change) -> None:
         """Backfill existing rows in keyed batches; resumes from the last checkpoint."""
         current = self.load(change)
@@ -144,6 +149,10 @@ class Runner:
             return
         if current.phase not in (Phase.EXPANDED, Phase.MIGRATING):
             raise PhaseError(f"change {change.id} is {current.phase.value}; migrate needs it expanded")
+        with self._throttled() as throttle:
+            self._migrate(change, current, throttle)
+
+    def _migrate(self, change: Change, current: ChangeState, throttle: Throttle) -> None:
         self._verify(change, current)
         current.phase = Phase.MIGRATING
         self._save(current, "migrate", "record migrating")
@@ -156,7 +165,7 @@ class Runner:
                  for link in links]
         workers = self._backfill_jobs()
         for job in jobs:
-            self._backfill(change, current, job, workers)
+            self._backfill(change, current, job, throttle, workers)
         current.phase = Phase.MIGRATED
         self._save(current, "migrate", "record migrated")
 
@@ -266,7 +275,18 @@ class Runner:
                     "matches": found is not None and checks.sha(found[2]) == recorded["catalog"],
                 })
         result.problems = self.problems(change, current, deep=deep)
+        result.warnings = self.replication_warnings(change, current)
         return result
+
+    def replication_warnings(self, change: Change, current: ChangeState | None = None) -> list[str]:
+        """What replication will not do for the change's tables (PostgreSQL: the publications that
+        carry them, crossfade/dialects/postgresql_publications.py), until the change is done."""
+        current = current or self.load(change)
+        if current.phase in (Phase.CONTRACTED, Phase.ROLLED_BACK):
+            return []
+        self._bind(current.schema)
+        with self.engine.connect() as conn:
+            return self.dialect.replication_warnings(conn, sorted(set(current.tables) or change.tables()))
 
     @rerun_after_deadlock
     def problems(self, change: Change, current: ChangeState | None = None, deep: bool = False) -> list[str]:
@@ -513,15 +533,31 @@ class Runner:
             if count:
                 raise NullsRemainError(table, column, count)
 
+    def _refuse_bad_throttle(self, change: Change) -> None:
+        """A replica that cannot be read or an unknown load variable, before migrate takes anything."""
+        with self._throttled():
+            pass
+
+    @contextmanager
+    def _throttled(self) -> Iterator[Throttle]:
+        throttle = Throttle(self.engine, self.throttle)
+        try:
+            yield throttle.check_ready()
+        finally:
+            throttle.close()
+
+
     def _backfill_jobs(self) -> int:
         """The workers per table: `jobs`, or as many as the database lets write at once and the
-        engine's pool can connect (one connection stays for the operator lock's heartbeat)."""
+        engine's pool can connect (two connections stay for the heartbeat and the throttle)."""
         most = self.dialect.max_backfill_jobs
         if most is not None and self.jobs > most:
             return self._fewer_jobs(most, f"{self.dialect.name} lets one writer in at a time")
         connections = backfill.pool_capacity(self.engine)
-        if connections is not None and self.jobs > max(1, connections - 1):
-            return self._fewer_jobs(max(1, connections - 1), f"the engine's pool holds {connections} connections")
+        # Besides the workers: the operator lock's heartbeat, and the throttle's look at the primary.
+        spare = 2
+        if connections is not None and self.jobs > max(1, connections - spare):
+            return self._fewer_jobs(max(1, connections - spare), f"the engine's pool holds {connections} connections")
         return self.jobs
 
     def _fewer_jobs(self, jobs: int, why: str) -> int:
@@ -530,7 +566,8 @@ class Runner:
         self.warnings.append(note)
         return jobs
 
-    def _backfill(self, change: Change, current: ChangeState, job: backfill.Job, jobs: int = 1) -> None:
+    def _backfill(self, change: Change, current: ChangeState, job: backfill.Job, throttle: Throttle,
+                  jobs: int = 1) -> None:
         def save(conn: sa.Connection, checkpoint: dict) -> None:
             current.checkpoint[job.name] = checkpoint
             state.save(conn, current)
@@ -538,12 +575,14 @@ class Runner:
         def on_batch(progress: backfill.Progress) -> None:
             if self.on_progress is not None:
                 self.on_progress(progress)
+            if progress.waiting is not None:
+                return  # a wait between batches, not a step
             self._after_step("migrate", f"batch of {progress.table} up to {progress.done}")
 
         backfill.backfill_table(self.engine, self.dialect, job,
                                 current.checkpoint.get(job.name, {}), save,
                                 batches=backfill.batch_sizer(self.batch_size, self.batch_seconds),
-                                pause=self.pause, on_batch=on_batch, jobs=jobs)
+                                pause=self.pause, on_batch=on_batch, jobs=jobs, throttle=throttle)
 
     def _run(self, conn: sa.Connection, phase: str, step: Step) -> None:
         ran = run_step(conn, self.dialect, step, self.policy)

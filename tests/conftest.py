@@ -91,3 +91,6 @@ def pytest_sessionfinish(session, exitstatus):
     for url, unreachable in _checked.items():
         if unreachable is None:
             drop_database(url)
+
+# Real replication pairs (scripts/replicas) for tests/test_throttle.py.
+from replicas import _replica_databases, maria_pair, pg_pair  # noqa: F401

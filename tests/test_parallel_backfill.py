@@ -305,7 +305,7 @@ def test_jobs_beyond_the_engines_pool_are_capped_with_a_note(engine):
         runner.migrate(change)
     finally:
         small.dispose()
-    assert runner.warnings == ["the engine's pool holds 3 connections: the backfill runs 2 jobs, not 8"]
+    assert runner.warnings == ["the engine's pool holds 3 connections: the backfill runs 1 job, not 8"]
     assert len(saved_checkpoint(engine, change.id)["ranges"]) == 2
     assert synced(engine) == (600, 0)
 

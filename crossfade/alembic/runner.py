@@ -170,6 +170,11 @@ class RevisionRunner:
             found = [f"revision {revision.id} stopped while contracting; run contract again to finish it"]
         return found + self._plain_problems(revision, current.phase)
 
+    def replication_warnings(self, revision: Revision, current: ChangeState | None = None) -> list[str]:
+        if revision.change is None:
+            return []
+        return self.runner.replication_warnings(revision.change, current)
+
     # --- helpers -----------------------------------------------------------------------------
     def _check_upgrade(self) -> None:
         """Classify and validate every revision not yet expanded, each against the tables the

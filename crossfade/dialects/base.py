@@ -283,6 +283,14 @@ class TriggerDialect:
         """crossfade's objects in the database: name -> (kind, table, definition as stored)."""
         raise NotImplementedError
 
+    def disabled_triggers(self, conn: sa.Connection, tables: set[str]) -> dict[str, tuple[str, str]]:
+        """crossfade's triggers switched off behind its back: name -> (table, how). None here
+        (MariaDB and SQLite cannot disable one trigger; they can only drop it)."""
+        return {}
+
+    def enable_trigger_sql(self, name: str, table: str) -> str:
+        raise NotImplementedError
+
     def foreign_triggers(self, conn: sa.Connection, table: str) -> list[str]:
         raise NotImplementedError
 
@@ -295,6 +303,10 @@ class TriggerDialect:
         """Objects that name `table`, which rename_table's contract renames to `new`, and which the
         rename would leave broken. PostgreSQL's views follow the table itself, and SQLite's rename
         rewrites them: nothing."""
+        return []
+
+    def replication_warnings(self, conn: sa.Connection, tables: list[str]) -> list[str]:
+        """What replication will not do for `tables` (PostgreSQL: logical replication's publications)."""
         return []
 
     def privilege_problems(self, conn: sa.Connection, tables: list[str]) -> tuple[list[str], list[str]]:

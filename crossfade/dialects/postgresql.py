@@ -235,6 +235,28 @@ class PostgresDialect(ProceduralTriggers):
                 found[name] = ("function", wanted[name], definition)
         return found
 
+    def disabled_triggers(self, conn: sa.Connection, tables: set[str]) -> dict[str, tuple[str, str]]:
+        """pg_trigger.tgenabled: 'D' (DISABLE TRIGGER, or DISABLE TRIGGER ALL) never fires; 'R'
+        (ENABLE REPLICA TRIGGER) fires only under session_replication_role = replica, so never for
+        the applications' writes. 'A' (ENABLE ALWAYS) fires for every write and is fine."""
+        rows = conn.execute(sa.text(
+            "SELECT t.tgname, c.relname, t.tgenabled FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            f"WHERE NOT t.tgisinternal AND n.nspname = {_IN_SCHEMA} AND t.tgname LIKE :prefix "
+            "AND c.relname = ANY(:tables) AND t.tgenabled IN ('D', 'R')"
+        ), {"prefix": PREFIX.replace("_", r"\_") + "%", "tables": sorted(tables), "schema": self.schema})
+        how = {"D": "disabled (ALTER TABLE ... DISABLE TRIGGER)",
+               "R": "enabled only for replication (ENABLE REPLICA TRIGGER): the applications' writes skip it"}
+        return {name: (table, how[mode]) for name, table, mode in rows}
+
+    def replication_warnings(self, conn: sa.Connection, tables: list[str]) -> list[str]:
+        from .postgresql_publications import publication_warnings  # it reads this module's _IN_SCHEMA
+
+        return publication_warnings(conn, self.schema, tables)
+
+    def enable_trigger_sql(self, name: str, table: str) -> str:
+        return f"ALTER TABLE {self.qualified(table)} ENABLE TRIGGER {self.quote(name)}"
+
     @contextmanager
     def _definitions_qualified(self, conn: sa.Connection):
         """pg_get_triggerdef names a table with its schema only where the session's search_path
