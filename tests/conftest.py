@@ -27,7 +27,7 @@ PG_URL = per_run(os.environ.get("CROSSFADE_TEST_PG_URL", "postgresql+psycopg://p
 MYSQL_URL = per_run(os.environ.get("CROSSFADE_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/crossfade_test"))
 DIALECTS = ("sqlite", "postgresql", "mysql")
 SERVER_URLS = {"postgresql": PG_URL, "mysql": MYSQL_URL}  # tests/pg_versions.py adds PostgreSQL 16, 17, 18
-pytest_plugins = ["galera", "pg_versions"]  # tests/galera.py: the `galera` fixture; tests/pg_versions.py
+pytest_plugins = ["galera", "pg_versions", "replicas"]  # fixtures of tests/galera.py, pg_versions.py, replicas.py
 
 
 def _unreachable(name: str, exc: Exception):
@@ -91,6 +91,3 @@ def pytest_sessionfinish(session, exitstatus):
     for url, unreachable in _checked.items():
         if unreachable is None:
             drop_database(url)
-
-# Real replication pairs (scripts/replicas) for tests/test_throttle.py.
-from replicas import _replica_databases, maria_pair, pg_pair  # noqa: F401

@@ -116,3 +116,15 @@ def maria_pair(_replica_databases):
     """A MariaDB primary (this run's database) and its replica."""
     yield from _pair(MARIA_PAIR, "the MariaDB replication pair 127.0.0.1:3321 -> 3322",
                      _replica_databases)
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
+def pytest_collection_modifyitems(items):
+    """Every test that takes a pair carries the `replicas` marker and runs in one pytest-xdist
+    worker (scripts/test: --dist loadgroup): a test stops its replica, and another worker's
+    database, made meanwhile on the primary, would not reach the replica."""
+    for item in items:
+        takes_a_pair = {"pg_pair", "maria_pair"} & set(getattr(item, "fixturenames", ()))
+        if takes_a_pair or item.get_closest_marker("replicas"):  # or asks for one by name, parametrized
+            item.add_marker(pytest.mark.replicas)
+            item.add_marker(pytest.mark.xdist_group("replicas"))

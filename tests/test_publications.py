@@ -181,7 +181,8 @@ def _unsubscribe(publisher: sa.Engine, url: sa.URL, slot: str) -> None:
         conn.exec_driver_sql("DROP PUBLICATION IF EXISTS images_pub")
 
 
-def eventually(read, expected, seconds: float = 15.0):
+def eventually(read, expected, seconds: float = 60.0):
+    # A subscriber whose apply failed retries after wal_retrieve_retry_interval (5 s), later on a loaded machine.
     deadline = time.monotonic() + seconds
     while (found := read()) != expected and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -89,7 +89,7 @@ class Simulation:
         app = application_engine_options(self.url, workers)
         self.engine = sa.create_engine(self.url, **app)
         # crossfade's own connections: its DDL session settings must not reach the workers' pool.
-        self.ddl_engine = sa.create_engine(self.url, poolclass=sa.pool.NullPool)
+        self.ddl_engine = sa.create_engine(self.url, poolclass=sa.pool.NullPool, **patient_on_sqlite(self.url))
         # Release N+1's application: its own engine, identified where the change says it is.
         self.n1_engine = new_release_engine(change, self.url, **app)
         self.n1_starts_after = change.new_release_starts_after(self.engine.dialect.name)
@@ -314,10 +314,15 @@ _SQLITE_APPLICATION_BUSY_SECONDS = 60
 
 def application_engine_options(url: sa.URL, workers: int) -> dict:
     """create_engine options for the simulated applications' pools of `workers` connections."""
-    options: dict = {"pool_size": workers, "max_overflow": workers}
-    if url.get_backend_name() == "sqlite":
-        options["connect_args"] = {"timeout": _SQLITE_APPLICATION_BUSY_SECONDS}
-    return options
+    return {"pool_size": workers, "max_overflow": workers, **patient_on_sqlite(url)}
+
+
+def patient_on_sqlite(url: sa.URL) -> dict:
+    """On SQLite, connections that wait as long as a server's writers would. crossfade's DDL
+    still tries under its own short timeout; its catalog reads between steps keep this one."""
+    if url.get_backend_name() != "sqlite":
+        return {}
+    return {"connect_args": {"timeout": _SQLITE_APPLICATION_BUSY_SECONDS}}
 
 
 def new_release_engine(change: Change, url: sa.URL, **options) -> sa.Engine:
