@@ -526,6 +526,11 @@ class TriggerDialect:
         """Statements each backfill batch's transaction starts with."""
         return ()
 
+    def consistent_read_settings(self, conn: sa.Connection) -> tuple[str, ...]:
+        """Statements after which a session's reads see every write the database committed,
+        whichever node wrote it (a cluster's node applies the others' writes a moment later)."""
+        return ()
+
     def backfill_rest(self, took: float) -> float:
         """Seconds to rest after a batch that took `took` seconds, so writers get in. Databases
         that lock rows, not the whole database, need none."""
