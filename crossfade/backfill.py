@@ -61,6 +61,9 @@ class FixedBatches:
     def record(self, seconds: float) -> None:
         pass
 
+    def lost(self) -> None:
+        pass  # the operator's size: kept
+
 
 @dataclass
 class AdaptiveBatches:
@@ -79,6 +82,15 @@ class AdaptiveBatches:
         scale = math.sqrt(self.seconds / seconds) if seconds > 0 else self.max_step
         scale = min(self.max_step, max(1 / self.max_step, scale))
         self.rows = max(self.min_rows, min(self.max_rows, round(self.rows * scale)))
+
+    def lost(self) -> None:
+        """The batch was failed to break a deadlock (on Galera: it lost certification to another
+        node's writes): the next try spans fewer rows, so fewer of them can be in a conflict."""
+        self.rows = max(self.min_rows, self.rows // 2)
+
+    def start_at_most(self, rows: int | None) -> None:
+        if rows is not None:
+            self.rows = max(self.min_rows, min(self.rows, rows))
 
 
 BatchSizer = FixedBatches | AdaptiveBatches
@@ -167,14 +179,16 @@ def backfill_table(engine: sa.Engine, dialect: TriggerDialect, ts: TableSync | J
     table = ts.table
     key = dialect.batch_key(table)
     checkpoint = dict(checkpoint) or {"last": None, "done": 0, "total": None, "complete": False}
-    if checkpoint.get("total") is None:
-        with engine.connect() as conn:
+    with engine.connect() as conn:
+        if checkpoint.get("total") is None:
             checkpoint["total"] = conn.execute(sa.select(sa.func.count()).select_from(table)).scalar()
+        if isinstance(batches, AdaptiveBatches):
+            batches.start_at_most(dialect.first_batch_rows(conn))
     while not checkpoint.get("complete"):
-        size = batches.rows
         started = clock()
 
-        def one_batch(previous: dict = checkpoint, size: int = size):
+        def one_batch(previous: dict = checkpoint):
+            size = batches.rows
             with (engine.connect() as conn, dialect.pinned_batch(conn),
                   _guarded(conn, dialect, ts.guarded) as guard, conn.begin()):
                 for setting in guard + dialect.backfill_batch_settings():
@@ -189,11 +203,19 @@ def backfill_table(engine: sa.Engine, dialect: TriggerDialect, ts: TableSync | J
                     "complete": upper is None,
                 }
                 save(conn, reached)
-            return reached, upper
+            return reached, upper, size
+
+        def one_try():
+            try:
+                return one_batch()
+            except sa.exc.DBAPIError as exc:
+                if dialect.is_deadlock(exc):
+                    batches.lost()
+                raise
 
         # The checkpoint only moves once its batch committed: a batch refused for a busy database
-        # (SQLite's single write lock) is simply run again from the same place.
-        checkpoint, upper = retry_when_busy(dialect, LockPolicy(), one_batch)
+        # (SQLite's single write lock) or failed by a deadlock is simply run again from the same place.
+        checkpoint, upper, size = retry_when_busy(dialect, LockPolicy(), one_try)
         took = clock() - started
         batches.record(took)
         if on_batch is not None:

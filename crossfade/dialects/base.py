@@ -526,6 +526,10 @@ class TriggerDialect:
         """Statements each backfill batch's transaction starts with."""
         return ()
 
+    def first_batch_rows(self, conn: sa.Connection) -> int | None:
+        """The rows an adaptive backfill's first batch spans at most here (None: its default)."""
+        return None
+
     def consistent_read_settings(self, conn: sa.Connection) -> tuple[str, ...]:
         """Statements after which a session's reads see every write the database committed,
         whichever node wrote it (a cluster's node applies the others' writes a moment later)."""

@@ -5,13 +5,11 @@ that loses fails with error 1213 (a deadlock to the application). So on Galera:
 - a read on one node may not yet see a write another node committed, unless the session waits
   for the node to catch up first (`wsrep_sync_wait`);
 - a backfill batch that spans rows other nodes are writing loses certification, and a big one
-  loses it again and again: batches start small and a lost batch runs again, from the same
-  checkpoint, smaller still, after a short random rest (two losers never retry in step).
+  loses it again and again: batches start small here, and a lost batch runs again from the same
+  checkpoint, half as big (backfill.AdaptiveBatches.lost).
 """
 
 from __future__ import annotations
-
-import random
 
 import sqlalchemy as sa
 
@@ -29,8 +27,3 @@ def on_galera(conn: sa.Connection) -> bool:
     row = conn.exec_driver_sql("SHOW VARIABLES LIKE 'wsrep_on'").first()
     return row is not None and str(row[1]).upper() == "ON"
 
-
-def lost_batch_rest(attempt: int) -> float:
-    """Seconds to rest before running again a batch that lost certification: short (the other
-    nodes' writes are short), growing, and random, so two backfills do not collide again."""
-    return random.uniform(0.0, min(0.002 * (2 ** attempt), 0.05))

@@ -460,6 +460,9 @@ class MySQLDialect(ProceduralTriggers):
         args = getattr(exc.orig, "args", ())
         return bool(args) and args[0] == LOCK_DEADLOCK
 
+    def first_batch_rows(self, conn: sa.Connection) -> int | None:
+        return galera.FIRST_BATCH_ROWS if galera.on_galera(conn) else None
+
     def consistent_read_settings(self, conn: sa.Connection) -> tuple[str, ...]:
         return galera.CONSISTENT_READS if galera.on_galera(conn) else ()
 
