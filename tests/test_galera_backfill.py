@@ -110,7 +110,7 @@ def test_the_backfill_on_galera_starts_small_and_finishes_under_other_nodes_writ
             for writer in writers:
                 writer.join()
         assert [w.errors for w in writers] == [[], []]
-        assert progress[0].batch_size == galera.FIRST_BATCH_ROWS
+        assert progress[0].batch_size <= galera.FIRST_BATCH_ROWS  # less when its first try lost
         assert progress[-1].done == 2000
         assert_backfilled(engine, 2000)
     finally:
