@@ -5,7 +5,8 @@
 
 Glance's change (images.is_public -> images.visibility) on a 3-node Galera cluster
 (CROSSFADE_BENCH_GALERA, three comma-separated URLs; default 127.0.0.1:3311-3313) and on the
-single MariaDB server (CROSSFADE_BENCH_MYSQL). crossfade runs on node 1; two writers, one on node
+single MariaDB server (CROSSFADE_BENCH_MYSQL_SINGLE), each in a database of its own (other
+benchmarks running meanwhile are left alone). crossfade runs on node 1; two writers, one on node
 2 and one on node 3 (both on the single server), each write one row per ~5 ms in its own
 transaction (an ORM's BEGIN ... COMMIT: Galera's wsrep_retry_autocommit would hide aborts of
 autocommit statements) and retry a write the cluster aborts with error 1213, as oslo.db does.
@@ -37,7 +38,7 @@ from crossfade.runner import Runner
 
 GALERA = os.environ.get("CROSSFADE_BENCH_GALERA", ",".join(
     f"mysql+pymysql://root@127.0.0.1:{port}/crossfade_bench_galera" for port in (3311, 3312, 3313))).split(",")
-SINGLE = os.environ.get("CROSSFADE_BENCH_MYSQL", "mysql+pymysql://root@127.0.0.1:3306/crossfade_bench")
+SINGLE = os.environ.get("CROSSFADE_BENCH_MYSQL_SINGLE", "mysql+pymysql://root@127.0.0.1:3306/crossfade_bench_galera")
 WRITE_PAUSE = 0.005
 APPLY_GRACE = 0.2
 DEADLOCK = 1213
