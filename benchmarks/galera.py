@@ -48,8 +48,9 @@ PHASES = ("expand", "migrate", "contract")
 class Writer(threading.Thread):
     """One application node: a write per ~5 ms, each in its own transaction, retried on 1213."""
 
-    def __init__(self, engine: sa.Engine, rows: int, seed: int):
+    def __init__(self, engine: sa.Engine, rows: int, seed: int, pause: float = WRITE_PAUSE):
         super().__init__(daemon=True)
+        self.pause = pause
         self.engine, self.rows, self.rng = engine, rows, random.Random(seed)
         self.release_n1 = False  # writes visibility instead of is_public (contract)
         self.writes: list[float] = []  # commit times
@@ -61,7 +62,7 @@ class Writer(threading.Thread):
         try:
             while not self.stop.is_set():
                 self._write_retrying()
-                time.sleep(WRITE_PAUSE)
+                time.sleep(self.pause)
         except BaseException as exc:  # noqa: BLE001 (reported by the main thread)
             self.error = exc
 
@@ -112,8 +113,8 @@ def setup(engine: sa.Engine, rows: int) -> None:
 
 
 class Database:
-    def __init__(self, name: str, urls: list[str]):
-        self.name = name
+    def __init__(self, name: str, urls: list[str], per_node: int = 1, pause: float = WRITE_PAUSE):
+        self.name, self.per_node, self.pause = name, per_node, pause
         for url in dict.fromkeys(urls):
             create_database(url)
         self.ddl = sa.create_engine(urls[0])
@@ -129,7 +130,7 @@ def run_once(db: Database, rows: int, rep: int, phases: tuple[str, ...]) -> dict
     time.sleep(0.2)  # the other nodes have the table
     change = the_change(f"bench_galera_{rep}")
     runner = Runner(db.ddl)
-    writers = [Writer(engine, rows, seed=rep * 10 + i) for i, engine in enumerate(db.apps)]
+    writers = [Writer(engine, rows, seed=rep * 10 + i, pause=db.pause) for i, engine in enumerate(db.apps * db.per_node)]
     for writer in writers:
         writer.start()
     time.sleep(0.3)
@@ -209,21 +210,24 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=1000)
     parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--writers-per-node", type=int, default=1)
+    parser.add_argument("--pause-ms", type=float, default=WRITE_PAUSE * 1000, help="each writer's rest between writes")
     parser.add_argument("--part", nargs="+", choices=("aborts", "backfill"), default=["aborts", "backfill"])
     args = parser.parse_args(argv)
 
     def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
-    print(f"crossfade from {os.path.dirname(crossfade.__file__)}; {args.rows} rows; {args.reps} reps; writers on "
-          f"nodes 2 and 3, one write per ~{WRITE_PAUSE * 1000:.0f} ms each")
-    galera = Database("galera", GALERA)
+    print(f"crossfade from {os.path.dirname(crossfade.__file__)}; {args.rows} rows; {args.reps} reps; "
+          f"{args.writers_per_node} writer(s) on each of nodes 2 and 3, one write per ~{args.pause_ms:g} ms each")
+    load = {"per_node": args.writers_per_node, "pause": args.pause_ms / 1000}
+    galera = Database("galera", GALERA, **load)
     if "aborts" in args.part:
         table = aborts(galera, args.reps, args.rows, log)
         print("\n(a) writes aborted with 1213 per phase, crossfade on node 1 (medians)\n")
         print(markdown(["phase", "aborted writes", "per rep", "writes meanwhile", "phase seconds"], table))
     if "backfill" in args.part:
-        single = Database("single", [SINGLE])
+        single = Database("single", [SINGLE], **load)
         table, ratio = backfill(galera, single, args.reps, args.rows, log)
         print(f"\n(b) backfill of {args.rows} rows under the same writers (medians)\n")
         print(markdown(["database", "migrate seconds", "ratio", "per rep"], table))

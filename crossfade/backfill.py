@@ -184,10 +184,11 @@ def backfill_table(engine: sa.Engine, dialect: TriggerDialect, ts: TableSync | J
             checkpoint["total"] = conn.execute(sa.select(sa.func.count()).select_from(table)).scalar()
         if isinstance(batches, AdaptiveBatches):
             batches.start_at_most(dialect.first_batch_rows(conn))
+    started = 0.0  # when the batch's last try began (one_batch)
     while not checkpoint.get("complete"):
-        started = clock()
-
         def one_batch(previous: dict = checkpoint):
+            nonlocal started
+            started = clock()  # a lost try's time is not this batch's: its size was halved for it
             size = batches.rows
             with (engine.connect() as conn, dialect.pinned_batch(conn),
                   _guarded(conn, dialect, ts.guarded) as guard, conn.begin()):
