@@ -86,11 +86,14 @@ class AdaptiveBatches:
     def lost(self) -> None:
         """The batch was failed to break a deadlock (on Galera: it lost certification to another
         node's writes): the next try spans fewer rows, so fewer of them can be in a conflict."""
-        self.rows = max(self.min_rows, self.rows // 2)
+        self.rows = max(MIN_BATCH_ROWS, self.rows // 2)
 
-    def start_at_most(self, rows: int | None) -> None:
+    def start_with(self, rows: int | None) -> None:
+        """Start at `rows` and stay at or above it however slow batches are (Galera, where a
+        batch's time is mostly its commit's replication, not its rows); None: no change."""
         if rows is not None:
-            self.rows = max(self.min_rows, min(self.rows, rows))
+            self.rows = min(self.rows, rows)
+            self.min_rows = max(self.min_rows, self.rows)
 
 
 BatchSizer = FixedBatches | AdaptiveBatches
@@ -183,7 +186,7 @@ def backfill_table(engine: sa.Engine, dialect: TriggerDialect, ts: TableSync | J
         if checkpoint.get("total") is None:
             checkpoint["total"] = conn.execute(sa.select(sa.func.count()).select_from(table)).scalar()
         if isinstance(batches, AdaptiveBatches):
-            batches.start_at_most(dialect.first_batch_rows(conn))
+            batches.start_with(dialect.first_batch_rows(conn))
     started = 0.0  # when the batch's last try began (one_batch)
     while not checkpoint.get("complete"):
         def one_batch(previous: dict = checkpoint):

@@ -527,7 +527,8 @@ class TriggerDialect:
         return ()
 
     def first_batch_rows(self, conn: sa.Connection) -> int | None:
-        """The rows an adaptive backfill's first batch spans at most here (None: its default)."""
+        """The rows an adaptive backfill's first batch spans here, and the fewest a slow batch
+        shrinks the next to (None: the defaults)."""
         return None
 
     def consistent_read_settings(self, conn: sa.Connection) -> tuple[str, ...]:
