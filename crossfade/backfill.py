@@ -187,6 +187,9 @@ def backfill_table(engine: sa.Engine, dialect: TriggerDialect, ts: TableSync | J
             checkpoint["total"] = conn.execute(sa.select(sa.func.count()).select_from(table)).scalar()
         if isinstance(batches, AdaptiveBatches):
             batches.start_with(dialect.first_batch_rows(conn))
+        # Rows inserted from now on were derived by the triggers: the walk ends at today's last
+        # key, or it chases the writers' inserts (on Galera, with small batches, for minutes).
+        until = _last_key(conn, table, key)
     started = 0.0  # when the batch's last try began (one_batch)
     while not checkpoint.get("complete"):
         def one_batch(previous: dict = checkpoint):
@@ -197,8 +200,8 @@ def backfill_table(engine: sa.Engine, dialect: TriggerDialect, ts: TableSync | J
                   _guarded(conn, dialect, ts.guarded) as guard, conn.begin()):
                 for setting in guard + dialect.backfill_batch_settings():
                     conn.exec_driver_sql(setting)
-                upper = _batch_upper_bound(conn, table, key, previous["last"], size)
-                for statement in ts.statements(_key_range(key, previous["last"], upper)):
+                upper = _batch_upper_bound(conn, table, key, previous["last"], size, until)
+                for statement in ts.statements(_key_range(key, previous["last"], upper or until)):
                     conn.execute(statement)
                 reached = {
                     "last": list(upper) if upper is not None else previous["last"],
@@ -269,11 +272,19 @@ def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _batch_upper_bound(conn: sa.Connection, table: sa.Table, key: list, last, batch_size: int):
-    """The key of the batch's last row, or None when fewer than `batch_size` rows remain."""
+def _last_key(conn: sa.Connection, table: sa.Table, key: list):
+    found = conn.execute(sa.select(*key).select_from(table).order_by(*[k.desc() for k in key]).limit(1)).first()
+    return tuple(found) if found is not None else None
+
+
+def _batch_upper_bound(conn: sa.Connection, table: sa.Table, key: list, last, batch_size: int, until=None):
+    """The key of the batch's last row, or None when fewer than `batch_size` rows remain up to
+    `until` (a key; None: the table's end)."""
     query = sa.select(*key).select_from(table).order_by(*key).offset(batch_size - 1).limit(1)
     if last is not None:
         query = query.where(_after(key, last))
+    if until is not None:
+        query = query.where(_tuple(key) <= _tuple_values(key, until))
     found = conn.execute(query).first()
     return tuple(found) if found is not None else None
 
