@@ -119,8 +119,7 @@ def _latency_table(result: DialectReport) -> Table:
 
 
 def _deadlock_table(result: DialectReport) -> Table:
-    table = Table(title=f"{result.dialect}: deadlocks retried per phase (error 1213; a write still failing "
-                        "after its retries is a refused write)")
+    table = Table(title=f"{result.dialect}: deadlocks retried per phase (1213)")
     for header in ("phase", "release", "retried", "during crossfade's DDL", "during backfill", "other writes"):
         table.add_column(header, justify="left" if header in ("phase", "release") else "right")
     for phase, by_release in result.deadlocks.items():
