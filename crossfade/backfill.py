@@ -68,6 +68,9 @@ class FixedBatches:
     def record(self, seconds: float) -> None:
         pass
 
+    def lost(self) -> None:
+        pass  # the operator's size: kept
+
 
 @dataclass
 class AdaptiveBatches:
@@ -86,6 +89,18 @@ class AdaptiveBatches:
         scale = math.sqrt(self.seconds / seconds) if seconds > 0 else self.max_step
         scale = min(self.max_step, max(1 / self.max_step, scale))
         self.rows = max(self.min_rows, min(self.max_rows, round(self.rows * scale)))
+
+    def lost(self) -> None:
+        """The batch was failed to break a deadlock (on Galera: it lost certification to another
+        node's writes): the next try spans fewer rows, so fewer of them can be in a conflict."""
+        self.rows = max(MIN_BATCH_ROWS, self.rows // 2)
+
+    def start_with(self, rows: int | None) -> None:
+        """Start at `rows` and stay at or above it however slow batches are (Galera, where a
+        batch's time is mostly its commit's replication, not its rows); None: no change."""
+        if rows is not None:
+            self.rows = min(self.rows, rows)
+            self.min_rows = max(self.min_rows, self.rows)
 
 
 BatchSizer = FixedBatches | AdaptiveBatches
@@ -182,9 +197,11 @@ def backfill_table(engine: sa.Engine, dialect: TriggerDialect, ts: TableSync | J
     batches = batches if batches is not None else batch_sizer()
     key = dialect.batch_key(ts.table)
     planned = parallel.from_checkpoint(checkpoint)
-    if planned is None:
-        with engine.connect() as conn:
+    with engine.connect() as conn:
+        if planned is None:
             planned = parallel.plan(conn, ts.table, key, jobs)
+        if isinstance(batches, AdaptiveBatches):
+            batches.start_with(dialect.first_batch_rows(conn))
     shared = parallel.SharedCheckpoint(planned)
     walk = _RangeWalk(engine, dialect, ts, key, shared, save, pause, on_batch, clock, sleep, throttle)
     todo = [i for i, r in enumerate(planned["ranges"]) if not r["complete"]]
@@ -211,6 +228,7 @@ class _RangeWalk:
     # One worker looks at the replicas and the load at a time; the others wait behind it, so
     # every worker pauses while there is a reason (Throttle is not thread-safe).
     throttling: threading.Lock = field(default_factory=threading.Lock)
+    tries: threading.local = field(default_factory=threading.local)  # each worker's current try
 
     def __call__(self, index: int, batches: BatchSizer, stop) -> None:
         # One connection for the whole range, its session pinned once: per batch only the batch's
@@ -222,13 +240,11 @@ class _RangeWalk:
         rng = self.shared.checkpoint["ranges"][index]
         while not rng["complete"] and not stop.is_set():
             self._wait_for_throttle()
-            size = batches.rows
-            started = self.clock()
             # The checkpoint only moves once its batch committed: a batch refused for a busy database
-            # (SQLite's single write lock) is simply run again from the same place.
-            rng, table_checkpoint = retry_when_busy(
-                self.dialect, LockPolicy(), lambda rng=rng, size=size: self._one_batch(conn, index, rng, size))
-            took = self.clock() - started
+            # (SQLite's single write lock) or failed by a deadlock is simply run again from the same place.
+            rng, table_checkpoint, size = retry_when_busy(
+                self.dialect, LockPolicy(), lambda rng=rng: self._one_try(conn, index, rng, batches))
+            took = self.clock() - self.tries.started
             batches.record(took)
             if self.on_batch is not None:
                 with self.reporting:
@@ -236,6 +252,16 @@ class _RangeWalk:
             rest = _rest(self.dialect, self.pause, took)
             if rest > 0 and not rng["complete"]:
                 self.sleep(rest)
+
+    def _one_try(self, conn: sa.Connection, index: int, previous: dict, batches: BatchSizer) -> tuple:
+        self.tries.started = self.clock()  # a lost try's time is not the batch's: its size was halved for it
+        size = batches.rows
+        try:
+            return (*self._one_batch(conn, index, previous, size), size)
+        except sa.exc.DBAPIError as exc:
+            if self.dialect.is_deadlock(exc):
+                batches.lost()  # on Galera: lost certification to another node's writes
+            raise
 
     def _wait_for_throttle(self) -> None:
         """Before a batch, wait while a replica lags or the server is loaded (no transaction is open)."""

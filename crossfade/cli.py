@@ -373,7 +373,10 @@ def verify(
     changes: ChangesArg,
     urls: Annotated[list[str], typer.Option(
         "--url", help="A scratch database to simulate on (repeat for a matrix). Its tables of the "
-                      "change are dropped and rebuilt (and an Alembic project's alembic_version).")],
+                      "change are dropped and rebuilt (and an Alembic project's alembic_version). "
+                      "A cluster's nodes as `--url node1,node2,node3`: crossfade's DDL on the first, "
+                      "release N's writers on the second, release N+1's on the third (with two, both "
+                      "on the second).")],
     writes: Annotated[int, typer.Option("--writes", min=1, help="Writes per phase, by all workers.")] = 2000,
     seed_rows: Annotated[int, typer.Option("--seed-rows", min=0, help="Rows of release N before expand.")] = 200,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Writer threads per release.")] = 2,
@@ -389,11 +392,16 @@ def verify(
     from .engines import check_url
     from .loader import load_changes
     from .testing import Report, Settings, simulator
+    from .testing.nodes import Nodes
 
     with _clean_errors():
         hypothesis_verify = _hypothesis_verify() if hypothesis else None
-        for url in urls:
-            check_url(url)
+        databases = [Nodes.parse(url) for url in urls]
+        for nodes in databases:
+            for url in nodes.urls:
+                check_url(url)
+            if hypothesis and len(nodes.urls) > 1:
+                raise CrossfadeError("--hypothesis writes one statement at a time: give one URL per database")
         loaded = load_changes(changes)
         reports: list[Report] = []
         for change, simulated in zip(loaded.changes, loaded.simulations):
@@ -411,7 +419,7 @@ def verify(
                                       phases=simulated.phases)
                     for url in urls]))
             else:
-                reports.append(simulator.verify(change, simulated.release_n, simulated.release_n1, urls,
+                reports.append(simulator.verify(change, simulated.release_n, simulated.release_n1, databases,
                                                 settings, on_phase=phase_line, phases=simulated.phases))
     if as_json:
         out.print_json(data=[r.to_json() for r in reports])

@@ -16,6 +16,8 @@ import sqlalchemy as sa
 
 from crossfade.testing.databases import drop_database, empty_database, ensure_database
 
+pytest_plugins = ["galera_nodes"]  # the Galera cluster's nodes
+
 
 def per_run(url: str) -> str:
     """`url` with this run's database: its name with the process id appended."""

@@ -622,6 +622,16 @@ class TriggerDialect:
     # Backfill workers that may write at once (None: any number); more are capped, with a note.
     max_backfill_jobs: int | None = None
 
+    def first_batch_rows(self, conn: sa.Connection) -> int | None:
+        """The rows an adaptive backfill's first batch spans here, and the fewest a slow batch
+        shrinks the next to (None: the defaults)."""
+        return None
+
+    def consistent_read_settings(self, conn: sa.Connection) -> tuple[str, ...]:
+        """Statements after which a session's reads see every write the database committed,
+        whichever node wrote it (a cluster's node applies the others' writes a moment later)."""
+        return ()
+
     def backfill_rest(self, took: float) -> float:
         """Seconds to rest after a batch that took `took` seconds, so writers get in. Databases
         that lock rows, not the whole database, need none."""

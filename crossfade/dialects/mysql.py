@@ -19,7 +19,7 @@ from ..identification import column_marker
 from ..names import PREFIX
 from ..schema import Schema
 from ..sync import LinkRule, MoveRule, MoveStatements, TableSync
-from . import mysql_galera, mysql_grants
+from . import galera, mysql_galera, mysql_grants
 from .alter import COPY, INPLACE, INSTANT, Clause
 from .base import DbObject, ProceduralTriggers, column_nullable, renamed, view_exists
 
@@ -523,6 +523,12 @@ class MySQLDialect(ProceduralTriggers):
     def is_deadlock(self, exc: sa.exc.DBAPIError) -> bool:
         args = getattr(exc.orig, "args", ())
         return bool(args) and args[0] == LOCK_DEADLOCK
+
+    def first_batch_rows(self, conn: sa.Connection) -> int | None:
+        return galera.FIRST_BATCH_ROWS if galera.on_galera(conn) else None
+
+    def consistent_read_settings(self, conn: sa.Connection) -> tuple[str, ...]:
+        return galera.CONSISTENT_READS if galera.on_galera(conn) else ()
 
     # --- lock holders and lost work: what an operator needs to know about a step's locks ------
     def lock_holders(self, conn: sa.Connection, tables: list[str]) -> list[LockHolder]:

@@ -7,6 +7,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from .deadlocks import Retried
+
 
 @dataclass(frozen=True)
 class Write:
@@ -73,9 +75,13 @@ class Journal:
     release: str
     writes: list[Write] = field(default_factory=list)
     refusals: list[Refusal] = field(default_factory=list)
-    deadlocks: int = 0  # writes the database failed to break a deadlock, then run again
+    retried: list[Retried] = field(default_factory=list)  # writes failed with a deadlock, then run again
     # phase -> latency of every statement attempted in it, committed or refused (seconds)
     latencies: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+
+    @property
+    def deadlocks(self) -> int:
+        return len(self.retried)
 
 
 class LiveRows:

@@ -37,6 +37,9 @@ class DialectReport:
     # phase -> release -> {"writes", "p50_ms", "p99_ms", "max_ms"}
     latency: dict[str, dict[str, dict]] = field(default_factory=dict)
     writes: int = 0
+    # phase -> release -> {"retried", "ddl", "backfill", "writers"}: deadlocks the writers retried,
+    # and while what they fell (crossfade.testing.deadlocks)
+    deadlocks: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -45,7 +48,7 @@ class DialectReport:
     def to_json(self) -> dict:
         return {"dialect": self.dialect, "url": self.url, "ok": self.ok, "seconds": round(self.seconds, 2),
                 "writes": self.writes, "checks": [c.to_json() for c in self.checks.values()],
-                "latency": self.latency}
+                "latency": self.latency, "deadlocks": self.deadlocks}
 
 
 @dataclass
@@ -84,6 +87,8 @@ class Report:
         for result in self.results:
             if result.latency:  # the Hypothesis mode writes one statement at a time: no latencies
                 console.print(_latency_table(result))
+            if result.deadlocks:
+                console.print(_deadlock_table(result))
         for result in self.results:
             for check in result.checks.values():
                 if not check.ok and check.details:
@@ -110,4 +115,14 @@ def _latency_table(result: DialectReport) -> Table:
         for release, figures in by_release.items():
             table.add_row(phase, release, str(figures["writes"]), f"{figures['p50_ms']:.1f}",
                           f"{figures['p99_ms']:.1f}", f"{figures['max_ms']:.1f}")
+    return table
+
+
+def _deadlock_table(result: DialectReport) -> Table:
+    table = Table(title=f"{result.dialect}: deadlocks retried per phase (1213)")
+    for header in ("phase", "release", "retried", "during crossfade's DDL", "during backfill", "other writes"):
+        table.add_column(header, justify="left" if header in ("phase", "release") else "right")
+    for phase, by_release in result.deadlocks.items():
+        for release, figures in by_release.items():
+            table.add_row(phase, release, *[str(figures[k]) for k in ("retried", "ddl", "backfill", "writers")])
     return table

@@ -14,6 +14,7 @@ import random
 import statistics
 import time
 from collections.abc import Callable, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -24,9 +25,12 @@ from ..dialects import for_dialect
 from ..engines import check_url
 from ..identification import identify_new_release
 from ..runner import Runner
+from . import deadlocks
 from .databases import ensure_database
+from .deadlocks import StepClock
 from .journal import LiveRows, Stage, Write
 from .model import RELEASE_N, RELEASE_N1, TablePlan, plan_tables, release_names
+from .nodes import Database, as_nodes
 from .oracle import Finding, contract_problems, derived_rows, law_violations, lost_writes
 from .phases import Phases, beyond_plans_problems, change_phases, tables_beyond_plans
 from .report import CheckResult, DialectReport, Report
@@ -55,14 +59,17 @@ class Settings:
                 raise ValueError(f"{name} must be at least {0 if name == 'seed_rows' else 1}")
 
 
-def verify(change: Change, release_n: sa.MetaData, release_n1: sa.MetaData, urls: list[str],
+def verify(change: Change, release_n: sa.MetaData, release_n1: sa.MetaData, urls: list[Database],
            settings: Settings | None = None, *, on_phase: Callable[[str, str], None] | None = None,
            phases: Phases | None = None) -> Report:
-    """Simulate the rolling upgrade on every database in `urls` (each a scratch database).
+    """Simulate the rolling upgrade on every database in `urls` (each a scratch database): a
+    URL, or `Nodes(url1, url2, url3)` for one database reached through a cluster's nodes
+    (crossfade.testing.nodes: DDL on the first, release N on the second, N+1 on the third).
     `phases` makes what each phase runs (crossfade.testing.phases); by default Runner on `change`.
     A URL crossfade cannot use (no driver, another database) is refused before any simulation runs."""
-    for url in urls:
-        check_url(url)
+    for database in urls:
+        for url in as_nodes(database).urls:
+            check_url(url)
     report = Report(change.id)
     for url in urls:
         report.results.append(simulate(change, release_n, release_n1, url, settings, on_phase=on_phase,
@@ -70,34 +77,38 @@ def verify(change: Change, release_n: sa.MetaData, release_n1: sa.MetaData, urls
     return report
 
 
-def simulate(change: Change, release_n: sa.MetaData, release_n1: sa.MetaData, url: str,
+def simulate(change: Change, release_n: sa.MetaData, release_n1: sa.MetaData, url: Database,
              settings: Settings | None = None, *, on_phase=None, phases: Phases | None = None) -> DialectReport:
     return Simulation(change, release_n, release_n1, url, settings or Settings(), on_phase, phases).run()
 
 
 class Simulation:
-    def __init__(self, change: Change, release_n: sa.MetaData, release_n1: sa.MetaData, url: str,
+    def __init__(self, change: Change, release_n: sa.MetaData, release_n1: sa.MetaData, url: Database,
                  settings: Settings, on_phase=None, phases: Phases | None = None):
         self.change, self.release_n, self.release_n1 = change, release_n, release_n1
         self.settings = settings
         self.on_phase = on_phase or (lambda dialect, phase: None)
         self.plans: dict[str, TablePlan] = plan_tables(change, release_n, release_n1)
         self.values = value_source(self.plans, settings.values)
-        self.url = sa.make_url(url)
-        ensure_database(self.url)
+        self.nodes = as_nodes(url)
+        self.url = sa.make_url(self.nodes.ddl)
+        for node in self.nodes.urls:  # on Galera the first creates it; the others wait until they have it
+            ensure_database(node)
         workers = settings.workers * 2 + 4
         app = application_engine_options(self.url, workers)
-        self.engine = sa.create_engine(self.url, **app)
+        self.engine = sa.create_engine(sa.make_url(self.nodes.release_n), **app)
         # crossfade's own connections: its DDL session settings must not reach the workers' pool.
         self.ddl_engine = sa.create_engine(self.url, poolclass=sa.pool.NullPool, **patient_on_sqlite(self.url))
         # Release N+1's application: its own engine, identified where the change says it is.
-        self.n1_engine = new_release_engine(change, self.url, **app)
+        self.n1_engine = new_release_engine(change, sa.make_url(self.nodes.release_n1), **app)
+        self.read_settings = consistent_read_settings(self.ddl_engine)
         self.n1_starts_after = change.new_release_starts_after(self.engine.dialect.name)
         self.dialect = for_dialect(self.engine.dialect)
         runner = Runner(self.ddl_engine, on_step=self._after_runner_step, **settings.runner_options)
         self.driver = (phases or change_phases(change))(runner)
         self.beyond_plans = tables_beyond_plans(self.driver, self.plans, release_n, release_n1)  # no worker writes them
-        self.report = DialectReport(self.engine.dialect.name, self.url.render_as_string(hide_password=True))
+        self.report = DialectReport(self.engine.dialect.name, self.nodes.describe())
+        self.steps = StepClock()  # when crossfade's steps ran: the deadlocks they caused
         self.stage = Stage("seed")
         self.rows = LiveRows()
         self.seed_writes: list[Write] = []
@@ -149,11 +160,14 @@ class Simulation:
         self.on_phase(self.report.dialect, name)
         started = time.perf_counter()
         if action is not None:
+            self.steps.begin()
             try:
                 action()
             except Exception as exc:  # noqa: BLE001 - the report names it; later phases are skipped
                 self.phase_errors.append(f"{name}: {type(exc).__name__}: {exc}")
                 return False
+            finally:
+                self.steps.end()
         while (not self._enough_writes(name)
                and time.perf_counter() - started < self.settings.max_phase_seconds
                and self._running()):
@@ -214,6 +228,7 @@ class Simulation:
             self.law_active = True
         if step == "record expanded":  # every trigger is in: each row inserted from now is derived
             self.triggers_since = time.perf_counter()
+        self.steps.step_done(phase, step)
 
     def _backfill_done(self) -> None:
         self.backfilled = True
@@ -224,7 +239,7 @@ class Simulation:
             return
         writes = self._writes()
         derived = derived_rows(writes, self.triggers_since)
-        with self.ddl_engine.connect() as conn:
+        with self._reading() as conn:
             found = law_violations(conn, self.plans, backfilled=self.backfilled, derived=derived)
         if not found:
             return
@@ -235,6 +250,15 @@ class Simulation:
                 self.law_findings[table, key, rule.split(" (reads")[0]] = Finding(table, key, f"{rule} after {where}", history)
 
     # --- the checks --------------------------------------------------------------------------
+    @contextmanager
+    def _reading(self):
+        """A connection for the oracle, on crossfade's node, that sees every committed write
+        (on Galera, another node's write may not be applied here yet)."""
+        with self.ddl_engine.connect() as conn:
+            for statement in self.read_settings:
+                conn.exec_driver_sql(statement)
+            yield conn
+
     def _lost_writes(self) -> list[Finding]:
         """Journals against the table, with every worker paused: a write committed between
         reading the journals and reading the table would otherwise look lost."""
@@ -245,7 +269,7 @@ class Simulation:
             for worker in alive:
                 while not worker.held.wait(0.05) and worker.is_alive():
                     pass
-            with self.ddl_engine.connect() as conn:
+            with self._reading() as conn:
                 return lost_writes(conn, self.plans, self._writes())
         finally:
             for worker in alive:
@@ -262,9 +286,11 @@ class Simulation:
         failed = [r.describe() for r in refusals if r not in blocked]
         checks["no refused writes"] = _result("no refused writes", failed, f"{len(failed)} refused")
         notes = [f"{len(blocked)} writes to blocked columns refused, as declared"] if blocked else []
-        deadlocks = sum(w.journal.deadlocks for w in self._all_workers())
-        if deadlocks:  # reported, never hidden: release N's writes can now deadlock with N+1's
-            notes.append(f"{deadlocks} deadlock(s) between the releases' writes, retried as an application must")
+        self.report.deadlocks = deadlocks.count([r for w in self._all_workers() for r in w.journal.retried], self.steps)
+        retried = deadlocks.total(self.report.deadlocks)
+        if retried:  # reported, never hidden: crossfade's DDL (Galera) or the releases' writes caused them
+            notes.append(f"{retried} deadlock(s) retried as an application must, "
+                         f"{deadlocks.caused_by_ddl(self.report.deadlocks)} while crossfade's DDL ran")
         if notes and not failed:
             checks["no refused writes"].summary = f"ok ({'; '.join(notes)})"
         law = [f.describe() for f in self.law_findings.values()]
@@ -276,7 +302,7 @@ class Simulation:
         lost = [f"at the end of the roll: {f.describe()}" for f in roll] + [
             f"after contract: {f.describe()}" for f in final]
         checks["no lost writes"] = _result("no lost writes", lost, f"{len(lost)} row(s) disagree")
-        with self.ddl_engine.connect() as conn:
+        with self._reading() as conn:
             dirty = contract_problems(conn, self.dialect, self.change, self.plans, self.release_n1)
             dirty += beyond_plans_problems(conn, self.release_n1, self.beyond_plans)
         checks["clean contract"] = _result("clean contract", dirty, f"{len(dirty)} difference(s)")
@@ -323,6 +349,12 @@ def patient_on_sqlite(url: sa.URL) -> dict:
     if url.get_backend_name() != "sqlite":
         return {}
     return {"connect_args": {"timeout": _SQLITE_APPLICATION_BUSY_SECONDS}}
+
+
+def consistent_read_settings(engine: sa.Engine) -> tuple[str, ...]:
+    """What a session runs so its reads see every committed write (TriggerDialect's)."""
+    with engine.connect() as conn:
+        return for_dialect(engine.dialect).consistent_read_settings(conn)
 
 
 def new_release_engine(change: Change, url: sa.URL, **options) -> sa.Engine:

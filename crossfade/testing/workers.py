@@ -14,12 +14,20 @@ from collections.abc import Callable
 import sqlalchemy as sa
 
 from ..dialects import for_dialect
+from .deadlocks import Retried
 from .journal import Journal, LiveRows, Refusal, Stage, Write
 from .model import TablePlan
 from .values import ValueSource
 from .writes import write_row
 
 DEADLOCK_RETRIES = 5
+
+
+def retry_rest(attempt: int) -> float:
+    """Seconds before a deadlocked write runs again: growing and random, as oslo.db's
+    wrap_db_retry rests (from 1 s there; 10-160 ms here, or the latency figures would be the
+    rests'). Back to back, a writer on Galera lost all its tries to one DDL step's statements."""
+    return random.uniform(0.5, 1.0) * 0.01 * (2 ** attempt)
 
 
 # How often each kind of write is chosen.
@@ -97,7 +105,10 @@ class Worker(threading.Thread):
     def _write_retrying_deadlocks(self, plan: TablePlan, kind: str, key, values: dict) -> tuple:
         """The write in its own transaction, run again when the database broke a deadlock by
         failing it, as applications do (oslo.db's retry_on_deadlock). Two writes of one row
-        across two tables (a cross-table op's triggers) lock the tables in opposite orders."""
+        across two tables (a cross-table op's triggers) lock the tables in opposite orders; on
+        Galera, DDL and other nodes' writes abort a transaction at its commit (1213 too). A lock
+        wait timeout (1205) is not retried: it means a writer waited innodb_lock_wait_timeout
+        seconds, which crossfade must never make it do, so it stays a refused write."""
         for attempt in range(DEADLOCK_RETRIES + 1):
             try:
                 with self.engine.begin() as conn:
@@ -105,7 +116,8 @@ class Worker(threading.Thread):
             except sa.exc.DBAPIError as exc:
                 if not for_dialect(self.engine.dialect).is_deadlock(exc) or attempt == DEADLOCK_RETRIES:
                     raise
-                self.journal.deadlocks += 1
+                self.journal.retried.append(Retried(time.perf_counter(), self.stage.name, self.release))
+                time.sleep(retry_rest(attempt))
         raise AssertionError("unreachable")
 
     def _choose_kind(self) -> str:
