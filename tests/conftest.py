@@ -16,8 +16,6 @@ import sqlalchemy as sa
 
 from crossfade.testing.databases import drop_database, empty_database, ensure_database
 
-pytest_plugins = ["galera_nodes"]  # the Galera cluster's nodes
-
 
 def per_run(url: str) -> str:
     """`url` with this run's database: its name with the process id appended."""
@@ -29,7 +27,8 @@ PG_URL = per_run(os.environ.get("CROSSFADE_TEST_PG_URL", "postgresql+psycopg://p
 MYSQL_URL = per_run(os.environ.get("CROSSFADE_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/crossfade_test"))
 DIALECTS = ("sqlite", "postgresql", "mysql")
 SERVER_URLS = {"postgresql": PG_URL, "mysql": MYSQL_URL}  # tests/pg_versions.py adds PostgreSQL 16, 17, 18
-pytest_plugins = ["galera", "pg_versions", "replicas"]  # fixtures of tests/galera.py, pg_versions.py, replicas.py
+# Fixtures of tests/galera.py and galera_nodes.py (the cluster), pg_versions.py, replicas.py.
+pytest_plugins = ["galera", "galera_nodes", "pg_versions", "replicas"]
 
 
 def _unreachable(name: str, exc: Exception):

@@ -113,7 +113,7 @@ def pytest_collection_modifyitems(items):
     out), and runs in one pytest-xdist worker (scripts/test: --dist loadgroup): DDL anywhere in the
     cluster aborts catalog reads on every node (crossfade/rerun.py), the tests' own included."""
     for item in items:
-        if "galera" in getattr(item, "fixturenames", ()):
+        if {"galera", "galera_nodes"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.galera)
             item.add_marker(pytest.mark.xdist_group("galera"))
 

@@ -132,6 +132,6 @@ def test_the_walk_ends_at_the_last_key_the_table_had_when_it_began(engine):
 
     backfill.backfill_table(engine, for_dialect(engine.dialect), table_sync, {}, save,
                             batches=backfill.FixedBatches(10), on_batch=progress.append)
-    assert [p.done for p in progress] == [10, 20, 30, 30]
+    assert [p.done for p in progress] == [10, 20, 30]
     with engine.connect() as conn:
         assert conn.exec_driver_sql("SELECT count(*) FROM images WHERE visibility IS NULL").scalar() == 0
