@@ -16,6 +16,8 @@ import sqlalchemy as sa
 
 from crossfade.testing.databases import drop_database, empty_database, ensure_database
 
+pytest_plugins = ["selection", "scratch_storage"]  # --quick; scratch files in memory
+
 
 def per_run(url: str) -> str:
     """`url` with this run's database: its name with the process id appended."""
