@@ -17,12 +17,13 @@ def pytest_addoption(parser):
 
 
 def pytest_collection_modifyitems(config, items):
-    if not config.getoption("--quick"):
-        return
-    kept, left_out = [], []
-    for item in items:
-        (left_out if any(item.get_closest_marker(m) for m in LEFT_OUT_BY_QUICK) else kept).append(item)
-    if left_out:
-        config.hook.pytest_deselected(items=left_out)
-        items[:] = kept
+    if config.getoption("--quick"):
+        left_out = [item for item in items if any(item.get_closest_marker(m) for m in LEFT_OUT_BY_QUICK)]
+        if left_out:
+            config.hook.pytest_deselected(items=left_out)
+            gone = set(left_out)
+            items[:] = [item for item in items if item not in gone]
+    # Slow tests first: xdist hands tests out in this order, and a long test handed out last
+    # keeps one worker busy after the others have finished.
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
