@@ -27,8 +27,9 @@ PG_URL = per_run(os.environ.get("CROSSFADE_TEST_PG_URL", "postgresql+psycopg://p
 MYSQL_URL = per_run(os.environ.get("CROSSFADE_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/crossfade_test"))
 DIALECTS = ("sqlite", "postgresql", "mysql")
 SERVER_URLS = {"postgresql": PG_URL, "mysql": MYSQL_URL}  # tests/pg_versions.py adds PostgreSQL 16, 17, 18
-# Fixtures of tests/galera.py and galera_nodes.py (the cluster), pg_versions.py, replicas.py.
-pytest_plugins = ["galera", "galera_nodes", "pg_versions", "replicas"]
+# Fixtures of tests/galera.py and galera_nodes.py (the cluster), pg_versions.py, replicas.py;
+# --quick (selection.py); scratch files in memory (scratch_storage.py).
+pytest_plugins = ["galera", "galera_nodes", "pg_versions", "replicas", "selection", "scratch_storage"]
 
 
 def _unreachable(name: str, exc: Exception):

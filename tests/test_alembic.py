@@ -541,6 +541,7 @@ def failed_checks(result) -> dict[str, list[str]]:
     return {name: check.details[:3] for name, check in result.checks.items() if not check.ok}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("revision", ["0002_task_state", "0003_assignee"])
 def test_the_example_rolling_upgrades_pass_the_simulator_with_their_plain_operations(engine, revision):
     change, simulated = revision_simulation(EXAMPLE, revision)
@@ -638,6 +639,7 @@ def test_the_same_plain_drop_passes_the_simulator_in_contract_where_the_classifi
     assert "owner" not in {c["name"] for c in sa.inspect(engine).get_columns("tasks")}
 
 
+@pytest.mark.slow
 def test_the_hypothesis_mode_runs_the_plain_operations_too(engine, tmp_path, monkeypatch):
     change, phases, release_n1 = owner_goes(tmp_path, "rename")
     forced_into_expand(monkeypatch, "tasks", "owner")
@@ -654,6 +656,7 @@ def test_the_hypothesis_mode_runs_the_plain_operations_too(engine, tmp_path, mon
     ("0002_task_state", '    op.create_index("ix_labels_task_id", "labels", ["task_id"])\n', "ix_labels_task_id"),
     ("0003_assignee", '    op.drop_table("projects")\n', "table projects is still there"),
 ], ids=["index-missing", "table-left"])
+@pytest.mark.slow
 def test_a_revision_whose_plain_operations_miss_release_n1s_schema_fails_the_clean_contract(
         engine, tmp_path, revision, line, difference):
     text = (EXAMPLE / "migrations" / "versions" / f"{revision}.py").read_text()
@@ -668,6 +671,7 @@ def test_a_revision_whose_plain_operations_miss_release_n1s_schema_fails_the_cle
     assert any(difference in d for d in result.checks["clean contract"].details), result.checks["clean contract"]
 
 
+@pytest.mark.slow
 def test_verify_runs_an_alembic_projects_revisions_whole_and_again_on_the_same_scratch_database(engine):
     url = url_of(engine)
     for _ in range(2):  # the second run starts from what the first left: alembic_version at 0003, labels

@@ -473,6 +473,7 @@ def test_changes_load_from_a_directory_a_file_or_a_dotted_module(tmp_path, monke
 
 # --- verify: the simulator from the command line ------------------------------------------------
 
+@pytest.mark.slow
 def test_verify_proves_the_glance_change_and_prints_json(engine):
     result = run("verify", CHANGES, "--writes", "100", "--seed-rows", "20", "--json", url=url_of(engine))
     assert result.exit_code == 0, result.output
@@ -521,6 +522,7 @@ def test_verify_needs_release_n1_metadata(engine, tmp_path):
     assert "must define `metadata` (release N) and `metadata_n1` (release N+1)" in result.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dialect_name", ["sqlite"])
 def test_verify_hypothesis_mode_reports_every_check(engine):
     result = run("verify", CHANGES, "--hypothesis", "--examples", "3", "--json", url=url_of(engine))

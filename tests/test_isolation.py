@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from conftest import MYSQL_URL, PG_URL, make_engine
 
@@ -16,6 +17,7 @@ from crossfade.testing.databases import server_url
 PROBE = Path(__file__).with_name("isolation_probe.py")
 
 
+@pytest.mark.slow
 def test_two_runs_at_once_share_the_servers_without_touching_each_others_data(tmp_path):
     for dialect in ("postgresql", "mysql"):
         make_engine(dialect, tmp_path).dispose()  # both servers answer (CI fails here, never skips)

@@ -35,6 +35,7 @@ def _write(pytester, dialects: set[str]) -> None:
     pytester.makepyfile(test_app=APPLICATION_TEST.replace("DIALECTS", repr(dialects)))
 
 
+@pytest.mark.slow
 def test_crossfade_verify_passes_a_safe_change_and_fails_a_broken_one(pytester, engine, dialect_name):
     _write(pytester, {dialect_name})
     url = engine.url.render_as_string(hide_password=False)
@@ -44,6 +45,7 @@ def test_crossfade_verify_passes_a_safe_change_and_fails_a_broken_one(pytester, 
     result.stdout.fnmatch_lines(["*test_broken_trigger_is_caught*", "*sync law*"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dialect_name", ["sqlite"])
 def test_without_urls_it_simulates_on_a_fresh_sqlite_file(pytester, dialect_name):
     _write(pytester, {"sqlite"})
@@ -84,6 +86,7 @@ def test_every_revision_is_safe_plain_operations_included(crossfade_verify, cros
 '''
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dialect_name", ["sqlite"])
 def test_an_alembic_projects_revisions_are_verified_whole(pytester, dialect_name):
     example = Path(__file__).resolve().parents[1] / "examples" / "alembic_service"

@@ -31,6 +31,7 @@ def run(engine, request, upgrade, **overrides):
                     settings(request, upgrade, **overrides))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(simulated_changes.ALL))
 def test_every_operation_passes_every_check(engine, request, name):
     result = run(engine, request, simulated_changes.ALL[name]())
@@ -50,6 +51,7 @@ def _failed(result, check: str) -> str:
     return "\n".join(result.checks[check].details)
 
 
+@pytest.mark.slow
 def test_a_trigger_without_its_update_down_sync_breaks_the_sync_law(engine, request):
     with mutants.without_update_down_sync():
         result = run(engine, request, simulated_changes.replace_column())
@@ -58,6 +60,7 @@ def test_a_trigger_without_its_update_down_sync_breaks_the_sync_law(engine, requ
     assert "release N+1" in details and "update images" in details  # the writes that led there
 
 
+@pytest.mark.slow
 def test_a_trigger_that_overwrites_release_n1_edits_loses_writes(engine, request):
     """The law still holds (B = up(A) is a value down maps back), so only the journals see it."""
     with mutants.overwrites_release_n1_updates():
@@ -66,6 +69,7 @@ def test_a_trigger_that_overwrites_release_n1_edits_loses_writes(engine, request
     assert "release N+1 wrote visibility" in details
 
 
+@pytest.mark.slow
 def test_a_trigger_without_its_insert_up_sync_breaks_the_sync_law(engine, request):
     with mutants.without_insert_up_sync():
         result = run(engine, request, simulated_changes.replace_column())
@@ -73,6 +77,7 @@ def test_a_trigger_without_its_insert_up_sync_breaks_the_sync_law(engine, reques
     assert "insert images" in details and "release N," in details
 
 
+@pytest.mark.slow
 def test_a_link_without_its_down_sync_breaks_the_sync_law(engine, request):
     """split_table: release N+1's writes to profiles never reach users.bio and users.theme."""
     with mutants.without_link_down_sync():
@@ -82,6 +87,7 @@ def test_a_link_without_its_down_sync_breaks_the_sync_law(engine, request):
     assert "(release N+1," in details and "users.bio=" in details and "profiles.bio=" in details
 
 
+@pytest.mark.slow
 def test_transforms_that_break_the_round_trip_law_are_caught_when_forced_in(engine, request):
     upgrade = simulated_changes.replace_column()
     upgrade.change = Change(ops.replace_column(
@@ -93,12 +99,14 @@ def test_transforms_that_break_the_round_trip_law_are_caught_when_forced_in(engi
     _failed(result, "sync law")
 
 
+@pytest.mark.slow
 def test_a_trigger_left_behind_after_contract_fails_the_clean_contract_check(engine, request):
     with mutants.triggers_left_behind():
         result = run(engine, request, simulated_changes.replace_column())
     assert "crossfade_images" in _failed(result, "clean contract")
 
 
+@pytest.mark.slow
 def test_contract_while_release_n_still_writes_reports_release_n_failures(engine, request):
     result = run(engine, request, simulated_changes.replace_column(), drain=False)
     details = _failed(result, "no refused writes")
@@ -161,6 +169,7 @@ def test_release_n1_starts_after_expand_only_where_it_identifies_its_writes(engi
     assert ("N+1" in result.latency.get("expand", {})) == (engine.dialect.name != "sqlite")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dialect_name", ["postgresql", "mysql"])
 def test_triggers_that_ignore_writer_identification_lose_release_n1_nulls(engine, request):
     """Release N+1 writes NULL amounts from expand on; triggers blind to who writes take them for
