@@ -341,6 +341,11 @@ def _guarded(conn: sa.Connection, dialect: TriggerDialect, job: Job):
     try:
         yield on  # run inside the batch's transaction (PostgreSQL's setting lasts as long)
     finally:
+        # A batch whose COMMIT failed (on Galera: certification, error 1213) leaves its transaction
+        # to be rolled back before the connection runs anything else, its retry included.
+        failed = conn.get_transaction()
+        if failed is not None:
+            failed.rollback()
         for statement in off:
             conn.exec_driver_sql(statement)
         if off:
