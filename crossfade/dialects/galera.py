@@ -11,8 +11,6 @@ that loses fails with error 1213 (a deadlock to the application). So on Galera:
 
 from __future__ import annotations
 
-import sqlalchemy as sa
-
 # Reads wait until this node has applied everything the cluster had committed when they began.
 CONSISTENT_READS = ("SET SESSION wsrep_sync_wait = 1",)
 
@@ -22,10 +20,3 @@ CONSISTENT_READS = ("SET SESSION wsrep_sync_wait = 1",)
 # grows them as they commit. Below 50 rows a batch's time is its commit's replication: a slow one
 # does not shrink the next further (only a lost one halves it).
 FIRST_BATCH_ROWS = 50
-
-
-def on_galera(conn: sa.Connection) -> bool:
-    """This server is a node of a Galera cluster with replication switched on for the session."""
-    row = conn.exec_driver_sql("SHOW VARIABLES LIKE 'wsrep_on'").first()
-    return row is not None and str(row[1]).upper() == "ON"
-

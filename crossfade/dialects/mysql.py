@@ -525,10 +525,10 @@ class MySQLDialect(ProceduralTriggers):
         return bool(args) and args[0] == LOCK_DEADLOCK
 
     def first_batch_rows(self, conn: sa.Connection) -> int | None:
-        return galera.FIRST_BATCH_ROWS if galera.on_galera(conn) else None
+        return galera.FIRST_BATCH_ROWS if mysql_galera.is_galera(conn) else None
 
     def consistent_read_settings(self, conn: sa.Connection) -> tuple[str, ...]:
-        return galera.CONSISTENT_READS if galera.on_galera(conn) else ()
+        return galera.CONSISTENT_READS if mysql_galera.is_galera(conn) else ()
 
     # --- lock holders and lost work: what an operator needs to know about a step's locks ------
     def lock_holders(self, conn: sa.Connection, tables: list[str]) -> list[LockHolder]:
