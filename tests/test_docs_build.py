@@ -27,4 +27,5 @@ def test_the_site_builds_without_a_warning(tmp_path):
     api = (site / "api" / "index.html").read_text()
     for name in ("replace_column", "scaled", "identify_new_release", "Runner"):
         assert name in api, f"the API page lacks {name}"
-    assert 'class="mermaid"' in (site / "concepts" / "index.html").read_text()
+    assert 'src="../img/phases.svg"' in (site / "concepts" / "index.html").read_text()
+    assert (site / "img" / "phases.svg").read_text().startswith("<svg")
