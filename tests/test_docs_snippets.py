@@ -198,13 +198,19 @@ def run_page(page: Path, tmp: Path, monkeypatch, env: dict[str, str] | None = No
 TUTORIAL = ROOT / "docs" / "tutorial.md"
 
 
-@pytest.mark.parametrize("page", [p for p in PAGES if p != TUTORIAL and _runnable(p)], ids=_page_id)
+# Pages whose blocks run the simulator (a minute or two on this machine): --quick leaves them out.
+SIMULATING = {ROOT / "docs" / name for name in ("alembic.md", "verify.md", "pytest-plugin.md")}
+
+
+@pytest.mark.parametrize("page", [pytest.param(p, marks=[pytest.mark.slow] if p in SIMULATING else [])
+                                  for p in PAGES if p != TUTORIAL and _runnable(p)], ids=_page_id)
 def test_the_code_blocks_of_each_page_run_in_order(page, tmp_path, monkeypatch):
     monkeypatch.delenv("CROSSFADE_URL", raising=False)
     assert run_page(page, tmp_path, monkeypatch) > 0
 
 
-@pytest.mark.parametrize("dialect", ["sqlite", "postgresql", "mysql"])
+@pytest.mark.parametrize("dialect", ["sqlite", pytest.param("postgresql", marks=pytest.mark.slow),
+                                     pytest.param("mysql", marks=pytest.mark.slow)])
 def test_the_tutorial_runs_from_an_empty_database_to_contract(dialect, tmp_path, monkeypatch):
     if dialect == "sqlite":
         url = f"sqlite:///{tmp_path / 'glance.db'}"
