@@ -10,7 +10,7 @@ metadata = sa.MetaData()
 local_user = sa.Table(
     "local_user", metadata,
     sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("user_id", sa.String(64), nullable=False, unique=True),
+    sa.Column("user_id", sa.String(64), unique=True),
     sa.Column("domain_id", sa.String(64), nullable=False),
     sa.Column("name", sa.String(255), nullable=False),
     sa.Column("failed_auth_count", sa.Integer),
