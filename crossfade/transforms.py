@@ -293,10 +293,18 @@ def _render_by_zone(element: _ByZone, compiler, **kw) -> str:
         # timestamp(0)) truncates or rounds what it stores, per database and version; floored here
         # to what it holds, the value read back is the one the sync law compares (DESIGN 2).
         naive, instant, n = element.coarser
-        step = 10 ** (6 - digits)
-        floored = n - ((n % step) + step) % step
+        floored = _floored(n, sa.literal(10 ** (6 - digits), sa.BigInteger))
         return compiler.process((instant if aware else naive)(floored), **kw)
     return compiler.process(element.aware if aware else element.naive, **kw)
+
+
+# n rounded down to a multiple of {1}, before 1970 too (every database's remainder takes n's sign).
+_floored = _sql(
+    "floored", sa.BigInteger,
+    postgresql="{0} - mod(mod({0}, {1}) + {1}, {1})",
+    mysql="{0} - MOD(MOD({0}, {1}) + {1}, {1})",
+    sqlite="{0} - ((({0} % {1}) + {1}) % {1})",
+)
 
 
 def _fraction_digits(type_: sa.types.TypeEngine, dialect) -> int:

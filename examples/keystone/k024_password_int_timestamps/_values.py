@@ -1,5 +1,5 @@
 """What the simulator writes: Keystone's passwords belong to local users 1-10 (the rows the
-simulator seeds there), and the timestamps span what every database's DateTime holds, before
+simulator seeds there, whose unique columns get distinct values), and the timestamps span what every database's DateTime holds, before
 1970 and far in the future included."""
 
 import datetime as dt
@@ -27,7 +27,14 @@ def micros(rng) -> int:
     return _seconds(rng) * 1_000_000 + rng.randint(0, 999_999)
 
 
+def unique(rng) -> str:
+    """A value for local_user's unique columns (user_id; name within a domain)."""
+    return f"{rng.getrandbits(60):015x}"
+
+
 VALUES = {
+    "local_user.user_id": unique,
+    "local_user.name": unique,
     "password.local_user_id": lambda rng: rng.randint(1, 10),
     "password.created_at": datetime,
     "password.expires_at": datetime,
