@@ -311,11 +311,13 @@ def _fraction_digits(type_: sa.types.TypeEngine, dialect) -> int:
     """The fractional-second digits a datetime column of `type_` keeps in `dialect`: MySQL's
     DATETIME / TIMESTAMP its fsp (none when not given), PostgreSQL's timestamp its precision
     (6 when not given), SQLite's text all six."""
+    # The declared type first: a driver's implementation type (psycopg's) may not carry it.
     impl = type_.dialect_impl(dialect)
     if dialect.name in ("mysql", "mariadb"):
-        return getattr(impl, "fsp", None) or 0
+        return getattr(type_, "fsp", None) or getattr(impl, "fsp", None) or 0
     if dialect.name == "postgresql":
-        precision = getattr(impl, "precision", None)
+        precision = getattr(type_, "precision", None)
+        precision = getattr(impl, "precision", None) if precision is None else precision
         return 6 if precision is None else precision
     return 6
 

@@ -296,3 +296,36 @@ def test_the_simulator_runs_keystone_024_with_each_release_on_its_own_galera_nod
     result = simulate(CHANGE, RELEASE_N, RELEASE_N1, galera_nodes,
                       Settings(values=values, seed_rows=30, writes_per_phase=120))
     _passed(result)
+
+
+@pytest.mark.parametrize("dialect_name", ["postgresql", "mysql"])
+def test_microseconds_into_a_column_of_whole_seconds_are_floored_as_the_column_holds_them(engine, dialect_name):
+    """PostgreSQL's timestamp(0) rounds what it stores, MariaDB's DATETIME truncates: either way
+    from_epoch_micros floors first, so the law compares what the column really holds, before
+    1970 too (-1 microsecond is 1969-12-31 23:59:59, not 1970)."""
+    from sqlalchemy.dialects import mysql, postgresql
+
+    from crossfade import Change, ops, transforms
+
+    whole = {"postgresql": postgresql.TIMESTAMP(precision=0), "mysql": mysql.DATETIME()}[dialect_name]
+    metadata = sa.MetaData()
+    sa.Table("events", metadata, sa.Column("id", sa.Integer, primary_key=True),
+             sa.Column("name", sa.String(20)), sa.Column("at", whole))
+    metadata.create_all(engine)
+    change = Change(ops.replace_column("events", "at", sa.Column("at_us", sa.BigInteger),
+                                       up=transforms.epoch_micros, down=transforms.from_epoch_micros),
+                    id="whole_seconds")
+    runner = Runner(engine)
+    runner.expand(change)
+    new = sa.Table("events", sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True),
+                   sa.Column("name", sa.String(20)), sa.Column("at_us", sa.BigInteger))
+    written = {"half": 1488371696500000, "almost": 1488371696999999, "minus one": -1, "minus half": -500000}
+    with engine.begin() as conn:
+        conn.execute(new.insert(), [{"name": k, "at_us": v} for k, v in written.items()])
+    with engine.connect() as conn:
+        found = {r.name: r for r in conn.execute(sa.select(sa.table("events", sa.column("name"), sa.column("at"),
+                                                                    sa.column("at_us"))))}
+    for name, n in written.items():
+        assert found[name].at == (EPOCH + n * MICRO).replace(microsecond=0), name
+        assert found[name].at_us == n, name
+    assert not runner.problems(change, deep=True)
