@@ -21,8 +21,8 @@ from alembic.config import Config
 from alembic.operations import Operations
 from alembic.runtime.migration import MigrationContext
 from alembic.util import CommandError
+from click.testing import CliRunner
 from sqlalchemy.dialects import sqlite
-from typer.testing import CliRunner
 
 from crossfade.alembic import classify as classify_module
 from crossfade.alembic import include_object, render
