@@ -130,7 +130,7 @@ def _set_up_env(env_py: Path) -> list[str]:
         done.append(f"{env_py}: reads CROSSFADE_URL already")
     elif _CONFIG_LINE in text:
         text = text.replace(_CONFIG_LINE, _CONFIG_LINE + _READ_URL, 1)
-        text = text if re.search(r"^import os$", text, re.M) else "import os\n" + text
+        text = text if re.search(r"^import os$", text, re.MULTILINE) else "import os\n" + text
         done.append(f"{env_py}: the database is CROSSFADE_URL when set, else sqlalchemy.url")
     else:
         done.append(f"{env_py}: has no `{_CONFIG_LINE.strip()}`; left without CROSSFADE_URL")
