@@ -10,7 +10,7 @@ from .common import DEFAULT_CONFIG, Command, clean_errors, out
 
 
 @click.command(cls=Command, short_help="Add crossfade to an Alembic project (or create one).", examples="""
-crossfade init                          alembic init alembic (if there is no alembic.ini), then crossfade's env.py
+crossfade init                               creates ./alembic.ini and alembic/ if missing
 crossfade init migrations -c db/alembic.ini
 """)
 @click.argument("directory", default="alembic", metavar="[DIRECTORY]", type=click.Path(file_okay=False))
