@@ -275,8 +275,9 @@ class TriggerDialect:
         return f"DROP TRIGGER IF EXISTS {self.quote(name)}"
 
     def drop_statements(self, objects: list[tuple[str, str, str]]) -> list[str]:
-        """DROPs for (kind, name, table) objects, triggers before the functions they call."""
-        ordered = sorted(objects, key=lambda obj: obj[0] != "trigger")
+        """DROPs for (kind, name, table) objects, triggers before the functions they call, each
+        kind by name: the catalog's order varies, and the plan prints the order a run uses."""
+        ordered = sorted(objects, key=lambda obj: (obj[0] != "trigger", obj[1]))
         return [self.drop_sql(kind, name, table) for kind, name, table in ordered]
 
     def catalog_objects(self, conn: sa.Connection, tables: set[str]) -> dict[str, tuple[str, str, str]]:
