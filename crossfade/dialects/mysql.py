@@ -13,13 +13,14 @@ from sqlalchemy.dialects import mysql
 
 from .. import names, sqltext
 from ..ddl import AddCheck, AddForeignKey, AddUnique, CreateIndex, DropIndex, SetNullable, Step, SwapStandIn
+from ..derived import DeriveStatements
 from ..errors import Dependent, LockHolder
 from ..expressions import TriggerRow
 from ..identification import column_marker
 from ..names import PREFIX
 from ..schema import Schema
 from ..sync import LinkRule, MoveRule, MoveStatements, TableSync
-from . import galera, mysql_galera, mysql_grants
+from . import galera, mysql_derive, mysql_galera, mysql_grants
 from .alter import COPY, INPLACE, INSTANT, Clause
 from .base import DbObject, ProceduralTriggers, column_nullable, renamed, view_exists
 
@@ -292,6 +293,11 @@ class MySQLDialect(ProceduralTriggers):
                 *[f"  {s}" if s.endswith(";") else f"  {s};" for s in statements],
                 "  SET @crossfade_link = NULL;",
                 "END;"]
+
+    derive_locking_reads = True
+
+    def derive_objects(self, derive: DeriveStatements) -> list[DbObject]:
+        return mysql_derive.objects(self, derive)
 
     # --- move_column: BEFORE triggers only, each setting NEW and writing the other table. A
     # trigger cannot write its own table (error 1442), so a write to one source row does not
