@@ -350,3 +350,65 @@ def test_the_data_check_names_a_user_written_with_the_triggers_off(db):
     assert text.startswith("1 row(s) of user break the derived law user.domain_id <- local_user.domain_id via "
                            "user_id, nonlocal_user.domain_id via user_id")
     assert "'drifted'" in text and "'default'" in text
+
+
+# --- the Alembic revision (examples/keystone/alembic/versions) -----------------------------------
+
+ALEMBIC_VERSIONS = EXAMPLE.parent / "alembic" / "versions"
+STUB_003 = '''"""A stand-in for Keystone 003 (another revision of examples/keystone): nothing to do."""
+revision = "keystone_003"
+down_revision = None
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
+'''
+ENV = '''import os
+from alembic import context
+from sqlalchemy import engine_from_config, pool
+from crossfade.alembic import include_object
+
+url = context.config.get_main_option("sqlalchemy.url") or os.environ.get("CROSSFADE_URL")
+engine = engine_from_config({"sqlalchemy.url": url}, prefix="sqlalchemy.", poolclass=pool.NullPool)
+with engine.connect() as connection:
+    context.configure(connection=connection, target_metadata=None, include_object=include_object)
+    with context.begin_transaction():
+        context.run_migrations()
+'''
+
+
+def test_the_alembic_revision_runs_keystone_014_as_a_rolling_upgrade_through_the_cli(db, tmp_path):
+    from typer.testing import CliRunner
+
+    from crossfade.cli import app
+
+    project = tmp_path / "keystone"
+    (project / "migrations" / "versions").mkdir(parents=True)
+    (project / "migrations" / "env.py").write_text(ENV)
+    (project / "migrations" / "versions" / "keystone_003.py").write_text(STUB_003)
+    (project / "alembic.ini").write_text(
+        "[alembic]\nscript_location = %(here)s/migrations\npath_separator = space\n"
+        f"version_locations = %(here)s/migrations/versions {ALEMBIC_VERSIONS}\n")
+    url = db.url.render_as_string(hide_password=False)
+    build(db, local=[("u1", "default")], nonlocal_=[("u2", "ldap")])
+    cli = CliRunner()
+
+    def run(*args):
+        result = cli.invoke(app, [*args, str(project / "alembic.ini"), "--url", url], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return result
+
+    run("expand")
+    sql(db, "UPDATE local_user SET domain_id = 'heat' WHERE user_id = 'u1'")
+    run("migrate")
+    assert domains(db) == {"u1": "heat", "u2": "ldap", "u3": None, "u4": None}
+    contracted = run("contract")
+    assert "stamp alembic_version keystone_014" in contracted.stdout
+    with db.connect() as conn:
+        assert [t for t in _trigger_names(conn) if t.startswith("crossfade_")] == []
