@@ -123,7 +123,7 @@ def refuse_unmovable(conn: sa.Connection, schema: Schema, links: Sequence, phase
             if phase == "expand" and move.many:
                 _refuse_disagreeing(conn, move, source)
         for derive in [link for link in links if isinstance(link, DeriveRule)]:
-            if phase == "expand":
+            if phase == "expand" and derive.refuse_conflicts:
                 _refuse_conflicting_sources(conn, DeriveStatements(derive, schema.table))
     finally:
         if own_transaction and conn.in_transaction():
@@ -140,7 +140,7 @@ def _refuse_conflicting_sources(conn: sa.Connection, derive: DeriveStatements) -
     count = conn.execute(sa.select(sa.func.count()).select_from(conflicting.order_by(None).subquery())).scalar()
     samples = []
     for key in keys:
-        held = [f"{s.table}.{s.column}={sorted(conn.execute(q).scalars().all())!r}"
+        held = [f"{s.table}.{s.column}={sorted(set(conn.execute(q).scalars()))!r}"
                 for s, q in zip(derive.rule.sources, derive.values_of(key))]
         samples.append(f"{derive.rule.target_key}={key!r}: {', '.join(held)}")
     raise ConflictingSourcesError(derive.rule.target, derive.rule.column, count, "; ".join(samples))

@@ -8,10 +8,11 @@ foreign key (local_user.user_id -> user.id). The law, after every committed stat
     target.column = the first source, in declared order, that has a non-NULL value for the row;
                     within one source, the least of its rows' non-NULL values; NULL when none has one.
 
-Expand refuses data where two non-NULL values for one target row differ (the rule would pick one
-and silently drop the other); while both releases write, a disagreement written meanwhile is
-resolved by the rule, deterministically, so a recomputation from the remaining rows (after a
-delete, or a row moving to another parent) always gives the same answer.
+By default expand refuses data where two non-NULL values for one target row differ (the rule would
+pick one and silently drop the other; `conflicts="resolve"` lets the rule pick). While both
+releases write, a disagreement written meanwhile is resolved by the rule, deterministically, so a
+recomputation from the remaining rows (after a delete, or a row moving to another parent) always
+gives the same answer.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ class DeriveRule:
     target_key: str
     sources: tuple[DeriveSource, ...]
     source_keys: tuple[tuple[str, ...], ...]  # each source table's primary key (the row a trigger writes)
+    refuse_conflicts: bool = True  # expand refuses rows whose sources disagree (else the rule picks)
     mirror = False  # what the runner asks of every cross-table rule (only rename_table's link mirrors)
 
     @property

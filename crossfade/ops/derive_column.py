@@ -33,6 +33,7 @@ class DeriveColumnOp(Op):
     table: str
     column: sa.Column
     sources: tuple[DeriveSource, ...]
+    conflicts: str = "refuse"
     follows_identification = False  # release N+1 reads the column: it starts once migrate filled it
 
     def describe(self) -> str:
@@ -85,7 +86,7 @@ class DeriveColumnOp(Op):
     def rule(self, schema: Schema) -> DeriveRule:
         key = single_key(schema, self.table, self.describe())
         keys = tuple(schema.primary_key(t) for t in dict.fromkeys(s.table for s in self.sources))
-        return DeriveRule(self.table, self.column.name, key, self.sources, keys)
+        return DeriveRule(self.table, self.column.name, key, self.sources, keys, self.conflicts == "refuse")
 
     def contract(self, schema: Schema) -> list[Intent]:
         return final_constraints(self.table, self._column())
@@ -101,20 +102,25 @@ class DeriveColumnOp(Op):
                          server_default=plain_default(self.column))
 
 
-def derive_column(table: str, column: sa.Column, *, sources: Iterable) -> DeriveColumnOp:
+def derive_column(table: str, column: sa.Column, *, sources: Iterable, conflicts: str = "refuse") -> DeriveColumnOp:
     """Add `column` to `table`, its value derived from `sources`: each a (table, column, via)
     triple (or a DeriveSource), `via` being that table's foreign key to `table`'s primary key.
     The first source in order with a non-NULL value wins; within one source, the least value.
+    `conflicts`: "refuse" (expand refuses rows whose sources hold different values, naming a
+    few) or "resolve" (the rule picks, as it does for disagreements written during the upgrade).
     The column is nullable with no server default until contract, which applies the declared
     NOT NULL and default (a foreign key or unique constraint: compose add_foreign_key / add_unique)."""
     if not isinstance(column, sa.Column):
         raise ValidationError(f"derive_column {table}: the new column must be a sqlalchemy Column, not {column!r}")
     if column.type._type_affinity is sa.types.NullType:
         raise ValidationError(f"derive_column {table}.{column.name}: the new column needs a type")
+    if conflicts not in ("refuse", "resolve"):
+        raise ValidationError(f"derive_column {table}.{column.name}: conflicts is 'refuse' or 'resolve', "
+                              f"not {conflicts!r}")
     parsed = tuple(_source(table, column.name, s) for s in sources)
     if not parsed:
         raise ValidationError(f"derive_column {table}.{column.name}: name at least one source (table, column, via)")
-    return DeriveColumnOp(table, column, parsed)
+    return DeriveColumnOp(table, column, parsed, conflicts)
 
 
 def _source(table: str, column: str, spec) -> DeriveSource:
