@@ -19,7 +19,7 @@ from test_idempotency import Crash, crash_after
 from trigger_variants import db, dialect_name, variant  # noqa: F401 - fixtures
 
 from crossfade import Change, ops
-from crossfade.errors import ColumnExistsError, ConflictingSourcesError, ValidationError
+from crossfade.errors import ColumnExistsError, ConflictingSourcesError, PreflightError, ValidationError
 from crossfade.loader import import_file
 from crossfade.runner import Runner
 from crossfade.schema import Schema
@@ -412,3 +412,36 @@ def test_the_alembic_revision_runs_keystone_014_as_a_rolling_upgrade_through_the
     assert "stamp alembic_version keystone_014" in contracted.stdout
     with db.connect() as conn:
         assert [t for t in _trigger_names(conn) if t.startswith("crossfade_")] == []
+
+
+@pytest.mark.parametrize("dialect_name", ["mysql"])  # PostgreSQL's and SQLite's cascades fire the triggers
+def test_mariadb_refuses_a_source_whose_foreign_key_cascades_updates_before_any_ddl(engine):
+    """MySQL/MariaDB cascades skip triggers: a user's id change would re-point its rows silently."""
+    metadata = sa.MetaData()
+    sa.Table("parent", metadata, sa.Column("id", sa.Integer, primary_key=True), sa.Column("v", sa.String(8)))
+    sa.Table("child", metadata, sa.Column("id", sa.Integer, primary_key=True),
+             sa.Column("parent_id", sa.Integer, sa.ForeignKey("parent.id", onupdate="CASCADE"), index=True),
+             sa.Column("v", sa.String(8)))
+    metadata.create_all(engine)
+    change = Change(ops.derive_column("parent", sa.Column("w", sa.String(8)), sources=[("child", "v", "parent_id")]))
+    with pytest.raises(PreflightError, match="child.parent_id has ON UPDATE CASCADE"):
+        Runner(engine).expand(change)
+    with engine.connect() as conn:
+        assert "w" not in [c["name"] for c in sa.inspect(conn).get_columns("parent")]
+        assert _trigger_names(conn) == []
+
+
+def test_the_conflicts_option_is_refuse_or_resolve_and_resolve_lets_the_rule_pick(db):
+    with pytest.raises(ValidationError, match="conflicts is 'refuse' or 'resolve'"):
+        ops.derive_column("user", sa.Column("domain_id", sa.String(64)), sources=[("local_user", "domain_id", "user_id")],
+                          conflicts="first")
+    build(db, local=[("u1", "default")], nonlocal_=[("u1", "heat"), ("u3", "x"), ("u3", "y")])
+    change = Change(ops.derive_column("user", sa.Column("domain_id", sa.String(64)), conflicts="resolve",
+                                      sources=[("local_user", "domain_id", "user_id"),
+                                               ("nonlocal_user", "domain_id", "user_id")]), id="resolve")
+    runner = Runner(db)
+    runner.expand(change)
+    runner.migrate(change)
+    assert domains(db) == {"u1": "default", "u2": None, "u3": "x", "u4": None}
+    sql(db, "DELETE FROM nonlocal_user WHERE user_id = 'u3' AND domain_id = 'x'")
+    assert domains(db)["u3"] == "y"

@@ -337,6 +337,10 @@ class TriggerDialect:
         """Why this database cannot keep a move_column in sync (empty: it can)."""
         return []
 
+    def derive_problems(self, conn: sa.Connection, derive: DeriveRule) -> list[str]:
+        """Why this database cannot keep a derive_column in sync (empty: it can)."""
+        return []
+
     def link_warnings(self, link: LinkRule | MoveRule) -> list[str]:
         """What release N or N+1 code must avoid while this cross-table op's triggers are in."""
         return []
