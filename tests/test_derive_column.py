@@ -455,3 +455,19 @@ def test_the_conflicts_option_is_refuse_or_resolve_and_resolve_lets_the_rule_pic
     assert domains(db) == {"u1": "default", "u2": None, "u3": "x", "u4": None}
     sql(db, "DELETE FROM nonlocal_user WHERE user_id = 'u3' AND domain_id = 'x'")
     assert domains(db)["u3"] == "y"
+
+
+def test_plan_shows_the_triggers_on_every_table_the_backfill_and_contracts_constraints():
+    from typer.testing import CliRunner
+
+    from crossfade.cli import app
+
+    result = CliRunner().invoke(app, ["plan", str(EXAMPLE / "change.py"), "--dialect", "postgresql"],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    for step in ("add column user.domain_id", "install triggers on local_user", "install triggers on nonlocal_user",
+                 "install triggers on user", "backfill user.domain_id (derived)", "drop triggers on local_user",
+                 "add unique constraint ixu_user_id_domain_id on user",
+                 "add foreign key fk_local_user_user_id_domain_id on local_user"):
+        assert step in text, step
