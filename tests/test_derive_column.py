@@ -394,7 +394,7 @@ with engine.connect() as connection:
 
 
 def test_the_alembic_revision_runs_keystone_014_as_a_rolling_upgrade_through_the_cli(db, tmp_path):
-    from typer.testing import CliRunner
+    from click.testing import CliRunner
 
     from crossfade.cli import app
 
@@ -458,7 +458,7 @@ def test_the_conflicts_option_is_refuse_or_resolve_and_resolve_lets_the_rule_pic
 
 
 def test_plan_shows_the_triggers_on_every_table_the_backfill_and_contracts_constraints():
-    from typer.testing import CliRunner
+    from click.testing import CliRunner
 
     from crossfade.cli import app
 
