@@ -100,6 +100,10 @@ class LiveRows:
             keys = self._keys[table]
             return rng.choice(keys) if keys else None
 
+    def keys(self, table: str) -> list:
+        with self._lock:
+            return list(self._keys[table])
+
     def remove(self, table: str, key) -> None:
         with self._lock:
             try:

@@ -100,7 +100,7 @@ class Shape:
 @dataclass
 class TablePlan:
     name: str  # release N's name of the table
-    key: str  # the single-column primary key both releases share
+    key: str  # the primary key's first column (its only one, where the key is one column)
     shapes: dict[str, Shape]  # release -> how that release stores the table
     groups: list[SyncGroup] = field(default_factory=list)
     fills: list[FillRule] = field(default_factory=list)
@@ -109,6 +109,39 @@ class TablePlan:
     moves: list[MoveRule] = field(default_factory=list)  # moves from or to this table
     parent: bool = False  # another plan's rows reference this one's: no worker deletes its rows
     derives: list[DeriveRule] = field(default_factory=list)  # derived values of or from this table
+    keys: tuple[str, ...] = ()  # every primary-key column both releases share (default: `key`)
+
+    def __post_init__(self):
+        if not self.keys:
+            self.keys = (self.key,)
+
+    @property
+    def composite(self) -> bool:
+        return len(self.keys) > 1
+
+    def supplies_keys(self) -> bool:
+        """The application gives the key (a string, a composite key), not the database."""
+        column = self.shapes[RELEASE_N].main.c[self.key]
+        return self.composite or not (isinstance(column.type, sa.Integer) and column.autoincrement in (True, "auto"))
+
+    def key_of(self, values: Mapping) -> object:
+        """A row's key as the journal names it: the value, or the tuple of a composite key's."""
+        return tuple(values[k] for k in self.keys) if self.composite else values[self.key]
+
+    def key_columns(self, table: sa.Table) -> list[sa.Column]:
+        return [table.c[k] for k in self.keys]
+
+    def is_key(self, table: sa.Table, key: object) -> sa.ColumnElement:
+        """`table`'s row whose key is `key` (as key_of gives it)."""
+        if not self.composite:
+            return table.c[self.key] == key
+        return sa.and_(*[table.c[k] == v for k, v in zip(self.keys, key)])
+
+    def key_in(self, table: sa.Table, keys) -> sa.ColumnElement:
+        ordered = sorted(keys, key=repr)
+        if not self.composite:
+            return table.c[self.key].in_(ordered)
+        return sa.tuple_(*self.key_columns(table)).in_(ordered)
 
     def table_names(self, release: str) -> list[str]:
         return [t.name for t in self.shapes[release].tables()]
@@ -121,7 +154,7 @@ class TablePlan:
         and derive_column's, which release N+1 reads and writes through their sources)."""
         derived = {c for g in self.groups if g.down is None for c in g.new}
         derived |= {d.column for d in self.derives if d.target == self.name}
-        return [n for n in self.shapes[release].column_names() if n != self.key and n not in derived]
+        return [n for n in self.shapes[release].column_names() if n not in self.keys and n not in derived]
 
     def insertable(self, release: str) -> list[str]:
         """Columns an insert gives: a moved value is left out, so the row takes its target's
@@ -132,8 +165,12 @@ class TablePlan:
     def updatable(self, release: str) -> list[str]:
         """Columns an update may give: not the key a move matches rows by, which the simulator
         keeps as inserted so that each write's target row is known (tests/test_move_column.py
-        covers a row moving to another target)."""
+        covers a row moving to another target), nor an agreeing derived value's source."""
         relations = {m.source_key for m in self.moves if m.source == self.name}
+        # A derived value's source whose op refuses disagreeing sources keeps its value and its
+        # target row as inserted: the writers make every source of a target row agree.
+        relations |= {c for d in self.derives if d.refuse_conflicts for s in d.sources if s.table == self.name
+                      for c in (s.column, s.via)}
         return [n for n in self.writable(release) if n not in relations]
 
     def synced(self, release: str) -> list[str]:
@@ -205,12 +242,13 @@ def plan_tables(change: Change, release_n: sa.MetaData, release_n1: sa.MetaData)
         own = [link for link in links if link.source == name]
         shapes = {RELEASE_N: Shape(_table(release_n, name, RELEASE_N)),
                   RELEASE_N1: _linked_shape(release_n1, name, own)}
-        key = _shared_key(name, shapes)
+        keys = _shared_key(name, shapes)
         sync = syncs.get(name)
-        plans[name] = TablePlan(name, key, shapes, list(sync.groups) if sync else [],
+        plans[name] = TablePlan(name, keys[0], shapes, list(sync.groups) if sync else [],
                                 list(sync.fills) if sync else [], list(sync.blocks) if sync else [], own,
                                 [m for m in moves if name in m.tables()], _is_parent(release_n, name, names),
-                                derives=[d for d in derives if name in d.tables()])
+                                derives=[d for d in derives if name in d.tables()], keys=keys)
+        _refuse_composite_with_relations(plans[name])
     for move in moves:
         _refuse_unsimulated(move)
     return plans
@@ -262,10 +300,19 @@ def _table(metadata: sa.MetaData, name: str, release: str) -> sa.Table:
     return metadata.tables[name]
 
 
-def _shared_key(name: str, shapes: dict[str, Shape]) -> str:
+def _shared_key(name: str, shapes: dict[str, Shape]) -> tuple[str, ...]:
     keys = {release: [c.name for c in shape.main.primary_key.columns] for release, shape in shapes.items()}
     n, n1 = keys[RELEASE_N], keys[RELEASE_N1]
-    if len(n) != 1 or n != n1:
-        raise CrossfadeError(f"the simulator needs table {name!r} to keep one primary-key column in both "
+    if not n or n != n1:
+        raise CrossfadeError(f"the simulator needs table {name!r} to keep its primary key in both "
                              f"releases (release N: {n}, release N+1: {n1})")
-    return n[0]
+    return tuple(n)
+
+
+def _refuse_composite_with_relations(plan: TablePlan) -> None:
+    """A composite key is written and read row by row; a table whose rows other tables hang off
+    by that key (an extension, a move, a link) is not simulated with one yet."""
+    extensions = any(shape.extensions for shape in plan.shapes.values())
+    if plan.composite and (extensions or plan.links or plan.moves):
+        raise CrossfadeError(f"the simulator verifies table {plan.name!r} with its composite primary key "
+                             f"({', '.join(plan.keys)}) only where no other table's rows hang off that key")

@@ -74,8 +74,8 @@ class Derived:
     since: float | None = None  # when the triggers were all in
 
     def derived_targets(self, rule: DeriveRule) -> set:
-        """derive_column: the target rows a source row was written for (inserted, updated, moved
-        to or from, deleted) once the triggers were in. Their value must be the derived one then,
+        """derive_column: the target rows a source row was written for (inserted, its value or
+        target updated, moved to or from, deleted) once the triggers were in. Their value must be the derived one then,
         NULL or not: that is the whole law, with no wait for the backfill."""
         vias = {(s.table, s.via) for s in rule.sources}
         parent: dict[tuple[str, object], object] = {}  # (source table, key) -> its target key
@@ -87,6 +87,11 @@ class Derived:
                 before = parent.get((table, write.key))
                 now = write.values.get(via, before) if write.kind != "delete" else before
                 parent[table, write.key] = now
+                # An update of neither the value nor the row's target fires no trigger: the
+                # target waits for the backfill, as for a row never written.
+                watched = {via} | {s.column for s in rule.sources if s.table == table}
+                if write.kind == "update" and not watched & write.values.keys():
+                    continue
                 if self.since is not None and write.start >= self.since:
                     touched.update(k for k in (before, now) if k is not None)
         return touched
@@ -124,28 +129,33 @@ def law_violations(conn: sa.Connection, plans: dict[str, TablePlan], *, backfill
     live = live_tables(conn, _plans_tables(plans))
     found = []
     for name, plan in plans.items():
-        for rule, shown, query in _law_queries(plan, live, backfilled, derived or Derived()):
-            for k, *values in conn.execute(query.limit(limit)):
+        for rule, shown, query, keyed in _law_queries(plan, live, backfilled, derived or Derived()):
+            width = len(plan.keys) if keyed else 1
+            for row in conn.execute(query.limit(limit)):
+                k = tuple(row[:width]) if width > 1 else row[0]
+                values = row[width:]
                 reads = ", ".join(f"{c}={v!r}" for c, v in zip(shown, values))
                 found.append((name, k, f"{rule} (reads {reads})" if reads else rule))
     return found
 
 
 def _law_queries(plan: TablePlan, live: dict[str, sa.Table], backfilled: bool, derived: Derived):
-    """(rule, what each selected column shows, a query of the key and those columns)."""
+    """(rule, what each selected column shows, a query of the key and those columns, whether
+    the query selects every column of the plan's key first (else one key column))."""
     if plan.name in live:
         table = live[plan.name]
-        key = table.c[plan.key]
+        keys = plan.key_columns(table)
         for rule, columns, condition in _law_conditions(plan, table, backfilled, derived):
-            yield rule, columns, sa.select(key, *[table.c[c] for c in columns]).where(condition).order_by(key)
+            yield (rule, columns, sa.select(*keys, *[table.c[c] for c in columns]).where(condition).order_by(*keys),
+                   True)
     for link in plan.links:
-        yield from _link_queries(link, live, backfilled)
+        yield from ((*q, False) for q in _link_queries(link, live, backfilled))
     for move in plan.moves:
         if move.source == plan.name:
-            yield from _move_queries(move, live, backfilled)
+            yield from ((*q, False) for q in _move_queries(move, live, backfilled))
     for rule in plan.derives:
         if rule.target == plan.name:
-            yield from _derive_queries(rule, live, backfilled, derived)
+            yield from ((*q, False) for q in _derive_queries(rule, live, backfilled, derived))
 
 
 def _derive_queries(rule: DeriveRule, live: dict[str, sa.Table], backfilled: bool, derived: Derived):
@@ -208,7 +218,7 @@ def _law_conditions(plan: TablePlan, table: sa.Table, backfilled: bool, derived:
             in_scope = sa.not_(all_null(new))
             keys = derived.keys(plan.name, group.new)
             if keys:
-                in_scope = sa.or_(in_scope, table.c[plan.key].in_(sorted(keys, key=repr)))
+                in_scope = sa.or_(in_scope, plan.key_in(table, keys))
             condition = sa.and_(condition, in_scope)
         yield rule, group.old + group.new, condition
     if backfilled:
@@ -271,11 +281,13 @@ def _release_view(conn: sa.Connection, plan: TablePlan, release: str, live: dict
     source = main
     for name, on in joins.items():
         source = source.outerjoin(live[name], on)
-    query = sa.select(main.c[plan.key], *[e.label(f"v{i}") for i, (_, e) in enumerate(shown)]).select_from(source)
+    keys = plan.key_columns(main)
+    query = sa.select(*keys, *[e.label(f"v{i}") for i, (_, e) in enumerate(shown)]).select_from(source)
     rows = {}
     for row in conn.execute(query):
-        values = dict(zip([n for n, _ in shown], row[1:]))
-        rows[row[0]] = {n: values.get(n, UNVIEWABLE) for n, _ in columns}
+        values = dict(zip([n for n, _ in shown], row[len(keys):]))
+        key = tuple(row[:len(keys)]) if plan.composite else row[0]
+        rows[key] = {n: values.get(n, UNVIEWABLE) for n, _ in columns}
     return rows
 
 
@@ -283,7 +295,7 @@ def _live_main(plan: TablePlan, release: str, live: dict[str, sa.Table]) -> sa.T
     """The table holding the release's rows now: its own main table, or the other release's."""
     for reader in (release, other_release(release)):
         name = plan.shapes[reader].main.name
-        if name in live and plan.key in live[name].c:
+        if name in live and all(k in live[name].c for k in plan.keys):
             return live[name]
     return None
 

@@ -34,6 +34,7 @@ from .nodes import Database, as_nodes
 from .oracle import Finding, contract_problems, derived_rows, law_violations, lost_writes
 from .phases import Phases, beyond_plans_problems, change_phases, tables_beyond_plans
 from .report import CheckResult, DialectReport, Report
+from .rowvalues import Namer, NoParent, RowMaker
 from .values import ValueSource, ValueSpec
 from .workers import Worker, start_workers
 from .writes import write_row
@@ -111,6 +112,7 @@ class Simulation:
         self.steps = StepClock()  # when crossfade's steps ran: the deadlocks they caused
         self.stage = Stage("seed")
         self.rows = LiveRows()
+        self.maker = RowMaker(self.plans, self.values, self.rows)
         self.seed_writes: list[Write] = []
         self.workers: dict[str, list[Worker]] = {RELEASE_N: [], RELEASE_N1: []}
         self.law_active = self.backfilled = False
@@ -179,9 +181,7 @@ class Simulation:
     def _build_release_n(self) -> None:
         self.seed_writes = build_release_n(self.engine, self.change, self.plans, self.release_n, self.release_n1,
                                            self.values, seed_rows=self.settings.seed_rows, seed=self.settings.seed,
-                                           beyond_plans=self.beyond_plans)
-        for write in self.seed_writes:
-            self.rows.add(write.table, write.key)
+                                           beyond_plans=self.beyond_plans, maker=self.maker)
         self.driver.prepare()
 
     def _start_new_release_after(self, phase: str) -> None:
@@ -194,7 +194,8 @@ class Simulation:
 
         def make(name: str, i: int) -> Worker:
             return Worker(name, release, engine, list(self.plans.values()), self.values, self.rows,
-                          self.stage, seed=self.settings.seed * 7919 + offset + i)
+                          self.stage, seed=self.settings.seed * 7919 + offset + i, maker=self.maker,
+                          namer=Namer(name, 2 + len(self._all_workers()) + i))
 
         self.workers[release] += start_workers(self.settings.workers, release, make)
 
@@ -377,7 +378,7 @@ def value_source(plans: Mapping[str, TablePlan], overrides: Mapping[str, ValueSp
     for plan in plans.values():
         for release, shape in plan.shapes.items():
             for name in shape.column_names():
-                if name != plan.key:
+                if name not in plan.keys or plan.supplies_keys():
                     column = plan.column(release, name)
                     values.check(column.table, column)
     return values
@@ -385,12 +386,15 @@ def value_source(plans: Mapping[str, TablePlan], overrides: Mapping[str, ValueSp
 
 def build_release_n(engine: sa.Engine, change: Change, plans: Mapping[str, TablePlan], release_n: sa.MetaData,
                     release_n1: sa.MetaData, values: ValueSource, *, seed_rows: int, seed: int,
-                    beyond_plans: set[str] = frozenset()) -> list[Write]:
+                    beyond_plans: set[str] = frozenset(), maker: RowMaker | None = None) -> list[Write]:
     """Release N's tables of the change, freshly made, with `seed_rows` rows each; returns the
     seed inserts as journal entries. Whatever an earlier run left (either release's tables and
     views, the state rows of changes to them, PostgreSQL functions whose triggers went with their
     table) is dropped. `beyond_plans`: other tables the phases touch, made empty as release N has
-    them; one release N lacks (a revision's plain operation creates it) must not exist before expand."""
+    them; one release N lacks (a revision's plain operation creates it) must not exist before expand.
+    `maker` makes the rows (keys, unique values, foreign keys) and learns of them in its LiveRows."""
+    maker = maker or RowMaker(plans, values, LiveRows())
+    namer = Namer("seed", 1)
     names = sorted(release_names(plans, RELEASE_N) | release_names(plans, RELEASE_N1) | set(beyond_plans))
     parents = _referenced_tables(release_n, release_n1, names)
     with engine.begin() as conn:
@@ -416,10 +420,12 @@ def build_release_n(engine: sa.Engine, change: Change, plans: Mapping[str, Table
     shared: dict[tuple, object] = {}  # (move, parent key, column) -> the value all its rows hold
     for name in [t.name for t in release_n.sorted_tables if t.name in plans]:  # parents first
         plan = plans[name]
-        columns = {n: plan.column(RELEASE_N, n) for n in plan.writable(RELEASE_N)}
         with engine.begin() as conn:
             for _ in range(seed_rows):
-                row = {n: values.value(rng, c.table, c) for n, c in columns.items()}
+                try:
+                    row = maker.row(plan, RELEASE_N, rng, namer, plan.writable(RELEASE_N), insert=True)
+                except NoParent:
+                    continue  # every parent row has its one child already
                 for column in list(row):
                     move = plan.moved_from_here(column)
                     if move is not None:  # rows of one parent agree on the value it will hold
@@ -431,6 +437,9 @@ def build_release_n(engine: sa.Engine, change: Change, plans: Mapping[str, Table
                 t0 = time.perf_counter()
                 key, _, _ = write_row(conn, plan, RELEASE_N, "insert", None, row)
                 writes.append(Write("seed", RELEASE_N, "seed", name, key, "insert", row, t0, t0))
+        for write in writes[-seed_rows:]:
+            if write.table == name:  # committed: later tables' foreign keys may point at them
+                maker.rows.add(name, write.key)
     return writes
 
 

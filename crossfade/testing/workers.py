@@ -16,7 +16,8 @@ import sqlalchemy as sa
 from ..dialects import for_dialect
 from .deadlocks import Retried
 from .journal import Journal, LiveRows, Refusal, Stage, Write
-from .model import TablePlan
+from .model import RELEASE_N1, TablePlan
+from .rowvalues import Namer, NoParent, RowMaker
 from .values import ValueSource
 from .writes import write_row
 
@@ -37,10 +38,12 @@ WRITE_MIX = (("insert", 3), ("update synced", 3), ("update plain", 2), ("update 
 class Worker(threading.Thread):
     def __init__(self, name: str, release: str, engine: sa.Engine, plans: list[TablePlan],
                  values: ValueSource, rows: LiveRows, stage: Stage, seed: int,
-                 pause: float = 0.0):
+                 pause: float = 0.0, maker: RowMaker | None = None, namer: Namer | None = None):
         super().__init__(name=name, daemon=True)
         self.release, self.engine, self.plans = release, engine, plans
         self.values, self.rows, self.stage, self.pause = values, rows, stage, pause
+        self.maker = maker or RowMaker({p.name: p for p in plans}, values, rows)
+        self.namer = namer or Namer(name, seed % 1000)
         self.rng = random.Random(seed)
         self.journal = Journal(name, release)
         self.stopping = threading.Event()
@@ -80,13 +83,17 @@ class Worker(threading.Thread):
     def write_once(self) -> None:
         plan = self.rng.choice(self.plans)
         kind = self._choose_kind()
-        key, values = self._choose(plan, kind)
+        try:
+            key, values = self._choose(plan, kind)
+        except NoParent:
+            return  # no row yet for a foreign key to point at
         if key is None and kind != "insert":
             return
         phase = self.stage.name
         start = time.perf_counter()
         try:
-            key, affected, values = self._write_retrying_deadlocks(plan, kind.split()[0], key, values)
+            key, affected, values = self._write_retrying_deadlocks(plan, kind.split()[0], key, values,
+                                                                   self._parents_first(plan, kind, values))
         except sa.exc.DBAPIError as exc:
             self._refused(phase, kind, plan, key, exc, start)
             return
@@ -102,7 +109,20 @@ class Worker(threading.Thread):
         elif kind == "delete":
             self.rows.remove(plan.name, key)
 
-    def _write_retrying_deadlocks(self, plan: TablePlan, kind: str, key, values: dict) -> tuple:
+    def _parents_first(self, plan: TablePlan, kind: str, values: dict) -> list:
+        """Once contract has begun (the derivation's triggers go), release N+1 writes a derived
+        value's target with each source row it inserts, the same value (the sources agree), as
+        its code does once no trigger derives it; contract's foreign keys from the sources to
+        the target's (key, value) then hold."""
+        if self.release != RELEASE_N1 or kind != "insert" or self.stage.name not in ("contract", "release N+1"):
+            return []
+        first = []
+        for column, (rule, via) in self.maker.agreeing(plan).items():
+            if values.get(column) is not None and values.get(via) is not None:
+                first.append((rule.target, rule.target_key, values[via], {rule.column: values[column]}))
+        return first
+
+    def _write_retrying_deadlocks(self, plan: TablePlan, kind: str, key, values: dict, first: list = ()) -> tuple:
         """The write in its own transaction, run again when the database broke a deadlock by
         failing it, as applications do (oslo.db's retry_on_deadlock). Two writes of one row
         across two tables (a cross-table op's triggers) lock the tables in opposite orders; on
@@ -112,6 +132,10 @@ class Worker(threading.Thread):
         for attempt in range(DEADLOCK_RETRIES + 1):
             try:
                 with self.engine.begin() as conn:
+                    for table, key_column, target, written in first:
+                        target_table = sa.table(table, sa.column(key_column), *[sa.column(c) for c in written])
+                        conn.execute(target_table.update().where(target_table.c[key_column] == target)
+                                     .values(written))
                     return write_row(conn, plan, self.release, kind, key, values)
             except sa.exc.DBAPIError as exc:
                 if not for_dialect(self.engine.dialect).is_deadlock(exc) or attempt == DEADLOCK_RETRIES:
@@ -127,7 +151,8 @@ class Worker(threading.Thread):
     def _choose(self, plan: TablePlan, kind: str) -> tuple:
         """The row (None for an insert) and the logical values to write to it."""
         if kind == "insert":
-            return None, self._values(plan, plan.insertable(self.release))
+            return None, self.maker.row(plan, self.release, self.rng, self.namer, plan.insertable(self.release),
+                                        insert=True)
         key = self.rows.pick(plan.name, self.rng)
         if kind == "delete" and plan.parent:
             return None, {}  # other tables' rows reference it: no application deletes those blindly
@@ -135,13 +160,12 @@ class Worker(threading.Thread):
             return key, {}
         columns = {"update synced": plan.synced, "update plain": plan.plain,
                    "update row": plan.updatable}[kind](self.release) or plan.updatable(self.release)
+        if not columns:
+            return None, {}  # nothing this release may change in the row (its key and fixed values)
         if kind != "update row":
             columns = self.rng.sample(columns, self.rng.randint(1, len(columns)))
-        return key, self._values(plan, plan.with_required(self.release, columns))
-
-    def _values(self, plan: TablePlan, names: list[str]) -> dict:
-        columns = {name: plan.column(self.release, name) for name in names}
-        return {name: self.values.value(self.rng, c.table, c) for name, c in columns.items()}
+        return key, self.maker.row(plan, self.release, self.rng, self.namer,
+                                   plan.with_required(self.release, columns), insert=False)
 
     def _refused(self, phase: str, kind: str, plan: TablePlan, key, exc: Exception, start: float) -> None:
         self.journal.latencies[phase].append(time.perf_counter() - start)

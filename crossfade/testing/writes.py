@@ -51,7 +51,9 @@ def write_row(conn: sa.Connection, plan: TablePlan, release: str, kind: str, key
 
 
 def _insert(conn: sa.Connection, plan: TablePlan, shape: Shape, values: dict) -> Any:
-    key = conn.execute(shape.main.insert().values(_main_values(shape, values))).inserted_primary_key[0]
+    inserted = conn.execute(shape.main.insert().values(_main_values(shape, values)))
+    # A key the application supplies is in `values`; else the database numbered the row.
+    key = plan.key_of(values) if plan.supplies_keys() else inserted.inserted_primary_key[0]
     for extension in shape.extensions:
         own = _extension_values(extension, values)
         # A row of the extension where the logical row has something to keep in it.
@@ -63,7 +65,7 @@ def _insert(conn: sa.Connection, plan: TablePlan, shape: Shape, values: dict) ->
 def _update(conn: sa.Connection, plan: TablePlan, shape: Shape, key: Any, values: dict) -> tuple[int, dict]:
     main_values = _main_values(shape, values)
     if main_values:
-        where = shape.main.c[plan.key] == key
+        where = plan.is_key(shape.main, key)
         matched = conn.execute(shape.main.update().where(where).values(main_values)).rowcount
     else:
         matched = _claim(conn, plan, shape, key)
@@ -115,7 +117,7 @@ def _lock_parents(conn: sa.Connection, plan: TablePlan, shape: Shape, key: Any, 
     parents = {}
     for name in shared:
         via = shape.main.c[plan.moved_from_here(name).source_key]
-        found = conn.execute(sa.select(via).where(shape.main.c[plan.key] == key)).first()
+        found = conn.execute(sa.select(via).where(plan.is_key(shape.main, key))).first()
         if found is None:
             return None
         if found[0] is not None:
@@ -130,7 +132,7 @@ def _update_every_copy(conn: sa.Connection, plan: TablePlan, shape: Shape, key: 
     matched = 0
     for name, value in shared.items():
         via = shape.main.c[plan.moved_from_here(name).source_key]
-        same_parent = shape.main.c[plan.key] == key if parents[name] is None else via == parents[name]
+        same_parent = plan.is_key(shape.main, key) if parents[name] is None else via == parents[name]
         matched = min(1, conn.execute(shape.main.update().where(same_parent).values({name: value})).rowcount)
     return matched
 
@@ -147,7 +149,7 @@ def _lock_parent(conn: sa.Connection, move, parent: Any) -> None:
 
 
 def _delete(conn: sa.Connection, plan: TablePlan, shape: Shape, key: Any) -> int:
-    where = shape.main.c[plan.key] == key
+    where = plan.is_key(shape.main, key)
     if shape.extensions:
         # Children first, as an ORM's delete cascade does: SQLite enforces the foreign key's
         # ON DELETE CASCADE only with PRAGMA foreign_keys=ON.
@@ -165,7 +167,7 @@ def _claim(conn: sa.Connection, plan: TablePlan, shape: Shape, key: Any) -> int:
     row takes (PostgreSQL: FOR NO KEY UPDATE), so a foreign key check on the row (the backfill
     inserting the extension's row) does not wait for it. SQLite has no row locks: there the first
     write takes the database's, and `_upsert` checks that the row is still there."""
-    query = (sa.select(shape.main.c[plan.key]).where(shape.main.c[plan.key] == key)
+    query = (sa.select(*plan.key_columns(shape.main)).where(plan.is_key(shape.main, key))
              .with_for_update(key_share=True))
     return int(conn.execute(query).first() is not None)
 
@@ -178,7 +180,7 @@ def _upsert(conn: sa.Connection, plan: TablePlan, shape: Shape, extension: Exten
     row = {extension.key: key, **values}
     name = conn.dialect.name
     if name == "sqlite":
-        exists = sa.exists().where(shape.main.c[plan.key] == key)
+        exists = sa.exists().where(plan.is_key(shape.main, key))
         select = sa.select(*[sa.literal(v, table.c[c].type) for c, v in row.items()]).where(exists)
         insert = sqlite.insert(table).from_select(list(row), select)
         return insert.on_conflict_do_update(index_elements=[extension.key],
