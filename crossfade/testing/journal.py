@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from .deadlocks import Retried
 
@@ -28,6 +28,16 @@ class Write:
         shown = ", ".join(f"{k}={v!r}" for k, v in self.values.items())
         return f"{self.worker} (release {self.release}, {self.phase}): {self.kind} {self.table} {self.key}" + (
             f" SET {shown}" if shown else "")
+
+
+class Sample(NamedTuple):
+    """One statement a worker attempted, committed or refused: when it began (perf_counter
+    seconds) and how long it took until its commit or its error returned."""
+
+    start: float
+    seconds: float
+    phase: str
+    refused: bool
 
 
 @dataclass(frozen=True)
@@ -76,8 +86,11 @@ class Journal:
     writes: list[Write] = field(default_factory=list)
     refusals: list[Refusal] = field(default_factory=list)
     retried: list[Retried] = field(default_factory=list)  # writes failed with a deadlock, then run again
-    # phase -> latency of every statement attempted in it, committed or refused (seconds)
-    latencies: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    samples: list[Sample] = field(default_factory=list)  # every statement attempted, in order
+
+    def latencies(self, phase: str) -> list[float]:
+        """Seconds of every statement attempted in `phase`, committed or refused."""
+        return [s.seconds for s in self.samples if s.phase == phase]
 
     @property
     def deadlocks(self) -> int:

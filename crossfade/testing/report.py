@@ -28,6 +28,34 @@ class CheckResult:
         return {"check": self.name, "ok": self.ok, "summary": self.summary, "details": self.details}
 
 
+@dataclass(frozen=True)
+class Span:
+    """Something that lasted: a phase, or one of crossfade's steps (seconds since the run began)."""
+
+    name: str
+    start: float
+    end: float
+    kind: str = "phase"  # phase / ddl / backfill
+
+
+@dataclass
+class Timeline:
+    """When everything in one simulation happened, in seconds since its first phase began: the
+    phases, crossfade's steps (their window runs from the previous step's end to their own), and
+    every statement each release's workers attempted, as (start, seconds, refused)."""
+
+    phases: list[Span] = field(default_factory=list)
+    steps: list[Span] = field(default_factory=list)
+    writes: dict[str, list[tuple[float, float, bool]]] = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        rounded = {release: [[round(start, 4), round(seconds, 5), int(refused)] for start, seconds, refused in samples]
+                   for release, samples in self.writes.items()}
+        return {"phases": [[p.name, round(p.start, 4), round(p.end, 4)] for p in self.phases],
+                "steps": [[s.name, round(s.start, 4), round(s.end, 4), s.kind] for s in self.steps],
+                "writes": rounded}
+
+
 @dataclass
 class DialectReport:
     dialect: str
@@ -40,6 +68,7 @@ class DialectReport:
     # phase -> release -> {"retried", "ddl", "backfill", "writers"}: deadlocks the writers retried,
     # and while what they fell (crossfade.testing.deadlocks)
     deadlocks: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
+    timeline: Timeline | None = None  # the threaded simulator's; the HTML report draws it
 
     @property
     def ok(self) -> bool:

@@ -33,7 +33,7 @@ from .model import RELEASE_N, RELEASE_N1, TablePlan, plan_tables, release_names
 from .nodes import Database, as_nodes
 from .oracle import Finding, contract_problems, derived_rows, law_violations, lost_writes
 from .phases import Phases, beyond_plans_problems, change_phases, tables_beyond_plans
-from .report import CheckResult, DialectReport, Report
+from .report import CheckResult, DialectReport, Report, Span, Timeline
 from .values import ValueSource, ValueSpec
 from .workers import Worker, start_workers
 from .writes import write_row
@@ -95,12 +95,11 @@ class Simulation:
         for node in self.nodes.urls:  # on Galera the first creates it; the others wait until they have it
             ensure_database(node)
         workers = settings.workers * 2 + 4
-        app = application_engine_options(self.url, workers)
-        self.engine = sa.create_engine(sa.make_url(self.nodes.release_n), **app)
+        self.engine = application_engine(sa.make_url(self.nodes.release_n), workers)
         # crossfade's own connections: its DDL session settings must not reach the workers' pool.
         self.ddl_engine = sa.create_engine(self.url, poolclass=sa.pool.NullPool, **patient_on_sqlite(self.url))
         # Release N+1's application: its own engine, identified where the change says it is.
-        self.n1_engine = new_release_engine(change, sa.make_url(self.nodes.release_n1), **app)
+        self.n1_engine = new_release_engine(change, application_engine(sa.make_url(self.nodes.release_n1), workers))
         self.read_settings = consistent_read_settings(self.ddl_engine)
         self.n1_starts_after = change.new_release_starts_after(self.engine.dialect.name)
         self.dialect = for_dialect(self.engine.dialect)
@@ -117,6 +116,7 @@ class Simulation:
         self.triggers_since: float | None = None  # when the first trigger was installed
         self.law_findings: dict[tuple, Finding] = {}
         self.phase_errors: list[str] = []
+        self.phase_starts: list[tuple[str, float]] = []  # (phase, perf_counter when it began)
 
     # --- the run -----------------------------------------------------------------------------
     def run(self) -> DialectReport:
@@ -129,6 +129,7 @@ class Simulation:
             self._stop(RELEASE_N1)
             self.report.seconds = time.perf_counter() - started
             self._final_checks()
+            self.report.timeline = self._timeline(time.perf_counter())
             self.engine.dispose()
             self.n1_engine.dispose()
             self.ddl_engine.dispose()
@@ -156,6 +157,7 @@ class Simulation:
                 return
 
     def _phase(self, name: str, action) -> bool:
+        self.phase_starts.append((name, time.perf_counter()))
         self.stage.move_to(name)
         self.on_phase(self.report.dialect, name)
         started = time.perf_counter()
@@ -194,7 +196,8 @@ class Simulation:
 
         def make(name: str, i: int) -> Worker:
             return Worker(name, release, engine, list(self.plans.values()), self.values, self.rows,
-                          self.stage, seed=self.settings.seed * 7919 + offset + i)
+                          self.stage, seed=self.settings.seed * 7919 + offset + i,
+                          busy_budget=busy_budget(engine.url))
 
         self.workers[release] += start_workers(self.settings.workers, release, make)
 
@@ -248,6 +251,19 @@ class Simulation:
                 history = tuple(w.describe() for w in sorted(writes, key=lambda w: w.start)
                                 if w.table == table and w.key == key)
                 self.law_findings[table, key, rule.split(" (reads")[0]] = Finding(table, key, f"{rule} after {where}", history)
+
+    def _timeline(self, ended: float) -> Timeline:
+        """The run as the HTML report draws it, in seconds since the first phase began."""
+        if not self.phase_starts:
+            return Timeline()
+        origin = self.phase_starts[0][1]
+        ends = [start for _, start in self.phase_starts[1:]] + [ended]
+        phases = [Span(name, start - origin, end - origin) for (name, start), end in zip(self.phase_starts, ends)]
+        steps = [Span(f"{w.phase}: {w.step}", w.start - origin, w.end - origin, w.kind) for w in self.steps.windows]
+        writes = {release: sorted((s.start - origin, s.seconds, s.refused)
+                                  for w in workers for s in w.journal.samples)
+                  for release, workers in self.workers.items() if workers}
+        return Timeline(phases, steps, writes)
 
     # --- the checks --------------------------------------------------------------------------
     @contextmanager
@@ -312,7 +328,7 @@ class Simulation:
         worst = (0.0, "", "")
         for phase in PHASES:
             for release in (RELEASE_N, RELEASE_N1):
-                samples = [s for w in self.workers[release] for s in w.journal.latencies.get(phase, [])]
+                samples = [s for w in self.workers[release] for s in w.journal.latencies(phase)]
                 if not samples:
                     continue
                 samples.sort()
@@ -331,24 +347,61 @@ class Simulation:
 
 # --- set-up, shared with the Hypothesis mode (stateful.py) -------------------------------------
 
-# SQLite queues no writer: a writer that finds the database locked sleeps and retries, and on a
-# loaded machine one of the simulation's own writers can lose every retry to its peers for
-# seconds. That is SQLite among the application's writers, not a lock crossfade holds (a long
-# one shows in the latency check), so the applications wait as a server's writers would.
-_SQLITE_APPLICATION_BUSY_SECONDS = 60
+# SQLite queues no writer: one that finds the database locked sleeps and tries again. Its busy
+# handler (sqlite3_busy_timeout, Python's `timeout`) sleeps 1, 2, 5, 10 ... then 100 ms between
+# tries, and back-to-back writers always hold the lock when a 100 ms sleeper wakes: release N's
+# writers stalled each other for 1-4 s before crossfade did anything. So the simulated
+# applications write as a well-set-up SQLite application does: WAL (readers never block a
+# writer, a commit needs no fsync with synchronous=NORMAL), BEGIN IMMEDIATE (the write lock is
+# taken at BEGIN, where the busy handler applies, never half-way through a transaction), a busy
+# handler that gives up after SQLITE_BUSY_SECONDS of short sleeps, and a writer that then tries
+# again at once (workers.py), for up to SQLITE_BUSY_BUDGET in all before the write counts as
+# refused. A long lock crossfade holds still shows, as the stall it is, in the latency check.
+SQLITE_BUSY_SECONDS = 0.01
+SQLITE_BUSY_BUDGET = 60.0
+# crossfade's own catalog reads between steps wait as long as a server's would.
+_SQLITE_DDL_BUSY_SECONDS = 60
 
 
-def application_engine_options(url: sa.URL, workers: int) -> dict:
-    """create_engine options for the simulated applications' pools of `workers` connections."""
-    return {"pool_size": workers, "max_overflow": workers, **patient_on_sqlite(url)}
+def application_engine(url: sa.URL, workers: int, **options) -> sa.Engine:
+    """An engine of a simulated application, with a pool of `workers` connections (on SQLite:
+    WAL, BEGIN IMMEDIATE, a short busy wait; the workers retry it)."""
+    if url.get_backend_name() != "sqlite":
+        return sa.create_engine(url, pool_size=workers, max_overflow=workers, **options)
+    use_wal(url)
+    engine = sa.create_engine(url, pool_size=workers, max_overflow=workers,
+                              connect_args={"timeout": SQLITE_BUSY_SECONDS}, **options)
+    sa.event.listen(engine, "connect", _sqlite_application_connection)
+    sa.event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+    return engine
+
+
+def _sqlite_application_connection(dbapi_connection, _record) -> None:
+    dbapi_connection.isolation_level = None  # pysqlite's own BEGIN off: the "begin" event's BEGIN IMMEDIATE
+    dbapi_connection.execute("PRAGMA synchronous = NORMAL")
+
+
+def use_wal(url: sa.URL) -> None:
+    """Put the SQLite database in WAL mode (it stays so: the mode is stored in the file)."""
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA journal_mode = WAL")
+    finally:
+        engine.dispose()
+
+
+def busy_budget(url: sa.URL) -> float:
+    """Seconds a simulated application's write tries again while SQLite is locked (servers queue it)."""
+    return SQLITE_BUSY_BUDGET if url.get_backend_name() == "sqlite" else 0.0
 
 
 def patient_on_sqlite(url: sa.URL) -> dict:
-    """On SQLite, connections that wait as long as a server's writers would. crossfade's DDL
+    """On SQLite, crossfade's connections wait for the lock as long as a server's would. Its DDL
     still tries under its own short timeout; its catalog reads between steps keep this one."""
     if url.get_backend_name() != "sqlite":
         return {}
-    return {"connect_args": {"timeout": _SQLITE_APPLICATION_BUSY_SECONDS}}
+    return {"connect_args": {"timeout": _SQLITE_DDL_BUSY_SECONDS}}
 
 
 def consistent_read_settings(engine: sa.Engine) -> tuple[str, ...]:
@@ -357,9 +410,8 @@ def consistent_read_settings(engine: sa.Engine) -> tuple[str, ...]:
         return for_dialect(engine.dialect).consistent_read_settings(conn)
 
 
-def new_release_engine(change: Change, url: sa.URL, **options) -> sa.Engine:
+def new_release_engine(change: Change, engine: sa.Engine) -> sa.Engine:
     """Release N+1's engine: marked with `identify_new_release` when the change declares it."""
-    engine = sa.create_engine(url, **options)
     if change.new_release_identified:
         identify_new_release(engine)
     return engine

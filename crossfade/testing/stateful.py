@@ -410,7 +410,7 @@ def upgrade_machine(change: Change, release_n: sa.MetaData, release_n1: sa.MetaD
     ensure_database(parsed)
     # Two pools, as in the simulator: crossfade's DDL session settings never reach the writers.
     upgrade = _Upgrade(change, release_n, release_n1, plans, sa.create_engine(parsed, pool_size=1),
-                       sa.create_engine(parsed, pool_size=1), new_release_engine(change, parsed, pool_size=1), overrides, seed_values, seed_rows, seed, phases=phases)
+                       sa.create_engine(parsed, pool_size=1), new_release_engine(change, sa.create_engine(parsed, pool_size=1)), overrides, seed_values, seed_rows, seed, phases=phases)
     return type(f"Upgrade_{change.id}", (UpgradeMachine,), {"upgrade": upgrade})
 
 
