@@ -41,6 +41,7 @@ class Worker(threading.Thread):
         super().__init__(name=name, daemon=True)
         self.release, self.engine, self.plans = release, engine, plans
         self.values, self.rows, self.stage, self.pause = values, rows, stage, pause
+        self.dialect = for_dialect(engine.dialect)
         self.busy_budget = busy_budget  # seconds a write tries again while the database is locked (SQLite)
         self.rng = random.Random(seed)
         self.journal = Journal(name, release)
@@ -112,7 +113,7 @@ class Worker(threading.Thread):
         seconds, which crossfade must never make it do, so it stays a refused write.
         On SQLite a write whose short busy wait ran out tries again at once (simulator.py says why),
         for `busy_budget` seconds in all."""
-        dialect = for_dialect(self.engine.dialect)
+        dialect = self.dialect
         started = time.perf_counter()
         attempt = 0
         while True:
