@@ -386,6 +386,14 @@ def verify(
         "--hypothesis", help="Search sequential writes and phases with Hypothesis instead, and shrink a "
                              "failure to a minimal sequence (needs the hypothesis package).")] = False,
     examples: Annotated[int, typer.Option("--examples", min=1, help="With --hypothesis: sequences to try.")] = 15,
+    # --- the latency bound and the HTML report (crossfade.testing.html_report) ---
+    max_stall: Annotated[float, typer.Option(
+        "--max-stall", min=0.001, metavar="SECONDS",
+        help="The latency check fails when any one write takes longer.")] = 1.0,
+    report_file: Annotated[str | None, typer.Option(
+        "--report", metavar="FILE.html",
+        help="Also write one self-contained HTML page: the check matrix and every write's latency "
+             "over time, phases shaded and crossfade's DDL steps marked.")] = None,
 ) -> None:
     """Prove each change: release N and N+1 write at once through every phase; exit 1 on any failure.
     An Alembic project's revisions run whole, their plain Alembic operations at their phase."""
@@ -395,6 +403,9 @@ def verify(
     from .testing.nodes import Nodes
 
     with _clean_errors():
+        if report_file is not None:  # refused before anything runs, as any other bad input
+            from .testing.html_report import check_destination
+            check_destination(report_file)
         hypothesis_verify = _hypothesis_verify() if hypothesis else None
         databases = [Nodes.parse(url) for url in urls]
         for nodes in databases:
@@ -409,7 +420,7 @@ def verify(
                 raise CrossfadeError(f"{change.id}: its module must define `metadata` (release N) and "
                                      "`metadata_n1` (release N+1) for verify")
             settings = Settings(seed_rows=seed_rows, writes_per_phase=writes, workers=workers, seed=seed,
-                                values=simulated.values)
+                                values=simulated.values, max_stall=max_stall)
             phase_line = (lambda dialect, phase: None) if as_json else (
                 lambda dialect, phase: err.print(f"  [dim]{dialect}: {phase}[/dim]"))
             if hypothesis_verify is not None:
@@ -421,6 +432,10 @@ def verify(
             else:
                 reports.append(simulator.verify(change, simulated.release_n, simulated.release_n1, databases,
                                                 settings, on_phase=phase_line, phases=simulated.phases))
+    if report_file is not None:
+        from .testing.html_report import write_report
+        write_report(report_file, reports)
+        err.print(f"  [dim]report: {escape(report_file)}[/dim]")
     if as_json:
         out.print_json(data=[r.to_json() for r in reports])
     else:

@@ -47,13 +47,18 @@ class Timeline:
     phases: list[Span] = field(default_factory=list)
     steps: list[Span] = field(default_factory=list)
     writes: dict[str, list[tuple[float, float, bool]]] = field(default_factory=dict)
+    max_stall: float | None = None  # the latency check's bound, in seconds
+
+    @property
+    def samples(self) -> int:
+        return sum(len(samples) for samples in self.writes.values())
 
     def to_json(self) -> dict:
         rounded = {release: [[round(start, 4), round(seconds, 5), int(refused)] for start, seconds, refused in samples]
                    for release, samples in self.writes.items()}
         return {"phases": [[p.name, round(p.start, 4), round(p.end, 4)] for p in self.phases],
                 "steps": [[s.name, round(s.start, 4), round(s.end, 4), s.kind] for s in self.steps],
-                "writes": rounded}
+                "writes": rounded, "max_stall": self.max_stall}
 
 
 @dataclass

@@ -38,11 +38,18 @@ from .values import ValueSource, ValueSpec
 from .workers import Worker, start_workers
 from .writes import write_row
 
+DEFAULT_MAX_STALL = 1.0  # seconds: a write that waits longer fails the latency check
+_STALLS_NAMED = 20  # the latency check's details name this many stalled writes, the earliest first
 PHASES = ("release N", "expand", "migrate", "roll", "contract", "release N+1")
 
 
 @dataclass
 class Settings:
+    """How a simulation runs: rows of release N before expand, writes per phase (by all workers),
+    writer threads per release, the random seed, values for columns (`{"table.column": [...]}`),
+    and `max_stall`, the seconds any one write may take before the latency check fails (default
+    1 s; None reports the longest stall without failing)."""
+
     seed_rows: int = 200
     writes_per_phase: int = 300
     workers: int = 2  # per release
@@ -51,12 +58,14 @@ class Settings:
     max_phase_seconds: float = 60.0  # a phase ends by then even if its writes are short
     drain: bool = True  # False runs contract while release N still writes (it must then fail)
     runner_options: dict = field(default_factory=dict)  # passed to Runner(...)
-    max_stall: float | None = None  # seconds; the latency check fails above it
+    max_stall: float | None = DEFAULT_MAX_STALL  # seconds a write may take; None: report, never fail
 
     def __post_init__(self):
         for name in ("seed_rows", "writes_per_phase", "workers"):
             if getattr(self, name) < (0 if name == "seed_rows" else 1):
                 raise ValueError(f"{name} must be at least {0 if name == 'seed_rows' else 1}")
+        if self.max_stall is not None and not self.max_stall > 0:
+            raise ValueError("max_stall must be more than 0 seconds (or None: no bound)")
 
 
 def verify(change: Change, release_n: sa.MetaData, release_n1: sa.MetaData, urls: list[Database],
@@ -263,7 +272,7 @@ class Simulation:
         writes = {release: sorted((s.start - origin, s.seconds, s.refused)
                                   for w in workers for s in w.journal.samples)
                   for release, workers in self.workers.items() if workers}
-        return Timeline(phases, steps, writes)
+        return Timeline(phases, steps, writes, self.settings.max_stall)
 
     # --- the checks --------------------------------------------------------------------------
     @contextmanager
@@ -341,8 +350,24 @@ class Simulation:
                     worst = (samples[-1], phase, release)
         summary = f"longest stall {worst[0] * 1000:.0f} ms: a release {worst[2]} write during {worst[1]}"
         limit = self.settings.max_stall
-        ok = limit is None or worst[0] <= limit
-        return CheckResult("latency", ok, summary, [] if ok else [f"above the limit of {limit * 1000:.0f} ms"])
+        if limit is None or worst[0] <= limit:
+            return CheckResult("latency", True, summary)
+        return CheckResult("latency", False, f"{summary}, above {limit * 1000:.0f} ms", self._stalls(limit))
+
+    def _stalls(self, limit: float) -> list[str]:
+        """Every write that waited longer than `limit`, with crossfade's steps that ran meanwhile."""
+        stalls = sorted((s, w.release) for w in self._all_workers() for s in w.journal.samples if s.seconds > limit)
+        origin = self.phase_starts[0][1] if self.phase_starts else 0.0
+        lines = []
+        for sample, release in stalls[:_STALLS_NAMED]:
+            end = sample.start + sample.seconds
+            steps = [f"{w.phase}: {w.step}" for w in self.steps.windows if w.start < end and w.end > sample.start]
+            lines.append(f"a release {release} write during {sample.phase} took {sample.seconds * 1000:.0f} ms "
+                         f"(from {sample.start - origin:.2f} s); crossfade's steps meanwhile: "
+                         + ("; ".join(steps) if steps else "none"))
+        if len(stalls) > _STALLS_NAMED:
+            lines.append(f"... and {len(stalls) - _STALLS_NAMED} more writes above {limit * 1000:.0f} ms")
+        return lines
 
 
 # --- set-up, shared with the Hypothesis mode (stateful.py) -------------------------------------
