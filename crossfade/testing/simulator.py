@@ -146,6 +146,7 @@ class Simulation:
 
     def _phases(self) -> None:
         driver = self.driver
+        self._enter("release N")  # before its writers start: their first statements are its own
         self._start(RELEASE_N)
         steps = [
             ("release N", None),
@@ -165,10 +166,14 @@ class Simulation:
             if not self._phase(phase, action):
                 return
 
-    def _phase(self, name: str, action) -> bool:
+    def _enter(self, name: str) -> None:
         self.phase_starts.append((name, time.perf_counter()))
         self.stage.move_to(name)
         self.on_phase(self.report.dialect, name)
+
+    def _phase(self, name: str, action) -> bool:
+        if self.stage.name != name:
+            self._enter(name)
         started = time.perf_counter()
         if action is not None:
             self.steps.begin()
