@@ -59,7 +59,7 @@ class Elements(HTMLParser):
 def rendered_dom(chromium: str, page: Path) -> Elements:
     """The page's DOM after its script ran, as headless Chromium serialises it."""
     done = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom",
-                           page.resolve().as_uri()], capture_output=True, text=True, timeout=180)
+                           page.resolve().as_uri()], check=False, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr[-2000:]
     return Elements(done.stdout)
 
@@ -96,6 +96,7 @@ def test_a_stall_above_the_bound_is_a_marked_dot_and_a_failed_cell_with_its_deta
     stalled = [s for samples in result.timeline.writes.values() for s in samples if s[1] > 0.5]
     assert stalled and len(dom.classed("circle", "stall")) == len(stalled)
     [failed] = dom.classed("td", "fail")
+    assert failed["class"] == "fail"
     text = page.read_text()
     assert "during migrate took" in text and "FAIL" in text
 
