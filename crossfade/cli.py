@@ -388,7 +388,7 @@ def verify(
     examples: Annotated[int, typer.Option("--examples", min=1, help="With --hypothesis: sequences to try.")] = 15,
     # --- the latency bound and the HTML report (crossfade.testing.html_report) ---
     max_stall: Annotated[float, typer.Option(
-        "--max-stall", min=0.001, metavar="SECONDS",
+        "--max-stall", min=0.001, metavar="SECONDS", envvar="CROSSFADE_MAX_STALL", show_envvar=True,
         help="The latency check fails when any one write takes longer.")] = 1.0,
     report_file: Annotated[str | None, typer.Option(
         "--report", metavar="FILE.html",

@@ -71,9 +71,10 @@ def test_a_write_that_waits_longer_than_max_stall_fails_the_latency_check_naming
     latency = result.checks["latency"]
     assert not latency.ok, latency.summary
     assert "above 500 ms" in latency.summary
-    first = latency.details[0]
-    assert "during migrate took" in first, first
-    stalled_ms = int(first.split(" took ")[1].split(" ms")[0])
+    # The forced one; on a loaded machine another write may be named too (each with its steps).
+    forced = [d for d in latency.details if "during migrate took" in d]
+    assert forced, latency.details
+    stalled_ms = max(int(d.split(" took ")[1].split(" ms")[0]) for d in forced)
     assert 500 < stalled_ms < HOLD * 1000 + 30_000  # it waited for the lock (plus this machine's load)
     others = {name: c.ok for name, c in result.checks.items() if name != "latency"}
     assert all(others.values()), others  # only the latency check fails: nothing else went wrong
@@ -86,7 +87,8 @@ def test_without_a_bound_the_same_stall_is_reported_and_passes(engine):
     assert int(latency.summary.split("longest stall ")[1].split(" ms")[0]) > 500
 
 
-def test_a_normal_run_passes_the_default_one_second_bound(engine):
+def test_a_normal_run_passes_the_default_one_second_bound(engine, monkeypatch):
+    monkeypatch.delenv("CROSSFADE_MAX_STALL")  # the suite's looser bound (conftest.py)
     upgrade = simulated_changes.replace_column()
     settings = Settings(values=upgrade.values, **SHORT)
     assert settings.max_stall == DEFAULT_MAX_STALL == 1.0
@@ -99,6 +101,16 @@ def test_a_normal_run_passes_the_default_one_second_bound(engine):
 def test_a_bound_of_zero_or_less_is_refused(bound):
     with pytest.raises(ValueError, match="max_stall must be more than 0 seconds"):
         Settings(max_stall=bound)
+
+
+def test_crossfade_max_stall_sets_the_default_bound(monkeypatch):
+    monkeypatch.setenv("CROSSFADE_MAX_STALL", "2.5")
+    assert Settings().max_stall == 2.5 and Settings(max_stall=0.3).max_stall == 0.3
+    monkeypatch.setenv("CROSSFADE_MAX_STALL", "soon")
+    with pytest.raises(ValueError, match="CROSSFADE_MAX_STALL='soon'"):
+        Settings()
+    monkeypatch.delenv("CROSSFADE_MAX_STALL")
+    assert Settings().max_stall == DEFAULT_MAX_STALL == 1.0
 
 
 @pytest.mark.parametrize("dialect_name", ["sqlite"])
