@@ -7,6 +7,7 @@ from .add_unique import AddUniqueOp, add_unique
 from .base import Op, Sync
 from .block_writes import BlockWritesOp, block_writes
 from .create_index import CreateIndexOp, create_index
+from .derive_column import DeriveColumnOp, derive_column
 from .drop_column import DropColumnOp, drop_column
 from .merge_columns import MergeColumnsOp, merge_columns
 from .move_column import MoveColumnOp, move_column
@@ -24,6 +25,7 @@ __all__ = [
     "AddUniqueOp",
     "BlockWritesOp",
     "CreateIndexOp",
+    "DeriveColumnOp",
     "DropColumnOp",
     "MergeColumnsOp",
     "MoveColumnOp",
@@ -41,6 +43,7 @@ __all__ = [
     "add_unique",
     "block_writes",
     "create_index",
+    "derive_column",
     "drop_column",
     "merge_columns",
     "move_column",
