@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 
 import sqlalchemy as sa
 
-from . import backfill, checks, datacheck, names, ops, roundtrip, state
+from . import backfill, checks, compute, datacheck, names, ops, roundtrip, state
 from .change import Change
 from .ddl import SetNullable, Step, new_names
 from .dependents import dependents_warnings, refuse_dependents
@@ -166,6 +166,7 @@ class Runner:
         workers = self._backfill_jobs()
         for job in jobs:
             self._backfill(change, current, job, throttle, workers)
+        self._python_work(change, current, throttle, workers)
         current.phase = Phase.MIGRATED
         self._save(current, "migrate", "record migrated")
 
@@ -584,6 +585,47 @@ class Runner:
                                 batches=backfill.batch_sizer(self.batch_size, self.batch_seconds),
                                 pause=self.pause, on_batch=on_batch, jobs=jobs, throttle=throttle)
 
+    def _python_work(self, change: Change, current: ChangeState, throttle: Throttle, workers: int) -> None:
+        """The ops' Python backfills and data steps (compute.py), in the order declared, after
+        the triggers' backfills (a step may read what they derived)."""
+        with self.engine.connect() as conn:
+            schema = self._reflect(conn, change)
+        syncs = change.table_syncs(schema, current.relaxed)
+        for work in change.migrate_work(schema):
+            unblocked = compute.blocking_objects(self.dialect, syncs, [work.table] if isinstance(
+                work, compute.PythonBackfill) else list(work.tables))
+            if isinstance(work, compute.PythonBackfill):
+                self._backfill(change, current, compute_job(self.dialect, schema, work, unblocked), throttle, workers)
+            else:
+                self._data_step(current, work, unblocked)
+
+    def _data_step(self, current: ChangeState, step: compute.DataStep, unblocked: list) -> None:
+        """One transaction: the step's writes and the record that it ran (a kill undoes both)."""
+        if current.checkpoint.get(step.checkpoint_key, {}).get("complete"):
+            self.log(f"migrate: data step {step.name} (already done)")
+            return
+        _, off = self.dialect.writing_guard()
+        done = {"done": 1, "total": 1, "complete": True, "last": None}
+
+        def run() -> None:
+            with self.engine.connect() as conn:
+                try:
+                    with conn.begin():
+                        compute.run_data_step(conn, self.dialect, step, unblocked)
+                        current.checkpoint[step.checkpoint_key] = done
+                        state.save(conn, current)
+                except BaseException:
+                    current.checkpoint.pop(step.checkpoint_key, None)
+                    raise
+                finally:
+                    for statement in off:  # the session goes back to the pool unmarked
+                        conn.exec_driver_sql(statement)
+                    if off:
+                        conn.commit()
+        retry_when_busy(self.dialect, self.policy, run)
+        self.log(f"migrate: data step {step.name}")
+        self._after_step("migrate", f"data step {step.name}")
+
     def _run(self, conn: sa.Connection, phase: str, step: Step) -> None:
         ran = run_step(conn, self.dialect, step, self.policy)
         self.log(f"{phase}: {step.name}" + ("" if ran else " (already done)"))
@@ -629,6 +671,14 @@ class Runner:
     def _ddl_connection(self):
         with self.engine.connect() as conn, self.dialect.ddl_session(conn) as ddl:
             yield ddl
+
+
+def compute_job(dialect, schema: Schema, work: compute.PythonBackfill, unblocked: list) -> backfill.Job:
+    """A Python backfill as a backfill Job: the keyed batches, the checkpoint and the resume are
+    backfill.py's; each batch reads, computes and writes (compute.batch_writer)."""
+    table = schema.table(work.table)
+    key = dialect.batch_key(table)
+    return backfill.Job(work.name, table, compute.batch_writer(table, work, key, unblocked, dialect), writes=True)
 
 
 def _now() -> str:
