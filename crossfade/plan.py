@@ -113,7 +113,7 @@ def _plan_change(change: Change, dialect: TriggerDialect, snapshot: Schema, batc
                                         [sql for o in on_table for sql in o.create], _locks(dialect.trigger_locks)))
 
     migrate = Section(change.id, "migrate", note="backfill existing rows in keyed batches, resumable")
-    for table in sorted(syncs):
+    for table in sorted(t for t, ts in syncs.items() if ts.groups or ts.fills):
         migrate.steps.append(_backfill_step(dialect, backfill.sync_job(syncs[table]), batch_size))
     for link in links:
         job = backfill.link_job(dialect, link, snapshot.table(link.source), snapshot.table(link.target))

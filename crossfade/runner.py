@@ -160,7 +160,8 @@ class Runner:
             schema = self._reflect(conn, change)
             syncs = change.table_syncs(schema)
             links = self.dialect.active_links(change.links(schema))
-        jobs = [backfill.sync_job(ts) for _, ts in sorted(syncs.items())]
+        # A table whose triggers only block has nothing to backfill.
+        jobs = [backfill.sync_job(ts) for _, ts in sorted(syncs.items()) if ts.groups or ts.fills]
         jobs += [backfill.link_job(self.dialect, link, schema.table(link.source), schema.table(link.target))
                  for link in links]
         workers = self._backfill_jobs()
