@@ -67,7 +67,8 @@ class DataStep:
 
     def describe_run(self) -> str:
         if callable(self.run):
-            return f"Python callable {getattr(self.run, '__qualname__', repr(self.run))}"
+            # A name, never a repr: the plan must read the same on every run.
+            return f"Python callable {getattr(self.run, '__qualname__', type(self.run).__qualname__)}"
         return "SQL"
 
     def statement(self) -> sa.Executable | None:

@@ -55,6 +55,7 @@ class ChangeStatus:
     schema: str | None = None  # the database schema the change's tables are in, where resolved
     new_release: str = ""  # when release N+1 may start: "may start now" / "may start after migrate"
     warnings: list[str] = field(default_factory=list)  # what replication will not do (replication_warnings)
+    data_steps: dict[str, str] = field(default_factory=dict)  # name -> "done" / "runs in migrate"
 
     def to_json(self) -> dict:
         found = {"change": self.change_id, "phase": self.phase.value, "backfill": self.backfill,
@@ -63,6 +64,7 @@ class ChangeStatus:
         if self.backfill_rows:  # a backfill started and not yet contracted away
             found["backfill_rows"] = self.backfill_rows
         found |= {"warnings": self.warnings} if self.warnings else {}
+        found |= {"data_steps": self.data_steps} if self.data_steps else {}
         return found if self.schema is None else {**found, "schema": self.schema}
 
 
@@ -264,9 +266,14 @@ class Runner:
         current = self.load(change)
         result = ChangeStatus(change.id, current.phase, repairs=[_repair_text(r) for r in current.repairs],
                               schema=current.schema, new_release=self.new_release(change, current.phase))
-        result.backfill = {t: (c["done"] / c["total"] if c.get("total") else 1.0)
-                           for t, c in current.checkpoint.items()}
-        result.backfill_rows = {t: backfill_rows(c) for t, c in current.checkpoint.items()}
+        steps = [op for op in change.ops if isinstance(op, ops.DataStepOp)]
+        step_keys = {compute.DataStep(op.name, op.run).checkpoint_key for op in steps}
+        tables = {t: c for t, c in current.checkpoint.items() if t not in step_keys}
+        result.backfill = {t: (c["done"] / c["total"] if c.get("total") else 1.0) for t, c in tables.items()}
+        result.backfill_rows = {t: backfill_rows(c) for t, c in tables.items()}
+        ran = current.phase in (Phase.MIGRATED, Phase.CONTRACTING, Phase.CONTRACTED)
+        result.data_steps = {op.name: "done" if ran or current.checkpoint.get(
+            compute.DataStep(op.name, op.run).checkpoint_key, {}).get("complete") else "runs in migrate" for op in steps}
         with self.engine.connect() as conn:
             catalog = self.dialect.catalog_objects(conn, set(current.tables) or change.tables())
             for name, recorded in sorted(current.triggers.items()):
