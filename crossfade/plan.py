@@ -161,17 +161,17 @@ def _python_step(dialect: TriggerDialect, snapshot: Schema, work, batch_size: in
     (its SQL shown, or what Python runs)."""
     if isinstance(work, compute.DataStep):
         statement = work.statement()
-        notes = [f"runs {work.describe_run()} once, in one transaction that records it done: a kill undoes it and "
-                 "a rerun runs it again; a finished step never runs twice",
+        notes = [(f"runs {work.describe_run()} once, in one transaction that records it done: a kill undoes it and "
+                 "a rerun runs it again; a finished step never runs twice"),
                  f"writes {', '.join(work.tables)} past the change's blocks"]
         return PlannedStep(f"data step {work.name}", [dialect.compile(statement)] if statement is not None else [],
                            notes)
     table = snapshot.table(work.table)
     step = _backfill_step(dialect, backfill.Job(work.name, table, lambda where: [
         compute.read_batch(table, work, dialect.batch_key(table), where)]), batch_size)
-    step.notes[1:1] = [f"Python computes {', '.join(work.columns)} from each batch's rows "
+    step.notes[1:1] = [(f"Python computes {', '.join(work.columns)} from each batch's rows "
                        f"({', '.join(work.reads)}), then one UPDATE per row where they are still NULL, "
-                       "past the change's blocks"]
+                       "past the change's blocks")]
     return step
 
 

@@ -212,7 +212,7 @@ def compute_column() -> Upgrade:
     k003 = import_file(Path(__file__).resolve().parents[1] / "examples" / "keystone" / "k003_credential_encryption"
                        / "change.py")
     change = Change(*k003.operations(), id="sim_compute_column")
-    unique = lambda rng: f"{rng.getrandbits(64):016x}"  # noqa: E731 - credential ids are strings
+    unique = lambda rng: f"{rng.getrandbits(64):016x}"
     return Upgrade(change, k003.metadata, k003.metadata_n1, {"credential.id": unique})
 
 
@@ -224,7 +224,7 @@ def compute_column_identified() -> Upgrade:
     """A value only Python computes, with release N+1 identified: only release N's writes are
     blocked (on PostgreSQL and MariaDB), so release N+1 writes from expand on (SQLite cannot tell:
     there both releases' blocked writes are refused until contract)."""
-    rule = lambda new, old: sa.or_(new.hashed.is_(None), new.plain.is_distinct_from(old.plain))  # noqa: E731
+    rule = lambda new, old: sa.or_(new.hashed.is_(None), new.plain.is_distinct_from(old.plain))
     return Upgrade(
         Change(ops.compute_column("secrets", sa.Column("hashed", sa.String(32), nullable=False), _digest,
                                   reads="plain"),

@@ -122,7 +122,7 @@ def test_a_tables_block_refuses_the_chosen_kinds_of_write_and_lets_the_others_th
 
 def test_an_update_condition_refuses_only_the_updates_it_is_true_for(engine):
     notes_table(engine, 1, 2)
-    rule = lambda new, old: sa.or_(new.sealed.is_(None), old.body.is_(None))  # noqa: E731 - Keystone's shape
+    rule = lambda new, old: sa.or_(new.sealed.is_(None), old.body.is_(None))
     Runner(engine).expand(Change(ops.block_writes("notes", update=rule, message="seal first"), id="seal_notes"))
     assert "seal first" in refused(engine, notes.update().where(notes.c.id == 1).values(body="x"))
     with engine.begin() as conn:

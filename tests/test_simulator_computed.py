@@ -8,8 +8,8 @@ import simulated_changes
 import sqlalchemy as sa
 
 from crossfade.testing import Settings, mutants, simulate
-from crossfade.testing.journal import Refusal
 from crossfade.testing.computed import declared_refusal
+from crossfade.testing.journal import Refusal
 from crossfade.testing.model import RELEASE_N, RELEASE_N1, plan_tables
 
 

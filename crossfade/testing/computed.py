@@ -87,7 +87,7 @@ def computed_findings(conn: sa.Connection, change: Change, writes: Iterable[Writ
 
 
 def _computed(work: PythonBackfill, row) -> tuple:
-    value = list(work.compute([row]))[0]
+    value = next(iter(work.compute([row])))
     return tuple(value) if len(work.columns) > 1 else (value,)
 
 
