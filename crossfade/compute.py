@@ -95,12 +95,39 @@ def read_batch(table: sa.Table, work: PythonBackfill, key: list, where: sa.Colum
     return sa.select(*columns).where(where, all_null(new)).order_by(*key).with_for_update()
 
 
+# Rows per UPDATE statement of a batch: bounds its parameters (SQLite allows 32,766) and keeps
+# every full slice the same statement, which SQLAlchemy compiles once.
+ROWS_PER_STATEMENT = 500
+
+
 def write_batch(table: sa.Table, work: PythonBackfill, key: list) -> sa.Update:
     """One row's UPDATE (run for every row of the batch at once), only while it is still NULL."""
     new = [table.c[c] for c in work.columns]
     match = [k == sa.bindparam(f"crossfade_key_{i}") for i, k in enumerate(key)]
     return (sa.update(table).where(*match, all_null(new))
             .values({c: sa.bindparam(f"crossfade_new_{i}") for i, c in enumerate(work.columns)}))
+
+
+def write_rows(conn: sa.Connection, table: sa.Table, work: PythonBackfill, key: list, rows: list,
+               values: list[tuple]) -> None:
+    """The batch's values, each row only while its new columns are still NULL: one UPDATE per
+    slice of rows (`CASE key WHEN ... THEN ...`) where the key is one column, since a statement
+    per row costs a round trip each on MySQL; one UPDATE per row (executemany) otherwise."""
+    if len(key) != 1:
+        conn.execute(write_batch(table, work, key), [
+            {**{f"crossfade_key_{i}": row[i] for i in range(len(key))},
+             **{f"crossfade_new_{i}": v for i, v in enumerate(value)}} for row, value in zip(rows, values)])
+        return
+    for start in range(0, len(rows), ROWS_PER_STATEMENT):
+        keys = [row[0] for row in rows[start:start + ROWS_PER_STATEMENT]]
+        conn.execute(_slice_update(table, work, key[0], keys, values[start:start + ROWS_PER_STATEMENT]))
+
+
+def _slice_update(table: sa.Table, work: PythonBackfill, key: sa.Column, keys: list, values: list[tuple]) -> sa.Update:
+    new = [table.c[c] for c in work.columns]
+    cases = {column.name: sa.case({k: sa.literal(v[i], column.type) for k, v in zip(keys, values)}, value=key)
+             for i, column in enumerate(new)}
+    return sa.update(table).where(key.in_(keys), all_null(new)).values(cases)
 
 
 def computed_values(work: PythonBackfill, rows: list) -> list[tuple]:
@@ -135,11 +162,8 @@ def batch_writer(table: sa.Table, work: PythonBackfill, key: list, unblocked: li
             if not rows:
                 return
             values = computed_values(work, rows)
-            params = [{**{f"crossfade_key_{i}": row[i] for i in range(len(key))},
-                       **{f"crossfade_new_{i}": v for i, v in enumerate(value)}}
-                      for row, value in zip(rows, values)]
             with past_blocks(conn, dialect, unblocked):
-                conn.execute(write_batch(table, work, key), params)
+                write_rows(conn, table, work, key, rows, values)
         run.sql = read_batch(table, work, key, where)  # what `plan --sql` shows
         return [run]
     return statements
@@ -154,10 +178,7 @@ def compute_all(conn: sa.Connection, table: sa.Table, work: PythonBackfill, key:
         rows = conn.execute(read_batch(table, work, key, where).limit(batch_rows)).all()
         if not rows:
             return written
-        values = computed_values(work, rows)
-        conn.execute(write_batch(table, work, key), [
-            {**{f"crossfade_key_{i}": row[i] for i in range(len(key))},
-             **{f"crossfade_new_{i}": v for i, v in enumerate(value)}} for row, value in zip(rows, values)])
+        write_rows(conn, table, work, key, rows, computed_values(work, rows))
         written += len(rows)
         last = tuple(rows[-1][:len(key)])
 
