@@ -24,6 +24,8 @@ _here = Path(__file__).resolve().parent
 metadata = import_file(_here / "release_n.py").metadata
 metadata_n1 = import_file(_here / "release_n1.py").metadata
 encryption = import_file(_here / "encryption.py")
+# `crossfade verify`: credential ids are strings the applications choose; the simulator's must not collide.
+simulator_values = {"credential.id": lambda rng: f"{rng.getrandbits(64):016x}"}
 
 MESSAGE = "Credential migration in progress. Cannot perform writes to credential table."
 

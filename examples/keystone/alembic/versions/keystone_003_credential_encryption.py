@@ -26,6 +26,7 @@ _k003 = import_file(Path(__file__).resolve().parents[2] / "k003_credential_encry
 # `alembic upgrade --sql` render this revision from release N's tables.
 metadata = _k003.metadata
 metadata_n1 = _k003.metadata_n1
+simulator_values = _k003.simulator_values
 
 
 @crossfade.alembic.upgrade(*_k003.operations())
