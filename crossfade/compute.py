@@ -191,16 +191,19 @@ def _after(key: list, last: tuple) -> sa.ColumnElement:
 
 # --- writing past the change's blocks --------------------------------------------------------
 
-def blocking_objects(dialect: TriggerDialect, syncs: dict[str, TableSync], tables: Sequence[str]) -> list[DbObject]:
+def blocking_objects(dialect: TriggerDialect, syncs: dict[str, TableSync], tables: Sequence[str],
+                     events: Sequence[str] = ("insert", "update", "delete")) -> list[DbObject]:
     """The triggers a crossfade write must take down for its transaction: on SQLite only (the
-    others read the session's mark), those of `tables` that carry a table's block."""
+    others read the session's mark), those of `tables` that carry a table's block, for the
+    `events` the write makes (a Python backfill only updates)."""
     if dialect.crossfade_writing_sql() is not None:
         return []
     found = []
     for name in tables:
         ts = syncs.get(name)
         if ts is not None and any(b.whole_table for b in ts.blocks):
-            found += [o for o in dialect.trigger_objects(ts) if o.kind == "trigger"]
+            wanted = {dialect.object_name(name, event) for event in events}
+            found += [o for o in dialect.trigger_objects(ts) if o.kind == "trigger" and o.name in wanted]
     return found
 
 

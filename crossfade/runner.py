@@ -600,12 +600,11 @@ class Runner:
             schema = self._reflect(conn, change)
         syncs = change.table_syncs(schema, current.relaxed)
         for work in change.migrate_work(schema):
-            unblocked = compute.blocking_objects(self.dialect, syncs, [work.table] if isinstance(
-                work, compute.PythonBackfill) else list(work.tables))
             if isinstance(work, compute.PythonBackfill):
+                unblocked = compute.blocking_objects(self.dialect, syncs, [work.table], events=("update",))
                 self._backfill(change, current, compute_job(self.dialect, schema, work, unblocked), throttle, workers)
             else:
-                self._data_step(current, work, unblocked)
+                self._data_step(current, work, compute.blocking_objects(self.dialect, syncs, work.tables))
 
     def _data_step(self, current: ChangeState, step: compute.DataStep, unblocked: list) -> None:
         """One transaction: the step's writes and the record that it ran (a kill undoes both)."""
