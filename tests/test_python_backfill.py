@@ -174,3 +174,31 @@ def test_plan_shows_the_python_backfill_and_the_batch_it_reads(dialect_name):
     assert "backfill secrets (computed hashed, size)" in text
     assert "Python computes hashed, size from each batch's rows (plain)" in text
     assert "hashed IS NULL AND" in text
+
+
+def test_a_table_keyed_by_two_columns_is_computed_row_by_row(engine):
+    pairs = sa.Table("pairs", sa.MetaData(), sa.Column("a", sa.Integer, primary_key=True, autoincrement=False),
+                     sa.Column("b", sa.String(10), primary_key=True), sa.Column("plain", sa.String(40)))
+    with engine.begin() as conn:
+        pairs.metadata.create_all(conn)
+        conn.execute(pairs.insert(), [{"a": i % 3, "b": f"k{i}", "plain": f"p{i}"} for i in range(20)])
+    change = Change(ops.compute_column("pairs", sa.Column("hashed", sa.String(16)),
+                                       lambda rows: [digest(f"{r.a}/{r.b}/{r.plain}") for r in rows], reads="plain"),
+                    ops.block_writes("pairs", insert=True), id="hash_pairs")
+    runner = Runner(engine, batch_size=6)
+    runner.expand(change)
+    runner.migrate(change)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT a, b, plain, hashed FROM pairs")).all()
+    assert len(rows) == 20 and all(r.hashed == digest(f"{r.a}/{r.b}/{r.plain}") for r in rows)
+
+
+def test_more_rows_than_one_statement_takes_are_written_in_slices(engine, monkeypatch):
+    from crossfade import compute
+
+    monkeypatch.setattr(compute, "ROWS_PER_STATEMENT", 4)
+    seeded(engine)
+    runner = Runner(engine, batch_size=15)
+    runner.expand(change_for(Digests()))
+    runner.migrate(change_for(Digests()))
+    assert all(row == expected(i, row[0]) for i, row in stored(engine).items())
