@@ -20,6 +20,7 @@ them back before it commits, which no other writer can see (SQLite has one write
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -120,12 +121,22 @@ def write_rows(conn: sa.Connection, table: sa.Table, work: PythonBackfill, key: 
         return
     for start in range(0, len(rows), ROWS_PER_STATEMENT):
         keys = [row[0] for row in rows[start:start + ROWS_PER_STATEMENT]]
-        conn.execute(_slice_update(table, work, key[0], keys, values[start:start + ROWS_PER_STATEMENT]))
+        params = {f"k{r}": k for r, k in enumerate(keys)}
+        params.update({f"v{r}_{i}": v for r, value in enumerate(values[start:start + ROWS_PER_STATEMENT])
+                       for i, v in enumerate(value)})
+        conn.execute(_slice_update(table, work.columns, key[0].name, len(keys)), params)
 
 
-def _slice_update(table: sa.Table, work: PythonBackfill, key: sa.Column, keys: list, values: list[tuple]) -> sa.Update:
-    new = [table.c[c] for c in work.columns]
-    cases = {column.name: sa.case({k: sa.literal(v[i], column.type) for k, v in zip(keys, values)}, value=key)
+@functools.lru_cache(maxsize=64)
+def _slice_update(table: sa.Table, columns: tuple[str, ...], key_name: str, rows: int) -> sa.Update:
+    """The UPDATE of `rows` rows, with bind parameters k<row> and v<row>_<column>: built once per
+    table and size, so every full slice is the same statement (compiled once, by SQLAlchemy and
+    the driver alike)."""
+    key = table.c[key_name]
+    new = [table.c[c] for c in columns]
+    keys = [sa.bindparam(f"k{r}", type_=key.type) for r in range(rows)]
+    cases = {column.name: sa.case({keys[r]: sa.bindparam(f"v{r}_{i}", type_=column.type) for r in range(rows)},
+                                  value=key)
              for i, column in enumerate(new)}
     return sa.update(table).where(key.in_(keys), all_null(new)).values(cases)
 
