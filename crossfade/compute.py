@@ -96,11 +96,6 @@ def read_batch(table: sa.Table, work: PythonBackfill, key: list, where: sa.Colum
     return sa.select(*columns).where(where, all_null(new)).order_by(*key).with_for_update()
 
 
-# Rows per UPDATE statement of a batch: bounds its parameters (SQLite allows 32,766) and keeps
-# every full slice the same statement, which SQLAlchemy compiles once.
-ROWS_PER_STATEMENT = 500
-
-
 def write_batch(table: sa.Table, work: PythonBackfill, key: list) -> sa.Update:
     """One row's UPDATE (run for every row of the batch at once), only while it is still NULL."""
     new = [table.c[c] for c in work.columns]
@@ -110,19 +105,20 @@ def write_batch(table: sa.Table, work: PythonBackfill, key: list) -> sa.Update:
 
 
 def write_rows(conn: sa.Connection, table: sa.Table, work: PythonBackfill, key: list, rows: list,
-               values: list[tuple]) -> None:
+               values: list[tuple], per_statement: int = 1) -> None:
     """The batch's values, each row only while its new columns are still NULL: one UPDATE per
-    slice of rows (`CASE key WHEN ... THEN ...`) where the key is one column, since a statement
-    per row costs a round trip each on MySQL; one UPDATE per row (executemany) otherwise."""
-    if len(key) != 1:
+    row (executemany: psycopg pipelines them, SQLite runs them in process), or, where the dialect
+    says a statement per row costs a round trip each (MySQL), one UPDATE per slice of
+    `per_statement` rows (`CASE key WHEN ... THEN ...`, a one-column key)."""
+    if len(key) != 1 or per_statement <= 1:
         conn.execute(write_batch(table, work, key), [
             {**{f"crossfade_key_{i}": row[i] for i in range(len(key))},
              **{f"crossfade_new_{i}": v for i, v in enumerate(value)}} for row, value in zip(rows, values)])
         return
-    for start in range(0, len(rows), ROWS_PER_STATEMENT):
-        keys = [row[0] for row in rows[start:start + ROWS_PER_STATEMENT]]
+    for start in range(0, len(rows), per_statement):
+        keys = [row[0] for row in rows[start:start + per_statement]]
         params = {f"k{r}": k for r, k in enumerate(keys)}
-        params.update({f"v{r}_{i}": v for r, value in enumerate(values[start:start + ROWS_PER_STATEMENT])
+        params.update({f"v{r}_{i}": v for r, value in enumerate(values[start:start + per_statement])
                        for i, v in enumerate(value)})
         conn.execute(_slice_update(table, work.columns, key[0].name, len(keys)), params)
 
@@ -174,13 +170,14 @@ def batch_writer(table: sa.Table, work: PythonBackfill, key: list, unblocked: li
                 return
             values = computed_values(work, rows)
             with past_blocks(conn, dialect, unblocked):
-                write_rows(conn, table, work, key, rows, values)
+                write_rows(conn, table, work, key, rows, values, dialect.rows_per_update)
         run.sql = read_batch(table, work, key, where)  # what `plan --sql` shows
         return [run]
     return statements
 
 
-def compute_all(conn: sa.Connection, table: sa.Table, work: PythonBackfill, key: list, batch_rows: int = 1000) -> int:
+def compute_all(conn: sa.Connection, table: sa.Table, work: PythonBackfill, key: list, batch_rows: int = 1000,
+                per_statement: int = 1) -> int:
     """The offline path (no triggers, no other writer): every row still to compute, in slices of
     `batch_rows` inside the caller's transaction. Returns the rows written."""
     written, last = 0, None
@@ -189,7 +186,7 @@ def compute_all(conn: sa.Connection, table: sa.Table, work: PythonBackfill, key:
         rows = conn.execute(read_batch(table, work, key, where).limit(batch_rows)).all()
         if not rows:
             return written
-        write_rows(conn, table, work, key, rows, computed_values(work, rows))
+        write_rows(conn, table, work, key, rows, computed_values(work, rows), per_statement)
         written += len(rows)
         last = tuple(rows[-1][:len(key)])
 

@@ -158,7 +158,8 @@ class _Live:
             work.execute(self.conn)
             return
         table = schema.table(work.table)
-        written = compute.compute_all(self.conn, table, work, self.dialect.batch_key(table))
+        written = compute.compute_all(self.conn, table, work, self.dialect.batch_key(table),
+                                      per_statement=self.dialect.rows_per_update)
         log.info("%s: %d row(s) computed in Python", work.name, written)
 
     def refuse_remaining_nulls(self, change: Change, schema: Schema) -> None:

@@ -246,6 +246,10 @@ class TriggerDialect:
         a data step: `writing_guard` marks it); None where a mark cannot be read (SQLite)."""
         return None
 
+    # Rows a Python backfill writes per UPDATE statement (compute.write_rows): 1 sends one per row
+    # (executemany), which the driver pipelines or runs in process.
+    rows_per_update = 1
+
     def hold_write_lock(self, conn: sa.Connection) -> None:
         """Make sure the connection's transaction has begun and holds what a write needs, before
         crossfade's own write reads anything (SQLite's driver begins only at the first DML)."""
