@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 
 from . import parallel
+from .derived import DeriveRule, DeriveStatements
 from .dialects.base import TriggerDialect
 from .errors import CrossfadeError
 from .locking import LockPolicy, retry_when_busy
@@ -158,11 +159,20 @@ def sync_job(ts: TableSync) -> Job:
 def link_job(dialect: TriggerDialect, link: LinkRule | MoveRule, source: sa.Table, target: sa.Table) -> Job:
     """A cross-table rule's backfill, batched over the source: a link's target gets a row for
     every source row that should have one; a move's target rows take their source rows' values."""
+    if isinstance(link, DeriveRule):
+        statements = DeriveStatements(link, lambda name: target.metadata.tables[_sibling(target, name)])
+        return Job(f"{link.target}.{link.column} (derived)", target,
+                   lambda where: statements.backfill(where, dialect.derive_locking_reads), guarded=True)
     if isinstance(link, MoveRule):
         return Job(f"{link.target} (moved from {link.source})", source,
                    MoveStatements(link, source, target).backfill, guarded=True)
     return Job(link.target, source, lambda where: link_statements(dialect, link, source, target, where),
                guarded=True)
+
+
+def _sibling(table: sa.Table, name: str) -> str:
+    """The key of table `name` in `table`'s MetaData (schema-qualified where `table` is)."""
+    return f"{table.schema}.{name}" if table.schema else name
 
 
 def link_statements(dialect: TriggerDialect, link: LinkRule, source: sa.Table, target: sa.Table,

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 import sqlalchemy as sa
 
 from .ddl import Intent, SetDefault, SetNullable, SwapStandIn, apply_to_schema
+from .derived import DeriveRule
 from .errors import ColumnAlreadySyncedError, GeneratedColumnError, TableAlreadyLinkedError, ValidationError
 from .ops.base import Op
 from .schema import Schema, is_generated
@@ -100,6 +101,9 @@ class Change:
         """No trigger may write a generated column: the database refuses the writer's statement."""
         written = {pair: "its sync triggers" for pair in claimed}
         for link in self.links(schema):
+            if isinstance(link, DeriveRule):
+                written[(link.target, link.column)] = "its cross-table triggers"
+                continue
             columns = link.source_columns if isinstance(link, MoveRule) else link.columns
             written.update({(link.source, c): "its cross-table triggers" for c in columns})
         for (table, column), writer in sorted(written.items()):
@@ -123,6 +127,7 @@ class Change:
         for op in self.ops:
             sync = op.sync(schema)
             links += sync.links
+            links += sync.derives
             for move in sync.moves:
                 same = next((i for i, r in enumerate(links)
                              if isinstance(r, MoveRule) and r.relation() == move.relation()), None)

@@ -7,9 +7,11 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 
 from .ddl import AddCheck, AddForeignKey, AddUnique, CreateIndex, Intent
+from .derived import DeriveRule, DeriveStatements
 from .dialects.base import DbObject, TriggerDialect, sha
 from .errors import (
     CheckViolationError,
+    ConflictingSourcesError,
     DisagreeingRowsError,
     DuplicateRowsError,
     OrphanRowsError,
@@ -120,9 +122,28 @@ def refuse_unmovable(conn: sa.Connection, schema: Schema, links: Sequence, phase
             _refuse_stranded(conn, move, source, target, phase)
             if phase == "expand" and move.many:
                 _refuse_disagreeing(conn, move, source)
+        for derive in [link for link in links if isinstance(link, DeriveRule)]:
+            if phase == "expand" and derive.refuse_conflicts:
+                _refuse_conflicting_sources(conn, DeriveStatements(derive, schema.table))
     finally:
         if own_transaction and conn.in_transaction():
             conn.rollback()
+
+
+def _refuse_conflicting_sources(conn: sa.Connection, derive: DeriveStatements) -> None:
+    """derive_column: every target row's sources agree (NULLs aside), or the rule would pick one
+    value and drop the others; the error shows a few target rows and what each source holds."""
+    conflicting = derive.conflicts()
+    keys = conn.execute(conflicting.limit(3)).scalars().all()
+    if not keys:
+        return
+    count = conn.execute(sa.select(sa.func.count()).select_from(conflicting.order_by(None).subquery())).scalar()
+    samples = []
+    for key in keys:
+        held = [f"{s.table}.{s.column}={sorted(set(conn.execute(q).scalars()))!r}"
+                for s, q in zip(derive.rule.sources, derive.values_of(key))]
+        samples.append(f"{derive.rule.target_key}={key!r}: {', '.join(held)}")
+    raise ConflictingSourcesError(derive.rule.target, derive.rule.column, count, "; ".join(samples))
 
 
 def _refuse_stranded(conn: sa.Connection, move: MoveRule, source: sa.Table, target: sa.Table, phase: str) -> None:

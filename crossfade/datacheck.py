@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
 from .backfill import AdaptiveBatches, BatchSizer, FixedBatches, _after, _batch_upper_bound, _key_range, batch_sizer
+from .derived import DeriveRule, DeriveStatements
 from .dialects.base import TriggerDialect
 from .locking import LockPolicy, retry_when_busy
 from .sync import LinkRule, MoveRule, SyncGroup, TableSync, all_null, any_distinct, conflict
@@ -129,6 +130,18 @@ def move_law(move: MoveRule, source: sa.Table, target: sa.Table, derived_only: b
                            "way round), then run the phase again")
 
 
+def derive_law(derive: DeriveStatements, derived_only: bool) -> Law:
+    """derive_column: every target row holds the value its sources give it (none: NULL)."""
+    t, rule = derive.t, derive.rule
+    value = derive.value_for(t.c[rule.target_key])
+    broken = derive.broken()
+    if derived_only:  # before migrate completes, a NULL is a row the backfill has not reached
+        broken = sa.and_(t.c[rule.column].is_not(None), broken)
+    shown = [(f"{t.name}.{rule.column}", t.c[rule.column]), ("derived", value)]
+    fixes = [("the sources' values", sa.update(t).where(broken).values({rule.column: value}))]
+    return Law(f"the derived law {rule.describe()}", t, t, broken, shown, fixes)
+
+
 def laws(dialect: TriggerDialect, syncs: dict[str, TableSync], links, tables: dict[str, sa.Table],
          derived_only: bool) -> list[Law]:
     """Every law a syncing change's rows must satisfy: each two-way sync group's (a one-way group's
@@ -136,6 +149,9 @@ def laws(dialect: TriggerDialect, syncs: dict[str, TableSync], links, tables: di
     found = [group_law(dialect, group, ts.table, derived_only)
              for _, ts in sorted(syncs.items()) for group in ts.groups if group.down is not None and group.old]
     for link in dialect.active_links(list(links)):
+        if isinstance(link, DeriveRule):
+            found.append(derive_law(DeriveStatements(link, tables.__getitem__), derived_only))
+            continue
         source, target = tables[link.source], tables[link.target]
         law = move_law if isinstance(link, MoveRule) else link_law
         found.append(law(link, source, target, derived_only))

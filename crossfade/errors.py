@@ -384,6 +384,17 @@ class DisagreeingRowsError(ValidationError):
             f"{target} can hold only one. Make them agree (NULL counts as a value), then expand again")
 
 
+class ConflictingSourcesError(ValidationError):
+    """derive_column: one target row's sources hold different values; raised before any DDL."""
+
+    def __init__(self, table: str, column: str, count: int, sample: str):
+        self.table, self.column, self.count, self.sample = table, column, count, sample
+        super().__init__(
+            f"{count} row(s) of {table!r} would get conflicting {column} values from their sources ({sample}); "
+            f"derive_column keeps one value per row and would drop the others. Make each row's sources agree "
+            "(NULL means no value), then expand again")
+
+
 class DriftedRowsError(ValidationError):
     """Rows break the sync law or a link law: written while the triggers did not fire
     (`session_replication_role = replica`, a disabled or dropped trigger, a cascade, a table

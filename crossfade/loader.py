@@ -8,7 +8,9 @@ A directory holds one module per change, applied in file-name order (`0001_...`,
 files starting with `_` are helpers and are not loaded. An Alembic project (its alembic.ini or
 the directory holding it) gives its crossfade revisions, oldest first, each module read as a
 change module (see `crossfade.alembic`); the simulator runs each whole revision, its plain
-Alembic operations included (`Simulated.phases`).
+Alembic operations included (`Simulated.phases`). A revision that leaves `metadata` or
+`metadata_n1` None (as `crossfade revision` writes it) gets the tables its revisions state:
+before it, and after it.
 """
 
 from __future__ import annotations
@@ -90,7 +92,12 @@ def _alembic_changes(project: Project) -> LoadedChanges:
     for module, change in project.declared_changes():
         loaded.changes.append(change)
         loaded.sources.append(_source(module))
-        loaded.simulations.append(dataclasses.replace(_simulated(module), phases=revision_phases(project, change.id)))
+        simulated = dataclasses.replace(_simulated(module), phases=revision_phases(project, change.id))
+        if simulated.release_n is None or simulated.release_n1 is None:  # derived from the revisions
+            release_n, release_n1 = project.release_tables(change.id)
+            simulated = dataclasses.replace(simulated, release_n=simulated.release_n or release_n,
+                                            release_n1=simulated.release_n1 or release_n1)
+        loaded.simulations.append(simulated)
         if loaded.metadata is None:
             loaded.metadata = _metadata_of(module)
     return loaded

@@ -114,6 +114,15 @@ def retry_when_busy(dialect: TriggerDialect, policy: LockPolicy, work: Callable[
     application can keep the single write lock from them longer than the busy timeout, and a
     backfill batch of a cross-table op can deadlock with the writers it shares two tables with
     (the database fails one side; the batch's checkpoint has not moved, so it simply runs again)."""
+    return run_again(work, transient=lambda exc: dialect.is_lock_timeout(exc) or dialect.is_deadlock(exc),
+                     more=lambda attempt, waited: waited < policy.max_wait)
+
+
+def run_again(work: Callable[[], T], *, transient: Callable[[sa.exc.DBAPIError], bool],
+              more: Callable[[int, float], bool],
+              before_again: Callable[[sa.exc.DBAPIError], None] | None = None) -> T:
+    """Run `work`; while it fails with an error `transient` accepts and `more(attempts, seconds
+    waited)` allows another try, back off and run it again (after `before_again(error)`)."""
     started = time.monotonic()
     attempt = 0
     while True:
@@ -121,10 +130,10 @@ def retry_when_busy(dialect: TriggerDialect, policy: LockPolicy, work: Callable[
         try:
             return work()
         except sa.exc.DBAPIError as exc:
-            waited = time.monotonic() - started
-            transient = dialect.is_lock_timeout(exc) or dialect.is_deadlock(exc)
-            if not transient or waited >= policy.max_wait:
+            if not transient(exc) or not more(attempt, time.monotonic() - started):
                 raise
+            if before_again is not None:
+                before_again(exc)
             time.sleep(backoff(attempt, 0.05))
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
+from .derived import DeriveRule
 from .dialects.base import TriggerDialect
 from .errors import PreflightError
 from .schema import Schema
@@ -51,6 +52,8 @@ def run_preflight(conn: sa.Connection, dialect: TriggerDialect, schema: Schema,
     for link in links:
         if isinstance(link, MoveRule):
             result.errors += dialect.move_problems(conn, link)
+        if isinstance(link, DeriveRule):
+            result.errors += dialect.derive_problems(conn, link)
         result.warnings += dialect.link_warnings(link)
     return result
 

@@ -12,14 +12,13 @@ kill-and-rerun tests), so a phase a deadlock aborted simply runs again; a read r
 from __future__ import annotations
 
 import functools
-import time
 from collections.abc import Callable
 from typing import TypeVar
 
 import sqlalchemy as sa
 
 from .dialects.base import TriggerDialect
-from .locking import backoff
+from .locking import run_again
 
 T = TypeVar("T")
 
@@ -28,17 +27,12 @@ RERUNS = 5  # deadlocks in a row before the error goes to the operator
 
 def again_after_deadlock(dialect: TriggerDialect, log: Callable[[str], None], what: str,
                          work: Callable[[], T]) -> T:
-    attempt = 0
-    while True:
-        attempt += 1
-        try:
-            return work()
-        except sa.exc.DBAPIError as exc:
-            if attempt > RERUNS or not dialect.is_deadlock(exc):
-                raise
-            reason = str(exc.orig).splitlines()[0] if exc.orig is not None else type(exc).__name__
-            log(f"{what} was aborted by a deadlock ({reason}); running it again")
-            time.sleep(backoff(attempt, 0.05))
+    def say_why(exc: sa.exc.DBAPIError) -> None:
+        reason = str(exc.orig).splitlines()[0] if exc.orig is not None else type(exc).__name__
+        log(f"{what} was aborted by a deadlock ({reason}); running it again")
+
+    return run_again(work, transient=dialect.is_deadlock, more=lambda attempt, waited: attempt <= RERUNS,
+                     before_again=say_why)
 
 
 def rerun_after_deadlock(method: Callable) -> Callable:

@@ -261,10 +261,13 @@ class _ByZone(ForTarget):
     ]
 
     def __init__(self, naive: ColumnElement, aware: ColumnElement, column_type, type_, targeted: bool,
-                 resolved: bool = True):
+                 resolved: bool = True, coarser: tuple | None = None):
         self.naive, self.aware, self.column_type, self.type = naive, aware, column_type, type_
         self.targeted = targeted  # True for a datetime out: the target column decides
         self.resolved = resolved  # False until a datetime out has seen its target column
+        # For microseconds out: (naive maker, aware maker, n), to floor n to what a column with
+        # fewer fractional digits holds (see _render_by_zone).
+        self.coarser = coarser
 
     @property
     def _from_objects(self) -> list:
@@ -273,7 +276,7 @@ class _ByZone(ForTarget):
     def for_target(self, type_: sa.types.TypeEngine) -> ColumnElement:
         if not self.targeted:
             return self
-        return _ByZone(self.naive, self.aware, type_, type_, targeted=True)
+        return _ByZone(self.naive, self.aware, type_, type_, targeted=True, coarser=self.coarser)
 
     @property
     def name(self) -> str:
@@ -282,8 +285,41 @@ class _ByZone(ForTarget):
 
 @compiles(_ByZone)
 def _render_by_zone(element: _ByZone, compiler, **kw) -> str:
-    chosen = element.aware if zone_aware(element.column_type, compiler.dialect) else element.naive
-    return compiler.process(chosen, **kw)
+    aware = zone_aware(element.column_type, compiler.dialect)
+    # Only once it has seen its target column: alone (a SELECT of it) it gives every microsecond.
+    digits = _fraction_digits(element.column_type, compiler.dialect) if element.coarser and element.resolved else 6
+    if digits < 6:
+        # A column with fewer fractional digits (MySQL's plain DATETIME, PostgreSQL's
+        # timestamp(0)) truncates or rounds what it stores, per database and version; floored here
+        # to what it holds, the value read back is the one the sync law compares (DESIGN 2).
+        naive, instant, n = element.coarser
+        floored = _floored(n, sa.literal(10 ** (6 - digits), sa.BigInteger))
+        return compiler.process((instant if aware else naive)(floored), **kw)
+    return compiler.process(element.aware if aware else element.naive, **kw)
+
+
+# n rounded down to a multiple of {1}, before 1970 too (every database's remainder takes n's sign).
+_floored = _sql(
+    "floored", sa.BigInteger,
+    postgresql="{0} - mod(mod({0}, {1}) + {1}, {1})",
+    mysql="{0} - MOD(MOD({0}, {1}) + {1}, {1})",
+    sqlite="{0} - ((({0} % {1}) + {1}) % {1})",
+)
+
+
+def _fraction_digits(type_: sa.types.TypeEngine, dialect) -> int:
+    """The fractional-second digits a datetime column of `type_` keeps in `dialect`: MySQL's
+    DATETIME / TIMESTAMP its fsp (none when not given), PostgreSQL's timestamp its precision
+    (6 when not given), SQLite's text all six."""
+    # The declared type first: a driver's implementation type (psycopg's) may not carry it.
+    impl = type_.dialect_impl(dialect)
+    if dialect.name in ("mysql", "mariadb"):
+        return getattr(type_, "fsp", None) or getattr(impl, "fsp", None) or 0
+    if dialect.name == "postgresql":
+        precision = getattr(type_, "precision", None)
+        precision = getattr(impl, "precision", None) if precision is None else precision
+        return 6 if precision is None else precision
+    return 6
 
 
 def _to_number(naive: PerDialect, aware: PerDialect, dt: ColumnElement) -> ColumnElement:
@@ -291,9 +327,10 @@ def _to_number(naive: PerDialect, aware: PerDialect, dt: ColumnElement) -> Colum
     return _ByZone(naive(dt), aware(dt), dt.type, naive.type, targeted=False)
 
 
-def _to_datetime(naive: PerDialect, aware: PerDialect, n: ColumnElement) -> ColumnElement:
+def _to_datetime(naive: PerDialect, aware: PerDialect, n: ColumnElement, micros: bool = False) -> ColumnElement:
     n = coercions.expect(roles.ExpressionElementRole, n)
-    return _ByZone(naive(n), aware(n), naive.type, naive.type, targeted=True, resolved=False)
+    return _ByZone(naive(n), aware(n), naive.type, naive.type, targeted=True, resolved=False,
+                   coarser=(naive, aware, n) if micros else None)
 
 
 def blind_conversions(expr: ColumnElement) -> list[str]:
@@ -329,8 +366,10 @@ def epoch_micros(dt: ColumnElement) -> ColumnElement:
 def from_epoch_micros(n: ColumnElement) -> ColumnElement:
     """The datetime `n` microseconds after 1970-01-01 00:00:00 UTC, as `from_epoch_seconds`.
     Round-trips through `epoch_micros` for every integer in the column's range, when the column
-    keeps microseconds."""
-    return _to_datetime(_from_epoch_micros, _instant_from_epoch_micros, n)
+    keeps microseconds. Into a column that keeps fewer fractional digits (MySQL's plain DATETIME
+    keeps none) it gives the latest time the column holds at or before `n`: release N reads
+    Keystone's whole second while release N+1 keeps its microseconds."""
+    return _to_datetime(_from_epoch_micros, _instant_from_epoch_micros, n, micros=True)
 
 
 # --- boolean <-> enumerated string -------------------------------------------------------

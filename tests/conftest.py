@@ -29,7 +29,7 @@ DIALECTS = ("sqlite", "postgresql", "mysql")
 SERVER_URLS = {"postgresql": PG_URL, "mysql": MYSQL_URL}  # tests/pg_versions.py adds PostgreSQL 16, 17, 18
 # Fixtures of tests/galera.py and galera_nodes.py (the cluster), pg_versions.py, replicas.py;
 # --quick (selection.py); scratch files in memory (scratch_storage.py).
-pytest_plugins = ["galera", "galera_nodes", "pg_versions", "replicas", "selection", "scratch_storage"]
+pytest_plugins = ["galera", "pg_versions", "replicas", "selection", "scratch_storage"]
 
 
 def _unreachable(name: str, exc: Exception):

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from conftest import per_run
 
 from crossfade.testing.databases import drop_database, empty_database, ensure_database, server_url
+from crossfade.testing.nodes import Nodes
 
 DEFAULT_URLS = ",".join(f"mysql+pymysql://root@127.0.0.1:{port}/crossfade_test" for port in (3311, 3312, 3313))
 GALERA_URLS = [per_run(url.strip()) for url in os.environ.get("CROSSFADE_TEST_GALERA_URLS", DEFAULT_URLS).split(",")]
@@ -86,9 +87,9 @@ def _cluster_problem() -> str | None:
     return None
 
 
-@pytest.fixture
-def galera() -> Cluster:
-    """A Cluster on an empty per-run database; the `galera` marker lets a quick run deselect it."""
+def _empty_run_database() -> None:
+    """The run's database, created once through node 1, emptied; the test fails (CI) or skips
+    when the URLs are not a synced cluster."""
     global _created, _unready
     if not _created and _unready is None:
         _unready = _cluster_problem()
@@ -97,14 +98,32 @@ def galera() -> Cluster:
             _created = True
     if _unready is not None:
         _unreachable(_unready)
+    engine = sa.create_engine(GALERA_URLS[0])
+    try:
+        empty_database(engine)
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def galera() -> Cluster:
+    """A Cluster on an empty per-run database; the `galera` marker lets a quick run deselect it."""
+    _empty_run_database()
     nodes = [sa.create_engine(url) for url in GALERA_URLS]
-    empty_database(nodes[0])
-    nodes[0].dispose()
     for node in nodes[1:]:
         _causal(node)
     yield Cluster(GALERA_URLS, nodes)
     for node in nodes:
         node.dispose()
+
+
+@pytest.fixture
+def galera_nodes() -> Nodes:
+    """The same empty database as `Nodes`, one URL per node: what the simulator and `verify` take."""
+    _empty_run_database()
+    for url in GALERA_URLS[1:]:  # node 1's DDL may still be applying on the others: wait for it there
+        ensure_database(url)
+    return Nodes(*GALERA_URLS)
 
 
 @pytest.hookimpl(tryfirst=True)  # before -m deselects by marker

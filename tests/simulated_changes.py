@@ -309,7 +309,33 @@ def move_column() -> Upgrade:
                    release("users"), release("orgs"), {"users.org_id": lambda rng: rng.randint(1, 3)})
 
 
+def derive_column() -> Upgrade:
+    """Keystone 014's shape with integer keys: accounts.domain is derived from
+    local_logins.domain and remote_logins.domain (each row's account_id -> accounts.id). Both
+    releases write the logins (inserts, domain changes, moves to another account, deletes) and
+    the accounts; release N+1 reads accounts.domain, which no release writes directly."""
+    def release(with_domain: bool) -> sa.MetaData:
+        metadata = sa.MetaData()
+        sa.Table("accounts", metadata, sa.Column("id", sa.Integer, primary_key=True),
+                 sa.Column("name", sa.String(20)), *([sa.Column("domain", sa.String(16))] if with_domain else []))
+        for name in ("local_logins", "remote_logins"):
+            sa.Table(name, metadata, sa.Column("id", sa.Integer, primary_key=True),
+                     sa.Column("account_id", sa.Integer, sa.ForeignKey("accounts.id"), index=True),
+                     sa.Column("domain", sa.String(16)), sa.Column("login", sa.String(20)))
+        return metadata
+
+    domains = ["default", "ldap", "heat"]
+    return Upgrade(Change(ops.derive_column("accounts", sa.Column("domain", sa.String(16)), sources=[
+                              ("local_logins", "domain", "account_id"), ("remote_logins", "domain", "account_id")],
+                                            conflicts="resolve"),  # the writers do not keep an account's logins agreeing
+                          id="sim_derive_column"),
+                   release(False), release(True),
+                   {"local_logins.account_id": lambda rng: rng.randint(1, 4),
+                    "remote_logins.account_id": lambda rng: rng.randint(1, 4),
+                    "local_logins.domain": domains, "remote_logins.domain": domains})
+
+
 ALL = {f.__name__: f for f in (replace_column, replace_column_nullable, rename_column, add_column_computed, add_column_with_default,
                                drop_column, set_not_null, split_column, merge_columns, block_writes,
                                create_index, add_unique, add_check, add_foreign_key, rename_table, split_table,
-                               move_column, compute_column, compute_column_identified, data_step)}
+                               move_column, derive_column, compute_column, compute_column_identified, data_step)}

@@ -21,11 +21,11 @@ from alembic.config import Config
 from alembic.operations import Operations
 from alembic.runtime.migration import MigrationContext
 from alembic.util import CommandError
+from click.testing import CliRunner
 from sqlalchemy.dialects import sqlite
-from typer.testing import CliRunner
 
 from crossfade.alembic import classify as classify_module
-from crossfade.alembic import include_object, render
+from crossfade.alembic import include_object, render, scaffold
 from crossfade.alembic.classify import CONTRACT, EXPAND, UnsafeOperationError, classify, describe
 from crossfade.alembic.locate import find_project
 from crossfade.alembic.phases import revision_phases
@@ -138,8 +138,11 @@ def test_init_adds_crossfade_to_an_existing_alembic_project(tmp_path):
     patched = (tmp_path / "alembic" / "env.py").read_text()
     assert patched.count("include_object=include_object,") == 2
     added = [line for line in patched.splitlines(keepends=True) if "include_object" in line]
-    assert len(added) == 3 and "".join(line for line in patched.splitlines(keepends=True)
-                                       if line not in added) == original  # nothing else changed
+    assert len(added) == 3
+    # and env.py takes the database from CROSSFADE_URL when set (tests/test_cli.py runs it)
+    assert patched.startswith("import os\n") and scaffold._READ_URL in patched
+    unpatched = patched.removeprefix("import os\n").replace(scaffold._READ_URL, "")
+    assert "".join(line for line in unpatched.splitlines(keepends=True) if line not in added) == original
 
 
 def test_revision_writes_a_crossfade_revision_file_that_loads(tmp_path):

@@ -13,7 +13,7 @@ from pathlib import Path
 import glance_schema
 import pytest
 import sqlalchemy as sa
-from typer.testing import CliRunner
+from click.testing import CliRunner
 
 from crossfade import backfill
 from crossfade.backfill import AdaptiveBatches, BackfillOptionError, FixedBatches, Progress

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from typer.testing import CliRunner
+from click.testing import CliRunner
 
 from crossfade.cli import app
 from crossfade.loader import import_file, load_changes
@@ -531,3 +531,314 @@ def test_verify_hypothesis_mode_reports_every_check(engine):
     [dialect] = report["results"]
     assert {c["check"] for c in dialect["checks"]} >= {"no refused writes", "sync law", "no lost writes"}
     assert all(c["ok"] for c in dialect["checks"])
+
+
+# --- a conventional command line (issue 14) ------------------------------------------------------
+
+COMMANDS = ["plan", "expand", "migrate", "contract", "rollback", "status", "check", "verify", "demo", "init",
+            "revision"]
+ALEMBIC_SERVICE = Path(__file__).resolve().parents[1] / "examples" / "alembic_service"
+
+
+def crossfade_process(*args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """`crossfade ARGS` as a shell runs it: a fresh process of the console script's main()."""
+    import os
+
+    return subprocess.run([sys.executable, "-m", "crossfade.cli", *args], capture_output=True, text=True,
+                          timeout=300, check=False, env={**os.environ, **(env or {})}, cwd=cwd)
+
+
+def test_version_prints_the_installed_version():
+    from importlib.metadata import version
+
+    result = run("--version")
+    assert result.exit_code == 0
+    assert result.stdout == f"crossfade {version('crossfade')}\n"
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_takes_dash_h_and_shows_an_example_of_itself(command):
+    result = run(command, "-h")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == run(command, "--help").stdout
+    examples = result.stdout.split("Examples:\n")[1]
+    assert f"crossfade {command}" in examples
+
+
+def test_the_top_level_help_lists_every_command_in_upgrade_order_with_examples():
+    result = run("-h")
+    assert result.exit_code == 0
+    listed = re.findall(r"^  (\w+)  ", result.stdout.split("Commands:")[1].split("Examples:")[0], re.MULTILINE)
+    assert listed == COMMANDS
+    assert "crossfade plan changes/ --sql --dialect mariadb" in result.stdout
+
+
+@pytest.mark.parametrize("command, flag", [("status", "--json"), ("verify", "--json"), ("expand", "--allow-foreign-triggers"),
+                                           ("plan", "--sql"), ("demo", "--keep"), ("check", "--deep")])
+def test_flags_show_no_value_placeholder_in_help(command, flag):
+    line = next(line for line in run(command, "-h").stdout.splitlines() if line.strip().startswith(flag))
+    assert re.match(rf"\s+{flag}\s{{2,}}[A-Z]", line), line  # the flag, then its help: no <bool>, no BOOLEAN
+
+
+@pytest.mark.parametrize("value", ["true", "false", "1"])
+def test_a_flag_given_a_value_is_a_one_line_usage_error_before_any_database_is_opened(tmp_path, value):
+    url = f"sqlite:///{tmp_path / 'never.db'}"
+    result = run("status", CHANGES, "--json", value, "--url", url)
+    assert result.exit_code == 2
+    assert f"--json is a flag and takes no value: write --json alone (leave it out for false), not --json {value}" \
+        in result.stderr
+    assert not (tmp_path / "never.db").exists()
+
+
+def test_options_with_values_name_what_they_take():
+    help_text = run("migrate", "-h").stdout
+    for shown in ("--url URL", "--lock-timeout SECONDS", "--batch-size ROWS", "--jobs N", "-c, --config FILE",
+                  "--max-lag SECONDS|off", "--replica URL"):
+        assert shown in help_text, shown
+    assert "[env var: CROSSFADE_URL]" in " ".join(help_text.split())
+    assert "[postgresql|mariadb|mysql|sqlite]" in run("plan", "-h").stdout
+
+
+def test_shell_completion_script_and_completions_come_from_the_crossfade_variable():
+    script = crossfade_process(env={"_CROSSFADE_COMPLETE": "bash_source"})
+    assert script.returncode == 0, script.stderr
+    assert "_crossfade_completion()" in script.stdout and "complete -o nosort -F _crossfade_completion crossfade" \
+        in script.stdout
+    commands = crossfade_process(env={"_CROSSFADE_COMPLETE": "bash_complete", "COMP_WORDS": "crossfade co",
+                                      "COMP_CWORD": "1"})
+    assert commands.stdout.split() == ["plain,contract"]
+    dialects = crossfade_process(env={"_CROSSFADE_COMPLETE": "bash_complete",
+                                      "COMP_WORDS": "crossfade plan --dialect ma", "COMP_CWORD": "3"})
+    assert dialects.stdout.split() == ["plain,mariadb"]
+    zsh = crossfade_process(env={"_CROSSFADE_COMPLETE": "zsh_source"})
+    assert "#compdef crossfade" in zsh.stdout
+
+
+def test_the_cli_offers_the_dialects_offline_rendering_knows():
+    from crossfade.cli.plan import PLAN_DIALECTS
+    from crossfade.dialects import PLAN_NAMES
+
+    assert PLAN_DIALECTS == PLAN_NAMES
+
+
+# --- where the changes come from: [PATH] or -c/--config, for every command ---------------------------
+
+def test_every_changes_command_takes_an_alembic_project_by_dash_c_as_by_path(tmp_path):
+    url = f"sqlite:///{tmp_path / 'service.db'}"
+    by_config = run("expand", "-c", ALEMBIC_SERVICE / "alembic.ini", url=url)
+    assert by_config.exit_code == 0, by_config.output
+    assert run("check", "-c", ALEMBIC_SERVICE / "alembic.ini", url=url).exit_code == 3  # needs migrate
+    assert run("check", ALEMBIC_SERVICE, url=url).exit_code == 3
+    for command in ("plan", "status", "migrate", "contract", "rollback"):
+        result = run(command, "--config", ALEMBIC_SERVICE / "alembic.ini", url=url)
+        assert result.exit_code == 0, (command, result.output)
+    assert "alembic: database at" in by_config.stderr
+
+
+def test_without_path_or_config_the_alembic_ini_here_is_the_project(tmp_path, monkeypatch):
+    monkeypatch.chdir(ALEMBIC_SERVICE)
+    url = f"sqlite:///{tmp_path / 'service.db'}"
+    result = run("plan", "--sql", "--dialect", "sqlite")
+    assert result.exit_code == 0, result.output
+    assert "-- crossfade plan: 0002_task_state / expand" in result.stdout
+    assert run("expand", url=url).exit_code == 0
+    assert run("check", url=url).exit_code == 3
+
+
+@pytest.mark.parametrize("command", ["plan", "expand", "status", "check", "verify"])
+def test_no_changes_given_is_a_one_line_usage_error(tmp_path, monkeypatch, command):
+    monkeypatch.chdir(tmp_path)  # no alembic.ini here
+    result = run(command, "--url", f"sqlite:///{tmp_path / 'x.db'}")
+    assert result.exit_code == 2
+    assert ("no changes given: name a change module or directory (PATH), or an Alembic project with "
+            "-c/--config (there is no alembic.ini here)") in result.stderr
+    assert not (tmp_path / "x.db").exists()
+
+
+def test_path_and_config_together_are_refused_before_anything_runs(tmp_path):
+    result = run("expand", CHANGES, "-c", ALEMBIC_SERVICE / "alembic.ini", url=f"sqlite:///{tmp_path / 'x.db'}")
+    assert result.exit_code == 2
+    assert "give PATH" in result.stderr and "or -c/--config" in result.stderr and "not both" in result.stderr
+    assert not (tmp_path / "x.db").exists()
+
+
+def test_a_config_file_that_does_not_exist_is_named(tmp_path):
+    result = run("status", "-c", tmp_path / "nowhere.ini", url=f"sqlite:///{tmp_path / 'x.db'}")
+    assert result.exit_code == 2
+    assert "no such file:" in result.stderr and "nowhere.ini" in result.stderr
+
+
+# --- CROSSFADE_URL wherever a database is taken ---------------------------------------------------------
+
+def test_plan_reads_crossfade_url_and_leaves_out_the_changes_the_database_started(tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'glance.db'}"
+    seed_release_n(sa.create_engine(url), rows=3)
+    monkeypatch.setenv("CROSSFADE_URL", url)
+    planned = run("plan", CHANGES)
+    assert planned.exit_code == 0 and "plan for sqlite" in planned.stdout and "plan for mariadb" not in planned.stdout
+    assert "install triggers on images" in planned.stdout
+    assert run("expand", CHANGES).exit_code == 0
+    replanned = run("plan", CHANGES)
+    assert "0001_visibility is expanded in this database; not planned" in replanned.stderr
+    assert "install triggers on images" not in replanned.stdout
+
+
+def test_plan_dialect_renders_offline_even_when_crossfade_url_names_another_database(tmp_path, monkeypatch):
+    monkeypatch.setenv("CROSSFADE_URL", f"sqlite:///{tmp_path / 'glance.db'}")
+    result = run("plan", CHANGES, "--sql", "--dialect", "mariadb")
+    assert result.exit_code == 0, result.output
+    assert "CREATE OR REPLACE TRIGGER crossfade_images_insert" in result.stdout
+    assert not (tmp_path / "glance.db").exists()
+    seed_release_n(sa.create_engine(f"sqlite:///{tmp_path / 'glance.db'}"), rows=1)
+    mismatch = run("plan", CHANGES, "--dialect", "mariadb", "--url", f"sqlite:///{tmp_path / 'glance.db'}")
+    assert mismatch.exit_code == 1  # an explicit --url must be the database --dialect names
+    assert "--dialect mariadb does not match the sqlite database" in mismatch.stderr
+
+
+def test_demo_reads_crossfade_url(tmp_path, monkeypatch):
+    monkeypatch.setenv("CROSSFADE_URL", f"sqlite:///{tmp_path / 'demo.db'}")
+    result = run("demo", "--rows", "20", "--keep")
+    assert result.exit_code == 0, result.output
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'demo.db'}")
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM images")).scalar_one() >= 20
+    engine.dispose()
+
+
+def test_verify_never_takes_its_scratch_database_from_crossfade_url(tmp_path, monkeypatch):
+    monkeypatch.setenv("CROSSFADE_URL", f"sqlite:///{tmp_path / 'production.db'}")
+    result = run("verify", CHANGES)
+    assert result.exit_code == 2
+    assert "Missing option '--url'" in result.stderr
+    assert not (tmp_path / "production.db").exists()
+
+
+# --- plan --dialect mariadb / mysql: what each server really runs ----------------------------------------
+
+def planned_statements(sql: str, phase: str) -> list[str]:
+    """The statements `plan --sql` prints for `phase`, each as one string without its `;`."""
+    section = sql.split(f"/ {phase}\n")[1].split("-- crossfade plan: ")[0]
+    statements, current = [], []
+    for line in section.splitlines():
+        if line.startswith("--") or not line.strip():
+            continue
+        current.append(line)
+        if line.endswith(";") and not (current[0].startswith("CREATE") and "BEGIN" in "\n".join(current)
+                                       and line != "END;"):
+            statements.append("\n".join(current).rstrip(";"))
+            current = []
+    return statements
+
+
+def normalized(statement: str) -> str:
+    return " ".join(statement.split())
+
+
+@pytest.mark.parametrize("dialect_name", ["mysql"])
+def test_plan_dialect_mariadb_prints_exactly_the_ddl_a_mariadb_run_executes(engine):
+    seed_release_n(engine, rows=20)
+    ran: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        own = "crossfade_state" in statement or "crossfade_lock" in statement
+        if re.match(r"\s*(ALTER|CREATE|DROP|RENAME)\b", statement) and not own:
+            ran.append(normalized(statement))
+
+    planned = run("plan", CHANGES, "--sql", "--dialect", "mariadb").stdout
+    sa.event.listen(sa.Engine, "after_cursor_execute", record)
+    try:
+        for phase in ("expand", "migrate", "contract"):
+            assert run(phase, CHANGES, url=url_of(engine)).exit_code == 0
+    finally:
+        sa.event.remove(sa.Engine, "after_cursor_execute", record)
+    expected = [normalized(s) for phase in ("expand", "contract") for s in planned_statements(planned, phase)]
+    assert ran == expected
+    assert any(s.startswith("CREATE OR REPLACE TRIGGER crossfade_images_insert") for s in ran)
+    assert "ALTER TABLE images ADD COLUMN IF NOT EXISTS visibility VARCHAR(16), ALGORITHM=INSTANT" in ran
+
+
+def test_plan_dialect_mysql_prints_what_mysql_needs_instead():
+    mysql_sql = run("plan", CHANGES, "--sql", "--dialect", "mysql").stdout
+    expand = planned_statements(mysql_sql, "expand")
+    assert "-- crossfade plan for mysql\n" in mysql_sql
+    assert "DROP TRIGGER IF EXISTS crossfade_images_insert" in expand  # MySQL has no CREATE OR REPLACE TRIGGER
+    assert any(s.startswith("CREATE TRIGGER crossfade_images_insert") for s in expand)
+    assert not any("OR REPLACE" in s or "IF NOT EXISTS" in s for s in expand)
+    mariadb_sql = run("plan", CHANGES, "--sql", "--dialect", "MariaDB").stdout  # any case
+    assert "-- crossfade plan for mysql (MariaDB)\n" in mariadb_sql
+    assert "DROP TRIGGER IF EXISTS crossfade_images_insert" not in planned_statements(mariadb_sql, "expand")
+
+
+def test_plan_without_a_dialect_renders_all_four_databases():
+    result = run("plan", CHANGES)
+    for name in ("postgresql", "mariadb", "mysql", "sqlite"):
+        assert f"plan for {name} " in result.stdout
+
+
+# --- a fresh Alembic project: init, revision, verify as is ----------------------------------------------
+
+def fresh_project(tmp_path: Path, monkeypatch) -> tuple[Path, Path]:
+    """`crossfade init` in an empty directory, then two revisions: release N's table, and a crossfade
+    change filled in with one line."""
+    monkeypatch.chdir(tmp_path)
+    assert run("init").exit_code == 0
+    first = Path(run("revision", "-m", "users").stdout.split("wrote ")[1].strip())
+    second = Path(run("revision", "-m", "login becomes username").stdout.split("wrote ")[1].strip())
+    marker = 'destructive ones (op.drop_*) in contract."""\n'
+    first.write_text(first.read_text().replace(marker, marker + '    op.create_table("users", sa.Column("id", '
+                                               'sa.Integer, primary_key=True), sa.Column("login", sa.String(40)))\n'))
+    example = '    # ops.rename_column("users", "login", "username"),\n'
+    assert example in second.read_text()
+    second.write_text(second.read_text().replace(example, example.replace("# ", ""), 1))
+    return first, second
+
+
+def test_a_fresh_revision_carries_what_verify_needs_and_verifies_as_is(tmp_path, monkeypatch):
+    _, second = fresh_project(tmp_path, monkeypatch)
+    text = second.read_text()
+    assert "metadata: sa.MetaData | None = None" in text and "metadata_n1: sa.MetaData | None = None" in text
+    [simulated] = load_changes("alembic.ini").simulations
+    assert set(simulated.release_n.tables["users"].columns.keys()) == {"id", "login"}
+    assert set(simulated.release_n1.tables["users"].columns.keys()) == {"id", "username"}
+    result = run("verify", "--url", f"sqlite:///{tmp_path / 'scratch.db'}", "--writes", "100", "--seed-rows", "20")
+    assert result.exit_code == 0, result.output
+    assert "crossfade verify:" in result.stdout
+
+
+def test_init_env_py_reads_crossfade_url_so_alembic_and_crossfade_share_the_database(tmp_path, monkeypatch):
+    first, _ = fresh_project(tmp_path, monkeypatch)
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    env_py = (tmp_path / "alembic" / "env.py").read_text()
+    assert 'os.environ.get("CROSSFADE_URL")' in env_py
+    upgraded = subprocess.run([sys.executable, "-m", "alembic", "upgrade", first.name.split("_")[0]],
+                              capture_output=True, text=True, cwd=tmp_path, check=False,
+                              env={**__import__("os").environ, "CROSSFADE_URL": url})
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert sa.inspect(sa.create_engine(url)).has_table("users")
+    # plan reads the same database: the revision alembic applied is not planned again
+    monkeypatch.setenv("CROSSFADE_URL", url)
+    planned = run("plan", "--sql")
+    assert planned.exit_code == 0, planned.output
+    assert f"-- crossfade plan: {first.name.split('_')[0]} /" not in planned.stdout
+    assert planned.stdout.count("-- crossfade plan: ") == 4  # the second revision's four phases
+
+
+def test_plan_without_a_database_says_it_plans_every_revision_from_base(tmp_path, monkeypatch):
+    fresh_project(tmp_path, monkeypatch)
+    monkeypatch.delenv("CROSSFADE_URL", raising=False)
+    result = run("plan", "--sql", "--dialect", "sqlite")
+    assert result.exit_code == 0, result.output
+    assert "no database: every revision is planned from base, applied or not" in result.stderr
+    assert result.stdout.count("-- crossfade plan: ") == 8
+
+
+@pytest.mark.parametrize("command", ["expand", "status", "check", "plan"])
+def test_alembic_inits_placeholder_url_names_the_fix_in_one_line(tmp_path, monkeypatch, command):
+    fresh_project(tmp_path, monkeypatch)
+    monkeypatch.delenv("CROSSFADE_URL", raising=False)
+    result = run(command)
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: set sqlalchemy.url in alembic.ini or CROSSFADE_URL: alembic.ini still "
+                                    "has the placeholder alembic init wrote (driver://user:pass@localhost/dbname)")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Can't load plugin" not in result.output

@@ -1,6 +1,6 @@
-"""Injected failures for the cross-table operations (rename_table, split_table, move_column): a
-phase killed right after any of its steps is finished by running it again, and an expand killed
-anywhere can be rolled back instead (see test_idempotency.py for the single-table version).
+"""Injected failures for the cross-table operations (rename_table, split_table, move_column,
+derive_column): a phase killed right after any of its steps is finished by running it again, and
+an expand killed anywhere can be rolled back instead (see test_idempotency.py for the single-table version).
 
 After each phase the runner's own verification must pass and the rows must read back as each
 release expects them.
@@ -60,6 +60,25 @@ def build_orgs(engine: sa.Engine) -> None:
                                       for i in range(1, ROWS + 1)])
 
 
+def build_logins(engine: sa.Engine) -> None:
+    """Users with local and remote logins, for derive_column (users.domain from the logins)."""
+    metadata = sa.MetaData()
+    users = _users(metadata)
+    logins = {name: sa.Table(name, metadata, sa.Column("id", sa.Integer, primary_key=True),
+                             sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id"), index=True),
+                             sa.Column("domain", sa.String(20)))
+              for name in ("local_logins", "remote_logins")}
+    metadata.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(users.insert(), [{"id": i, "name": f"u{i}"} for i in range(1, ROWS + 1)])
+        conn.execute(logins["local_logins"].insert(), [{"user_id": i, "domain": f"d{i}"} for i in range(1, ROWS + 1, 2)])
+        conn.execute(logins["remote_logins"].insert(), [{"user_id": i, "domain": f"r{i}"} for i in (2, 4)])
+
+
+def _domain(i: int) -> str | None:
+    return f"d{i}" if i % 2 == 1 else f"r{i}" if i in (2, 4) else None
+
+
 USERS = [(i, f"u{i}", None if i % 3 == 0 else f"b{i}") for i in range(1, ROWS + 1)]
 
 CASES = {
@@ -71,6 +90,12 @@ CASES = {
         Change(ops.split_table("users", "profiles", ["bio"]), id="crash-split"), build_users,
         {"SELECT id, bio FROM profiles ORDER BY id": [(i, b) for i, _, b in USERS if b is not None]},
         {"SELECT id, name, bio FROM users ORDER BY id": USERS}),
+    "derive_column": Case(
+        Change(ops.derive_column("users", sa.Column("domain", sa.String(20)), sources=[
+            ("local_logins", "domain", "user_id"), ("remote_logins", "domain", "user_id")]), id="crash-derive"),
+        build_logins,
+        {"SELECT id, domain FROM users ORDER BY id": [(i, _domain(i)) for i in range(1, ROWS + 1)]},
+        {"SELECT id, name FROM users ORDER BY id": [(i, f"u{i}") for i in range(1, ROWS + 1)]}),
     "move_column": Case(
         Change(ops.move_column("users", "org_name", to="orgs", via="org_id", new="name"), id="crash-move"),
         build_orgs,

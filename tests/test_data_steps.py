@@ -8,7 +8,7 @@ import json
 
 import pytest
 import sqlalchemy as sa
-from typer.testing import CliRunner
+from click.testing import CliRunner
 
 from crossfade import Change, ops
 from crossfade.cli import app

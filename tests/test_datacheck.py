@@ -9,7 +9,7 @@ import re
 import glance_schema
 import pytest
 import sqlalchemy as sa
-from typer.testing import CliRunner
+from click.testing import CliRunner
 
 from crossfade import Change, ops
 from crossfade.cli import app

@@ -142,7 +142,7 @@ def test_without_identification_release_n1_starts_after_migrate_and_its_null_hol
 
 
 def test_check_and_status_say_when_release_n1_may_start(engine, tmp_path, monkeypatch):
-    from typer.testing import CliRunner
+    from click.testing import CliRunner
 
     from crossfade.cli import app
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import glance_schema
 import pytest
 import sqlalchemy as sa
-from typer.testing import CliRunner
+from click.testing import CliRunner
 
 from crossfade import backfill, parallel
 from crossfade.backfill import BackfillOptionError, FixedBatches, Job, Progress

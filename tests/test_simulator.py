@@ -88,6 +88,16 @@ def test_a_link_without_its_down_sync_breaks_the_sync_law(engine, request):
 
 
 @pytest.mark.slow
+def test_keystones_derive_guard_is_caught_as_a_broken_derived_law(engine, request):
+    """derive_column with Keystone 014's hand-written guard (`target <> NEW.value`): a login
+    written while its account's domain is NULL never reaches the account."""
+    with mutants.keystones_derive_guard():
+        result = run(engine, request, simulated_changes.derive_column())
+    details = _failed(result, "sync law")
+    assert "accounts.domain != its derived value (reads accounts.domain=None, derived=" in details
+
+
+@pytest.mark.slow
 def test_transforms_that_break_the_round_trip_law_are_caught_when_forced_in(engine, request):
     upgrade = simulated_changes.replace_column()
     upgrade.change = Change(ops.replace_column(

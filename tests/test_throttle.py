@@ -13,7 +13,7 @@ import time
 import glance_schema
 import pytest
 import sqlalchemy as sa
-from typer.testing import CliRunner
+from click.testing import CliRunner
 
 from crossfade.backfill import Progress
 from crossfade.cli import app

@@ -10,13 +10,13 @@ revisions the database has not started, on its live tables.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import sqlalchemy as sa
 
 from .. import plan as planning
 from .. import state
-from ..dialects import NAMES, TriggerDialect, for_dialect, offline
+from ..dialects import PLAN_NAMES, TriggerDialect, for_dialect, offline, plan_name
 from ..engines import open_engine
 from ..errors import CrossfadeError
 from ..schema import Schema
@@ -27,11 +27,15 @@ from .recording import Statements, offline_context
 from .runner import NOT_STARTED
 
 
-def plan_project(project: Project, dialect: str | None, url: str | None, batch_size: int | None,
+def plan_project(project: Project, dialects: Sequence[str], url: str | None, batch_size: int | None,
                  note: Callable[[str], None]) -> Iterator[tuple[TriggerDialect, list[planning.Section]]]:
-    """(dialect, sections) for each database the plan is for; `note` says what is left out."""
+    """(dialect, sections) for each database the plan is for; `note` says what is left out.
+    Without `url`: every revision from base, for each of `dialects` (names `offline` takes).
+    With it: the revisions the database has not started; `dialects`, if given, must name it."""
     if url is None:
-        for name in [dialect] if dialect else NAMES:
+        note("no database: every revision is planned from base, applied or not (give --url, CROSSFADE_URL or "
+             "sqlalchemy.url to plan only the revisions the database has not run)")
+        for name in dialects or PLAN_NAMES:
             target = offline(name)
             revisions = [project.revision(r, target.sa_dialect) for r in project.history()]
             yield target, plan_revisions(project, revisions, target, Schema(sa.MetaData()), batch_size)
@@ -39,8 +43,9 @@ def plan_project(project: Project, dialect: str | None, url: str | None, batch_s
     engine = open_engine(url)
     try:
         target = for_dialect(engine.dialect)
-        if dialect is not None and target.name != dialect:
-            raise CrossfadeError(f"--dialect {dialect} does not match the {target.name} database at --url")
+        if dialects and plan_name(target) not in dialects:
+            raise CrossfadeError(f"--dialect {', '.join(dialects)} does not match the {plan_name(target)} "
+                                 "database the URL names")
         with engine.connect() as conn:
             history = project.history(lower=project.current(conn) or "base")
             pending = [project.revision(r, conn.dialect) for r in history]
@@ -52,7 +57,7 @@ def plan_project(project: Project, dialect: str | None, url: str | None, batch_s
     for revision in pending:
         if revision not in planned:
             note(f"{revision.id} is {phases[revision.id].value} in this database; not planned "
-                 "(plan without --url shows all of it)")
+                 "(plan --dialect without --url shows all of it)")
     yield target, plan_revisions(project, planned, target, schema, batch_size, live=True)
 
 

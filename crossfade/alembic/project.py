@@ -170,6 +170,21 @@ class Project:
             snapshot.merge(schema, stated)
         return schema
 
+    def release_tables(self, revision_id: str) -> tuple[sa.MetaData, sa.MetaData]:
+        """Release N's and release N+1's tables around `revision_id` as the revisions state them:
+        what `crossfade verify` writes through when the revision sets no `metadata` /
+        `metadata_n1` (a fresh `crossfade revision`). Replayed with PostgreSQL's dialect: the
+        revisions' operations name portable SQLAlchemy types, and the simulator compiles the
+        tables for each database it runs on."""
+        from sqlalchemy.dialects import postgresql
+
+        dialect = postgresql.dialect()
+        revision = self.revision(revision_id, dialect)
+        before = self.release_n_schema(revision, dialect)
+        after = before.copy()
+        self.replay(after, revision)
+        return before.metadata, after.metadata
+
     def schema_before(self, revision_id: str, dialect: sa.Dialect) -> Schema:
         """The tables as the revisions before `revision_id` leave them (see crossfade.alembic.snapshot)."""
         script = self.script.get_revision(revision_id)

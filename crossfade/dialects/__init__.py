@@ -18,6 +18,9 @@ _BY_NAME: dict[str, type[TriggerDialect]] = {
 }
 
 NAMES = ("postgresql", "mysql", "sqlite")
+# What `crossfade plan --dialect` renders for: MariaDB's SQL differs from MySQL's (CREATE OR
+# REPLACE TRIGGER, ADD COLUMN IF NOT EXISTS, SET STATEMENT ... FOR).
+PLAN_NAMES = ("postgresql", "mariadb", "mysql", "sqlite")
 
 
 def for_dialect(sa_dialect: sa.Dialect) -> TriggerDialect:
@@ -34,11 +37,16 @@ def offline(name: str) -> TriggerDialect:
 
     modules = {"postgresql": postgresql, "mysql": mysql, "mariadb": mysql, "sqlite": sqlite}
     if name not in modules:
-        raise UnsupportedDialectError(f"unknown dialect {name!r}; choose one of {', '.join(NAMES)}")
+        raise UnsupportedDialectError(f"unknown dialect {name!r}; choose one of {', '.join(PLAN_NAMES)}")
     sa_dialect = modules[name].dialect()
     if name == "mariadb":
         sa_dialect.is_mariadb = True
     return for_dialect(sa_dialect)
 
 
-__all__ = ["NAMES", "DbObject", "TriggerDialect", "for_dialect", "offline"]
+def plan_name(target: TriggerDialect) -> str:
+    """The name `offline` takes for `target`'s database: "mariadb" for MariaDB, else its name."""
+    return "mariadb" if getattr(target, "is_mariadb", False) else target.name
+
+
+__all__ = ["NAMES", "PLAN_NAMES", "DbObject", "TriggerDialect", "for_dialect", "offline", "plan_name"]

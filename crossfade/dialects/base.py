@@ -35,6 +35,7 @@ from ..ddl import (
     SwapStandIn,
     apply_to_schema,
 )
+from ..derived import DeriveRule, DeriveStatements
 from ..errors import Dependent, LockHolder, SchemaError, TransformError
 from ..names import IdentifierRules, generated_name
 from ..schema import Schema, inspect
@@ -206,8 +207,10 @@ class TriggerDialect:
         """The cross-table rules this dialect keeps with triggers and a backfill."""
         return [link for link in links if isinstance(link, MoveRule) or self.mirrors_with_tables or not link.mirror]
 
-    def cross_table_objects(self, link: LinkRule | MoveRule, schema: Schema) -> list[DbObject]:
+    def cross_table_objects(self, link: LinkRule | MoveRule | DeriveRule, schema: Schema) -> list[DbObject]:
         """The triggers (and functions) on both tables of a cross-table rule."""
+        if isinstance(link, DeriveRule):
+            return self.derive_objects(DeriveStatements(link, schema.table))
         if isinstance(link, MoveRule):
             return self.move_objects(MoveStatements(link, schema.table(link.source), schema.table(link.target)))
         return self.link_objects(link)
@@ -216,6 +219,14 @@ class TriggerDialect:
         raise NotImplementedError
 
     def move_objects(self, move: MoveStatements) -> list[DbObject]:
+        raise NotImplementedError
+
+    # Whether a derive_column's triggers read its sources with locking reads (MariaDB's snapshot
+    # would miss a row committed before the target row's lock was granted).
+    derive_locking_reads = False
+
+    def derive_objects(self, derive: DeriveStatements) -> list[DbObject]:
+        """derive_column's triggers (and functions) on the target and on every source table."""
         raise NotImplementedError
 
     def insert_missing(self, target: sa.Table, key: str, columns: list[str], select: sa.Select) -> sa.Insert:
@@ -293,8 +304,9 @@ class TriggerDialect:
         return f"DROP TRIGGER IF EXISTS {self.quote(name)}"
 
     def drop_statements(self, objects: list[tuple[str, str, str]]) -> list[str]:
-        """DROPs for (kind, name, table) objects, triggers before the functions they call."""
-        ordered = sorted(objects, key=lambda obj: obj[0] != "trigger")
+        """DROPs for (kind, name, table) objects, triggers before the functions they call, each
+        kind by name: the catalog's order varies, and the plan prints the order a run uses."""
+        ordered = sorted(objects, key=lambda obj: (obj[0] != "trigger", obj[1]))
         return [self.drop_sql(kind, name, table) for kind, name, table in ordered]
 
     def catalog_objects(self, conn: sa.Connection, tables: set[str]) -> dict[str, tuple[str, str, str]]:
@@ -342,6 +354,10 @@ class TriggerDialect:
 
     def move_problems(self, conn: sa.Connection, move: MoveRule) -> list[str]:
         """Why this database cannot keep a move_column in sync (empty: it can)."""
+        return []
+
+    def derive_problems(self, conn: sa.Connection, derive: DeriveRule) -> list[str]:
+        """Why this database cannot keep a derive_column in sync (empty: it can)."""
         return []
 
     def link_warnings(self, link: LinkRule | MoveRule) -> list[str]:

@@ -13,13 +13,14 @@ from sqlalchemy.dialects import mysql
 
 from .. import names, sqltext
 from ..ddl import AddCheck, AddForeignKey, AddUnique, CreateIndex, DropIndex, SetNullable, Step, SwapStandIn
+from ..derived import DeriveRule, DeriveStatements
 from ..errors import Dependent, LockHolder
 from ..expressions import TriggerRow
 from ..identification import column_marker
 from ..names import PREFIX
 from ..schema import Schema
 from ..sync import LinkRule, MoveRule, MoveStatements, TableSync
-from . import galera, mysql_galera, mysql_grants
+from . import galera, mysql_derive, mysql_galera, mysql_grants
 from .alter import COPY, INPLACE, INSTANT, Clause
 from .base import DbObject, ProceduralTriggers, column_nullable, renamed, view_exists
 
@@ -43,6 +44,14 @@ _COPY_LOCKS = ("blocks writes while the table is copied (ALGORITHM=COPY, LOCK=SH
                "online form of this")
 
 
+# The foreign keys on :table.:column and what they do on update and on delete.
+_FOREIGN_KEY_RULES = (
+    "SELECT r.CONSTRAINT_NAME, r.UPDATE_RULE, r.DELETE_RULE FROM information_schema.REFERENTIAL_CONSTRAINTS r "
+    "JOIN information_schema.KEY_COLUMN_USAGE k ON k.CONSTRAINT_SCHEMA = r.CONSTRAINT_SCHEMA "
+    "AND k.CONSTRAINT_NAME = r.CONSTRAINT_NAME AND k.TABLE_NAME = r.TABLE_NAME "
+    "WHERE r.CONSTRAINT_SCHEMA = DATABASE() AND r.TABLE_NAME = :table AND k.COLUMN_NAME = :column")
+
+
 class MySQLDialect(ProceduralTriggers):
     name = "mysql"
     identifiers = names.MYSQL
@@ -56,6 +65,14 @@ class MySQLDialect(ProceduralTriggers):
     @property
     def is_mariadb(self) -> bool:
         return bool(getattr(self.sa_dialect, "is_mariadb", False))
+
+    def column_spec(self, column: sa.Column) -> str:
+        # The server keeps BOOL as TINYINT(1) and reflects it so: saying that, a plan made from
+        # metadata prints the statement a run on the live table sends (tests/test_cli.py).
+        if type(column.type) is sa.Boolean:
+            column = column._copy()
+            column.type = mysql.TINYINT(1)
+        return super().column_spec(column)
 
     def assign(self, target: str, value: str) -> str:
         return f"SET {target} = ({value});"
@@ -222,19 +239,31 @@ class MySQLDialect(ProceduralTriggers):
     def move_problems(self, conn: sa.Connection, move: MoveRule) -> list[str]:
         if move.source_key == move.source_pk:
             return []  # the target holds the key: a cascade moves it along with the values it matches
-        rules = conn.execute(sa.text(
-            "SELECT r.CONSTRAINT_NAME, r.UPDATE_RULE, r.DELETE_RULE FROM information_schema.REFERENTIAL_CONSTRAINTS r "
-            "JOIN information_schema.KEY_COLUMN_USAGE k ON k.CONSTRAINT_SCHEMA = r.CONSTRAINT_SCHEMA "
-            "AND k.CONSTRAINT_NAME = r.CONSTRAINT_NAME AND k.TABLE_NAME = r.TABLE_NAME "
-            "WHERE r.CONSTRAINT_SCHEMA = DATABASE() AND r.TABLE_NAME = :table AND k.COLUMN_NAME = :column"
-        ), {"table": move.source, "column": move.source_key})
+        rules = conn.execute(sa.text(_FOREIGN_KEY_RULES), {"table": move.source, "column": move.source_key})
         return [f"foreign key {name} on {move.source}.{move.source_key} has ON UPDATE {on_update} / ON DELETE "
                 f"{on_delete}: MySQL/MariaDB cascades skip triggers, so rows it re-points would keep the moved "
                 f"values of their old {move.target} row (use RESTRICT, NO ACTION, CASCADE on delete or SET NULL on delete)"
                 for name, on_update, on_delete in rules
                 if on_update in ("CASCADE", "SET NULL", "SET DEFAULT") or on_delete == "SET DEFAULT"]
 
-    def link_warnings(self, link: LinkRule | MoveRule) -> list[str]:
+    def derive_problems(self, conn: sa.Connection, derive: DeriveRule) -> list[str]:
+        problems = []
+        for source in derive.sources:
+            rules = conn.execute(sa.text(_FOREIGN_KEY_RULES), {"table": source.table, "column": source.via})
+            problems += [f"foreign key {name} on {source.table}.{source.via} has ON UPDATE {on_update} / ON DELETE "
+                         f"{on_delete}: MySQL/MariaDB cascades skip triggers, so {derive.target}.{derive.column} would "
+                         f"keep the value of the rows it re-points (use RESTRICT or NO ACTION on update)"
+                         for name, on_update, on_delete in rules
+                         if on_update in ("CASCADE", "SET NULL", "SET DEFAULT") or on_delete == "SET DEFAULT"]
+        return problems
+
+    def link_warnings(self, link: LinkRule | MoveRule | DeriveRule) -> list[str]:
+        if isinstance(link, DeriveRule):
+            sources = ", ".join(link.source_tables())
+            return [(f"derive_column {link.target}.{link.column}: a MySQL/MariaDB trigger cannot write a table its "
+                    f"statement also reads (error 1442). Until contract, a statement that writes {sources} while "
+                    f"reading {link.target} (INSERT ... SELECT ... FROM {link.target}, UPDATE ... JOIN, a subquery) "
+                    "fails; run it as a read, then a write")]
         if isinstance(link, LinkRule) and link.mirror:
             return []  # rename_table: a view, no triggers
         source, target = link.source, link.target
@@ -307,6 +336,11 @@ class MySQLDialect(ProceduralTriggers):
                 *[f"  {s}" if s.endswith(";") else f"  {s};" for s in statements],
                 "  SET @crossfade_link = NULL;",
                 "END;"]
+
+    derive_locking_reads = True
+
+    def derive_objects(self, derive: DeriveStatements) -> list[DbObject]:
+        return mysql_derive.objects(self, derive)
 
     # --- move_column: BEFORE triggers only, each setting NEW and writing the other table. A
     # trigger cannot write its own table (error 1442), so a write to one source row does not

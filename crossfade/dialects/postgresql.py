@@ -15,11 +15,13 @@ from sqlalchemy.dialects import postgresql
 
 from .. import names, sqltext
 from ..ddl import AddCheck, AddForeignKey, AddUnique, CreateIndex, DropIndex, SetNullable, Step, SwapStandIn
+from ..derived import DeriveStatements
 from ..errors import Dependent, LockHolder, SchemaError
 from ..expressions import TriggerRow
 from ..names import PREFIX
 from ..schema import Schema
 from ..sync import LinkRule, MoveStatements, TableSync, changed, conflict, row
+from . import postgresql_derive
 from .alter import INPLACE, INSTANT, Clause
 from .base import DbObject, ProceduralTriggers, column_nullable, renamed
 
@@ -238,7 +240,7 @@ class PostgresDialect(ProceduralTriggers):
             ), {"prefix": PREFIX.replace("_", r"\_") + "%", "tables": sorted(tables), "schema": self.schema})
             for name, table, definition in triggers:
                 found[name] = ("trigger", table, definition)
-            wanted = {self.object_name(t, kind): t for t in tables for kind in ("sync", "link", "move")}
+            wanted = {self.object_name(t, kind): t for t in tables for kind in ("sync", "link", "move", "derive")}
             functions = conn.execute(sa.text(
                 "SELECT p.proname, pg_get_functiondef(p.oid) FROM pg_proc p "
                 "JOIN pg_namespace n ON n.oid = p.pronamespace "
@@ -415,6 +417,9 @@ class PostgresDialect(ProceduralTriggers):
     def link_guard(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
         # Transaction-local: it ends with the batch's transaction whatever happens.
         return ("SELECT set_config('crossfade.link', 'on', true)",), ()
+
+    def derive_objects(self, derive: DeriveStatements) -> list[DbObject]:
+        return postgresql_derive.objects(self, derive)
 
     # --- move_column ---------------------------------------------------------------------------
     # BEFORE triggers fill the written row from the other side (NEW := ...); AFTER triggers write

@@ -29,11 +29,13 @@ from ..ddl import (
     SwapStandIn,
     apply_to_schema,
 )
+from ..derived import DeriveStatements
 from ..errors import Dependent, SchemaError
 from ..expressions import TriggerRow
 from ..names import PREFIX
 from ..schema import Schema, constraint_columns, generation, plain_default
 from ..sync import LinkRule, MoveStatements, TableSync, all_null, changed, conflict, row
+from . import sqlite_derive
 from .base import DbObject, TriggerDialect, renamed, table_exists, update_condition
 
 REBUILD_PREFIX = "_crossfade_new_"
@@ -296,6 +298,9 @@ class SQLiteDialect(TriggerDialect):
             conditions.append("(" + " OR ".join(f"NEW.{self.quote(c)} IS NOT NULL" for c in only_with_values) + ")")
         return (f"INSERT INTO {self.quote(other)} ({', '.join(self.quote(c) for c in synced)}) "
                 f"SELECT {', '.join('NEW.' + self.quote(c) for c in synced)} WHERE {' AND '.join(conditions)}")
+
+    def derive_objects(self, derive: DeriveStatements) -> list[DbObject]:
+        return sqlite_derive.objects(self, derive)
 
     # --- move_column: AFTER triggers, each statement limited to rows that differ. A row's own
     # values are set by an UPDATE of that row (the trigger's NEW is not assignable here), and the

@@ -9,6 +9,7 @@ from .block_writes import BlockWritesOp, block_writes
 from .compute_column import ComputeColumnOp, compute_column
 from .create_index import CreateIndexOp, create_index
 from .data_step import DataStepOp, data_step
+from .derive_column import DeriveColumnOp, derive_column
 from .drop_column import DropColumnOp, drop_column
 from .merge_columns import MergeColumnsOp, merge_columns
 from .move_column import MoveColumnOp, move_column
@@ -28,6 +29,7 @@ __all__ = [
     "ComputeColumnOp",
     "CreateIndexOp",
     "DataStepOp",
+    "DeriveColumnOp",
     "DropColumnOp",
     "MergeColumnsOp",
     "MoveColumnOp",
@@ -47,6 +49,7 @@ __all__ = [
     "compute_column",
     "create_index",
     "data_step",
+    "derive_column",
     "drop_column",
     "merge_columns",
     "move_column",

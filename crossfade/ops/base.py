@@ -25,6 +25,7 @@ class Sync:
     blocks: tuple[BlockRule, ...] = ()
     links: tuple[LinkRule, ...] = ()
     moves: tuple[MoveRule, ...] = ()
+    derives: tuple = ()  # DeriveRule (derive_column): a value computed from other tables' rows
 
 
 class Op:

@@ -23,6 +23,7 @@ import sqlalchemy as sa
 
 from ..change import Change
 from ..ddl import apply_to_schema
+from ..derived import DeriveRule
 from ..errors import CrossfadeError
 from ..schema import Schema
 from ..sync import BlockRule, FillRule, LinkRule, MoveRule, SyncGroup
@@ -107,6 +108,7 @@ class TablePlan:
     links: list[LinkRule] = field(default_factory=list)  # cross-table rules from this table
     moves: list[MoveRule] = field(default_factory=list)  # moves from or to this table
     parent: bool = False  # another plan's rows reference this one's: no worker deletes its rows
+    derives: list[DeriveRule] = field(default_factory=list)  # derived values of or from this table
 
     def table_names(self, release: str) -> list[str]:
         return [t.name for t in self.shapes[release].tables()]
@@ -115,8 +117,10 @@ class TablePlan:
         return self.shapes[release].column(name)
 
     def writable(self, release: str) -> list[str]:
-        """Columns release `release` writes: all but the key and derived (one-way) columns."""
+        """Columns release `release` writes: all but the key and derived columns (one-way groups'
+        and derive_column's, which release N+1 reads and writes through their sources)."""
         derived = {c for g in self.groups if g.down is None for c in g.new}
+        derived |= {d.column for d in self.derives if d.target == self.name}
         return [n for n in self.shapes[release].column_names() if n != self.key and n not in derived]
 
     def key_given(self, release: str) -> list[str]:
@@ -200,6 +204,7 @@ def plan_tables(change: Change, release_n: sa.MetaData, release_n1: sa.MetaData)
     rules = change.links(planned)
     links = [r for r in rules if isinstance(r, LinkRule)]
     moves = [r for r in rules if isinstance(r, MoveRule)]
+    derives = [r for r in rules if isinstance(r, DeriveRule)]
     stored_elsewhere = {link.target for link in links}
     names = sorted(change.tables() - stored_elsewhere - _data_step_only(change))
     plans = {}
@@ -211,7 +216,8 @@ def plan_tables(change: Change, release_n: sa.MetaData, release_n1: sa.MetaData)
         sync = syncs.get(name)
         plans[name] = TablePlan(name, key, shapes, list(sync.groups) if sync else [],
                                 list(sync.fills) if sync else [], list(sync.blocks) if sync else [], own,
-                                [m for m in moves if name in m.tables()], _is_parent(release_n, name, names))
+                                [m for m in moves if name in m.tables()], _is_parent(release_n, name, names),
+                                derives=[d for d in derives if name in d.tables()])
     for move in moves:
         _refuse_unsimulated(move)
     return plans

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from .. import roundtrip
 from ..change import Change
+from ..derived import DeriveStatements
 from ..dialects.base import ProceduralTriggers, TriggerDialect
 from ..dialects.mysql import MySQLDialect
 from ..dialects.postgresql import PostgresDialect
@@ -195,4 +196,22 @@ def data_step_runs_twice():
         original(self, current, step, unblocked)
 
     with _patched(Runner, "_data_step", data_step) as original:
+        yield
+
+
+@contextmanager
+def keystones_derive_guard():
+    """derive_column's source triggers write the target only WHERE it differs by `<>`, as
+    Keystone's hand-written 014 triggers on MySQL and SQLite did (`domain_id <> NEW.domain_id`):
+    never true while the target is NULL, so a child row written before the backfill reached its
+    user (or for a user without any domain yet) never reaches it."""
+    def refresh(self, key, value=None, *, only_changes=True, from_subquery=False):
+        t, rule = self.t, self.rule
+        value = self.value_for(key) if value is None else value
+        if from_subquery:
+            value = sa.select(value.label("v")).subquery("crossfade_derived").c.v
+        return (sa.update(t).where(t.c[rule.target_key] == key, t.c[rule.column] != value)
+                .values({rule.column: value}))
+
+    with _patched(DeriveStatements, "refresh", refresh):
         yield

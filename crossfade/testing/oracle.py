@@ -17,6 +17,7 @@ from alembic.migration import MigrationContext
 
 from .. import state
 from ..change import Change
+from ..derived import DeriveRule, DeriveStatements
 from ..dialects.base import TriggerDialect
 from ..schema import inspect
 from ..sync import LinkRule, MoveRule, all_null, any_distinct
@@ -69,6 +70,26 @@ class Derived:
 
     inserted: dict[str, set] = field(default_factory=lambda: defaultdict(set))  # table -> keys
     written: dict[tuple[str, str], set] = field(default_factory=lambda: defaultdict(set))  # (table, column) -> keys
+    writes: list[Write] = field(default_factory=list)  # every committed write (derive_column's scope)
+    since: float | None = None  # when the triggers were all in
+
+    def derived_targets(self, rule: DeriveRule) -> set:
+        """derive_column: the target rows a source row was written for (inserted, updated, moved
+        to or from, deleted) once the triggers were in. Their value must be the derived one then,
+        NULL or not: that is the whole law, with no wait for the backfill."""
+        vias = {(s.table, s.via) for s in rule.sources}
+        parent: dict[tuple[str, object], object] = {}  # (source table, key) -> its target key
+        touched = set()
+        for write in sorted(self.writes, key=lambda w: w.start):
+            for table, via in vias:
+                if write.table != table:
+                    continue
+                before = parent.get((table, write.key))
+                now = write.values.get(via, before) if write.kind != "delete" else before
+                parent[table, write.key] = now
+                if self.since is not None and write.start >= self.since:
+                    touched.update(k for k in (before, now) if k is not None)
+        return touched
 
     def keys(self, table: str, columns: Iterable[str]) -> set:
         keys = set(self.inserted.get(table, ()))
@@ -80,7 +101,8 @@ class Derived:
 def derived_rows(writes: Iterable[Write], triggers_since: float | None) -> Derived:
     """Which rows are derived, from the journals: `triggers_since` is when the first trigger was
     installed (perf_counter; None: not yet)."""
-    derived = Derived()
+    writes = list(writes)
+    derived = Derived(writes=writes, since=triggers_since)
     for write in writes:
         if write.kind == "insert" and triggers_since is not None and write.start >= triggers_since:
             derived.inserted[write.table].add(write.key)
@@ -121,6 +143,34 @@ def _law_queries(plan: TablePlan, live: dict[str, sa.Table], backfilled: bool, d
     for move in plan.moves:
         if move.source == plan.name:
             yield from _move_queries(move, live, backfilled)
+    for rule in plan.derives:
+        if rule.target == plan.name:
+            yield from _derive_queries(rule, live, backfilled, derived)
+
+
+def _derive_queries(rule: DeriveRule, live: dict[str, sa.Table], backfilled: bool, derived: Derived):
+    """derive_column's law, while the target has the column: each target row holds the value its
+    sources give it, computed here afresh from the live tables. Before the backfill is done, a
+    row still NULL is in scope once a source row of it was written under the triggers."""
+    tables = [rule.target, *rule.source_tables()]
+    if any(name not in live for name in tables) or rule.column not in live[rule.target].c:
+        return
+    if any(s.column not in live[s.table].c or s.via not in live[s.table].c for s in rule.sources):
+        return
+    statements = DeriveStatements(rule, live.__getitem__)
+    t = statements.t
+    key, column = t.c[rule.target_key], t.c[rule.column]
+    value = statements.value_for(key)
+    broken = statements.broken()
+    if not backfilled:
+        in_scope = column.is_not(None)
+        touched = derived.derived_targets(rule)
+        if touched:
+            in_scope = sa.or_(in_scope, key.in_(sorted(touched, key=repr)))
+        broken = sa.and_(broken, in_scope)
+    shown = [f"{rule.target}.{rule.column}", "derived"]
+    yield (f"{rule.target}.{rule.column} != its derived value", shown,
+           sa.select(key, column, value).where(broken).order_by(key))
 
 
 def _move_queries(move: MoveRule, live: dict[str, sa.Table], backfilled: bool):

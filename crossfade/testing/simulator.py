@@ -455,6 +455,10 @@ def build_release_n(engine: sa.Engine, change: Change, plans: Mapping[str, Table
                     move = plan.moved_from_here(column)
                     if move is not None:  # rows of one parent agree on the value it will hold
                         row[column] = shared.setdefault((move, row[move.source_key], column), row[column])
+                for rule in plan.derives:  # as for a derived value: expand refuses rows that disagree
+                    for source in [s for s in rule.sources if s.table == name]:
+                        if row.get(source.column) is not None and row.get(source.via) is not None:
+                            row[source.column] = shared.setdefault((rule, row[source.via]), row[source.column])
                 t0 = time.perf_counter()
                 key, _, _ = write_row(conn, plan, RELEASE_N, "insert", None, row)
                 writes.append(Write("seed", RELEASE_N, "seed", name, key, "insert", row, t0, t0))

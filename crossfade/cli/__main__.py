@@ -1,0 +1,5 @@
+"""`python -m crossfade.cli`: the crossfade command."""
+
+from . import main
+
+main()

@@ -1,0 +1,65 @@
+"""MySQL/MariaDB's triggers for derive_column (crossfade/derived.py).
+
+Source tables: BEFORE INSERT / UPDATE / DELETE triggers, each writing the target row first. Its
+UPDATE takes the row's exclusive lock before the source row is written, so the foreign-key
+check's shared lock on the same row comes after it, in the same transaction: two writers of one
+target row's sources take turns instead of deadlocking (each holding the shared lock and waiting
+for the exclusive one, as AFTER triggers would). Being BEFORE, the trigger sees the table without
+its own write: the OLD row is left out and the NEW value joins in (DeriveStatements.value_for).
+Sources are read with locking reads, which see what committed before the lock was granted (a
+plain read would see the transaction's snapshot). The target is written under the guard
+(`@crossfade_link`, stamped with the statement's start), so its own trigger does not compute
+again; a trigger never writes its own table (error 1442).
+
+The target: BEFORE INSERT / UPDATE, NEW.column := the derived value (on UPDATE only when its key
+or the column changed).
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from ..derived import DeriveStatements
+from ..expressions import TriggerRow
+
+
+def objects(dialect, derive: DeriveStatements) -> list:
+    found = []
+    for table in derive.rule.source_tables():
+        found += _source_objects(dialect, derive, table)
+    return found + _target_objects(dialect, derive)
+
+
+def _refresh(dialect, derive: DeriveStatements, table: str, key, without, plus) -> str:
+    value = derive.value_for(key, locked=True, firing=table, without=without, plus=plus)
+    # An unchanged row is not written by MariaDB: no need to compare first (which would compute twice).
+    return dialect.compile(derive.refresh(key, value, only_changes=False))
+
+
+def _source_objects(dialect, derive: DeriveStatements, table: str) -> list:
+    s = derive.sources[table]
+    new, old = TriggerRow(s, "NEW"), TriggerRow(s, "OLD")
+    mine = [source for source in derive.rule.sources if source.table == table]
+    vias = list(dict.fromkeys(source.via for source in mine))
+    watched = list(dict.fromkeys([*vias, *(source.column for source in mine)]))
+    insert = dialect._writing(*[_refresh(dialect, derive, table, new.c[v], None, new) for v in vias])
+    delete = dialect._writing(*[_refresh(dialect, derive, table, old.c[v], old, None) for v in vias])
+    # The row's new parent gains it; its old parent (where it moved) loses it.
+    update = [*dialect._writing(*[_refresh(dialect, derive, table, new.c[v], old, new) for v in vias])]
+    for via in vias:
+        update += dialect._if(sa.not_(new.c[via].is_not_distinct_from(old.c[via])),
+                              dialect._writing(_refresh(dialect, derive, table, old.c[via], old, None)))
+    changed = " OR ".join(f"NOT (OLD.{dialect.quote(c)} <=> NEW.{dialect.quote(c)})" for c in watched)
+    return [dialect._guarded_trigger(table, "derive_update", "BEFORE UPDATE", update, changed),
+            dialect._guarded_trigger(table, "derive_insert", "BEFORE INSERT", insert),
+            dialect._guarded_trigger(table, "derive_delete", "BEFORE DELETE", delete)]
+
+
+def _target_objects(dialect, derive: DeriveStatements) -> list:
+    rule, t = derive.rule, derive.t
+    new = TriggerRow(t, "NEW")
+    assign = dialect._assign_all(new, (rule.column,), (derive.value_for(new.c[rule.target_key], locked=True),))
+    changed = " OR ".join(f"NOT (OLD.{dialect.quote(c)} <=> NEW.{dialect.quote(c)})"
+                          for c in (rule.target_key, rule.column))
+    return [dialect._guarded_trigger(rule.target, "derive_update", "BEFORE UPDATE", assign, changed),
+            dialect._guarded_trigger(rule.target, "derive_insert", "BEFORE INSERT", assign)]
