@@ -51,6 +51,8 @@ class Refusal:
     table: str
     key: Any
     error: str
+    start: float = 0.0  # before the statement was sent
+    end: float = 0.0  # when the error came back
 
     def describe(self) -> str:
         return f"{self.worker} (release {self.release}, {self.phase}): {self.kind} {self.table} {self.key}: {self.error}"

@@ -15,6 +15,11 @@ CHECKS = (
     ("clean contract", "schema equals release N+1's; no trigger, function or state left"),
     ("latency", "write latency per phase; the longest stall"),
 )
+# Checks a change has only where it has such ops (crossfade.testing.computed).
+OWN_CHECKS = (
+    ("python backfill", "after migrate every row holds what the change's callable computes for it"),
+    ("data steps", "each data step ran exactly once"),
+)
 
 
 @dataclass
@@ -113,11 +118,13 @@ class Report:
         matrix.add_column("check")
         for result in self.results:
             matrix.add_column(result.dialect)
-        for name, _ in CHECKS:
+        present = {name for result in self.results for name in result.checks}
+        shown = [*CHECKS, *[(name, meaning) for name, meaning in OWN_CHECKS if name in present]]
+        for name, _ in shown:
             matrix.add_row(name, *[_cell(result.checks.get(name)) for result in self.results])
         matrix.add_row("time", *[f"{r.seconds:.1f} s, {r.writes} writes" for r in self.results])
         console.print(matrix)
-        console.print("[dim]" + "; ".join(f"{name}: {meaning}" for name, meaning in CHECKS) + "[/]")
+        console.print("[dim]" + "; ".join(f"{name}: {meaning}" for name, meaning in shown) + "[/]")
         for result in self.results:
             if result.latency:  # the Hypothesis mode writes one statement at a time: no latencies
                 console.print(_latency_table(result))

@@ -26,7 +26,7 @@ from ..dialects import for_dialect
 from ..engines import check_url
 from ..identification import identify_new_release
 from ..runner import Runner
-from . import deadlocks
+from . import computed, deadlocks
 from .databases import ensure_database
 from .deadlocks import StepClock
 from .journal import LiveRows, Stage, Write
@@ -111,6 +111,10 @@ def simulate(change: Change, release_n: sa.MetaData, release_n1: sa.MetaData, ur
 class Simulation:
     def __init__(self, change: Change, release_n: sa.MetaData, release_n1: sa.MetaData, url: Database,
                  settings: Settings, on_phase=None, phases: Phases | None = None):
+        self.step_runs: dict[str, int] = {}  # data step -> times it ran (computed.counting_data_steps)
+        self.counting_steps = phases is None  # an Alembic revision's driver runs its own change objects
+        if phases is None:
+            change = computed.counting_data_steps(change, self.step_runs)
         self.change, self.release_n, self.release_n1 = change, release_n, release_n1
         self.settings = settings
         self.on_phase = on_phase or (lambda dialect, phase: None)
@@ -143,6 +147,9 @@ class Simulation:
         self.law_findings: dict[tuple, Finding] = {}
         self.phase_errors: list[str] = []
         self.phase_starts: list[tuple[str, float]] = []  # (phase, perf_counter when it began)
+        # From expand's start to the last trigger's drop: when a block may refuse a write.
+        self.block_window: list[float | None] = [None, None]
+        self.computed: list[Finding] = []  # Python backfills' rows (computed.computed_findings)
 
     # --- the run -----------------------------------------------------------------------------
     def run(self) -> DialectReport:
@@ -178,6 +185,7 @@ class Simulation:
         for phase, action in steps:
             if phase == "contract":
                 self.roll_findings = self._lost_writes()
+                self._check_computed(values=False)  # release N's writes of the roll left none uncomputed
                 if self.settings.drain:
                     self._stop(RELEASE_N)
             if not self._phase(phase, action):
@@ -192,6 +200,8 @@ class Simulation:
         if self.stage.name != name:
             self._enter(name)
         started = time.perf_counter()
+        if name == "expand":
+            self.block_window[0] = started
         if action is not None:
             self.steps.begin()
             try:
@@ -257,6 +267,7 @@ class Simulation:
     def _after_runner_step(self, phase: str, step: str) -> None:
         if step.startswith("drop triggers"):
             self.law_active = False
+            self.block_window[1] = time.perf_counter()
         self._check_law(f"{phase}: {step}")
         if law_starts(step):
             self.law_active = True
@@ -267,6 +278,15 @@ class Simulation:
     def _backfill_done(self) -> None:
         self.backfilled = True
         self._check_law("migrate: done")
+        self._check_computed(values=True)
+
+    def _check_computed(self, values: bool) -> None:
+        if not computed.python_backfills(self.change):
+            return
+        with self._paused(), self._reading() as conn:  # each committed write journaled before the read
+            found = computed.computed_findings(conn, self.change, self._writes(), values=values)
+        seen = {(f.table, f.key) for f in self.computed}
+        self.computed += [f for f in found if (f.table, f.key) not in seen]
 
     def _check_law(self, where: str) -> None:
         if not self.law_active:
@@ -309,6 +329,11 @@ class Simulation:
     def _lost_writes(self) -> list[Finding]:
         """Journals against the table, with every worker paused: a write committed between
         reading the journals and reading the table would otherwise look lost."""
+        with self._paused(), self._reading() as conn:
+            return lost_writes(conn, self.plans, self._writes())
+
+    @contextmanager
+    def _paused(self):
         alive = [w for w in self._all_workers() if w.is_alive()]
         for worker in alive:
             worker.pause_writing()
@@ -316,8 +341,7 @@ class Simulation:
             for worker in alive:
                 while not worker.held.wait(0.05) and worker.is_alive():
                     pass
-            with self._reading() as conn:
-                return lost_writes(conn, self.plans, self._writes())
+            yield
         finally:
             for worker in alive:
                 worker.resume_writing()
@@ -328,8 +352,9 @@ class Simulation:
         errors = self.phase_errors + crashed
         checks["phases"] = CheckResult("phases", not errors, "ok" if not errors else errors[0], errors)
         refusals = [r for w in self._all_workers() for r in w.journal.refusals]
-        blocked = [r for r in refusals if any(b.message[:60] in r.error for p in self.plans.values()
-                                              for b in p.blocks)]
+        window = (self.block_window[0], self.block_window[1])
+        blocked = [r for r in refusals
+                   if computed.declared_refusal(r, self.plans, self.change, self.report.dialect, window)]
         failed = [r.describe() for r in refusals if r not in blocked]
         checks["no refused writes"] = _result("no refused writes", failed, f"{len(failed)} refused")
         notes = [f"{len(blocked)} writes to blocked columns refused, as declared"] if blocked else []
@@ -342,6 +367,12 @@ class Simulation:
             checks["no refused writes"].summary = f"ok ({'; '.join(notes)})"
         law = [f.describe() for f in self.law_findings.values()]
         checks["sync law"] = _result("sync law", law, f"{len(law)} row(s) broke it")
+        if computed.python_backfills(self.change):
+            wrong = [f.describe() for f in self.computed]
+            checks["python backfill"] = _result("python backfill", wrong, f"{len(wrong)} row(s) not as computed")
+        if computed.data_step_names(self.change) and self.backfilled and self.counting_steps:
+            steps = computed.data_step_findings(self.change, self.step_runs)
+            checks["data steps"] = _result("data steps", steps, f"{len(steps)} step(s) not run exactly once")
         if self.stage.name not in ("contract", "release N+1"):
             return  # an earlier phase failed: there is no contract to judge
         roll = getattr(self, "roll_findings", [])
@@ -531,7 +562,7 @@ def build_release_n(engine: sa.Engine, change: Change, plans: Mapping[str, Table
     shared: dict[tuple, object] = {}  # (move, parent key, column) -> the value all its rows hold
     for name in [t.name for t in release_n.sorted_tables if t.name in plans]:  # parents first
         plan = plans[name]
-        columns = {n: plan.column(RELEASE_N, n) for n in plan.writable(RELEASE_N)}
+        columns = {n: plan.column(RELEASE_N, n) for n in plan.key_given(RELEASE_N) + plan.writable(RELEASE_N)}
         with engine.begin() as conn:
             for _ in range(seed_rows):
                 row = {n: values.value(rng, c.table, c) for n, c in columns.items()}

@@ -272,7 +272,7 @@ class UpgradeMachine(RuleBasedStateMachine):
             kind = "update row"  # other tables' rows reference it: no application deletes those blindly
         row = None if kind == "insert" else rows[data.draw(st.integers(0, 255), label="row") % len(rows)]
         if kind == "insert":
-            columns = plan.insertable(release)
+            columns = plan.key_given(release) + plan.insertable(release)
         elif kind == "delete":
             columns = []
         else:

@@ -141,7 +141,7 @@ class Worker(threading.Thread):
     def _choose(self, plan: TablePlan, kind: str) -> tuple:
         """The row (None for an insert) and the logical values to write to it."""
         if kind == "insert":
-            return None, self._values(plan, plan.insertable(self.release))
+            return None, self._values(plan, plan.key_given(self.release) + plan.insertable(self.release))
         key = self.rows.pick(plan.name, self.rng)
         if kind == "delete" and plan.parent:
             return None, {}  # other tables' rows reference it: no application deletes those blindly
@@ -158,10 +158,11 @@ class Worker(threading.Thread):
         return {name: self.values.value(self.rng, c.table, c) for name, c in columns.items()}
 
     def _refused(self, phase: str, kind: str, plan: TablePlan, key, exc: Exception, start: float) -> None:
-        self.journal.samples.append(Sample(start, time.perf_counter() - start, phase, True))
+        end = time.perf_counter()
+        self.journal.samples.append(Sample(start, end - start, phase, True))
         self.stage.count(phase, self.release)
         message = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
-        self.journal.refusals.append(Refusal(self.name, self.release, phase, kind, plan.name, key, message))
+        self.journal.refusals.append(Refusal(self.name, self.release, phase, kind, plan.name, key, message, start, end))
 
 
 def start_workers(count: int, release: str, make: Callable[[str, int], Worker]) -> list[Worker]:
