@@ -9,6 +9,10 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
+# The one place the version is written: pyproject.toml reads it (setuptools' dynamic version),
+# and the installed package's metadata, hence `crossfade --version`, carries it.
+__version__ = "0.1.0"
+
 if TYPE_CHECKING:
     from . import ops, transforms
     from .change import Change
@@ -36,4 +40,4 @@ def __dir__() -> list[str]:
     return sorted([*globals(), *_PUBLIC])
 
 
-__all__ = ["Change", "CrossfadeError", "Runner", "identify_new_release", "ops", "transforms"]
+__all__ = ["Change", "CrossfadeError", "Runner", "__version__", "identify_new_release", "ops", "transforms"]

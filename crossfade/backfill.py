@@ -149,6 +149,7 @@ class Job:
     statements: Callable[[sa.ColumnElement], list]
     guarded: bool = False  # runs with the link triggers switched off (TriggerDialect.link_guard)
     derives: bool = False  # writes only B := up(A), which the sync triggers may skip (TriggerDialect.derive_guard)
+    writes: bool = False  # crossfade's own write past the table's blocks (TriggerDialect.writing_guard)
 
 
 def sync_job(ts: TableSync) -> Job:
@@ -307,7 +308,10 @@ class _RangeWalk:
             return {**previous, "done": previous["rows"], "complete": True}
         lower, upper, complete = batch
         for statement in self.job.statements(_key_range(self.key, lower, upper)):
-            conn.execute(statement)
+            if callable(statement):  # a Python backfill's batch (compute.py): it runs its own statements
+                statement(conn)
+            else:
+                conn.execute(statement)
         if complete:
             done = previous["rows"]
         elif "span" in previous:
@@ -347,7 +351,8 @@ def _progress(name: str, checkpoint: dict, size: int) -> Progress:
 def _guarded(conn: sa.Connection, dialect: TriggerDialect, job: Job):
     """The batch's connection with the link triggers off (or the sync triggers told it derives),
     and on again however the batch ends (the connection goes back to a pool the application may share)."""
-    on, off = dialect.link_guard() if job.guarded else dialect.derive_guard() if job.derives else ((), ())
+    on, off = (dialect.link_guard() if job.guarded else dialect.derive_guard() if job.derives
+               else dialect.writing_guard() if job.writes else ((), ()))
     try:
         yield on  # run inside the batch's transaction (PostgreSQL's setting lasts as long)
     finally:

@@ -82,6 +82,8 @@ class Change:
         for table, column in self.added_columns():
             _claim(added, table, (column,))
         self._refuse_shared_exclusive_tables()
+        for op in self.ops:
+            op.validate_in(self)
         progressive = schema.copy()
         for op in self.ops:
             op.validate(progressive)
@@ -175,12 +177,17 @@ class Change:
                 _claim(claimed, fill.table, (fill.column,))
                 table_sync.fills.append(fill)
             for block in sync.blocks:
-                _claim(claimed, block.table, (block.column,))
+                if not block.whole_table:  # a table's block writes no column
+                    _claim(claimed, block.table, (block.column,))
                 table_sync.blocks.append(block)
         for table, column in relaxed:
             if table in merged:
                 merged[table].required.append(column)
         return merged
+
+    def migrate_work(self, schema: Schema) -> list:
+        """The ops' Python backfills and data steps (compute.py), in the order declared."""
+        return [work for op in self.ops for work in op.migrate_work(schema)]
 
     def expand_intents(self, schema: Schema) -> list[Intent]:
         return [intent for op in self.ops for intent in op.expand(schema)]

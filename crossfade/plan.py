@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
-from . import backfill
+from . import backfill, compute
 from .change import Change
 from .ddl import SetNullable, Step
 from .dialects import TriggerDialect, offline
@@ -113,11 +113,14 @@ def _plan_change(change: Change, dialect: TriggerDialect, snapshot: Schema, batc
                                         [sql for o in on_table for sql in o.create], _locks(dialect.trigger_locks)))
 
     migrate = Section(change.id, "migrate", note="backfill existing rows in keyed batches, resumable")
-    for table in sorted(syncs):
+    for table in sorted(t for t, ts in syncs.items() if ts.groups or ts.fills):
         migrate.steps.append(_backfill_step(dialect, backfill.sync_job(syncs[table]), batch_size))
     for link in links:
         job = backfill.link_job(dialect, link, snapshot.table(link.source), snapshot.table(link.target))
         migrate.steps.append(_backfill_step(dialect, job, batch_size))
+
+    for work in change.migrate_work(snapshot):
+        migrate.steps.append(_python_step(dialect, snapshot, work, batch_size))
 
     after_expand = snapshot.copy()
     contract = Section(change.id, "contract", note="only when no node of release N is left")
@@ -141,7 +144,7 @@ def _drop_triggers(dialect: TriggerDialect, objects: list[DbObject], change: Cha
 
 def _backfill_step(dialect: TriggerDialect, job: backfill.Job, batch_size: int | None) -> PlannedStep:
     key = ", ".join(getattr(k, "name", str(k)) for k in dialect.batch_key(job.table))
-    statements = [dialect.compile(s) for s in job.statements(sa.true())]
+    statements = [dialect.compile(getattr(s, "sql", s)) for s in job.statements(sa.true())]
     size = (f"{batch_size} rows" if batch_size is not None else
             f"sized to take about {backfill.DEFAULT_BATCH_SECONDS * 1000:.0f} ms, at most {backfill.MAX_BATCH_ROWS} rows")
     notes = [f"each batch: one transaction ({size}), keyed by ({key}):",
@@ -151,6 +154,25 @@ def _backfill_step(dialect: TriggerDialect, job: backfill.Job, batch_size: int |
         notes.append("the other table's cross-table triggers are off for the batch's session (they would only "
                      "copy back what the batch copies)")
     return PlannedStep(f"backfill {job.name}", statements, notes + _locks(dialect.backfill_locks))
+
+
+def _python_step(dialect: TriggerDialect, snapshot: Schema, work, batch_size: int | None) -> PlannedStep:
+    """A Python backfill (its batches' read shown; the values come from Python) or a data step
+    (its SQL shown, or what Python runs)."""
+    if isinstance(work, compute.DataStep):
+        statement = work.statement()
+        notes = [(f"runs {work.describe_run()} once, in one transaction that records it done: a kill undoes it and "
+                 "a rerun runs it again; a finished step never runs twice"),
+                 f"writes {', '.join(work.tables)} past the change's blocks"]
+        return PlannedStep(f"data step {work.name}", [dialect.compile(statement)] if statement is not None else [],
+                           notes)
+    table = snapshot.table(work.table)
+    step = _backfill_step(dialect, backfill.Job(work.name, table, lambda where: [
+        compute.read_batch(table, work, dialect.batch_key(table), where)]), batch_size)
+    step.notes[1:1] = [(f"Python computes {', '.join(work.columns)} from each batch's rows "
+                       f"({', '.join(work.reads)}), then one UPDATE per row where they are still NULL, "
+                       "past the change's blocks")]
+    return step
 
 
 def _ddl(steps: list[Step]) -> list[PlannedStep]:

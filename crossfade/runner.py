@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 
 import sqlalchemy as sa
 
-from . import backfill, checks, datacheck, names, ops, roundtrip, state
+from . import backfill, checks, compute, datacheck, names, ops, roundtrip, state
 from .change import Change
 from .ddl import SetNullable, Step, new_names
 from .dependents import dependents_warnings, refuse_dependents
@@ -55,6 +55,7 @@ class ChangeStatus:
     schema: str | None = None  # the database schema the change's tables are in, where resolved
     new_release: str = ""  # when release N+1 may start: "may start now" / "may start after migrate"
     warnings: list[str] = field(default_factory=list)  # what replication will not do (replication_warnings)
+    data_steps: dict[str, str] = field(default_factory=dict)  # name -> "done" / "runs in migrate"
 
     def to_json(self) -> dict:
         found = {"change": self.change_id, "phase": self.phase.value, "backfill": self.backfill,
@@ -63,6 +64,7 @@ class ChangeStatus:
         if self.backfill_rows:  # a backfill started and not yet contracted away
             found["backfill_rows"] = self.backfill_rows
         found |= {"warnings": self.warnings} if self.warnings else {}
+        found |= {"data_steps": self.data_steps} if self.data_steps else {}
         return found if self.schema is None else {**found, "schema": self.schema}
 
 
@@ -160,12 +162,14 @@ class Runner:
             schema = self._reflect(conn, change)
             syncs = change.table_syncs(schema)
             links = self.dialect.active_links(change.links(schema))
-        jobs = [backfill.sync_job(ts) for _, ts in sorted(syncs.items())]
+        # A table whose triggers only block has nothing to backfill.
+        jobs = [backfill.sync_job(ts) for _, ts in sorted(syncs.items()) if ts.groups or ts.fills]
         jobs += [backfill.link_job(self.dialect, link, schema.table(link.source), schema.table(link.target))
                  for link in links]
         workers = self._backfill_jobs()
         for job in jobs:
             self._backfill(change, current, job, throttle, workers)
+        self._python_work(change, current, throttle, workers)
         current.phase = Phase.MIGRATED
         self._save(current, "migrate", "record migrated")
 
@@ -262,9 +266,14 @@ class Runner:
         current = self.load(change)
         result = ChangeStatus(change.id, current.phase, repairs=[_repair_text(r) for r in current.repairs],
                               schema=current.schema, new_release=self.new_release(change, current.phase))
-        result.backfill = {t: (c["done"] / c["total"] if c.get("total") else 1.0)
-                           for t, c in current.checkpoint.items()}
-        result.backfill_rows = {t: backfill_rows(c) for t, c in current.checkpoint.items()}
+        steps = [op for op in change.ops if isinstance(op, ops.DataStepOp)]
+        step_keys = {compute.DataStep(op.name, op.run).checkpoint_key for op in steps}
+        tables = {t: c for t, c in current.checkpoint.items() if t not in step_keys}
+        result.backfill = {t: (c["done"] / c["total"] if c.get("total") else 1.0) for t, c in tables.items()}
+        result.backfill_rows = {t: backfill_rows(c) for t, c in tables.items()}
+        ran = current.phase in (Phase.MIGRATED, Phase.CONTRACTING, Phase.CONTRACTED)
+        result.data_steps = {op.name: "done" if ran or current.checkpoint.get(
+            compute.DataStep(op.name, op.run).checkpoint_key, {}).get("complete") else "runs in migrate" for op in steps}
         with self.engine.connect() as conn:
             catalog = self.dialect.catalog_objects(conn, set(current.tables) or change.tables())
             for name, recorded in sorted(current.triggers.items()):
@@ -584,6 +593,46 @@ class Runner:
                                 batches=backfill.batch_sizer(self.batch_size, self.batch_seconds),
                                 pause=self.pause, on_batch=on_batch, jobs=jobs, throttle=throttle)
 
+    def _python_work(self, change: Change, current: ChangeState, throttle: Throttle, workers: int) -> None:
+        """The ops' Python backfills and data steps (compute.py), in the order declared, after
+        the triggers' backfills (a step may read what they derived)."""
+        with self.engine.connect() as conn:
+            schema = self._reflect(conn, change)
+        syncs = change.table_syncs(schema, current.relaxed)
+        for work in change.migrate_work(schema):
+            if isinstance(work, compute.PythonBackfill):
+                unblocked = compute.blocking_objects(self.dialect, syncs, [work.table], events=("update",))
+                self._backfill(change, current, compute_job(self.dialect, schema, work, unblocked), throttle, workers)
+            else:
+                self._data_step(current, work, compute.blocking_objects(self.dialect, syncs, work.tables))
+
+    def _data_step(self, current: ChangeState, step: compute.DataStep, unblocked: list) -> None:
+        """One transaction: the step's writes and the record that it ran (a kill undoes both)."""
+        if current.checkpoint.get(step.checkpoint_key, {}).get("complete"):
+            self.log(f"migrate: data step {step.name} (already done)")
+            return
+        _, off = self.dialect.writing_guard()
+        done = {"done": 1, "total": 1, "complete": True, "last": None}
+
+        def run() -> None:
+            with self.engine.connect() as conn:
+                try:
+                    with conn.begin():
+                        compute.run_data_step(conn, self.dialect, step, unblocked)
+                        current.checkpoint[step.checkpoint_key] = done
+                        state.save(conn, current)
+                except BaseException:
+                    current.checkpoint.pop(step.checkpoint_key, None)
+                    raise
+                finally:
+                    for statement in off:  # the session goes back to the pool unmarked
+                        conn.exec_driver_sql(statement)
+                    if off:
+                        conn.commit()
+        retry_when_busy(self.dialect, self.policy, run)
+        self.log(f"migrate: data step {step.name}")
+        self._after_step("migrate", f"data step {step.name}")
+
     def _run(self, conn: sa.Connection, phase: str, step: Step) -> None:
         ran = run_step(conn, self.dialect, step, self.policy)
         self.log(f"{phase}: {step.name}" + ("" if ran else " (already done)"))
@@ -629,6 +678,14 @@ class Runner:
     def _ddl_connection(self):
         with self.engine.connect() as conn, self.dialect.ddl_session(conn) as ddl:
             yield ddl
+
+
+def compute_job(dialect, schema: Schema, work: compute.PythonBackfill, unblocked: list) -> backfill.Job:
+    """A Python backfill as a backfill Job: the keyed batches, the checkpoint and the resume are
+    backfill.py's; each batch reads, computes and writes (compute.batch_writer)."""
+    table = schema.table(work.table)
+    key = dialect.batch_key(table)
+    return backfill.Job(work.name, table, compute.batch_writer(table, work, key, unblocked, dialect), writes=True)
 
 
 def _now() -> str:

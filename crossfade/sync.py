@@ -71,25 +71,65 @@ class FillRule:
 
 @dataclass(frozen=True)
 class BlockRule:
-    """Writes to `column` fail with `message` while the triggers are installed (block_writes).
+    """Writes fail with `message` while the triggers are installed (block_writes).
 
-    An INSERT is refused when it gives the column a value other than `default` (what the
-    column gets when the INSERT leaves it out; None for NULL); an UPDATE when it changes it.
+    A column's block (`column` given): an INSERT is refused when it gives the column a value
+    other than `default` (what the column gets when the INSERT leaves it out; None for NULL); an
+    UPDATE when it changes it. A table's block (`column` None): each of `on_insert`, `on_update`
+    and `on_delete` is None (allowed), True (every such write) or a condition, a callable that
+    receives the rows as attributes (`new` for an insert, `new, old` for an update, `old` for a
+    delete) and returns a SQLAlchemy expression true for the writes to refuse.
+
+    `old_release_only`: where the database can tell who writes (writer identification), release
+    N+1's writes pass. A table's block always lets crossfade's own writes through (a Python
+    backfill, a data step), which the dialects mark (`crossfade_writing_sql`).
     """
 
     table: str
-    column: str
+    column: str | None
     message: str
     default: Any = None  # a SQL expression (the server default) or None
+    on_insert: Any = None
+    on_update: Any = None
+    on_delete: Any = None
+    old_release_only: bool = False
 
-    def insert_violation(self, new: sa.TableClause) -> ColumnElement:
+    @property
+    def whole_table(self) -> bool:
+        return self.column is None
+
+    def insert_violation(self, new: sa.TableClause) -> ColumnElement | None:
+        if self.whole_table:
+            return self._condition(self.on_insert, [new], "insert")
         value = new.c[self.column]
         if self.default is None:
             return value.is_not(None)
         return sa.and_(value.is_not(None), is_distinct(value, self.default))
 
-    def update_violation(self, new: sa.TableClause, old: sa.TableClause) -> ColumnElement:
+    def update_violation(self, new: sa.TableClause, old: sa.TableClause) -> ColumnElement | None:
+        if self.whole_table:
+            return self._condition(self.on_update, [new, old], "update")
         return is_distinct(new.c[self.column], old.c[self.column])
+
+    def delete_violation(self, old: sa.TableClause) -> ColumnElement | None:
+        if self.whole_table:
+            return self._condition(self.on_delete, [old], "delete")
+        return None
+
+    def blocks(self, event: str) -> bool:
+        """Whether the rule refuses any write of `event` ("insert", "update", "delete")."""
+        if not self.whole_table:
+            return event in ("insert", "update")
+        return getattr(self, f"on_{event}") not in (None, False)
+
+    def _condition(self, rule: Any, rows: list[sa.TableClause], event: str) -> ColumnElement | None:
+        if rule in (None, False):
+            return None
+        if rule is True:
+            return sa.true()
+        result = call_transform(rule, [row_namespace(r, self.table) for r in rows], f"block_writes {event} condition",
+                                self.table, ())
+        return _as_exprs(result, [sa.Boolean()], f"block_writes {event} condition")[0]
 
 
 @dataclass
@@ -120,7 +160,7 @@ class TableSync:
         return sorted(self.groups, key=lambda group: group.down is None)
 
     def synced_columns(self) -> set[str]:
-        columns = {f.column for f in self.fills} | {b.column for b in self.blocks}
+        columns = {f.column for f in self.fills} | {b.column for b in self.blocks if not b.whole_table}
         for group in self.groups:
             columns.update(group.old + group.new)
         return columns

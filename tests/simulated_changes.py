@@ -4,11 +4,14 @@ metadata and release N+1's metadata (what each release's application code knows)
 from __future__ import annotations
 
 import decimal
+import hashlib
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import sqlalchemy as sa
 
 from crossfade import Change, ops, transforms
+from crossfade.loader import import_file
 
 
 @dataclass
@@ -203,6 +206,59 @@ def block_writes() -> Upgrade:
     )
 
 
+def compute_column() -> Upgrade:
+    """Keystone 003 (examples/keystone/k003_credential_encryption): the blob encrypted in Python,
+    writes blocked by Keystone's own rule for everyone (release N+1 is not identified), blob dropped."""
+    k003 = import_file(Path(__file__).resolve().parents[1] / "examples" / "keystone" / "k003_credential_encryption"
+                       / "change.py")
+    change = Change(*k003.operations(), id="sim_compute_column")
+    unique = lambda rng: f"{rng.getrandbits(64):016x}"
+    return Upgrade(change, k003.metadata, k003.metadata_n1, {"credential.id": unique})
+
+
+def _digest(rows) -> list[str]:
+    return [hashlib.sha256(row.plain.encode()).hexdigest()[:32] for row in rows]
+
+
+def compute_column_identified() -> Upgrade:
+    """A value only Python computes, with release N+1 identified: only release N's writes are
+    blocked (on PostgreSQL and MariaDB), so release N+1 writes from expand on (SQLite cannot tell:
+    there both releases' blocked writes are refused until contract)."""
+    rule = lambda new, old: sa.or_(new.hashed.is_(None), new.plain.is_distinct_from(old.plain))
+    return Upgrade(
+        Change(ops.compute_column("secrets", sa.Column("hashed", sa.String(32), nullable=False), _digest,
+                                  reads="plain"),
+               ops.block_writes("secrets", insert=True, update=rule, old_release_only=True,
+                                message="secrets are being hashed; release N may not write them"),
+               ops.drop_column("secrets", "plain", relax=True),
+               id="sim_compute_column_identified", new_release_identified=True),
+        _table("secrets", sa.Column("plain", sa.String(40), nullable=False), sa.Column("note", sa.String(20))),
+        _table("secrets", sa.Column("note", sa.String(20)), sa.Column("hashed", sa.String(32), nullable=False)),
+    )
+
+
+def _upgrade_log(metadata: sa.MetaData) -> sa.MetaData:
+    sa.Table("upgrade_log", metadata, sa.Column("id", sa.Integer, primary_key=True),
+             sa.Column("note", sa.String(40), nullable=False))
+    return metadata
+
+
+def _log_the_upgrade(conn: sa.Connection) -> None:
+    conn.execute(sa.text("INSERT INTO upgrade_log (note) VALUES ('status added')"))
+
+
+def data_step() -> Upgrade:
+    """A migrate step that writes rows no column transform could: one line in upgrade_log."""
+    return Upgrade(
+        Change(ops.add_column("items", sa.Column("status", sa.String(10), nullable=False, server_default="new")),
+               ops.data_step("log the upgrade", _log_the_upgrade, tables="upgrade_log"),
+               id="sim_data_step", new_release_identified=True),
+        _upgrade_log(_table("items", sa.Column("name", sa.String(40)))),
+        _upgrade_log(_table("items", sa.Column("name", sa.String(40)),
+                            sa.Column("status", sa.String(10), nullable=False, server_default="new"))),
+    )
+
+
 def _users(name: str, metadata: sa.MetaData, *columns: sa.Column) -> sa.Table:
     return sa.Table(name, metadata, sa.Column("id", sa.Integer, primary_key=True),
                     sa.Column("name", sa.String(40), nullable=False), *columns,
@@ -282,4 +338,4 @@ def derive_column() -> Upgrade:
 ALL = {f.__name__: f for f in (replace_column, replace_column_nullable, rename_column, add_column_computed, add_column_with_default,
                                drop_column, set_not_null, split_column, merge_columns, block_writes,
                                create_index, add_unique, add_check, add_foreign_key, rename_table, split_table,
-                               move_column, derive_column)}
+                               move_column, derive_column, compute_column, compute_column_identified, data_step)}

@@ -199,7 +199,8 @@ TUTORIAL = ROOT / "docs" / "tutorial.md"
 
 
 # Pages whose blocks run the simulator (a minute or two on this machine): --quick leaves them out.
-SIMULATING = {ROOT / "docs" / name for name in ("alembic.md", "verify.md", "pytest-plugin.md", "cli.md")}
+SIMULATING = {ROOT / "docs" / name for name in ("alembic.md", "verify.md", "verify-report.md",
+                                                      "pytest-plugin.md", "cli.md")}
 
 
 @pytest.mark.parametrize("page", [pytest.param(p, marks=[pytest.mark.slow] if p in SIMULATING else [])

@@ -37,8 +37,8 @@ def test_every_operation_passes_every_check(engine, request, name):
     result = run(engine, request, simulated_changes.ALL[name]())
     failed = {n: c.summary for n, c in result.checks.items() if not c.ok}
     assert result.ok, failed
-    assert set(result.checks) == {"phases", "no refused writes", "sync law", "no lost writes",
-                                  "clean contract", "latency"}
+    every = {"phases", "no refused writes", "sync law", "no lost writes", "clean contract", "latency"}
+    assert every <= set(result.checks) <= every | {"python backfill", "data steps"}  # what no trigger does
     phases_written = set(result.latency)
     assert {"release N", "expand", "migrate", "roll", "contract", "release N+1"} <= phases_written
     assert {"N", "N+1"} <= set(result.latency["roll"])  # both releases wrote at once

@@ -26,7 +26,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 
-from .. import checks, state
+from .. import checks, compute, state
 from ..backfill import backfill_statements, link_job
 from ..change import Change
 from ..ddl import Step
@@ -110,6 +110,8 @@ def _run_change(target: _Live | _Script, change: Change) -> None:
         job = link_job(dialect, link, schema.table(link.source), schema.table(link.target))
         for statement in job.statements(sa.true()):
             target.backfill(statement)
+    for work in change.migrate_work(schema):
+        target.python_work(work, schema)
     target.refuse_remaining_nulls(change, schema)
     target.note(f"{change.id}: contract")
     for step in dialect.steps(change.contract_intents(schema), schema):
@@ -148,6 +150,17 @@ class _Live:
 
     def backfill(self, statement: sa.Update | sa.Insert) -> None:
         self.conn.execute(statement)
+
+    def python_work(self, work, schema: Schema) -> None:
+        """A Python backfill or a data step, on the migration's connection (no trigger to pass)."""
+        if isinstance(work, compute.DataStep):
+            log.info("data step %s", work.name)
+            work.execute(self.conn)
+            return
+        table = schema.table(work.table)
+        written = compute.compute_all(self.conn, table, work, self.dialect.batch_key(table),
+                                      per_statement=self.dialect.rows_per_update)
+        log.info("%s: %d row(s) computed in Python", work.name, written)
 
     def refuse_remaining_nulls(self, change: Change, schema: Schema) -> None:
         checks.refuse_unmovable(self.conn, schema, change.moves_to_finish(schema), "contract",
@@ -200,6 +213,17 @@ class _Script:
 
     def backfill(self, statement: sa.Update | sa.Insert) -> None:
         self._emit(self.dialect.compile(statement))
+
+    def python_work(self, work, schema: Schema) -> None:
+        """Python cannot be printed as SQL: said where it would run; a data step's SQL is printed."""
+        statement = work.statement() if isinstance(work, compute.DataStep) else None
+        if statement is not None:
+            self.note(f"data step {work.name}")
+            self._emit(self.dialect.compile(statement))
+        elif isinstance(work, compute.DataStep):
+            self.note(f"data step {work.name}: {work.describe_run()} runs here (Python, not printable as SQL)")
+        else:
+            self.note(f"backfill {work.name}: Python computes the values here (not printable as SQL)")
 
     def refuse_remaining_nulls(self, change: Change, schema: Schema) -> None:
         pass  # nothing to count without a database; the NOT NULL statement itself fails on NULLs

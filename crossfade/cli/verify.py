@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import click
+from rich.markup import escape
 
 from ..errors import CrossfadeError, MissingDependencyError
 from .common import (
@@ -48,8 +49,16 @@ crossfade verify changes/ --url mysql+pymysql://root@node1/s,mysql+pymysql://roo
                    "minimal sequence (needs the hypothesis package).")
 @click.option("--examples", type=click.IntRange(min=1), default=15, show_default=True, metavar="N",
               help="With --hypothesis: sequences to try.")
+# --- the latency bound and the HTML report (crossfade.testing.html_report) ---
+@click.option("--max-stall", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
+              envvar="CROSSFADE_MAX_STALL", show_envvar=True,
+              metavar="SECONDS", help="The latency check fails when any one write takes longer.")
+@click.option("--report", "report_file", type=click.Path(), default=None, metavar="FILE.html",
+              help="Also write one self-contained HTML page: the check matrix and every write's latency over "
+                   "time, phases shaded and crossfade's DDL steps marked.")
 def verify(path: str | None, config: str | None, urls: tuple[str, ...], writes: int, seed_rows: int, workers: int,
-           seed: int, as_json: bool, hypothesis: bool, examples: int) -> None:
+           seed: int, as_json: bool, hypothesis: bool, examples: int, max_stall: float,
+           report_file: str | None) -> None:
     """Prove each change: release N and N+1 write at once through every phase; exit 1 on any failure.
     An Alembic project's revisions run whole, their plain Alembic operations at their phase."""
     from ..engines import check_url
@@ -58,6 +67,9 @@ def verify(path: str | None, config: str | None, urls: tuple[str, ...], writes: 
     from ..testing.nodes import Nodes
 
     with clean_errors():
+        if report_file is not None:  # refused before anything runs, as any other bad input
+            from ..testing.html_report import check_destination
+            check_destination(report_file)
         changes = changes_source(path, config)
         hypothesis_verify = _hypothesis_verify() if hypothesis else None
         databases = [Nodes.parse(url) for url in urls]
@@ -73,7 +85,7 @@ def verify(path: str | None, config: str | None, urls: tuple[str, ...], writes: 
                 raise CrossfadeError(f"{change.id}: its module must define `metadata` (release N) and "
                                      "`metadata_n1` (release N+1) for verify")
             settings = Settings(seed_rows=seed_rows, writes_per_phase=writes, workers=workers, seed=seed,
-                                values=simulated.values)
+                                values=simulated.values, max_stall=max_stall)
             phase_line = (lambda dialect, phase: None) if as_json else (
                 lambda dialect, phase: err.print(f"  [dim]{dialect}: {phase}[/dim]"))
             if hypothesis_verify is not None:
@@ -85,6 +97,10 @@ def verify(path: str | None, config: str | None, urls: tuple[str, ...], writes: 
             else:
                 reports.append(simulator.verify(change, simulated.release_n, simulated.release_n1, databases,
                                                 settings, on_phase=phase_line, phases=simulated.phases))
+    if report_file is not None:
+        from ..testing.html_report import write_report
+        write_report(report_file, reports)
+        err.print(f"  [dim]report: {escape(report_file)}[/dim]")
     if as_json:
         out.print_json(data=[r.to_json() for r in reports])
     else:

@@ -86,6 +86,8 @@ def _status_table(status_: ChangeStatus) -> Table:
     for name, fraction in sorted(status_.backfill.items()):
         rows = status_.backfill_rows.get(name)
         table.add_row(f"backfill {escape(name)}", f"{fraction:.0%}" + (f", {escape(_rows_text(rows))}" if rows else ""))
+    for name, done in sorted(status_.data_steps.items()):
+        table.add_row(f"data step {escape(name)}", done)
     for trigger in status_.triggers:
         table.add_row(f"{trigger['kind']} {escape(trigger['name'])}",
                       f"installed {ok if trigger['installed'] else bad}, "

@@ -252,6 +252,24 @@ class TriggerDialect:
         rows the backfill writes (by the round-trip law they need nothing)."""
         return (), ()
 
+    def crossfade_writing_sql(self) -> str | None:
+        """SQL true while crossfade's own session writes past a table's block (a Python backfill,
+        a data step: `writing_guard` marks it); None where a mark cannot be read (SQLite)."""
+        return None
+
+    # Rows a Python backfill writes per UPDATE statement (compute.write_rows): 1 sends one per row
+    # (executemany), which the driver pipelines or runs in process.
+    rows_per_update = 1
+
+    def hold_write_lock(self, conn: sa.Connection) -> None:
+        """Make sure the connection's transaction has begun and holds what a write needs, before
+        crossfade's own write reads anything (SQLite's driver begins only at the first DML)."""
+
+    def writing_guard(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """Statements that mark crossfade's session as writing past the blocks, run in each batch's
+        transaction, and those that unmark it after."""
+        return (), ()
+
     def compile_triggers(self, syncs: dict[str, TableSync]) -> list[DbObject]:
         """Every table's trigger objects; a transform that does not compile for this dialect is
         a TransformError naming its table and columns."""
@@ -741,17 +759,37 @@ class ProceduralTriggers(TriggerDialect):
         return [(i, g) for i, g in enumerate(ts.ordered_groups()) if g.down is not None and g.old]
 
     def has_update_work(self, ts: TableSync) -> bool:
-        return bool(ts.fills) or bool(ts.blocks) or any(g.old for g in ts.groups)
+        return bool(ts.fills) or any(b.blocks("update") for b in ts.blocks) or any(g.old for g in ts.groups)
+
+    def delete_program(self, ts: TableSync) -> list[str]:
+        """What a DELETE runs: only a table's block_writes refuses one."""
+        old = row(ts.table, "OLD")
+        return self._block_program([b.delete_violation(old) for b in ts.blocks], ts.blocks)
 
     def raise_error(self, message: str) -> str:
         """A statement that fails the writer's statement with `message`."""
         raise NotImplementedError
 
-    def _block_program(self, violations: list[ColumnElement], blocks: list[BlockRule]) -> list[str]:
+    def _block_program(self, violations: list[ColumnElement | None], blocks: list[BlockRule]) -> list[str]:
         lines: list[str] = []
         for violation, block in zip(violations, blocks):
-            lines += [f"IF {self.compile(violation)} THEN", f"  {self.raise_error(block.message)}", "END IF;"]
+            if violation is not None:
+                lines += [f"IF {self.block_condition(violation, block)} THEN",
+                          f"  {self.raise_error(block.message)}", "END IF;"]
         return lines
+
+    def block_condition(self, violation: ColumnElement, block: BlockRule) -> str:
+        """When a block refuses the write: its violation, unless crossfade itself writes (a
+        table's block: a Python backfill, a data step) or, for a block of release N's writes
+        only, release N+1 does (where the database can tell: not SQLite)."""
+        condition = f"({self.compile(violation)})"
+        writing = self.crossfade_writing_sql() if block.whole_table else None
+        if writing is not None:
+            condition += f" AND NOT ({writing})"
+        identified = self.identified_sql() if block.old_release_only else None
+        if identified is not None:
+            condition += f" AND NOT ({identified})"
+        return condition
 
     def identified_sql(self) -> str | None:
         """SQL true when release N+1 wrote the row (identification.py); None: cannot tell."""
@@ -819,7 +857,7 @@ def update_condition(ts: TableSync, new, old) -> ColumnElement | None:
         if group.old:
             parts.append(changed(group.old + group.new, new, old))
     parts += [new.c[f.column].is_(None) for f in ts.fills]
-    parts += [b.update_violation(new, old) for b in ts.blocks]
+    parts += [v for v in (b.update_violation(new, old) for b in ts.blocks) if v is not None]
     return sa.or_(*parts) if parts else None
 
 

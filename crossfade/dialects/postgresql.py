@@ -144,10 +144,12 @@ class PostgresDialect(ProceduralTriggers):
         function = self.object_name(ts.name, "sync")
         table = self.qualified(ts.name)
         named = self.named_program(ts)
+        deletes = self.delete_program(ts)
         body = [
             *(["IF TG_NARGS > 0 THEN", *self._indent(named), "  RETURN NEW;", "END IF;"] if named else []),
+            *(["IF TG_OP = 'DELETE' THEN", *self._indent(deletes), "  RETURN OLD;", "END IF;"] if deletes else []),
             "IF TG_OP = 'INSERT' THEN",
-            *self._indent(self.insert_program(ts)),
+            *self._indent(self.insert_program(ts) or ["NULL;"]),
             "ELSE",
             *self._indent(self.update_program(ts) or ["NULL;"]),
             "END IF;",
@@ -155,13 +157,17 @@ class PostgresDialect(ProceduralTriggers):
         ]
         create_function = self._function_sql(function, body, settings_read(ts.value_types()))
         objects = [DbObject("function", function, ts.name, (create_function,))]
-        events = [("insert", "INSERT", None)]
+        events = [("insert", "INSERT", None)] if self.insert_program(ts) or not ts.blocks else []
         condition = self.update_condition(ts)
         if condition is not None:
             # Only a SET of a synced column can change one (fills included: a column becomes NULL
             # only when an UPDATE names it), so other UPDATEs skip even the WHEN evaluation.
             columns = ", ".join(self.quote(c) for c in sorted(ts.synced_columns()))
-            events.append(("update", f"UPDATE OF {columns}", condition))
+            # A table's block of updates looks at every UPDATE, whichever columns it names.
+            whole = any(b.whole_table and b.blocks("update") for b in ts.blocks)
+            events.append(("update", "UPDATE" if whole or not columns else f"UPDATE OF {columns}", condition))
+        if deletes:
+            events.append(("delete", "DELETE", None))
         events += self._named_events(ts)
         for suffix, event, when, *args in events:
             name = self.object_name(ts.name, suffix)
@@ -178,6 +184,13 @@ class PostgresDialect(ProceduralTriggers):
             return DbObject("trigger", name, table, (f"CREATE OR REPLACE TRIGGER {self.quote(name)} {definition}",))
         create = f"CREATE TRIGGER {self.quote(name)} {definition}"
         return DbObject("trigger", name, table, (self.drop_sql("trigger", name, table), create))
+
+    def crossfade_writing_sql(self) -> str:
+        # Transaction-local (writing_guard): it ends with crossfade's batch, whatever happens.
+        return "coalesce(current_setting('crossfade.writer', true), '') = 'crossfade'"
+
+    def writing_guard(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        return ("SELECT set_config('crossfade.writer', 'crossfade', true)",), ()
 
     def identified_sql(self) -> str:
         # Set by identify_new_release on release N+1's connections; `true`: NULL when unset.

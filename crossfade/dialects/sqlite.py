@@ -60,19 +60,23 @@ class SQLiteDialect(TriggerDialect):
         new, old, now = row(ts.table, "NEW"), row(ts.table, "OLD"), _current_row(ts.table)
         events = [("insert", "INSERT", self._insert_rules(ts, new, now))]
         events.append(("update", "UPDATE", self._update_rules(ts, new, old, now)))
+        events.append(("delete", "DELETE", []))
         objects = []
         for suffix, event, rules in events:
-            if not rules and not ts.blocks:
+            blocks = self._block_rules(ts, event, new, old)
+            if not rules and not blocks:
                 continue
             name = self.object_name(ts.name, suffix)
-            blocks = self._block_rules(ts, event, new, old)
-            when = sa.or_(*[guard for guard, _ in rules], *[new.c[c].is_(None) for c in ts.required],
+            required = ts.required if event != "DELETE" else []
+            when = sa.or_(*[guard for guard, _ in rules], *[new.c[c].is_(None) for c in required],
                           *[violation for violation, _ in blocks])
             statements = [self._refuse(violation, message) for violation, message in blocks]
             statements += [self._update(ts, new, guard, sets) for guard, sets in rules]
-            statements += [self._refuse_null(ts, new, column) for column in ts.required]
+            statements += [self._refuse_null(ts, new, column) for column in required]
             body = "\n".join(f"  {statement};" for statement in statements)
-            create = (f"CREATE TRIGGER {self.quote(name)} AFTER {event} ON {self.quote(ts.name)}\n"
+            # A DELETE's block refuses before the row goes (nothing to undo).
+            timing = "BEFORE" if event == "DELETE" else "AFTER"
+            create = (f"CREATE TRIGGER {self.quote(name)} {timing} {event} ON {self.quote(ts.name)}\n"
                       f"FOR EACH ROW WHEN {self.compile(when)}\nBEGIN\n{body}\nEND")
             drop = self.drop_sql("trigger", name, ts.name)
             objects.append(DbObject("trigger", name, ts.name, (drop, create)))
@@ -113,9 +117,16 @@ class SQLiteDialect(TriggerDialect):
 
     @staticmethod
     def _block_rules(ts: TableSync, event: str, new, old) -> list[tuple[ColumnElement, str]]:
+        """SQLite cannot tell who writes: a block of release N's writes refuses release N+1's
+        too, and crossfade's own writes pass a table's block by dropping its triggers for the
+        batch's transaction (compute.py), which no other writer can see."""
         if event == "INSERT":
-            return [(b.insert_violation(new), b.message) for b in ts.blocks]
-        return [(b.update_violation(new, old), b.message) for b in ts.blocks]
+            found = [(b.insert_violation(new), b.message) for b in ts.blocks]
+        elif event == "UPDATE":
+            found = [(b.update_violation(new, old), b.message) for b in ts.blocks]
+        else:
+            found = [(b.delete_violation(old), b.message) for b in ts.blocks]
+        return [(violation, message) for violation, message in found if violation is not None]
 
     def _refuse(self, violation: ColumnElement, message: str) -> str:
         """block_writes: RAISE(ABORT) undoes the writer's whole statement."""
@@ -450,6 +461,12 @@ class SQLiteDialect(TriggerDialect):
         return Step(name, sql, is_done=_table_matches(target), rebuild=table_name, locks=self.rebuild_locks)
 
     # --- locks -----------------------------------------------------------------------------
+    def hold_write_lock(self, conn: sa.Connection) -> None:
+        # pysqlite begins at the first DML: a DROP TRIGGER before it would commit on its own,
+        # and the batch's read would not share the write's transaction.
+        if not conn.connection.dbapi_connection.in_transaction:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
     def ddl_connection(self, conn: sa.Connection) -> sa.Connection:
         # pysqlite would otherwise run each DDL statement in its own implicit transaction;
         # in AUTOCOMMIT mode crossfade issues BEGIN IMMEDIATE / COMMIT itself.

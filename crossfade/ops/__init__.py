@@ -6,7 +6,9 @@ from .add_foreign_key import AddForeignKeyOp, add_foreign_key
 from .add_unique import AddUniqueOp, add_unique
 from .base import Op, Sync
 from .block_writes import BlockWritesOp, block_writes
+from .compute_column import ComputeColumnOp, compute_column
 from .create_index import CreateIndexOp, create_index
+from .data_step import DataStepOp, data_step
 from .derive_column import DeriveColumnOp, derive_column
 from .drop_column import DropColumnOp, drop_column
 from .merge_columns import MergeColumnsOp, merge_columns
@@ -24,7 +26,9 @@ __all__ = [
     "AddForeignKeyOp",
     "AddUniqueOp",
     "BlockWritesOp",
+    "ComputeColumnOp",
     "CreateIndexOp",
+    "DataStepOp",
     "DeriveColumnOp",
     "DropColumnOp",
     "MergeColumnsOp",
@@ -42,7 +46,9 @@ __all__ = [
     "add_foreign_key",
     "add_unique",
     "block_writes",
+    "compute_column",
     "create_index",
+    "data_step",
     "derive_column",
     "drop_column",
     "merge_columns",

@@ -48,11 +48,19 @@ class Op:
     def validate(self, schema: Schema) -> None:
         raise NotImplementedError
 
+    def validate_in(self, change) -> None:
+        """What the op needs of the rest of its change (a Python backfill, its block_writes)."""
+
     def expand(self, schema: Schema) -> list[Intent]:
         return []
 
     def sync(self, schema: Schema) -> Sync:
         return Sync()
+
+    def migrate_work(self, schema: Schema) -> tuple:
+        """What migrate runs for the op besides the triggers' backfill, in the order declared:
+        Python backfills (compute.PythonBackfill) and data steps (compute.DataStep)."""
+        return ()
 
     def contract(self, schema: Schema) -> list[Intent]:
         return []

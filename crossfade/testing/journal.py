@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from .deadlocks import Retried
 
@@ -30,6 +30,16 @@ class Write:
             f" SET {shown}" if shown else "")
 
 
+class Sample(NamedTuple):
+    """One statement a worker attempted, committed or refused: when it began (perf_counter
+    seconds) and how long it took until its commit or its error returned."""
+
+    start: float
+    seconds: float
+    phase: str
+    refused: bool
+
+
 @dataclass(frozen=True)
 class Refusal:
     """A statement the database refused: an error the application would have seen."""
@@ -41,6 +51,8 @@ class Refusal:
     table: str
     key: Any
     error: str
+    start: float = 0.0  # before the statement was sent
+    end: float = 0.0  # when the error came back
 
     def describe(self) -> str:
         return f"{self.worker} (release {self.release}, {self.phase}): {self.kind} {self.table} {self.key}: {self.error}"
@@ -76,8 +88,11 @@ class Journal:
     writes: list[Write] = field(default_factory=list)
     refusals: list[Refusal] = field(default_factory=list)
     retried: list[Retried] = field(default_factory=list)  # writes failed with a deadlock, then run again
-    # phase -> latency of every statement attempted in it, committed or refused (seconds)
-    latencies: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    samples: list[Sample] = field(default_factory=list)  # every statement attempted, in order
+
+    def latencies(self, phase: str) -> list[float]:
+        """Seconds of every statement attempted in `phase`, committed or refused."""
+        return [s.seconds for s in self.samples if s.phase == phase]
 
     @property
     def deadlocks(self) -> int:

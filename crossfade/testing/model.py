@@ -156,6 +156,13 @@ class TablePlan:
         derived |= {d.column for d in self.derives if d.target == self.name}
         return [n for n in self.shapes[release].column_names() if n not in self.keys and n not in derived]
 
+    def key_given(self, release: str) -> list[str]:
+        """[key] where an insert must give the key (a string key, Keystone's credential.id), else []
+        (the database numbers the rows)."""
+        column = self.shapes[release].main.c[self.key]
+        numbered = isinstance(column.type, sa.Integer) and column.autoincrement in (True, "auto")
+        return [] if numbered else [self.key]
+
     def insertable(self, release: str) -> list[str]:
         """Columns an insert gives: a moved value is left out, so the row takes its target's
         (release N's application would copy it from another row of that target)."""
@@ -236,7 +243,7 @@ def plan_tables(change: Change, release_n: sa.MetaData, release_n1: sa.MetaData)
     moves = [r for r in rules if isinstance(r, MoveRule)]
     derives = [r for r in rules if isinstance(r, DeriveRule)]
     stored_elsewhere = {link.target for link in links}
-    names = sorted(change.tables() - stored_elsewhere)
+    names = sorted(change.tables() - stored_elsewhere - _data_step_only(change))
     plans = {}
     for name in names:
         own = [link for link in links if link.source == name]
@@ -252,6 +259,15 @@ def plan_tables(change: Change, release_n: sa.MetaData, release_n1: sa.MetaData)
     for move in moves:
         _refuse_unsimulated(move)
     return plans
+
+
+def _data_step_only(change: Change) -> set[str]:
+    """Tables only a data step writes: the change does not change their schema, so no worker
+    writes them (as an Alembic revision's plain tables, phases.tables_beyond_plans)."""
+    from ..ops import DataStepOp
+
+    stepped = {t for op in change.ops if isinstance(op, DataStepOp) for t in op.tables()}
+    return stepped - {t for op in change.ops if not isinstance(op, DataStepOp) for t in op.tables()}
 
 
 def _is_parent(metadata: sa.MetaData, name: str, names: list[str]) -> bool:

@@ -156,6 +156,50 @@ def triggers_left_behind():
 
 
 @contextmanager
+def block_not_installed():
+    """block_writes installs no trigger: release N's writes that no trigger can compute for (a
+    Python backfill's table) go through, and its rows are left uncomputed."""
+    from ..ops import BlockWritesOp
+    from ..ops.base import Sync
+
+    with _patched(BlockWritesOp, "sync", lambda self, schema: Sync()):
+        yield
+
+
+@contextmanager
+def backfill_skips_a_batch():
+    """A Python backfill that, resuming, starts one batch too far: every second batch's rows are
+    marked done in the checkpoint but never computed."""
+    from .. import compute
+
+    def batch_writer(table, work, key, unblocked, dialect):
+        statements = original(table, work, key, unblocked, dialect)
+        calls = []
+
+        def skipping(where):
+            calls.append(where)
+            return [] if len(calls) % 2 == 0 else statements(where)
+        return skipping
+
+    with _patched(compute, "batch_writer", batch_writer) as original:
+        yield
+
+
+@contextmanager
+def data_step_runs_twice():
+    """A data step run again although its checkpoint says it is done (a rerun that ignores it)."""
+    from ..runner import Runner
+
+    def data_step(self, current, step, unblocked):
+        original(self, current, step, unblocked)
+        current.checkpoint.pop(step.checkpoint_key, None)
+        original(self, current, step, unblocked)
+
+    with _patched(Runner, "_data_step", data_step) as original:
+        yield
+
+
+@contextmanager
 def keystones_derive_guard():
     """derive_column's source triggers write the target only WHERE it differs by `<>`, as
     Keystone's hand-written 014 triggers on MySQL and SQLite did (`domain_id <> NEW.domain_id`):

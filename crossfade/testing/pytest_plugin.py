@@ -6,6 +6,8 @@
 `crossfade_verify` runs the simulator on every database given with `--crossfade-url` (repeat it;
 or CROSSFADE_VERIFY_URLS, comma-separated), or on a fresh SQLite file when none is given, and
 fails the test with every failed check. An unreachable database fails the test: it never skips.
+`--crossfade-max-stall SECONDS` (default 1, or CROSSFADE_MAX_STALL) is the longest any one write may take; a settings
+keyword (`crossfade_verify(..., max_stall=2.0)`) overrides it for one test.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import sqlalchemy as sa
 from ..errors import CrossfadeError
 from .phases import Phases
 from .report import Report
-from .simulator import Settings, verify
+from .simulator import DEFAULT_MAX_STALL, Settings, verify
 
 
 def pytest_addoption(parser):
@@ -29,6 +31,9 @@ def pytest_addoption(parser):
                     help="writes per phase in each simulation (default 300)")
     group.addoption("--crossfade-seed-rows", type=int, default=50, metavar="N",
                     help="release N rows before expand (default 50)")
+    group.addoption("--crossfade-max-stall", type=float, default=None, metavar="SECONDS",
+                    help=f"the latency check fails when one write takes longer (default {DEFAULT_MAX_STALL:g}, "
+                         "or CROSSFADE_MAX_STALL)")
 
 
 @pytest.fixture
@@ -47,7 +52,10 @@ def crossfade_verify(request, crossfade_urls):
     def run(change, release_n: sa.MetaData, release_n1: sa.MetaData, *, phases: Phases | None = None,
             **settings) -> Report:
         options = {"writes_per_phase": request.config.getoption("--crossfade-writes"),
-                   "seed_rows": request.config.getoption("--crossfade-seed-rows")} | settings
+                   "seed_rows": request.config.getoption("--crossfade-seed-rows")}
+        if request.config.getoption("--crossfade-max-stall") is not None:
+            options["max_stall"] = request.config.getoption("--crossfade-max-stall")
+        options |= settings
         try:
             report = verify(change, release_n, release_n1, crossfade_urls, Settings(**options), phases=phases)
         except CrossfadeError as exc:  # a URL crossfade cannot use: one line, no traceback

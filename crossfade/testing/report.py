@@ -15,6 +15,11 @@ CHECKS = (
     ("clean contract", "schema equals release N+1's; no trigger, function or state left"),
     ("latency", "write latency per phase; the longest stall"),
 )
+# Checks a change has only where it has such ops (crossfade.testing.computed).
+OWN_CHECKS = (
+    ("python backfill", "after migrate every row holds what the change's callable computes for it"),
+    ("data steps", "each data step ran exactly once"),
+)
 
 
 @dataclass
@@ -26,6 +31,39 @@ class CheckResult:
 
     def to_json(self) -> dict:
         return {"check": self.name, "ok": self.ok, "summary": self.summary, "details": self.details}
+
+
+@dataclass(frozen=True)
+class Span:
+    """Something that lasted: a phase, or one of crossfade's steps (seconds since the run began)."""
+
+    name: str
+    start: float
+    end: float
+    kind: str = "phase"  # phase / ddl / backfill
+
+
+@dataclass
+class Timeline:
+    """When everything in one simulation happened, in seconds since its first phase began: the
+    phases, crossfade's steps (their window runs from the previous step's end to their own), and
+    every statement each release's workers attempted, as (start, seconds, refused)."""
+
+    phases: list[Span] = field(default_factory=list)
+    steps: list[Span] = field(default_factory=list)
+    writes: dict[str, list[tuple[float, float, bool]]] = field(default_factory=dict)
+    max_stall: float | None = None  # the latency check's bound, in seconds
+
+    @property
+    def samples(self) -> int:
+        return sum(len(samples) for samples in self.writes.values())
+
+    def to_json(self) -> dict:
+        rounded = {release: [[round(start, 4), round(seconds, 5), int(refused)] for start, seconds, refused in samples]
+                   for release, samples in self.writes.items()}
+        return {"phases": [[p.name, round(p.start, 4), round(p.end, 4)] for p in self.phases],
+                "steps": [[s.name, round(s.start, 4), round(s.end, 4), s.kind] for s in self.steps],
+                "writes": rounded, "max_stall": self.max_stall}
 
 
 @dataclass
@@ -40,6 +78,7 @@ class DialectReport:
     # phase -> release -> {"retried", "ddl", "backfill", "writers"}: deadlocks the writers retried,
     # and while what they fell (crossfade.testing.deadlocks)
     deadlocks: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
+    timeline: Timeline | None = None  # the threaded simulator's; the HTML report draws it
 
     @property
     def ok(self) -> bool:
@@ -79,11 +118,13 @@ class Report:
         matrix.add_column("check")
         for result in self.results:
             matrix.add_column(result.dialect)
-        for name, _ in CHECKS:
+        present = {name for result in self.results for name in result.checks}
+        shown = [*CHECKS, *[(name, meaning) for name, meaning in OWN_CHECKS if name in present]]
+        for name, _ in shown:
             matrix.add_row(name, *[_cell(result.checks.get(name)) for result in self.results])
         matrix.add_row("time", *[f"{r.seconds:.1f} s, {r.writes} writes" for r in self.results])
         console.print(matrix)
-        console.print("[dim]" + "; ".join(f"{name}: {meaning}" for name, meaning in CHECKS) + "[/]")
+        console.print("[dim]" + "; ".join(f"{name}: {meaning}" for name, meaning in shown) + "[/]")
         for result in self.results:
             if result.latency:  # the Hypothesis mode writes one statement at a time: no latencies
                 console.print(_latency_table(result))

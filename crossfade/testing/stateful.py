@@ -272,7 +272,7 @@ class UpgradeMachine(RuleBasedStateMachine):
             kind = "update row"  # other tables' rows reference it: no application deletes those blindly
         row = None if kind == "insert" else rows[data.draw(st.integers(0, 255), label="row") % len(rows)]
         if kind == "insert":
-            columns = plan.insertable(release)
+            columns = plan.key_given(release) + plan.insertable(release)
         elif kind == "delete":
             columns = []
         else:
@@ -410,7 +410,7 @@ def upgrade_machine(change: Change, release_n: sa.MetaData, release_n1: sa.MetaD
     ensure_database(parsed)
     # Two pools, as in the simulator: crossfade's DDL session settings never reach the writers.
     upgrade = _Upgrade(change, release_n, release_n1, plans, sa.create_engine(parsed, pool_size=1),
-                       sa.create_engine(parsed, pool_size=1), new_release_engine(change, parsed, pool_size=1), overrides, seed_values, seed_rows, seed, phases=phases)
+                       sa.create_engine(parsed, pool_size=1), new_release_engine(change, sa.create_engine(parsed, pool_size=1)), overrides, seed_values, seed_rows, seed, phases=phases)
     return type(f"Upgrade_{change.id}", (UpgradeMachine,), {"upgrade": upgrade})
 
 

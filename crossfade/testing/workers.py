@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from ..dialects import for_dialect
 from .deadlocks import Retried
-from .journal import Journal, LiveRows, Refusal, Stage, Write
+from .journal import Journal, LiveRows, Refusal, Sample, Stage, Write
 from .model import RELEASE_N1, TablePlan
 from .rowvalues import Namer, NoParent, RowMaker
 from .values import ValueSource
@@ -38,12 +38,15 @@ WRITE_MIX = (("insert", 3), ("update synced", 3), ("update plain", 2), ("update 
 class Worker(threading.Thread):
     def __init__(self, name: str, release: str, engine: sa.Engine, plans: list[TablePlan],
                  values: ValueSource, rows: LiveRows, stage: Stage, seed: int,
-                 pause: float = 0.0, maker: RowMaker | None = None, namer: Namer | None = None):
+                 pause: float = 0.0, maker: RowMaker | None = None, namer: Namer | None = None,
+                 busy_budget: float = 0.0):
         super().__init__(name=name, daemon=True)
         self.release, self.engine, self.plans = release, engine, plans
         self.values, self.rows, self.stage, self.pause = values, rows, stage, pause
         self.maker = maker or RowMaker({p.name: p for p in plans}, values, rows)
         self.namer = namer or Namer(name, seed % 1000)
+        self.dialect = for_dialect(engine.dialect)
+        self.busy_budget = busy_budget  # seconds a write tries again while the database is locked (SQLite)
         self.rng = random.Random(seed)
         self.journal = Journal(name, release)
         self.stopping = threading.Event()
@@ -98,7 +101,7 @@ class Worker(threading.Thread):
             self._refused(phase, kind, plan, key, exc, start)
             return
         end = time.perf_counter()
-        self.journal.latencies[phase].append(end - start)
+        self.journal.samples.append(Sample(start, end - start, phase, False))
         self.stage.count(phase, self.release)
         if kind != "insert" and affected == 0:
             return  # another worker deleted the row first: nothing was written
@@ -128,8 +131,13 @@ class Worker(threading.Thread):
         across two tables (a cross-table op's triggers) lock the tables in opposite orders; on
         Galera, DDL and other nodes' writes abort a transaction at its commit (1213 too). A lock
         wait timeout (1205) is not retried: it means a writer waited innodb_lock_wait_timeout
-        seconds, which crossfade must never make it do, so it stays a refused write."""
-        for attempt in range(DEADLOCK_RETRIES + 1):
+        seconds, which crossfade must never make it do, so it stays a refused write.
+        On SQLite a write whose short busy wait ran out tries again at once (simulator.py says why),
+        for `busy_budget` seconds in all."""
+        dialect = self.dialect
+        started = time.perf_counter()
+        attempt = 0
+        while True:
             try:
                 with self.engine.begin() as conn:
                     for table, key_column, target, written in first:
@@ -138,11 +146,18 @@ class Worker(threading.Thread):
                                      .values(written))
                     return write_row(conn, plan, self.release, kind, key, values)
             except sa.exc.DBAPIError as exc:
-                if not for_dialect(self.engine.dialect).is_deadlock(exc) or attempt == DEADLOCK_RETRIES:
+                if self._still_busy(dialect, exc, started):
+                    continue
+                if not dialect.is_deadlock(exc) or attempt == DEADLOCK_RETRIES:
                     raise
                 self.journal.retried.append(Retried(time.perf_counter(), self.stage.name, self.release))
                 time.sleep(retry_rest(attempt))
-        raise AssertionError("unreachable")
+                attempt += 1
+
+    def _still_busy(self, dialect, exc: sa.exc.DBAPIError, started: float) -> bool:
+        """SQLite said "database is locked" and the write may still try again."""
+        return (self.busy_budget > 0 and dialect.is_lock_timeout(exc)
+                and time.perf_counter() - started < self.busy_budget)
 
     def _choose_kind(self) -> str:
         kinds, weights = zip(*WRITE_MIX)
@@ -168,10 +183,11 @@ class Worker(threading.Thread):
                                    plan.with_required(self.release, columns), insert=False)
 
     def _refused(self, phase: str, kind: str, plan: TablePlan, key, exc: Exception, start: float) -> None:
-        self.journal.latencies[phase].append(time.perf_counter() - start)
+        end = time.perf_counter()
+        self.journal.samples.append(Sample(start, end - start, phase, True))
         self.stage.count(phase, self.release)
         message = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
-        self.journal.refusals.append(Refusal(self.name, self.release, phase, kind, plan.name, key, message))
+        self.journal.refusals.append(Refusal(self.name, self.release, phase, kind, plan.name, key, message, start, end))
 
 
 def start_workers(count: int, release: str, make: Callable[[str, int], Worker]) -> list[Worker]:
