@@ -216,14 +216,3 @@ def test_crossfade_verify_proves_every_revision_of_the_alembic_project(engine):
     done = crossfade("verify", str(PROJECT), "--url", url, "--writes", "150", "--seed-rows", str(SEED_ROWS),
                      url=url, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
-
-
-@pytest.mark.galera
-def test_the_simulator_runs_keystone_014_with_each_release_on_its_own_galera_node(galera_nodes):
-    """Keystone 014's user, local_user and nonlocal_user (string and composite keys, a unique
-    foreign key) with crossfade's DDL on one node and each release writing through another."""
-    loaded = load_changes(KEYSTONE / "k014_user_domain_id" / "change.py")
-    [change], [simulated] = loaded.changes, loaded.simulations
-    result = simulate(change, simulated.release_n, simulated.release_n1, galera_nodes,
-                      Settings(values=simulated.values, seed_rows=SEED_ROWS, writes_per_phase=120))
-    assert result.ok, {n: (c.summary, c.details[:3]) for n, c in result.checks.items() if not c.ok}
