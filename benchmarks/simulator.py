@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import sqlalchemy as sa
-from _common import DIALECTS, URLS, markdown
+from _common import DIALECTS, URLS, _create_database, markdown
 
 from crossfade.loader import load_changes
 from crossfade.testing import Settings, simulator, verify
@@ -102,7 +102,9 @@ def _scratch_url(dialect: str) -> str:
     # Databases of its own: the simulator rebuilds `images`, which the other benchmarks use too.
     if dialect == "sqlite":
         return f"sqlite:///{tempfile.mkdtemp(prefix='crossfade-sim-')}/sim.db"
-    return sa.make_url(URLS[dialect]).set(database="crossfade_bench_sim").render_as_string(hide_password=False)
+    url = sa.make_url(URLS[dialect]).set(database="crossfade_bench_sim")
+    _create_database(url)  # a fresh server has none
+    return url.render_as_string(hide_password=False)
 
 
 @contextmanager

@@ -34,20 +34,36 @@ class Pair:
     def caught_up(self, timeout: float = 20.0) -> None:
         """Wait until the replica has replayed everything the primary wrote so far."""
         deadline = time.monotonic() + timeout
-        while not self._caught_up():
+        target = self._written()
+        while not self._replayed(target):
             assert time.monotonic() < deadline, "the replica did not catch up"
             time.sleep(0.05)
 
-    def _caught_up(self) -> bool:
+    def _written(self) -> str:
+        with self.primary.connect() as conn:
+            if self.primary.dialect.name == "postgresql":
+                # A backfill batch commits without waiting for its WAL (synchronous_commit off), so
+                # the WAL written so far may end before it: a synchronous commit of our own writes
+                # out everything before it.
+                conn.exec_driver_sql("SELECT txid_current()")
+                conn.commit()
+                return conn.exec_driver_sql("SELECT pg_current_wal_lsn()::text").scalar()
+            return conn.exec_driver_sql("SELECT @@gtid_binlog_pos").scalar()
+
+    def _replayed(self, target: str) -> bool:
         if self.primary.dialect.name == "postgresql":
             with self.primary.connect() as conn:
                 return bool(conn.exec_driver_sql(
-                    "SELECT coalesce(bool_and(replay_lsn >= pg_current_wal_lsn()), false) FROM pg_stat_replication "
-                    "WHERE application_name = 'crossfade_test_replica'").scalar())
-        with self.primary.connect() as conn:
-            target = conn.exec_driver_sql("SELECT @@gtid_binlog_pos").scalar()
-        with self.replica.connect() as conn:
-            return conn.exec_driver_sql("SELECT @@gtid_slave_pos").scalar() == target
+                    "SELECT coalesce(bool_and(replay_lsn >= %(target)s::pg_lsn), false) FROM pg_stat_replication "
+                    "WHERE application_name = 'crossfade_test_replica'", {"target": target}).scalar())
+        target = self._written()  # the replica's position equals the primary's only when it is the latest
+        try:
+            with self.replica.connect() as conn:
+                return conn.exec_driver_sql("SELECT @@gtid_slave_pos").scalar() == target
+        except sa.exc.OperationalError as exc:
+            if exc.orig.args[0] == 1049:  # the replica has not replayed CREATE DATABASE yet
+                return False
+            raise
 
 
 @pytest.fixture(scope="session")

@@ -368,7 +368,7 @@ class Simulation:
             checks["no refused writes"].summary = f"ok ({'; '.join(notes)})"
         law = [f.describe() for f in self.law_findings.values()]
         checks["sync law"] = _result("sync law", law, f"{len(law)} row(s) broke it")
-        if computed.python_backfills(self.change):
+        if computed.python_backfills(self.change) and (self.backfilled or self.computed):  # else: not judged
             wrong = [f.describe() for f in self.computed]
             checks["python backfill"] = _result("python backfill", wrong, f"{len(wrong)} row(s) not as computed")
         if computed.data_step_names(self.change) and self.backfilled and self.counting_steps:
@@ -416,12 +416,19 @@ class Simulation:
         for sample, release in stalls[:_STALLS_NAMED]:
             end = sample.start + sample.seconds
             steps = [f"{w.phase}: {w.step}" for w in self.steps.windows if w.start < end and w.end > sample.start]
-            lines.append(f"a release {release} write during {sample.phase} took {sample.seconds * 1000:.0f} ms "
+            lines.append(f"a release {release} write during {self._phases_spanned(sample.phase, sample.start, end)} "
+                         f"took {sample.seconds * 1000:.0f} ms "
                          f"(from {sample.start - origin:.2f} s); crossfade's steps meanwhile: "
                          + ("; ".join(steps) if steps else "none"))
         if len(stalls) > _STALLS_NAMED:
             lines.append(f"... and {len(stalls) - _STALLS_NAMED} more writes above {limit * 1000:.0f} ms")
         return lines
+
+    def _phases_spanned(self, began_in: str, start: float, end: float) -> str:
+        """The phase a write began in and each one entered before it ended: a write that began
+        as expand ended and waited out migrate's first step is named with both."""
+        later = [name for name, entered in self.phase_starts if start < entered < end and name != began_in]
+        return " and ".join([began_in, *dict.fromkeys(later)])
 
 
 # --- set-up, shared with the Hypothesis mode (stateful.py) -------------------------------------
@@ -556,7 +563,7 @@ def build_release_n(engine: sa.Engine, change: Change, plans: Mapping[str, Table
         own = [release_n.tables[n] for n in sorted(release_names(plans, RELEASE_N))]
         own += [release_n.tables[n] for n in sorted(beyond_plans) if n in release_n.tables]
         release_n.create_all(conn, tables=parents + own)
-    rng = random.Random(seed)
+    rng = random.Random(f"seed rows {seed}")  # not a writer's sequence: writer N-1's is Random(seed * 7919)
     for parent in parents:  # rows for foreign keys to point at; no worker writes these tables
         writable = [c for c in parent.columns if not (c.primary_key and c.autoincrement)]
         with engine.begin() as conn:
