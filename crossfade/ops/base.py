@@ -144,6 +144,17 @@ def require_new_table(schema: Schema, name: str) -> None:
         raise TableExistsError(name)
 
 
+def require_lookup_index(schema: Schema, op: str, table: str, column: str, where: str) -> None:
+    """A cross-table op's triggers look the other rows of a target up by `table.column` on every
+    write: without an index each write would scan the whole table. `where` says where to add one."""
+    if schema.has_index_on(table, column):
+        return
+    raise ValidationError(
+        f"{op}: {table}.{column} has no index, and the triggers look rows up by it on every write (a scan "
+        f"of {table} each time). Add one first, e.g. "
+        f'ops.create_index("{table}", "ix_{table}_{column}", "{column}") {where}')
+
+
 def check_not_primary_key(schema: Schema, table: str, column: str) -> None:
     if column in schema.primary_key(table):
         raise PrimaryKeyColumnError(table, column)

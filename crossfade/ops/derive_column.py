@@ -24,7 +24,7 @@ from ..ddl import AddColumn, DropColumn, Intent
 from ..derived import DeriveRule, DeriveSource
 from ..errors import ValidationError
 from ..schema import Schema, plain_default
-from .base import Op, Sync, final_constraints, require_new_column, single_key, transitional
+from .base import Op, Sync, final_constraints, require_lookup_index, require_new_column, single_key, transitional
 from .move_column import _references
 
 
@@ -64,13 +64,7 @@ class DeriveColumnOp(Op):
             raise ValidationError(
                 f"{self.describe()}: {source.table}.{source.via} does not reference {self.table}.{key} with a "
                 "foreign key; derive_column follows a declared foreign key (add_foreign_key adds one)")
-        if not schema.has_index_on(source.table, source.via):
-            # Every write of a source looks the other rows of its target up by this column.
-            raise ValidationError(
-                f"{self.describe()}: {source.table}.{source.via} has no index, and the triggers look rows up by "
-                f"it on every write (a scan of {source.table} each time). Add one first, e.g. "
-                f'ops.create_index("{source.table}", "ix_{source.table}_{source.via}", "{source.via}") in an '
-                "earlier change")
+        require_lookup_index(schema, self.describe(), source.table, source.via, "in an earlier change")
         target_type = self.column.type._type_affinity
         source_type = schema.column(source.table, source.column).type._type_affinity
         if target_type is not sa.types.NullType and source_type is not target_type:

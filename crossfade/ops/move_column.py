@@ -23,7 +23,16 @@ from ..ddl import AddColumn, DropColumn, Intent
 from ..errors import ValidationError
 from ..schema import Schema, plain_default
 from ..sync import MoveRule
-from .base import Op, Sync, check_not_primary_key, final_constraints, require_new_column, single_key, transitional
+from .base import (
+    Op,
+    Sync,
+    check_not_primary_key,
+    final_constraints,
+    require_lookup_index,
+    require_new_column,
+    single_key,
+    transitional,
+)
 
 
 @dataclass(frozen=True)
@@ -59,14 +68,7 @@ class MoveColumnOp(Op):
         if self.column in (rule.source_key, rule.source_pk):
             raise ValidationError(f"{self.describe()}: {self.table}.{self.column} is the key the move matches "
                                   "rows by; it cannot move itself")
-        if not schema.has_index_on(rule.source, rule.source_key):
-            # Every write of the value looks up the other rows of its target by this column: without
-            # an index, each one would scan the whole table.
-            raise ValidationError(
-                f"{self.describe()}: {self.table}.{self.via} has no index, and the move's triggers look rows up "
-                f"by it on every write (a scan of {self.table} each time). Add one first, e.g. "
-                f'ops.create_index("{self.table}", "ix_{self.table}_{self.via}", "{self.via}") before the move '
-                "in this change")
+        require_lookup_index(schema, self.describe(), rule.source, rule.source_key, "before the move in this change")
 
     def expand(self, schema: Schema) -> list[Intent]:
         return [AddColumn(self.to, transitional(self.to, self._target_column(schema)))]
