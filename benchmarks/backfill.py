@@ -112,11 +112,14 @@ class Writer(threading.Thread):
         return [lat for start, lat in self.samples if t0 <= start <= t1]
 
 
-def setup(engine: sa.Engine, ddl_engine: sa.Engine, change_id: str) -> None:
+def setup(engine: sa.Engine, ddl_engine: sa.Engine, change_id: str, rows: int | None = None) -> None:
+    """Release N's table afresh from the source rows (the first `rows` of them), expanded."""
     drop_all(engine)
+    upto = "" if rows is None else f" WHERE id <= {int(rows)}"
     with engine.begin() as conn:
         images_table(engine.dialect.name, expanded=False).create(conn)
-        conn.exec_driver_sql(f"INSERT INTO {TABLE} (id, name, is_public) SELECT id, name, is_public FROM {SOURCE}")
+        conn.exec_driver_sql(f"INSERT INTO {TABLE} (id, name, is_public) SELECT id, name, is_public FROM {SOURCE}"
+                             + upto)
         if engine.dialect.name == "postgresql":
             conn.exec_driver_sql(f"SELECT setval('{TABLE}_id_seq', (SELECT max(id) FROM {TABLE}))")
     maintain(engine)

@@ -24,29 +24,19 @@ import sys
 import time
 
 import sqlalchemy as sa
-from _common import SOURCE, TABLE, drop_all, images_table, maintain, make_engine, make_source, markdown, the_change
+from _common import TABLE, drop_all, make_engine, make_source, markdown, the_change
+from backfill import setup  # the same release N table, expanded, as beside a writer
 
 from crossfade.runner import Runner
 
 SPREAD_TARGET = 0.15
 
 
-def setup(engine: sa.Engine, rows: int, change_id: str) -> None:
-    drop_all(engine)
-    with engine.begin() as conn:
-        images_table(engine.dialect.name, expanded=False).create(conn)
-        conn.exec_driver_sql(f"INSERT INTO {TABLE} (id, name, is_public) SELECT id, name, is_public FROM {SOURCE} "
-                             f"WHERE id <= {rows}")
-    maintain(engine)
-    Runner(engine).expand(the_change(change_id))
-    maintain(engine)
-
-
 def run_once(engine: sa.Engine, rows: int, jobs: int, rep: int) -> tuple[float, float]:
     """Rows per second of one migrate of a `rows`-row table: over the migrate's wall time from
     'migrating' recorded, and as crossfade's progress reports it (from its first batch)."""
     change_id = f"bench_scale_{rep}"
-    setup(engine, rows, change_id)
+    setup(engine, engine, change_id, rows)
     marks: list[float] = []
     rates: list[float] = []
 
