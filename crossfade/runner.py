@@ -634,7 +634,8 @@ class Runner:
         self._after_step("migrate", f"data step {step.name}")
 
     def _run(self, conn: sa.Connection, phase: str, step: Step) -> None:
-        ran = run_step(conn, self.dialect, step, self.policy)
+        with self.operator.quiet():
+            ran = run_step(conn, self.dialect, step, self.policy)
         self.log(f"{phase}: {step.name}" + ("" if ran else " (already done)"))
         self._after_step(phase, step.name)
 
