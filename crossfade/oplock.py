@@ -90,7 +90,6 @@ class OperatorLock:
         self._lost: Holder | None = None
         self._stop = threading.Event()
         self._beating: threading.Thread | None = None
-        self._statement = threading.Lock()  # held while one of crossfade's DDL steps runs
 
     @property
     def holding(self) -> bool:
@@ -114,14 +113,6 @@ class OperatorLock:
             self._stop_heartbeat()
             self._release()
             self._token = ""
-
-    @contextmanager
-    def quiet(self) -> Iterator[None]:
-        """No heartbeat commits while this runs (a DDL step). On Galera a heartbeat committing on
-        crossfade's node while its DDL waited in total order isolation for a metadata lock was
-        one link of a cycle that wedged the whole cluster (docs/galera.md, "Known problem")."""
-        with self._statement:
-            yield
 
     def check(self) -> None:
         """Raise OperatorLockLostError when another crossfade took the lock over meanwhile."""
@@ -227,33 +218,17 @@ class OperatorLock:
             self._beating = None
 
     def _beat(self, stop: threading.Event, token: str) -> None:
-        last = time.monotonic()
         while not stop.wait(self.heartbeat):
-            # A beat waits for the DDL step under way; it is skipped while the step lasts, but not
-            # past a third of the time after which other crossfades call the lock stale: a long
-            # rebuild (or a step retrying its lock) keeps its lock.
-            free = self._statement.acquire(timeout=self.heartbeat)
-            if not free and time.monotonic() - last < self.stale_after / 3:
-                continue
             try:
-                self._beat_once(token)
-                last = time.monotonic()
-            finally:
-                if free:
-                    self._statement.release()
-            if self._lost is not None:
-                return
-
-    def _beat_once(self, token: str) -> None:
-        try:
-            with self.engine.begin() as conn:
-                kept = conn.execute(sa.update(lock_table).where(lock_table.c.name == LOCK_NAME,
-                                                                lock_table.c.token == token)
-                                    .values(heartbeat_at=_utc_now(conn, self.dialect))).rowcount
-                if kept != 1 and token == self._token:  # (not a beat late for a lock given back)
-                    self._lost = self._read(conn) or Holder("", "?", 0, "nobody", datetime.min, 0.0, True)
-        except sa.exc.SQLAlchemyError:
-            pass  # a busy database: the next beat tries again, well within STALE_AFTER
+                with self.engine.begin() as conn:
+                    kept = conn.execute(sa.update(lock_table).where(lock_table.c.name == LOCK_NAME,
+                                                                    lock_table.c.token == token)
+                                        .values(heartbeat_at=_utc_now(conn, self.dialect))).rowcount
+                    if kept != 1 and token == self._token:  # (not a beat late for a lock given back)
+                        self._lost = self._read(conn) or Holder("", "?", 0, "nobody", datetime.min, 0.0, True)
+                        return
+            except sa.exc.SQLAlchemyError:
+                continue  # a busy database: the next beat tries again, well within STALE_AFTER
 
 
 def _utc_now(conn: sa.Connection, dialect: TriggerDialect) -> datetime:

@@ -634,8 +634,7 @@ class Runner:
         self._after_step("migrate", f"data step {step.name}")
 
     def _run(self, conn: sa.Connection, phase: str, step: Step) -> None:
-        with self.operator.quiet():
-            ran = run_step(conn, self.dialect, step, self.policy)
+        ran = run_step(conn, self.dialect, step, self.policy)
         self.log(f"{phase}: {step.name}" + ("" if ran else " (already done)"))
         self._after_step(phase, step.name)
 
