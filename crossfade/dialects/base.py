@@ -566,9 +566,11 @@ class TriggerDialect:
         head = f"CONSTRAINT {self.quote(intent.name)}"
         if isinstance(intent, AddCheck):
             return f"{head} CHECK ({self.compile(intent.condition)})"
-        on_delete = f" ON DELETE {intent.ondelete}" if intent.ondelete else ""  # one of ddl.ON_DELETE
+        # Each one of ddl.REFERENTIAL_ACTIONS, checked by the op.
+        actions = "".join(f" ON {event} {action}" for event, action in
+                          (("DELETE", intent.ondelete), ("UPDATE", intent.onupdate)) if action)
         return (f"{head} FOREIGN KEY {self.column_list(intent.columns)} REFERENCES {self.qualified(intent.ref_table)} "
-                f"{self.column_list(intent.ref_columns)}{on_delete}")
+                f"{self.column_list(intent.ref_columns)}{actions}")
 
     def index_exists(self, table: str, name: str):
         """A probe: the table has an index (or a unique constraint) called `name`."""
