@@ -14,6 +14,7 @@ from .errors import (
     ConflictingSourcesError,
     DisagreeingRowsError,
     DuplicateRowsError,
+    ForeignKeyActionsError,
     OrphanRowsError,
     UnknownColumnError,
     UnknownTableError,
@@ -180,9 +181,31 @@ def unfinished_steps(dialect: TriggerDialect, conn: sa.Connection, schema: Schem
     steps = dialect.steps(list(intents), schema.copy())
     problems = [f"{step.name}: not done in the database" for step in steps
                 if step.is_done is not None and not step.is_done(conn)]
+    problems += [str(error) for error in _other_actions(conn, dialect, intents)]
     if conn.in_transaction():
         conn.rollback()
     return problems
+
+
+def refuse_other_actions(conn: sa.Connection, dialect: TriggerDialect, intents: Sequence[Intent]) -> None:
+    """Before contract's first DDL: a foreign key the change adds that already exists by its name
+    (made by hand, or changed since a contract stopped half-way) has the declared actions, or a
+    rerun would take it as done and leave other cascades in place."""
+    try:
+        for error in _other_actions(conn, dialect, intents):
+            raise error
+    finally:
+        if conn.in_transaction():
+            conn.rollback()
+
+
+def _other_actions(conn: sa.Connection, dialect: TriggerDialect, intents: Sequence[Intent]):
+    for intent in intents:
+        if isinstance(intent, AddForeignKey):
+            found = dialect.live_foreign_key_actions(conn, intent.table, intent.name)
+            declared = dialect.foreign_key_actions(intent.ondelete, intent.onupdate)
+            if found is not None and found != declared:
+                yield ForeignKeyActionsError(intent.table, intent.name, found, declared)
 
 
 def _refuse_duplicates(conn: sa.Connection, intent: AddUnique) -> None:

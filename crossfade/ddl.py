@@ -100,7 +100,8 @@ class AddForeignKey:
     columns: tuple[str, ...]
     ref_table: str
     ref_columns: tuple[str, ...]
-    ondelete: str | None = None  # one of ON_DELETE, checked by the op
+    ondelete: str | None = None  # one of REFERENTIAL_ACTIONS, checked by the op
+    onupdate: str | None = None  # likewise
 
     def describe(self) -> str:
         return (f"add foreign key {self.name} on {self.table} ({', '.join(self.columns)}) "
@@ -204,7 +205,8 @@ class DropStandIn:
 Intent = (AddColumn | DropColumn | SetNullable | SetDefault | CreateIndex | DropIndex | AddUnique
           | AddForeignKey | AddCheck | CreateTable | DropTable | AddStandIn | SwapStandIn | DropStandIn)
 
-ON_DELETE = ("CASCADE", "SET NULL", "SET DEFAULT", "RESTRICT", "NO ACTION")
+# What ON DELETE and ON UPDATE of a foreign key take, on every dialect.
+REFERENTIAL_ACTIONS = ("CASCADE", "SET NULL", "SET DEFAULT", "RESTRICT", "NO ACTION")
 
 
 @dataclass
@@ -250,7 +252,7 @@ def apply_to_schema(schema, intent: Intent) -> None:
         schema.drop_index(intent.table, intent.name)
     elif isinstance(intent, AddForeignKey):
         schema.add_foreign_key(intent.table, intent.name, intent.columns, intent.ref_table,
-                               intent.ref_columns, intent.ondelete)
+                               intent.ref_columns, intent.ondelete, intent.onupdate)
     elif isinstance(intent, AddCheck):
         schema.add_check(intent.table, intent.name, intent.condition)
     elif isinstance(intent, CreateTable):

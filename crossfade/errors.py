@@ -335,6 +335,15 @@ class ConstraintExistsError(ValidationError):
         super().__init__(f"an index or constraint named {name!r} already exists on table {table!r}")
 
 
+class ForeignKeyActionsError(ValidationError):
+    """A foreign key of the declared name exists with other ON DELETE / ON UPDATE actions."""
+
+    def __init__(self, table: str, name: str, found: str, declared: str):
+        self.table, self.name, self.found, self.declared = table, name, found, declared
+        super().__init__(f"foreign key {name!r} on table {table!r} exists with {found}, the change declares "
+                         f"{declared}: drop it (or declare its actions), then contract again")
+
+
 class ConstraintViolationError(ValidationError):
     """Existing rows break a constraint contract would add; raised before contract's first DDL."""
 

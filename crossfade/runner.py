@@ -188,6 +188,7 @@ class Runner:
             self._refuse_remaining_nulls(conn, change, schema)
             checks.refuse_unmovable(conn, schema, change.moves_to_finish(schema), "contract")
             checks.refuse_violations(conn, schema, change.contract_intents(schema))
+            checks.refuse_other_actions(conn, self.dialect, change.contract_intents(schema))
             refuse_dependents(conn, self.dialect, schema, change)
             # A contract stopped after dropping triggers is past this (and would see false drift).
             if current.phase is Phase.MIGRATED or self._triggers_intact(conn, current):

@@ -148,7 +148,8 @@ class Schema:
             t.indexes.discard(index)
 
     def add_foreign_key(self, table: str, name: str, columns: Iterable[str], ref_table: str,
-                        ref_columns: Iterable[str], ondelete: str | None = None) -> None:
+                        ref_columns: Iterable[str], ondelete: str | None = None,
+                        onupdate: str | None = None) -> None:
         t = self.table(table)
         if name in self.index_and_constraint_names(table):
             return
@@ -159,7 +160,7 @@ class Schema:
             sa.Table(ref_table, self.metadata, *[sa.Column(c, sa.types.NullType) for c in ref_columns],
                      info={"crossfade_stub": True})
         t.append_constraint(sa.ForeignKeyConstraint(list(columns), [f"{ref_table}.{c}" for c in ref_columns],
-                                                    name=name, ondelete=ondelete))
+                                                    name=name, ondelete=ondelete, onupdate=onupdate))
 
     def add_check(self, table: str, name: str, condition) -> None:
         t = self.table(table)

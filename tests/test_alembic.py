@@ -684,3 +684,33 @@ def test_verify_runs_an_alembic_projects_revisions_whole_and_again_on_the_same_s
         assert [r["change"] for r in reports] == ["0002_task_state", "0003_assignee"]
     assert version(engine) == "0003_assignee"
     assert differences_from(engine, release_3.metadata) == []
+
+
+# --- a plain create_foreign_key with ON UPDATE / ON DELETE actions -------------------------------
+
+NOTES = plain_revision("0002_notes", "0001_initial", (
+    '    op.create_table("notes", sa.Column("id", sa.Integer, primary_key=True), sa.Column("task_id", sa.Integer))\n'
+    '    op.create_foreign_key("fk_notes_task", "notes", "tasks", ["task_id"], ["id"], ondelete="CASCADE",\n'
+    '                          onupdate="cascade")'))
+
+
+@pytest.mark.parametrize("dialect_name", ["postgresql", "mysql"])  # SQLite: Alembic's batch mode rebuilds
+def test_a_plain_create_foreign_key_with_on_update_runs_online_and_its_actions_cascade(engine, tmp_path):
+    project = copy_of_example(tmp_path, keep=("0001_initial",), extra={"0002_notes": NOTES})
+    url = url_of(engine)
+    release_1_with_tasks(engine, url, rows=3)
+
+    outputs = {phase: run(phase, project, url=url) for phase in ("expand", "migrate", "contract")}
+
+    assert all(result.exit_code == 0 for result in outputs.values()), {p: r.output for p, r in outputs.items()}
+    online = {"postgresql": "VALIDATE", "mysql": "validate the existing rows"}[engine.dialect.name]
+    assert online in outputs["contract"].stdout  # crossfade's online form, not Alembic's plain ALTER
+    assert run("contract", project, url=url).exit_code == 0  # a rerun: nothing to do
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO notes (id, task_id) VALUES (1, 1), (2, 2), (3, 2)"))
+        conn.execute(sa.text("UPDATE tasks SET id = 20 WHERE id = 2"))  # ON UPDATE CASCADE
+        conn.execute(sa.text("DELETE FROM tasks WHERE id = 1"))  # ON DELETE CASCADE
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT id, task_id FROM notes ORDER BY id")).all() == [(2, 20), (3, 20)]
+        [key] = sa.inspect(conn).get_foreign_keys("notes")
+    assert key["options"] == {"ondelete": "CASCADE", "onupdate": "CASCADE"}

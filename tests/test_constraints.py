@@ -22,6 +22,7 @@ from crossfade.errors import (
     CheckViolationError,
     ConstraintExistsError,
     DuplicateRowsError,
+    ForeignKeyActionsError,
     OrphanRowsError,
     UnknownColumnError,
     UnknownTableError,
@@ -123,7 +124,8 @@ def triggers(engine: sa.Engine) -> list[str]:
 
 
 UNIQUE = ops.add_unique("images", "uq_images_name", "name")
-FOREIGN_KEY = ops.add_foreign_key("images", "fk_images_owner", "owner_id", "owners", "id", ondelete="cascade")
+FOREIGN_KEY = ops.add_foreign_key("images", "fk_images_owner", "owner_id", "owners", "id", ondelete="cascade",
+                                  onupdate="Cascade")
 CHECK = ops.add_check("images", "ck_images_size", lambda row: row.size >= 0)
 CONSTRAINTS = {"unique": UNIQUE, "foreign_key": FOREIGN_KEY, "check": CHECK}
 
@@ -190,7 +192,7 @@ def test_add_unique_lets_release_n_write_duplicates_until_contract_then_refuses_
     assert runner.problems(change) == []
 
 
-def test_add_foreign_key_refuses_an_orphan_and_cascades_deletes(db):
+def test_add_foreign_key_refuses_an_orphan_and_cascades_updates_and_deletes(db):
     upgrade(db, Change(FOREIGN_KEY, id="fk"))
 
     with pytest.raises(sa.exc.IntegrityError):
@@ -198,13 +200,50 @@ def test_add_foreign_key_refuses_an_orphan_and_cascades_deletes(db):
     write(db, "INSERT INTO images (id, name, owner_id) VALUES (902, 'no owner', NULL)")  # MATCH SIMPLE
     with db.connect() as conn:
         owned_by_2 = sql(conn, "SELECT count(*) FROM images WHERE owner_id = 2").scalar()
+        owned_by_3 = sql(conn, "SELECT id FROM images WHERE owner_id = 3 ORDER BY id").scalars().all()
+    write(db, "UPDATE owners SET id = 30 WHERE id = 3")  # ON UPDATE CASCADE
     write(db, "DELETE FROM owners WHERE id = 2")  # ON DELETE CASCADE
     with db.connect() as conn:
+        assert owned_by_3 and sql(conn, "SELECT id FROM images WHERE owner_id = 30 ORDER BY id").scalars().all() \
+            == owned_by_3
+        assert sql(conn, "SELECT count(*) FROM images WHERE owner_id = 3").scalar() == 0
         assert owned_by_2 and sql(conn, "SELECT count(*) FROM images WHERE owner_id = 2").scalar() == 0
         assert sql(conn, "SELECT count(*) FROM images").scalar() == ROWS + 1 - owned_by_2
         [key] = sa.inspect(conn).get_foreign_keys("images")
     assert key["name"] == "fk_images_owner" and key["referred_table"] == "owners"
-    assert key["options"].get("ondelete") == "CASCADE"
+    assert key["options"] == {"ondelete": "CASCADE", "onupdate": "CASCADE"}
+
+
+def test_add_foreign_key_refuses_a_key_of_its_name_with_other_actions_before_any_ddl(db):
+    change = Change(FOREIGN_KEY, id="fk")
+    runner = Runner(db)
+    runner.expand(change)
+    runner.migrate(change)
+    add_key_by_hand(db, "CONSTRAINT fk_images_owner FOREIGN KEY (owner_id) REFERENCES owners (id) ON DELETE CASCADE")
+    before = catalog(db)
+
+    with pytest.raises(ForeignKeyActionsError, match=(
+            "foreign key 'fk_images_owner' on table 'images' exists with ON DELETE CASCADE ON UPDATE NO ACTION, "
+            "the change declares ON DELETE CASCADE ON UPDATE CASCADE")):
+        runner.contract(change)
+    assert catalog(db) == before and runner.load(change).phase is Phase.MIGRATED
+    with db.connect() as conn:  # and what status reports
+        schema = Schema.reflect(conn, {"images"})
+        problems = checks.unfinished_steps(runner.dialect, conn, schema, change.contract_intents(schema))
+    assert any("exists with ON DELETE CASCADE ON UPDATE NO ACTION" in problem for problem in problems)
+
+
+def add_key_by_hand(engine: sa.Engine, key: str) -> None:
+    """What an operator might do during the transition (SQLite adds a constraint by rebuilding)."""
+    if engine.dialect.name != "sqlite":
+        write(engine, f"ALTER TABLE images ADD {key}")
+        return
+    with engine.begin() as conn:
+        sql(conn, "CREATE TABLE images_new (id INTEGER PRIMARY KEY, name VARCHAR(20), owner_id INTEGER, "
+                  f"size INTEGER, {key})")
+        sql(conn, "INSERT INTO images_new SELECT id, name, owner_id, size FROM images")
+        sql(conn, "DROP TABLE images")
+        sql(conn, "ALTER TABLE images_new RENAME TO images")
 
 
 def test_add_check_refuses_a_failing_row(db):
@@ -535,6 +574,11 @@ def test_ops_refuse_what_cannot_work_naming_it():
             op.validate(schema)
     with pytest.raises(ValidationError, match="ondelete"):
         ops.add_foreign_key("images", "fk", "owner_id", "owners", "id", ondelete="explode")
+    with pytest.raises(ValidationError, match=(
+            "^add_foreign_key fk: onupdate must be one of CASCADE, SET NULL, SET DEFAULT, RESTRICT, NO ACTION, "
+            "not 'cascade please'$")):
+        ops.add_foreign_key("images", "fk", "owner_id", "owners", "id", onupdate="cascade please")
+    assert ops.add_foreign_key("images", "fk", "owner_id", "owners", "id", onupdate="set null").onupdate == "SET NULL"
     with pytest.raises(ValidationError, match="at least one column"):
         ops.add_unique("images", "uq", [])
 
@@ -553,7 +597,8 @@ sa.Table("images", metadata, sa.Column("id", sa.Integer, primary_key=True), sa.C
 change = Change(
     ops.create_index("images", "ix_images_size", "size"),
     ops.add_unique("images", "uq_images_name", "name"),
-    ops.add_foreign_key("images", "fk_images_owner", "owner_id", "owners", "id", ondelete="CASCADE"),
+    ops.add_foreign_key("images", "fk_images_owner", "owner_id", "owners", "id", ondelete="CASCADE",
+                        onupdate="CASCADE"),
     ops.add_check("images", "ck_images_size", lambda row: row.size >= 0),
     id="0001_constraints",
 )
@@ -566,7 +611,7 @@ PLAN_SHAPES = {
         "CREATE UNIQUE INDEX CONCURRENTLY uq_images_name ON images (name);",
         "ALTER TABLE images ADD CONSTRAINT uq_images_name UNIQUE USING INDEX uq_images_name;",
         ("ALTER TABLE images ADD CONSTRAINT fk_images_owner FOREIGN KEY (owner_id) REFERENCES owners (id) "
-         "ON DELETE CASCADE NOT VALID;"),
+         "ON DELETE CASCADE ON UPDATE CASCADE NOT VALID;"),
         "ALTER TABLE images VALIDATE CONSTRAINT fk_images_owner;",
         "ALTER TABLE images ADD CONSTRAINT ck_images_size CHECK (size >= 0) NOT VALID;",
         "ALTER TABLE images VALIDATE CONSTRAINT ck_images_size;",
@@ -578,7 +623,7 @@ PLAN_SHAPES = {
         "ALTER TABLE images ADD INDEX ix_images_size (size), ALGORITHM=INPLACE, LOCK=NONE;",
         "ALTER TABLE images ADD UNIQUE INDEX uq_images_name (name), ALGORITHM=INPLACE, LOCK=NONE;",
         ("ALTER TABLE images ADD CONSTRAINT fk_images_owner FOREIGN KEY (owner_id) REFERENCES owners (id) "
-         "ON DELETE CASCADE, ALGORITHM=COPY, LOCK=SHARED;"),
+         "ON DELETE CASCADE ON UPDATE CASCADE, ALGORITHM=COPY, LOCK=SHARED;"),
         "ALTER TABLE images ADD CONSTRAINT ck_images_size CHECK (size >= 0), ALGORITHM=COPY, LOCK=SHARED;",
         "ALTER TABLE images DROP INDEX ix_images_size, ALGORITHM=INPLACE, LOCK=NONE;",
         "--   locks: no write lock (ALGORITHM=INPLACE, LOCK=NONE",
@@ -587,7 +632,7 @@ PLAN_SHAPES = {
     "sqlite": [
         "CREATE INDEX ix_images_size ON images (size);",
         "CREATE UNIQUE INDEX uq_images_name ON images (name);",
-        "CONSTRAINT fk_images_owner FOREIGN KEY(owner_id) REFERENCES owners (id) ON DELETE CASCADE",
+        "CONSTRAINT fk_images_owner FOREIGN KEY(owner_id) REFERENCES owners (id) ON DELETE CASCADE ON UPDATE CASCADE",
         "CONSTRAINT ck_images_size CHECK (size >= 0)",
         "DROP INDEX IF EXISTS ix_images_size;",
         "--   locks: blocks writers while the index builds",
@@ -597,7 +642,7 @@ PLAN_SHAPES = {
 
 MARIADB_SHAPES = [
     ("SET STATEMENT foreign_key_checks=0 FOR ALTER TABLE images ADD CONSTRAINT fk_images_owner FOREIGN KEY "
-     "(owner_id) REFERENCES owners (id) ON DELETE CASCADE, ALGORITHM=INPLACE, LOCK=NONE;"),
+     "(owner_id) REFERENCES owners (id) ON DELETE CASCADE ON UPDATE CASCADE, ALGORITHM=INPLACE, LOCK=NONE;"),
     "BEGIN NOT ATOMIC",
     "SIGNAL SQLSTATE '45000'",
     "--   locks: no write lock (ALGORITHM=INPLACE, LOCK=NONE: foreign_key_checks=0",

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -317,14 +319,56 @@ def test_keystone_014_contract_ties_each_child_to_its_users_domain(db):
     assert runner.problems(KEYSTONE.change) == []
     assert domains(engine) == {"u1": "default", "u2": "ldap", "u3": None, "u4": None}
     with engine.connect() as conn:
-        keys = sa.inspect(conn).get_foreign_keys("local_user")
+        keys = {t: sa.inspect(conn).get_foreign_keys(t) for t in ("local_user", "nonlocal_user")}
         triggers = [t for t in _trigger_names(conn) if t.startswith("crossfade_")]
-    assert {"constrained_columns": ["user_id", "domain_id"], "referred_columns": ["id", "domain_id"]} in [
-        {k: key[k] for k in ("constrained_columns", "referred_columns")} for key in keys]
+    for table, table_keys in keys.items():  # as Keystone's 014 contract made them
+        [key] = [k for k in table_keys if k["name"] == f"fk_{table}_user_id_domain_id"]
+        assert (key["constrained_columns"], key["referred_table"], key["referred_columns"]) == (
+            ["user_id", "domain_id"], "user", ["id", "domain_id"])
+        assert key["options"] == {"ondelete": "CASCADE", "onupdate": "CASCADE"}
     assert triggers == []
-    if engine.dialect.name != "sqlite":  # SQLite enforces foreign keys only with PRAGMA foreign_keys
-        with pytest.raises(sa.exc.IntegrityError):
-            sql(engine, "UPDATE local_user SET domain_id = 'other' WHERE user_id = 'u1'")
+    with pytest.raises(sa.exc.IntegrityError), enforced_keys(engine) as conn:
+        conn.exec_driver_sql("UPDATE local_user SET domain_id = 'other' WHERE user_id = 'u1'")
+
+
+def test_keystone_014_after_contract_a_users_domain_cascades_to_its_child_and_a_deleted_user_takes_it(db):
+    build(db, local=[("u1", "default")], nonlocal_=[("u2", "ldap"), ("u3", "heat")])
+    runner = Runner(db)
+    for phase in ("expand", "migrate", "contract"):
+        getattr(runner, phase)(KEYSTONE.change)
+
+    with enforced_keys(db) as conn:  # no trigger is left: the foreign keys' cascades do this
+        user = _q(db, "user")
+        conn.exec_driver_sql(f"UPDATE {user} SET domain_id = 'service' WHERE id IN ('u1', 'u2')")
+        conn.exec_driver_sql(f"DELETE FROM {user} WHERE id = 'u3'")
+    with db.connect() as conn:
+        assert conn.exec_driver_sql("SELECT user_id, domain_id FROM local_user").all() == [("u1", "service")]
+        assert conn.exec_driver_sql("SELECT user_id, domain_id FROM nonlocal_user").all() == [("u2", "service")]
+    assert domains(db) == {"u1": "service", "u2": "service", "u4": None}
+
+    runner.contract(KEYSTONE.change)  # a rerun: nothing left to do, the keys are as declared
+    assert runner.load(KEYSTONE.change).phase is Phase.CONTRACTED
+    assert runner.problems(KEYSTONE.change) == []
+
+
+@contextmanager
+def enforced_keys(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """A transaction whose foreign keys are enforced: SQLite's only with PRAGMA foreign_keys,
+    which takes effect outside a transaction and is set back after it."""
+    with engine.connect() as conn:
+        _foreign_keys(conn, True)
+        try:
+            with conn.begin():
+                yield conn
+        finally:
+            _foreign_keys(conn, False)
+
+
+def _foreign_keys(conn: sa.Connection, on: bool) -> None:
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql(f"PRAGMA foreign_keys = {'ON' if on else 'OFF'}")
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == int(on)
+        conn.commit()  # SQLAlchemy's transaction only: pysqlite begins none for a PRAGMA
 
 
 def _trigger_names(conn: sa.Connection) -> list[str]:

@@ -26,7 +26,7 @@ from alembic.operations import Operations
 from alembic.operations import ops as alembic_ops
 from alembic.util import CommandError
 
-from ..ddl import AddCheck, AddForeignKey, AddUnique, CreateIndex, DropIndex, Intent, Step
+from ..ddl import REFERENTIAL_ACTIONS, AddCheck, AddForeignKey, AddUnique, CreateIndex, DropIndex, Intent, Step
 from ..dialects import TriggerDialect
 from ..errors import CrossfadeError
 from ..schema import inspect
@@ -70,15 +70,25 @@ def online_intent(operation, dialect: TriggerDialect) -> Intent | None:
         return None  # SQLite adds constraints by rebuilding the table: Alembic's batch mode does that
     if isinstance(operation, alembic_ops.CreateUniqueConstraintOp) and not operation.kw and names(operation.columns):
         return AddUnique(operation.table_name, operation.constraint_name, names(operation.columns))
-    if isinstance(operation, alembic_ops.CreateForeignKeyOp) and set(operation.kw) <= {"ondelete"} \
+    if isinstance(operation, alembic_ops.CreateForeignKeyOp) and _plain_actions(operation.kw) \
             and names(operation.local_cols) and names(operation.remote_cols):
+        actions = {option: operation.kw[option].upper() for option in ("ondelete", "onupdate") if operation.kw.get(option)}
         return AddForeignKey(operation.source_table, operation.constraint_name, names(operation.local_cols),
-                             operation.referent_table, names(operation.remote_cols), operation.kw.get("ondelete"))
+                             operation.referent_table, names(operation.remote_cols), **actions)
     if isinstance(operation, alembic_ops.CreateCheckConstraintOp) and not operation.kw:
         condition = operation.condition
         return AddCheck(operation.table_name, operation.constraint_name,
                         sa.text(condition) if isinstance(condition, str) else condition)
     return None
+
+
+def _plain_actions(kw: dict) -> bool:
+    """A foreign key's only options are ON DELETE / ON UPDATE actions crossfade's form renders
+    (Alembic passes every option, None where not given; deferrable, match and the like keep
+    Alembic's own SQL)."""
+    given = {option: value for option, value in kw.items() if value is not None}
+    return set(given) <= {"ondelete", "onupdate"} and all(
+        isinstance(value, str) and value.upper() in REFERENTIAL_ACTIONS for value in given.values())
 
 
 _ONLINE_STEPS = {CreateIndex: "create_index_steps", DropIndex: "drop_index_steps", AddUnique: "add_unique_steps",

@@ -566,9 +566,29 @@ class TriggerDialect:
         head = f"CONSTRAINT {self.quote(intent.name)}"
         if isinstance(intent, AddCheck):
             return f"{head} CHECK ({self.compile(intent.condition)})"
-        on_delete = f" ON DELETE {intent.ondelete}" if intent.ondelete else ""  # one of ddl.ON_DELETE
+        # Each one of ddl.REFERENTIAL_ACTIONS, checked by the op.
+        actions = "".join(f" ON {event} {action}" for event, action in
+                          (("DELETE", intent.ondelete), ("UPDATE", intent.onupdate)) if action)
         return (f"{head} FOREIGN KEY {self.column_list(intent.columns)} REFERENCES {self.qualified(intent.ref_table)} "
-                f"{self.column_list(intent.ref_columns)}{on_delete}")
+                f"{self.column_list(intent.ref_columns)}{actions}")
+
+    # Actions the database does not tell apart (MariaDB: RESTRICT is NO ACTION), by the one it reports.
+    same_actions: tuple[tuple[str, str], ...] = ()
+
+    def foreign_key_actions(self, ondelete: str | None, onupdate: str | None) -> str:
+        """ON DELETE / ON UPDATE as this database applies them (no action given: NO ACTION)."""
+        def action(value: str | None) -> str:
+            value = (value or "NO ACTION").upper()
+            return dict(self.same_actions).get(value, value)
+        return f"ON DELETE {action(ondelete)} ON UPDATE {action(onupdate)}"
+
+    def live_foreign_key_actions(self, conn: sa.Connection, table: str, name: str) -> str | None:
+        """The actions of the table's foreign key `name` as the catalog shows them (None: no such key)."""
+        for key in inspect(conn).get_foreign_keys(table, schema=self.schema):
+            if key["name"] == name:
+                options = key.get("options", {})
+                return self.foreign_key_actions(options.get("ondelete"), options.get("onupdate"))
+        return None
 
     def index_exists(self, table: str, name: str):
         """A probe: the table has an index (or a unique constraint) called `name`."""

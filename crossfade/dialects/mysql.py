@@ -56,6 +56,7 @@ class MySQLDialect(ProceduralTriggers):
     name = "mysql"
     identifiers = names.MYSQL
     transactional_ddl = False
+    same_actions = (("RESTRICT", "NO ACTION"),)  # InnoDB checks both at once; the catalog shows neither
     elsif = "ELSEIF"
     index_locks = _INPLACE_LOCKS.format("the index builds while writes go on")
     trigger_locks = "exclusive metadata lock for an instant per CREATE/DROP TRIGGER"

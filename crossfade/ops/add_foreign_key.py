@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..ddl import ON_DELETE, AddForeignKey, Intent
+from ..ddl import REFERENTIAL_ACTIONS, AddForeignKey, Intent
 from ..errors import ValidationError
 from ..schema import Schema, column_names
 from .base import Op
@@ -25,6 +25,7 @@ class AddForeignKeyOp(Op):
     ref_table: str
     ref_columns: tuple[str, ...]
     ondelete: str | None = None
+    onupdate: str | None = None
 
     def describe(self) -> str:
         return f"add_foreign_key {self.name} on {self.table} -> {self.ref_table}"
@@ -41,16 +42,25 @@ class AddForeignKeyOp(Op):
             schema.require_columns(self.ref_table, self.ref_columns)
 
     def contract(self, schema: Schema) -> list[Intent]:
-        return [AddForeignKey(self.table, self.name, self.columns, self.ref_table, self.ref_columns, self.ondelete)]
+        return [AddForeignKey(self.table, self.name, self.columns, self.ref_table, self.ref_columns,
+                              self.ondelete, self.onupdate)]
 
 
 def add_foreign_key(table: str, name: str, columns: str | Sequence[str], ref_table: str,
-                    ref_columns: str | Sequence[str], ondelete: str | None = None) -> AddForeignKeyOp:
+                    ref_columns: str | Sequence[str], ondelete: str | None = None,
+                    onupdate: str | None = None) -> AddForeignKeyOp:
     """Make `table.columns` reference `ref_table.ref_columns` at contract, as constraint `name`.
-    `ondelete`: CASCADE, SET NULL, SET DEFAULT, RESTRICT or NO ACTION (default: the database's)."""
+    `ondelete`, `onupdate`: CASCADE, SET NULL, SET DEFAULT, RESTRICT or NO ACTION, in any case
+    (default: the database's)."""
     what = f"add_foreign_key {name}"
-    action = ondelete.upper() if ondelete is not None else None
-    if action is not None and action not in ON_DELETE:
-        raise ValidationError(f"{what}: ondelete must be one of {', '.join(ON_DELETE)}, not {ondelete!r}")
-    return AddForeignKeyOp(table, name, column_names(columns, what), ref_table,
-                           column_names(ref_columns, what), action)
+    return AddForeignKeyOp(table, name, column_names(columns, what), ref_table, column_names(ref_columns, what),
+                           _action(what, "ondelete", ondelete), _action(what, "onupdate", onupdate))
+
+
+def _action(what: str, option: str, value: str | None) -> str | None:
+    """A referential action in the form the SQL takes, or a one-line error naming the option."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or value.upper() not in REFERENTIAL_ACTIONS:
+        raise ValidationError(f"{what}: {option} must be one of {', '.join(REFERENTIAL_ACTIONS)}, not {value!r}")
+    return value.upper()

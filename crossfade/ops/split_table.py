@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from ..ddl import ON_DELETE, CreateTable, DropColumn, DropTable, Intent, SetNullable
+from ..ddl import REFERENTIAL_ACTIONS, CreateTable, DropColumn, DropTable, Intent, SetNullable
 from ..errors import ValidationError
 from ..schema import Schema, column_names, plain_default
 from ..sync import LinkRule
@@ -38,8 +38,8 @@ class SplitTableOp(Op):
         for name in self.columns:
             schema.column(self.table, name)
             check_not_primary_key(schema, self.table, name)
-        if self.ondelete is not None and self.ondelete.upper() not in ON_DELETE:
-            raise ValidationError(f"{self.describe()}: ondelete must be one of {', '.join(ON_DELETE)}")
+        if self.ondelete is not None and self.ondelete.upper() not in REFERENTIAL_ACTIONS:
+            raise ValidationError(f"{self.describe()}: ondelete must be one of {', '.join(REFERENTIAL_ACTIONS)}")
         require_new_table(schema, self.new_table)
 
     def expand(self, schema: Schema) -> list[Intent]:

@@ -6,8 +6,10 @@ of a child row before the data migration reached its user was lost. crossfade de
 from every row of both tables on every write (INSERT, UPDATE, DELETE, a row moving to another
 user), so there is no such guard to get wrong.
 
-Contract then ties each child's (user_id, domain_id) to the user's with a foreign key, as 014
-did: a unique (id, domain_id) on user first, which the foreign keys reference.
+Contract then ties each child's (user_id, domain_id) to the user's with a foreign key, ON UPDATE
+CASCADE and ON DELETE CASCADE as 014 did: a unique (id, domain_id) on user first, which the
+foreign keys reference. Once the triggers are gone, a user moved to another domain carries its
+child row along, and a deleted user takes it with it.
 """
 
 from pathlib import Path
@@ -35,8 +37,8 @@ change = Change(
     derive_domain,
     ops.add_unique("user", "ixu_user_id_domain_id", ["id", "domain_id"]),
     ops.add_foreign_key("local_user", "fk_local_user_user_id_domain_id", ["user_id", "domain_id"],
-                        "user", ["id", "domain_id"], ondelete="CASCADE"),
+                        "user", ["id", "domain_id"], ondelete="CASCADE", onupdate="CASCADE"),
     ops.add_foreign_key("nonlocal_user", "fk_nonlocal_user_user_id_domain_id", ["user_id", "domain_id"],
-                        "user", ["id", "domain_id"], ondelete="CASCADE"),
+                        "user", ["id", "domain_id"], ondelete="CASCADE", onupdate="CASCADE"),
     id="keystone_014",
 )

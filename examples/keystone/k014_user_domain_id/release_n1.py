@@ -42,7 +42,7 @@ local_user = sa.Table(
     sa.Column("failed_auth_at", sa.DateTime),
     sa.UniqueConstraint("domain_id", "name", name="ixu_local_user_domain_id_name"),
     sa.ForeignKeyConstraint(["user_id", "domain_id"], ["user.id", "user.domain_id"],
-                            name="fk_local_user_user_id_domain_id", ondelete="CASCADE"),
+                            name="fk_local_user_user_id_domain_id", ondelete="CASCADE", onupdate="CASCADE"),
 )
 
 nonlocal_user = sa.Table(
@@ -52,5 +52,6 @@ nonlocal_user = sa.Table(
     # Indexed: the derive triggers look a user's rows up by it on every write.
     sa.Column("user_id", sa.String(64), sa.ForeignKey("user.id", ondelete="CASCADE"), index=True),
     sa.ForeignKeyConstraint(["user_id", "domain_id"], ["user.id", "user.domain_id"],
-                            name="fk_nonlocal_user_user_id_domain_id", ondelete="CASCADE"),
+                            name="fk_nonlocal_user_user_id_domain_id", ondelete="CASCADE",
+                            onupdate="CASCADE"),
 )
