@@ -36,6 +36,31 @@ def expected_objects(dialect: TriggerDialect, syncs: dict, links: Sequence = (),
     return objects
 
 
+def install_steps(dialect: TriggerDialect, expected: dict[str, DbObject], links: Sequence = (),
+                  schema: Schema | None = None, *, placeholders: bool = True) -> list[tuple[str, list[str]]]:
+    """expand's trigger installation, in order: (step title, statements).
+
+    A derive_column's source triggers write its target, so a value one of them writes would be
+    left stale by a source write whose trigger is not in yet. Where DDL is transactional, its
+    tables are installed in one step (other tables one step each); where each CREATE commits on
+    its own (one step per object), its placeholders go in first (`placeholders`: never over a
+    backfilled column, whose values they would forget)."""
+    derives = [link for link in dialect.active_links(list(links)) if isinstance(link, DeriveRule)]
+    if not dialect.transactional_ddl:
+        stand_ins = [o for d in derives for o in dialect.placeholder_objects(d, schema)] if placeholders else []
+        steps = [(f"install triggers on {o.table}: placeholder {o.kind} {o.name}", list(o.create)) for o in stand_ins]
+        return steps + [(f"install triggers on {o.table}: {o.kind} {o.name}", list(o.create))
+                        for table in sorted({o.table for o in expected.values()})
+                        for o in expected.values() if o.table == table]
+    units: list[list[str]] = []
+    for table in sorted({o.table for o in expected.values()}):
+        together = {t for d in derives if table in d.tables() for t in d.tables()}
+        if not any(table in unit for unit in units):
+            units.append(sorted(together | {table}))
+    return [(f"install triggers on {', '.join(unit)}", [sql for t in unit for o in expected.values()
+                                                        if o.table == t for sql in o.create]) for unit in units]
+
+
 def catalog_checksums(dialect: TriggerDialect, conn: sa.Connection, expected: dict[str, DbObject]) -> dict:
     """What state records for installed objects: checksums of the catalog text and of our SQL."""
     catalog = dialect.catalog_objects(conn, {o.table for o in expected.values()})

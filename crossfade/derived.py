@@ -125,6 +125,12 @@ class DeriveStatements:
             where.append(is_distinct(t.c[rule.column], value))
         return sa.update(t).where(*where).values({rule.column: value})
 
+    def forget(self, key: ColumnElement) -> sa.Update:
+        """UPDATE target SET column = NULL WHERE key = `key`: the row back to "not derived yet",
+        which the backfill fills (a placeholder trigger's write while the real ones go in)."""
+        t = self.t
+        return sa.update(t).where(t.c[self.rule.target_key] == key).values({self.rule.column: None})
+
     def lock_target(self, key: ColumnElement) -> sa.Select:
         """The target rows, locked (PostgreSQL FOR NO KEY UPDATE: a child's foreign-key check, which
         takes FOR KEY SHARE, still goes on) before their value is computed: two writers of one

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
-from . import backfill, compute
+from . import backfill, checks, compute
 from .change import Change
 from .ddl import SetNullable, Step
 from .dialects import TriggerDialect, offline
@@ -107,10 +107,8 @@ def _plan_change(change: Change, dialect: TriggerDialect, snapshot: Schema, batc
     links = dialect.active_links(change.links(snapshot))
     objects = dialect.compile_triggers(syncs)
     objects += [o for link in links for o in dialect.cross_table_objects(link, snapshot)]
-    for table in sorted({o.table for o in objects}):
-        on_table = [o for o in objects if o.table == table]
-        expand.steps.append(PlannedStep(f"install triggers on {table}",
-                                        [sql for o in on_table for sql in o.create], _locks(dialect.trigger_locks)))
+    for title, statements in checks.install_steps(dialect, {o.name: o for o in objects}, links, snapshot):
+        expand.steps.append(PlannedStep(title, statements, _locks(dialect.trigger_locks)))
 
     migrate = Section(change.id, "migrate", note="backfill existing rows in keyed batches, resumable")
     for table in sorted(t for t, ts in syncs.items() if ts.groups or ts.fills):

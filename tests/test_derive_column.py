@@ -209,6 +209,57 @@ def test_two_transactions_writing_one_users_two_sources_leave_the_derived_value(
     assert domains(engine)["u1"] == "aaa-local"
 
 
+# --- while expand installs the triggers, one at a time -------------------------------------------
+
+def _derived_now(engine: sa.Engine) -> dict[str, str | None]:
+    """Each user's value by the rule, read from the sources as they are: local first, least."""
+    with engine.connect() as conn:
+        local = conn.exec_driver_sql("SELECT user_id, min(domain_id) FROM local_user GROUP BY user_id").all()
+        nonlocal_ = conn.exec_driver_sql("SELECT user_id, min(domain_id) FROM nonlocal_user GROUP BY user_id").all()
+    return {**dict(nonlocal_), **{user: domain for user, domain in local if domain is not None}}
+
+
+def _every_source_write(engine: sa.Engine, user: str) -> list[str]:
+    """Each statement of one user's life through both sources: insert, update and delete each, and
+    what each leaves behind: a user value that is not NULL must be the derived one, after every one."""
+    sql(engine, f"INSERT INTO \"user\" (id, enabled) VALUES ('{user}', TRUE)")
+    broken = []
+    for statement in (f"INSERT INTO local_user (user_id, domain_id, name) VALUES ('{user}', 'bbb', '{user}l')",
+                      f"INSERT INTO nonlocal_user (user_id, domain_id, name) VALUES ('{user}', 'aaa', '{user}n')",
+                      f"UPDATE local_user SET domain_id = 'ccc' WHERE user_id = '{user}'",
+                      f"DELETE FROM local_user WHERE user_id = '{user}'",
+                      f"UPDATE nonlocal_user SET domain_id = 'ddd' WHERE user_id = '{user}'",
+                      f"INSERT INTO local_user (user_id, domain_id, name) VALUES ('{user}', 'eee', '{user}m')",
+                      f"DELETE FROM nonlocal_user WHERE user_id = '{user}'",
+                      f"DELETE FROM local_user WHERE user_id = '{user}'"):
+        sql(engine, statement)
+        stored, derived = domains(engine)[user], _derived_now(engine).get(user)
+        if stored is not None and stored != derived:
+            broken.append(f"{statement}: {stored!r}, derived {derived!r}")
+    return broken
+
+
+def test_a_value_written_while_expand_installs_the_triggers_is_never_stale(db):
+    """Expand installs the triggers table by table (MariaDB: one CREATE TRIGGER at a time, each
+    committing on its own). Between two steps, release N writes every kind of source statement
+    for a fresh user on its own connection: a value a trigger wrote must never be left stale by
+    a write whose trigger is not in yet (NULL is "not derived yet": the backfill fills it)."""
+    build(db, local=[("u1", "default")], nonlocal_=[("u3", "heat")])
+    broken, steps = {}, []
+
+    def between_steps(_phase: str, step: str) -> None:
+        if step.startswith("install triggers"):
+            steps.append(step)
+            broken[step] = _every_source_write(db, f"s{len(steps)}")
+
+    runner = Runner(db, on_step=between_steps)
+    runner.expand(DERIVE)
+    assert steps and not any(broken.values()), {s: b for s, b in broken.items() if b}
+    runner.migrate(DERIVE)
+    assert runner.problems(DERIVE, deep=True) == []
+    assert domains(db)["u1"] == "default" and domains(db)["u3"] == "heat"
+
+
 # --- refusals before any DDL -----------------------------------------------------------------
 
 def _untouched(engine: sa.Engine) -> None:
@@ -517,8 +568,9 @@ def test_plan_shows_the_triggers_on_every_table_the_backfill_and_contracts_const
                                 catch_exceptions=False)
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
-    for step in ("add column user.domain_id", "install triggers on local_user", "install triggers on nonlocal_user",
-                 "install triggers on user", "backfill user.domain_id (derived)", "drop triggers on local_user",
+    # One step (one transaction) for the three tables: a source's trigger writes the target.
+    for step in ("add column user.domain_id", "install triggers on local_user, nonlocal_user, user",
+                 "backfill user.domain_id (derived)", "drop triggers on local_user",
                  "add unique constraint ixu_user_id_domain_id on user",
                  "add foreign key fk_local_user_user_id_domain_id on local_user"):
         assert step in text, step

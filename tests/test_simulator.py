@@ -95,6 +95,7 @@ def test_keystones_derive_guard_is_caught_as_a_broken_derived_law(engine, reques
         result = run(engine, request, simulated_changes.derive_column())
     details = _failed(result, "sync law")
     assert "accounts.domain != its derived value (reads accounts.domain=None, derived=" in details
+    assert "_logins " in details  # the history shows the logins written for the account
 
 
 @pytest.mark.slow

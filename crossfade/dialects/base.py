@@ -229,6 +229,12 @@ class TriggerDialect:
         """derive_column's triggers (and functions) on the target and on every source table."""
         raise NotImplementedError
 
+    def placeholder_objects(self, link: LinkRule | MoveRule | DeriveRule, schema: Schema) -> list[DbObject]:
+        """Triggers installed before a cross-table rule's real ones where each CREATE commits on
+        its own, under the same names: they keep its law while only some real ones are in (none
+        here: a transactional dialect installs a derive_column's tables in one transaction)."""
+        return []
+
     def insert_missing(self, target: sa.Table, key: str, columns: list[str], select: sa.Select) -> sa.Insert:
         """INSERT INTO target (columns) `select`, skipping rows whose key the target already
         holds (a trigger got there first, with a value written after the SELECT read)."""

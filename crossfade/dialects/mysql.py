@@ -343,6 +343,11 @@ class MySQLDialect(ProceduralTriggers):
     def derive_objects(self, derive: DeriveStatements) -> list[DbObject]:
         return mysql_derive.objects(self, derive)
 
+    def placeholder_objects(self, link, schema) -> list[DbObject]:
+        if isinstance(link, DeriveRule):
+            return mysql_derive.placeholders(self, DeriveStatements(link, schema.table))
+        return []
+
     # --- move_column: BEFORE triggers only, each setting NEW and writing the other table. A
     # trigger cannot write its own table (error 1442), so a write to one source row does not
     # reach the other rows of its target row here; release N updates those together.

@@ -13,6 +13,11 @@ again; a trigger never writes its own table (error 1442).
 
 The target: BEFORE INSERT / UPDATE, NEW.column := the derived value (on UPDATE only when its key
 or the column changed).
+
+Each CREATE TRIGGER commits on its own, so expand first installs a placeholder under every source
+trigger's name, which sets the target row to NULL ("not derived yet") instead of computing it:
+once a real trigger writes a value, every write of every source has a trigger that keeps that
+value or forgets it (the backfill fills it), and none can leave it stale.
 """
 
 from __future__ import annotations
@@ -30,25 +35,38 @@ def objects(dialect, derive: DeriveStatements) -> list:
     return found + _target_objects(dialect, derive)
 
 
-def _refresh(dialect, derive: DeriveStatements, table: str, key, without, plus) -> str:
-    value = derive.value_for(key, locked=True, firing=table, without=without, plus=plus)
-    # An unchanged row is not written by MariaDB: no need to compare first (which would compute twice).
-    return dialect.compile(derive.refresh(key, value, only_changes=False))
+def placeholders(dialect, derive: DeriveStatements) -> list:
+    """The source triggers' stand-ins, each forgetting the target rows its real one would refresh."""
+    found = []
+    for table in derive.rule.source_tables():
+        found += _source_objects(dialect, derive, table, lambda key, without, plus: dialect.compile(derive.forget(key)))
+    return found
 
 
-def _source_objects(dialect, derive: DeriveStatements, table: str) -> list:
+def _refresher(dialect, derive: DeriveStatements, table: str):
+    def refresh(key, without, plus) -> str:
+        value = derive.value_for(key, locked=True, firing=table, without=without, plus=plus)
+        # An unchanged row is not written by MariaDB: no need to compare first (which would compute twice).
+        return dialect.compile(derive.refresh(key, value, only_changes=False))
+    return refresh
+
+
+def _source_objects(dialect, derive: DeriveStatements, table: str, refresh=None) -> list:
+    """`refresh(key, without, plus)`: the statement that writes target row `key` (the real one
+    computes it from the sources without the OLD row and with the NEW one)."""
+    refresh = refresh or _refresher(dialect, derive, table)
     s = derive.sources[table]
     new, old = TriggerRow(s, "NEW"), TriggerRow(s, "OLD")
     mine = [source for source in derive.rule.sources if source.table == table]
     vias = list(dict.fromkeys(source.via for source in mine))
     watched = list(dict.fromkeys([*vias, *(source.column for source in mine)]))
-    insert = dialect._writing(*[_refresh(dialect, derive, table, new.c[v], None, new) for v in vias])
-    delete = dialect._writing(*[_refresh(dialect, derive, table, old.c[v], old, None) for v in vias])
+    insert = dialect._writing(*[refresh(new.c[v], None, new) for v in vias])
+    delete = dialect._writing(*[refresh(old.c[v], old, None) for v in vias])
     # The row's new parent gains it; its old parent (where it moved) loses it.
-    update = [*dialect._writing(*[_refresh(dialect, derive, table, new.c[v], old, new) for v in vias])]
+    update = [*dialect._writing(*[refresh(new.c[v], old, new) for v in vias])]
     for via in vias:
         update += dialect._if(sa.not_(new.c[via].is_not_distinct_from(old.c[via])),
-                              dialect._writing(_refresh(dialect, derive, table, old.c[via], old, None)))
+                              dialect._writing(refresh(old.c[via], old, None)))
     changed = " OR ".join(f"NOT (OLD.{dialect.quote(c)} <=> NEW.{dialect.quote(c)})" for c in watched)
     return [dialect._guarded_trigger(table, "derive_update", "BEFORE UPDATE", update, changed),
             dialect._guarded_trigger(table, "derive_insert", "BEFORE INSERT", insert),

@@ -103,6 +103,16 @@ class Derived:
         return keys
 
 
+def row_history(writes: Iterable[Write], plans: Mapping[str, TablePlan], table: str, key) -> tuple[str, ...]:
+    """The writes of one row, in order; for a derived value's target row, also those of every
+    source row that named it (the target's own writes rarely explain its value)."""
+    vias = {(s.table, s.via) for plan in plans.values() for rule in plan.derives if rule.target == table
+            for s in rule.sources}
+    writes = sorted(writes, key=lambda w: w.start)
+    sources = {(w.table, w.key) for w in writes for t, via in vias if w.table == t and w.values.get(via) == key}
+    return tuple(w.describe() for w in writes if (w.table, w.key) == (table, key) or (w.table, w.key) in sources)
+
+
 def derived_rows(writes: Iterable[Write], triggers_since: float | None) -> Derived:
     """Which rows are derived, from the journals: `triggers_since` is when the first trigger was
     installed (perf_counter; None: not yet)."""

@@ -32,7 +32,7 @@ from .deadlocks import StepClock
 from .journal import LiveRows, Stage, Write
 from .model import RELEASE_N, RELEASE_N1, TablePlan, plan_tables, release_names
 from .nodes import Database, as_nodes
-from .oracle import Finding, contract_problems, derived_rows, law_violations, lost_writes
+from .oracle import Finding, contract_problems, derived_rows, law_violations, lost_writes, row_history
 from .phases import Phases, beyond_plans_problems, change_phases, tables_beyond_plans
 from .report import CheckResult, DialectReport, Report, Span, Timeline
 from .rowvalues import Namer, NoParent, RowMaker
@@ -300,8 +300,7 @@ class Simulation:
             return
         for table, key, rule in found:
             if (table, key, rule.split(" (reads")[0]) not in self.law_findings:
-                history = tuple(w.describe() for w in sorted(writes, key=lambda w: w.start)
-                                if w.table == table and w.key == key)
+                history = row_history(writes, self.plans, table, key)
                 self.law_findings[table, key, rule.split(" (reads")[0]] = Finding(table, key, f"{rule} after {where}", history)
 
     def _timeline(self, ended: float) -> Timeline:
