@@ -20,7 +20,8 @@ Workloads, in this order on the same tables (one statement each, timed with its 
 Variants:
   none       the same tables without any trigger: the floor (the derived column goes stale)
   hand       the same law hand-written the straightforward way per dialect (HAND below): a helper
-             per account on PostgreSQL, BEFORE triggers with one UPDATE each on MariaDB, AFTER
+             per account on PostgreSQL, BEFORE triggers with one UPDATE each on MariaDB (their
+             guard, like crossfade's, survives a failed statement: HAND_GUARD_OFF), AFTER
              triggers with WHEN-free UPDATEs on SQLite
   crossfade  Runner(engine).expand + migrate of ops.derive_column
 Each figure is the minimum over --reps repetitions (variants rotate within a repetition); the
