@@ -93,7 +93,7 @@ class DeriveStatements:
     def _source_value(self, source: DeriveSource, key, locked: bool, without, plus) -> ColumnElement:
         s = self.sources[source.table]
         column = s.c[source.column]
-        conditions = [s.c[source.via] == key, column.is_not(None)]
+        conditions = [s.c[source.via] == key]  # min() passes NULLs over: no filter for them
         if without is not None:
             conditions.append(sa.not_(self._this_row(s, without)))
         select = sa.select(sa.func.min(column)).where(*conditions)
@@ -102,7 +102,9 @@ class DeriveStatements:
             return found
         # The row about to be written joins the others: the least of both. Each branch reads the
         # table once (a subquery written twice in one branch would be run twice).
-        added = sa.case((plus.c[source.via] == key, plus.c[source.column]))
+        added = plus.c[source.column]
+        if key is not plus.c[source.via]:  # the row's own parent needs no test
+            added = sa.case((plus.c[source.via] == key, added))
         return sa.case((added.is_(None), found), else_=sa.func.least(added, sa.func.coalesce(found, added)))
 
     def _this_row(self, s: sa.Table, old) -> ColumnElement:
@@ -119,7 +121,9 @@ class DeriveStatements:
         value = self.value_for(key) if value is None else value
         where = [t.c[rule.target_key] == key]
         if from_subquery:
-            derived = sa.select(value.label("v")).subquery("crossfade_derived")
+            # OFFSET 0 keeps PostgreSQL from pulling the subquery up into the UPDATE, which
+            # would write the value out twice (in SET and WHERE) and compute it twice.
+            derived = sa.select(value.label("v")).offset(0).subquery("crossfade_derived")
             value = derived.c.v
         if only_changes:
             where.append(is_distinct(t.c[rule.column], value))

@@ -62,13 +62,15 @@ def _source_objects(dialect, derive: DeriveStatements, table: str, refresh=None)
     watched = list(dict.fromkeys([*vias, *(source.column for source in mine)]))
     insert = dialect._writing(*[refresh(new.c[v], None, new) for v in vias])
     delete = dialect._writing(*[refresh(old.c[v], old, None) for v in vias])
-    # The row's new parent gains it; its old parent (where it moved) loses it.
-    update = [*dialect._writing(*[refresh(new.c[v], old, new) for v in vias])]
+    # The row's new parent gains it; its old parent (where it moved) loses it: one guarded block.
+    update = [refresh(new.c[v], old, new) for v in vias]
     for via in vias:
-        update += dialect._if(sa.not_(new.c[via].is_not_distinct_from(old.c[via])),
-                              dialect._writing(refresh(old.c[via], old, None)))
+        moved = sa.not_(new.c[via].is_not_distinct_from(old.c[via]))
+        update.append("\n".join(dialect._if(moved, [refresh(old.c[via], old, None) + ";"])))
     changed = " OR ".join(f"NOT (OLD.{dialect.quote(c)} <=> NEW.{dialect.quote(c)})" for c in watched)
-    return [dialect._guarded_trigger(table, "derive_update", "BEFORE UPDATE", update, changed),
+    # No column lists on MariaDB's triggers: the columns are tested first, the guard only then.
+    return [dialect._guarded_trigger(table, "derive_update", "BEFORE UPDATE", dialect._writing(*update), changed,
+                                     when_first=True),
             dialect._guarded_trigger(table, "derive_insert", "BEFORE INSERT", insert),
             dialect._guarded_trigger(table, "derive_delete", "BEFORE DELETE", delete)]
 
@@ -79,5 +81,6 @@ def _target_objects(dialect, derive: DeriveStatements) -> list:
     assign = dialect._assign_all(new, (rule.column,), (derive.value_for(new.c[rule.target_key], locked=True),))
     changed = " OR ".join(f"NOT (OLD.{dialect.quote(c)} <=> NEW.{dialect.quote(c)})"
                           for c in (rule.target_key, rule.column))
-    return [dialect._guarded_trigger(rule.target, "derive_update", "BEFORE UPDATE", assign, changed),
+    return [dialect._guarded_trigger(rule.target, "derive_update", "BEFORE UPDATE", assign, changed,
+                                     when_first=True),
             dialect._guarded_trigger(rule.target, "derive_insert", "BEFORE INSERT", assign)]

@@ -511,8 +511,10 @@ class PostgresDialect(ProceduralTriggers):
                                          f"EXECUTE FUNCTION {self.qualified(function)}()"))
         return objects
 
-    def _function_sql(self, function: str, body: list[str], pins: list[tuple[str, str]] = ()) -> str:
-        code = "BEGIN\n" + "\n".join(self._indent(body)) + "\nEND"
+    def _function_sql(self, function: str, body: list[str], pins: list[tuple[str, str]] = (),
+                      variables: tuple[str, ...] = ()) -> str:
+        declare = "DECLARE\n" + "".join(f"  {v};\n" for v in variables) if variables else ""
+        code = declare + "BEGIN\n" + "\n".join(self._indent(body)) + "\nEND"
         tag = names.dollar_tag(code)  # a name or a literal in the body may hold $crossfade$
         settings = "".join(f"SET {name} TO '{value}'\n" for name, value in pins)
         return (f"CREATE OR REPLACE FUNCTION {self.qualified(function)}() RETURNS trigger\n"
