@@ -188,8 +188,9 @@ class Runner:
             schema = self._release_n_schema(conn, change, current)
             self._refuse_remaining_nulls(conn, change, schema)
             checks.refuse_unmovable(conn, schema, change.moves_to_finish(schema), "contract")
-            checks.refuse_violations(conn, schema, change.contract_intents(schema))
-            checks.refuse_other_actions(conn, self.dialect, change.contract_intents(schema))
+            intents = change.contract_intents(schema)
+            checks.refuse_violations(conn, schema, intents)
+            checks.refuse_other_actions(conn, self.dialect, intents)
             refuse_dependents(conn, self.dialect, schema, change)
             # A contract stopped after dropping triggers is past this (and would see false drift).
             if current.phase is Phase.MIGRATED or self._triggers_intact(conn, current):
@@ -447,8 +448,9 @@ class Runner:
         restart from its first statement). checks.install_steps orders them."""
         schema = self._reflect(conn, change)
         syncs = change.table_syncs(schema, current.relaxed)
-        expected = checks.expected_objects(self.dialect, syncs, change.links(schema), schema)
-        for title, statements in checks.install_steps(self.dialect, expected, change.links(schema), schema,
+        links = change.links(schema)
+        expected = checks.expected_objects(self.dialect, syncs, links, schema)
+        for title, statements in checks.install_steps(self.dialect, expected, links, schema,
                                                       placeholders=placeholders):
             self._run(conn, "expand", Step(title, statements))
         return expected
